@@ -1,0 +1,336 @@
+//! `ward bench fl`: speed of the default run, beside the Flower/numpy anchor.
+//!
+//! Every ratio printed comes from measurements taken in this invocation, never from
+//! stored numbers: the machines are noisy and absolute times drift.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use ward_core::ExperimentSpec;
+use ward_fl::{EngineOptions, build_simulation};
+use ward_models::{
+    BatchStream, EngineKind, LocalFit, Optimizer, OptimizerConfig, make_engine, train_local,
+};
+
+use crate::args::BenchFlArgs;
+use crate::commands::out;
+use crate::runner;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Times the 15 rounds alone (data loaded and sites built beforehand), with `engine`.
+fn rounds_time(spec: &ExperimentSpec, engine: EngineKind) -> Result<(f64, f64)> {
+    let data = runner::load_data(spec, Path::new("."))?;
+    let mut sim = build_simulation(
+        spec,
+        &data,
+        EngineOptions {
+            engine,
+            ..EngineOptions::default()
+        },
+    )?;
+    let t = Instant::now();
+    while !sim.federation.is_done() {
+        sim.federation.run_round()?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let accs = sim.federation.evaluate()?;
+    let mean = accs.iter().map(|(_, e)| e.accuracy).sum::<f64>() / accs.len() as f64;
+    Ok((secs, mean))
+}
+
+/// Mean time of one local step (batch 4, 13 features) on Cleveland's training data.
+fn step_time(engine: EngineKind, steps: usize) -> Result<f64> {
+    let spec = ExperimentSpec::default_heart();
+    let data =
+        runner::load_data(&spec, Path::new("."))?.standardized(ward_data::Standardization::PerSite);
+    let site = &data.sites[0];
+    let arch = ward_models::DenseArch::from_spec(
+        &spec.model,
+        spec.train.loss,
+        data.feature_names.len(),
+        data.num_classes,
+    )?;
+    let mut e = make_engine(&arch, ward_models::DeviceChoice::Cpu, engine)?;
+    let mut params = vec![0.0f32; arch.num_params()];
+    let mut stream = BatchStream::new(site.train.y.len(), 4, 0);
+    let mut opt = Optimizer::new(OptimizerConfig::from_spec(&spec.train));
+    let t = Instant::now();
+    train_local(
+        e.as_mut(),
+        &mut params,
+        &site.train,
+        &mut stream,
+        &mut opt,
+        &LocalFit {
+            steps,
+            ..LocalFit::default()
+        },
+    )?;
+    Ok(t.elapsed().as_secs_f64() / steps as f64)
+}
+
+/// Wall time of a whole process.
+fn process_time(cmd: &mut Command) -> Result<(f64, String)> {
+    let t = Instant::now();
+    let o = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
+    let secs = t.elapsed().as_secs_f64();
+    if !o.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok((secs, String::from_utf8_lossy(&o.stdout).into_owned()))
+}
+
+fn find_anchor(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    let rel = Path::new("shared/anchors/flower_heart");
+    let mut starts = vec![std::env::current_dir().ok()?];
+    if let Ok(exe) = std::env::current_exe() {
+        starts.extend(exe.ancestors().map(Path::to_path_buf));
+    }
+    for s in starts {
+        for a in s.ancestors() {
+            let c = a.join(rel);
+            if c.join("fedavg_numpy.py").exists() {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+/// The anchor's JSON line: `wall_s`, `rounds_s`, `mean_acc`.
+fn anchor_run(py: &Path, script: &Path, lr: f64) -> Result<(f64, f64, f64, f64)> {
+    let mut c = Command::new(py);
+    c.arg(script)
+        .args(["--seed", "0", "--lr", &lr.to_string()])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("FLWR_TELEMETRY_ENABLED", "0");
+    let (proc_s, stdout) = process_time(&mut c)?;
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("the anchor printed no JSON line")?;
+    let v: serde_json::Value = serde_json::from_str(line)?;
+    let get = |k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(f64::NAN)
+    };
+    Ok((proc_s, get("wall_s"), get("rounds_s"), get("mean_acc")))
+}
+
+/// Runs the benchmark and prints the table of times and ratios.
+pub(crate) fn fl(args: BenchFlArgs) -> Result<()> {
+    if cfg!(debug_assertions) {
+        tracing::warn!(
+            "this is a debug build: times are not meaningful; use `cargo run --release -- bench fl`"
+        );
+    }
+    let n = args.repeats.max(1);
+    let spec = ExperimentSpec::default_heart();
+    let exe = std::env::current_exe()?;
+    let tmp = tempfile_dir()?;
+    let mut rows: Vec<(String, f64, String)> = Vec::new();
+
+    // 1. The whole `ward run` process, default experiment.
+    let mut proc_times = Vec::new();
+    let mut acc = String::new();
+    for i in 0..n {
+        let dir = tmp.join(format!("run{i}"));
+        let (s, stdout) = process_time(
+            Command::new(&exe)
+                .args(["run", "--quiet", "--out"])
+                .arg(&dir),
+        )?;
+        proc_times.push(s);
+        if let Some(l) = stdout.lines().find(|l| l.contains("mean")) {
+            acc = l
+                .split_whitespace()
+                .filter(|w| w.contains('.'))
+                .next()
+                .unwrap_or("")
+                .into();
+        }
+    }
+    let ward_proc = median(proc_times);
+    rows.push((
+        "ward run (whole process)".into(),
+        ward_proc,
+        format!("mean acc {acc}"),
+    ));
+
+    // 2. The rounds alone, native kernels and Burn.
+    let mut native = Vec::new();
+    let mut native_acc = 0.0;
+    for _ in 0..n {
+        let (s, a) = rounds_time(&spec, EngineKind::Native)?;
+        native.push(s);
+        native_acc = a;
+    }
+    let ward_rounds = median(native);
+    rows.push((
+        "ward rounds, native kernels".into(),
+        ward_rounds,
+        format!("15 rounds x 4 sites x 100 steps; mean acc {native_acc:.3}"),
+    ));
+    let burn_n = n.min(3);
+    let mut burn = Vec::new();
+    let mut burn_acc = 0.0;
+    for _ in 0..burn_n {
+        let (s, a) = rounds_time(&spec, EngineKind::Burn)?;
+        burn.push(s);
+        burn_acc = a;
+    }
+    let burn_rounds = median(burn);
+    rows.push((
+        "ward rounds, Burn autodiff (burn-flex)".into(),
+        burn_rounds,
+        format!("same run on Burn; mean acc {burn_acc:.3}"),
+    ));
+    let step_native = median(
+        (0..n)
+            .map(|_| step_time(EngineKind::Native, 100_000))
+            .collect::<Result<_>>()?,
+    );
+    let step_burn = median(
+        (0..burn_n)
+            .map(|_| step_time(EngineKind::Burn, 2_000))
+            .collect::<Result<_>>()?,
+    );
+    rows.push((
+        "local step, native".into(),
+        step_native,
+        "batch 4, 13 features, SGD".into(),
+    ));
+    rows.push((
+        "local step, Burn".into(),
+        step_burn,
+        "batch 4, 13 features, SGD".into(),
+    ));
+
+    // 3. The anchor, in this invocation.
+    let mut ratios: Vec<(String, f64)> = vec![(
+        "Burn rounds / native rounds".into(),
+        burn_rounds / ward_rounds,
+    )];
+    let anchor = if args.no_anchor {
+        None
+    } else {
+        find_anchor(args.anchor.as_deref())
+    };
+    match anchor {
+        None => out("anchor: not found (or --no-anchor): no Flower/numpy comparison in this run"),
+        Some(dir) => {
+            let py = args.venv.join("bin/python");
+            if !py.exists() {
+                out(format!(
+                    "anchor: creating its venv with {}",
+                    dir.join("setup.sh").display()
+                ));
+                let st = Command::new("bash")
+                    .arg(dir.join("setup.sh"))
+                    .env("VENV", &args.venv)
+                    .status()
+                    .context("running the anchor's setup.sh")?;
+                if !st.success() {
+                    bail!("the anchor's setup.sh failed ({st})");
+                }
+            }
+            let numpy: Vec<_> = (0..n)
+                .map(|_| anchor_run(&py, &dir.join("fedavg_numpy.py"), 0.001))
+                .collect::<Result<_>>()?;
+            let np_proc = median(numpy.iter().map(|r| r.0).collect());
+            let np_rounds = median(numpy.iter().map(|r| r.2).collect());
+            rows.push((
+                "numpy loop (whole process)".into(),
+                np_proc,
+                format!("mean acc {:.3}", numpy[0].3),
+            ));
+            rows.push(("numpy loop rounds".into(), np_rounds, String::new()));
+            ratios.push(("numpy process / ward process".into(), np_proc / ward_proc));
+            ratios.push((
+                "numpy rounds / ward rounds (target >= 1)".into(),
+                np_rounds / ward_rounds,
+            ));
+            if !args.no_flower {
+                let fl: Vec<_> = (0..n.min(3))
+                    .map(|_| anchor_run(&py, &dir.join("fedavg_flower.py"), 0.001))
+                    .collect::<Result<_>>()?;
+                let fl_proc = median(fl.iter().map(|r| r.0).collect());
+                let fl_rounds = median(fl.iter().map(|r| r.2).collect());
+                rows.push((
+                    "Flower simulation (whole process)".into(),
+                    fl_proc,
+                    format!("mean acc {:.3}", fl[0].3),
+                ));
+                rows.push(("Flower rounds".into(), fl_rounds, String::new()));
+                ratios.push((
+                    "Flower process / ward process (target >= 30)".into(),
+                    fl_proc / ward_proc,
+                ));
+                ratios.push((
+                    "Flower rounds / ward rounds".into(),
+                    fl_rounds / ward_rounds,
+                ));
+            }
+        }
+    }
+    let _ = fs_err::remove_dir_all(&tmp);
+
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec!["measurement", "median time", "notes"]);
+    for (name, s, note) in rows {
+        let shown = if s < 1e-3 {
+            format!("{:.3} µs", s * 1e6)
+        } else {
+            format!("{:.4} s", s)
+        };
+        t.add_row(vec![name, shown, note]);
+    }
+    out(format!(
+        "ward bench fl: default experiment (fed-heart-disease, FedAvg, SGD lr 0.001, batch 4, 100 local steps, 15 rounds), {n} repeats{}",
+        if cfg!(debug_assertions) {
+            " — DEBUG BUILD"
+        } else {
+            ", release build"
+        }
+    ));
+    out(t);
+    let mut r = Table::new();
+    r.load_preset(UTF8_FULL_CONDENSED);
+    r.set_header(vec!["ratio (same invocation)", "value"]);
+    for (name, v) in ratios {
+        r.add_row(vec![name, format!("{v:.1}x")]);
+    }
+    out(r);
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("ward-bench-{}", std::process::id()));
+    fs_err::create_dir_all(&d)?;
+    Ok(d)
+}

@@ -1,0 +1,115 @@
+//! `ward data describe`.
+
+use std::path::Path;
+
+use anyhow::Result;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use ward_core::ExperimentSpec;
+use ward_core::config::{DataSpec, DatasetKind, PartitionKind, PartitionSpec};
+
+use crate::commands::out;
+use crate::experiment::{self, UserError};
+use crate::runner;
+
+/// The data spec for a built-in name, or the `[data]` of an experiment file.
+fn resolve(what: &str, sets: &[String]) -> Result<(DataSpec, std::path::PathBuf, String)> {
+    let builtin = match what {
+        "fed-heart-disease" => Some(DataSpec::builtin(DatasetKind::FedHeartDisease)),
+        "breast-cancer" => {
+            let mut d = DataSpec::builtin(DatasetKind::BreastCancer);
+            d.partition = Some(PartitionSpec {
+                kind: PartitionKind::Iid,
+                sites: 4,
+                alpha: 0.5,
+                seed: 43,
+                min_rows: 10,
+            });
+            Some(d)
+        }
+        _ => None,
+    };
+    if let Some(d) = builtin {
+        let note = if what == "breast-cancer" {
+            " (no natural sites: shown IID over 4 simulated sites; use an experiment file for another partition)"
+        } else {
+            ""
+        };
+        return Ok((d, ".".into(), format!("{what}{note}")));
+    }
+    let p = Path::new(what);
+    if !p.exists() {
+        return Err(UserError(format!(
+            "{what:?} is neither a built-in dataset (fed-heart-disease, breast-cancer) nor an existing experiment file"
+        ))
+        .into());
+    }
+    let l = experiment::load(p, sets)?;
+    Ok((l.spec.data, l.base_dir, what.to_string()))
+}
+
+/// Prints the per-site tables.
+pub(crate) fn describe(what: &str, sets: &[String]) -> Result<()> {
+    let (data, base, title) = resolve(what, sets)?;
+    let mut spec = ExperimentSpec::default_heart();
+    spec.data = data;
+    let ds = runner::load_data(&spec, &base)?;
+    let summaries = ds.describe();
+    out(format!(
+        "{title}: {} sites, {} features, {} classes",
+        ds.sites.len(),
+        ds.feature_names.len(),
+        ds.num_classes
+    ));
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    let mut header = vec![
+        "site".to_string(),
+        "rows".into(),
+        "train".into(),
+        "test".into(),
+    ];
+    for c in 0..ds.num_classes {
+        header.push(format!("train class {c}"));
+        header.push(format!("test class {c}"));
+    }
+    t.set_header(header);
+    for s in &summaries {
+        let mut row = vec![
+            s.name.clone(),
+            s.rows.to_string(),
+            s.train_rows.to_string(),
+            s.test_rows.to_string(),
+        ];
+        for c in 0..ds.num_classes {
+            for (counts, n) in [
+                (&s.train_label_counts, s.train_rows),
+                (&s.test_label_counts, s.test_rows),
+            ] {
+                let k = counts.get(c).copied().unwrap_or(0);
+                row.push(format!("{k} ({:.0}%)", 100.0 * k as f64 / n.max(1) as f64));
+            }
+        }
+        t.add_row(row);
+    }
+    out(t);
+    out("feature means (raw values, train and test rows):");
+    let mut f = Table::new();
+    f.load_preset(UTF8_FULL_CONDENSED);
+    let mut header = vec!["feature".to_string()];
+    header.extend(summaries.iter().map(|s| s.name.clone()));
+    f.set_header(header);
+    for (j, name) in ds.feature_names.iter().enumerate() {
+        let mut row = vec![name.clone()];
+        row.extend(
+            summaries
+                .iter()
+                .map(|s| format!("{:.3}", s.feature_means[j])),
+        );
+        f.add_row(row);
+    }
+    out(f);
+    for w in &ds.warnings {
+        out(format!("warning: {w}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! The `ward` binary.
+
+mod args;
+mod commands;
+mod experiment;
+mod runner;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{BenchCommand, Cli, Command, DataCommand, ReproduceCommand};
+use crate::experiment::UserError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Command::Run(a) => commands::run::run(a),
+        Command::Data(DataCommand::Describe { what, sets }) => {
+            commands::data::describe(&what, &sets)
+        }
+        Command::Reproduce(ReproduceCommand::FlambyHeart(a)) => {
+            commands::reproduce::flamby_heart(a)
+        }
+        Command::Bench(BenchCommand::Fl(a)) => commands::bench::fl(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {e:#}");
+            }
+            // User mistakes (bad config, bad data, bad flags) exit 2; internal failures 1.
+            if e.chain().any(|c| c.is::<UserError>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Running one experiment: in memory (for tables and benchmarks) or with a run
+//! directory (checkpoint after every round, resumable).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use ward_core::{ExperimentSpec, WARD_VERSION};
+use ward_data::FederatedDataset;
+use ward_fl::{Checkpoint, EngineOptions, SiteStatus, build_simulation};
+use ward_report::{Summary, files};
+
+use crate::experiment::UserError;
+
+/// What a finished run gives back.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub(crate) summary: Summary,
+}
+
+/// Where a run writes (or nothing, for in-memory runs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Persist<'a> {
+    pub(crate) dir: &'a Path,
+    /// Continue from the directory's checkpoint.
+    pub(crate) resume: bool,
+}
+
+/// Loads the data of an experiment; errors are the user's.
+pub(crate) fn load_data(spec: &ExperimentSpec, base_dir: &Path) -> Result<FederatedDataset> {
+    ward_data::load(&spec.data, base_dir).map_err(|e| UserError(format!("data: {e}")).into())
+}
+
+/// Runs `spec` on `data` to the end.
+pub(crate) fn execute(
+    spec: &ExperimentSpec,
+    data: &FederatedDataset,
+    opts: EngineOptions,
+    persist: Option<Persist<'_>>,
+    progress: bool,
+) -> Result<Outcome> {
+    let start = Instant::now();
+    let mut sim = build_simulation(spec, data, opts).map_err(|e| UserError(e.to_string()))?;
+    for w in &sim.warnings {
+        tracing::warn!("{w}");
+    }
+    let fed = &mut sim.federation;
+    let mut rejected = 0usize;
+    if let Some(p) = persist {
+        let metrics = p.dir.join(files::METRICS);
+        let ckpt = p.dir.join(files::CHECKPOINT);
+        if p.resume && ckpt.exists() {
+            let c = Checkpoint::read(&ckpt).map_err(|e| UserError(e.to_string()))?;
+            fed.restore(&c)
+                .map_err(|e| UserError(format!("{}: {e}", ckpt.display())))?;
+            ward_report::truncate_metrics(&metrics, c.metrics_len)?;
+            tracing::info!(round = c.round(), "resumed from {}", ckpt.display());
+        } else {
+            ward_report::truncate_metrics(&metrics, 0)?;
+        }
+    }
+    let bar = if progress {
+        let b = ProgressBar::new(fed.config().rounds as u64);
+        b.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] round {pos}/{len} {msg} ({elapsed})")
+                .context("progress template")?
+                .progress_chars("=> "),
+        );
+        b.set_prefix(spec.federation.strategy.as_str());
+        b.set_position(fed.round() as u64);
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    while !fed.is_done() {
+        let report = fed.run_round()?;
+        rejected += report
+            .sites
+            .iter()
+            .filter(|r| matches!(r.status, SiteStatus::Rejected { .. }))
+            .count();
+        if let Some(p) = persist {
+            let len = ward_report::append_metrics(&p.dir.join(files::METRICS), &report.sites)?;
+            let mut c = fed.snapshot()?;
+            c.metrics_len = len;
+            c.write_atomic(&p.dir.join(files::CHECKPOINT))?;
+        }
+        let accs: Vec<f64> = report
+            .sites
+            .iter()
+            .filter_map(|r| r.test_accuracy)
+            .collect();
+        if !accs.is_empty() {
+            bar.set_message(format!(
+                "mean acc {:.3}",
+                accs.iter().sum::<f64>() / accs.len() as f64
+            ));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if let Some(p) = persist {
+        // Count rejections over the whole log (earlier invocations included).
+        let text = fs_err::read_to_string(p.dir.join(files::METRICS))?;
+        rejected = text.lines().filter(|l| l.contains("\"rejected\"")).count();
+    }
+    let names = fed.site_names();
+    let mut per_site = BTreeMap::new();
+    let mut per_site_auc = BTreeMap::new();
+    for (i, e) in fed.evaluate()? {
+        per_site.insert(names[i].clone(), e.accuracy);
+        if let Some(a) = e.auc {
+            per_site_auc.insert(names[i].clone(), a);
+        }
+    }
+    if per_site.is_empty() {
+        bail!("no site has test data to score the model on");
+    }
+    let (personalised, personalised_mean) = if spec.federation.fine_tune_steps > 0 {
+        let mut m = BTreeMap::new();
+        for (i, e) in fed.fine_tune_and_evaluate(spec.federation.fine_tune_steps)? {
+            m.insert(names[i].clone(), e.accuracy);
+        }
+        let mean = m.values().sum::<f64>() / m.len().max(1) as f64;
+        (Some(m), Some(mean))
+    } else {
+        (None, None)
+    };
+    let mean_accuracy = per_site.values().sum::<f64>() / per_site.len() as f64;
+    let global = fed.global();
+    let summary = Summary {
+        experiment: spec.name.clone(),
+        mean_accuracy,
+        per_site,
+        per_site_auc,
+        personalised_per_site: personalised,
+        personalised_mean_accuracy: personalised_mean,
+        fine_tune_steps: (spec.federation.fine_tune_steps > 0)
+            .then_some(spec.federation.fine_tune_steps),
+        rounds: fed.config().rounds,
+        seed: spec.seed,
+        strategy: spec.federation.strategy.as_str().to_string(),
+        model: sim.arch.describe(),
+        backend: sim.backend.clone(),
+        ward_version: WARD_VERSION.to_string(),
+        wall_time_s: start.elapsed().as_secs_f64(),
+        rejected_updates: rejected,
+    };
+    if let Some(p) = persist {
+        let meta = serde_json::json!({
+            "model": summary.model,
+            "strategy": summary.strategy,
+            "rounds": summary.rounds,
+            "seed": summary.seed,
+            "backend": summary.backend,
+            "ward_version": WARD_VERSION,
+        })
+        .to_string();
+        let bytes = ward_report::params_to_safetensors(global, &meta)?;
+        ward_fl::checkpoint::write_atomic(&p.dir.join(files::MODEL), &bytes)?;
+        ward_report::write_json_atomic(&p.dir.join(files::SUMMARY), &summary)?;
+    }
+    Ok(Outcome { summary })
+}
+
+/// `runs/<name>-<UTC timestamp>`, made unique with a counter if it exists.
+pub(crate) fn default_run_dir(name: &str) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_string();
+    let base = PathBuf::from("runs").join(format!("{name}-{stamp}"));
+    let mut dir = base.clone();
+    let mut i = 1;
+    while dir.exists() {
+        dir = PathBuf::from(format!("{}-{i}", base.display()));
+        i += 1;
+    }
+    dir
+}

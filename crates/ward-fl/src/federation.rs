@@ -1,0 +1,481 @@
+//! The round engine.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use ward_core::config::{FederationSpec, StrategyKind};
+use ward_core::{Params, Update};
+use ward_models::Evaluation;
+
+use crate::site::{FitInstructions, LocalWork, SiteHandle};
+use crate::strategy::{Aggregator, FedAvg, FedOptKind, RoundContext, ServerOpt, ServerOptimizer};
+use crate::{FlError, checkpoint::Checkpoint};
+
+/// A site's role in the federation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteRole {
+    /// Takes part in training.
+    pub trains: bool,
+    /// Is scored (its test split) when the global model is evaluated.
+    pub evaluated: bool,
+}
+
+/// The federation's settings, resolved from the experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FederationConfig {
+    /// Strategy.
+    pub strategy: StrategyKind,
+    /// Rounds to run.
+    pub rounds: usize,
+    /// Sites sampled per round (None: all training sites).
+    pub sites_per_round: Option<usize>,
+    /// Local work per round.
+    pub work: LocalWork,
+    /// FedProx mu.
+    pub mu: Option<f32>,
+    /// Server optimizer (with fresh state).
+    pub server: ServerOpt,
+    /// Evaluate every this many rounds (0: final round only).
+    pub eval_every: usize,
+}
+
+impl FederationConfig {
+    /// From the `[federation]` section and the resolved local work.
+    pub fn from_spec(spec: &FederationSpec, work: LocalWork) -> Self {
+        let fedopt = |kind| ServerOpt::FedOpt {
+            kind,
+            lr: spec.server_lr.unwrap_or(1.0) as f32,
+            beta1: spec.beta1 as f32,
+            beta2: spec.beta2 as f32,
+            tau: spec.tau as f32,
+            m: Vec::new(),
+            v: Vec::new(),
+        };
+        let server = match spec.strategy {
+            StrategyKind::Fedadam => fedopt(FedOptKind::Adam),
+            StrategyKind::Fedyogi => fedopt(FedOptKind::Yogi),
+            StrategyKind::Fedadagrad => fedopt(FedOptKind::Adagrad),
+            StrategyKind::Scaffold => ServerOpt::Sgd {
+                lr: spec.server_lr.unwrap_or(1.0) as f32,
+            },
+            _ => ServerOpt::Replace,
+        };
+        Self {
+            strategy: spec.strategy,
+            rounds: spec.rounds,
+            sites_per_round: spec.sites_per_round,
+            work,
+            mu: spec.mu.map(|m| m as f32),
+            server,
+            eval_every: spec.eval_every,
+        }
+    }
+}
+
+/// What happened to one site in one round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteStatus {
+    /// Not selected this round.
+    Idle,
+    /// Its update was aggregated.
+    Accepted,
+    /// Its update was rejected (and not aggregated).
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+    /// It failed to train (error reported by the site).
+    Failed {
+        /// The error.
+        reason: String,
+    },
+}
+
+/// One site's record of one round (one line of `metrics.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteRecord {
+    /// Round (from 1).
+    pub round: usize,
+    /// Site name.
+    pub site: String,
+    /// What happened to its update.
+    pub status: SiteStatus,
+    /// Training examples behind its update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_examples: Option<usize>,
+    /// Mean local training loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_loss: Option<f64>,
+    /// L2 norm of `local - global`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_norm: Option<f64>,
+    /// The new global model's test accuracy on this site (evaluated rounds only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
+    /// The new global model's test loss on this site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_loss: Option<f64>,
+    /// The new global model's test AUC on this site (binary, both classes present).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_auc: Option<f64>,
+}
+
+/// The outcome of one round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundReport {
+    /// Round (from 1).
+    pub round: usize,
+    /// One record per site, in site order.
+    pub sites: Vec<SiteRecord>,
+    /// Number of updates aggregated.
+    pub aggregated: usize,
+}
+
+/// Federation state between rounds (checkpointed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ServerState {
+    pub(crate) round: usize,
+    pub(crate) global: Params,
+    pub(crate) server: ServerOpt,
+    pub(crate) control: Option<Params>,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) cycle: Vec<usize>,
+    pub(crate) cycle_pos: usize,
+}
+
+/// The round engine: runs rounds over [`SiteHandle`]s with a strategy.
+///
+/// One round: select sites → send the global model → local fit → validate (length,
+/// layout, NaN/Inf) → aggregate (FedAvg weighting) → server optimizer → evaluate.
+/// A rejected or failed update is recorded in the round's report and never aggregated.
+pub struct Federation {
+    sites: Vec<Box<dyn SiteHandle>>,
+    roles: Vec<SiteRole>,
+    config: FederationConfig,
+    state: ServerState,
+}
+
+impl std::fmt::Debug for Federation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Federation")
+            .field(
+                "sites",
+                &self.sites.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .field("config", &self.config)
+            .field("round", &self.state.round)
+            .finish()
+    }
+}
+
+impl Federation {
+    /// A federation starting from `initial`, with selection randomness from `seed`.
+    pub fn new(
+        sites: Vec<Box<dyn SiteHandle>>,
+        roles: Vec<SiteRole>,
+        config: FederationConfig,
+        initial: Params,
+        seed: u64,
+    ) -> Result<Self, FlError> {
+        if sites.len() != roles.len() {
+            return Err(FlError::Config(format!(
+                "{} sites but {} roles",
+                sites.len(),
+                roles.len()
+            )));
+        }
+        let trainers = roles.iter().filter(|r| r.trains).count();
+        if trainers == 0 {
+            return Err(FlError::Config("no site trains".into()));
+        }
+        if let Some(k) = config.sites_per_round
+            && k > trainers
+        {
+            return Err(FlError::Config(format!(
+                "federation.sites-per-round = {k}, but only {trainers} sites train"
+            )));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(u64::MAX);
+        let control = (config.strategy == StrategyKind::Scaffold).then(|| initial.zeros_like());
+        let server = config.server.clone();
+        Ok(Self {
+            sites,
+            roles,
+            config,
+            state: ServerState {
+                round: 0,
+                global: initial,
+                server,
+                control,
+                rng,
+                cycle: Vec::new(),
+                cycle_pos: 0,
+            },
+        })
+    }
+
+    /// Rounds completed.
+    pub fn round(&self) -> usize {
+        self.state.round
+    }
+
+    /// Whether every configured round has run.
+    pub fn is_done(&self) -> bool {
+        self.state.round >= self.config.rounds
+    }
+
+    /// The current global model.
+    pub fn global(&self) -> &Params {
+        &self.state.global
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &FederationConfig {
+        &self.config
+    }
+
+    /// The sites' names, in order.
+    pub fn site_names(&self) -> Vec<String> {
+        self.sites.iter().map(|s| s.name().to_string()).collect()
+    }
+
+    /// The sites' roles, in order.
+    pub fn roles(&self) -> &[SiteRole] {
+        &self.roles
+    }
+
+    fn select(&mut self) -> Vec<usize> {
+        let trainers: Vec<usize> = (0..self.sites.len())
+            .filter(|&i| self.roles[i].trains)
+            .collect();
+        if self.config.strategy == StrategyKind::Cyclic {
+            if self.state.cycle_pos >= self.state.cycle.len() {
+                self.state.cycle = trainers;
+                self.state.cycle.shuffle(&mut self.state.rng);
+                self.state.cycle_pos = 0;
+            }
+            let s = self.state.cycle[self.state.cycle_pos];
+            self.state.cycle_pos += 1;
+            return vec![s];
+        }
+        match self.config.sites_per_round {
+            Some(k) if k < trainers.len() => {
+                let mut picked: Vec<usize> =
+                    rand::seq::index::sample(&mut self.state.rng, trainers.len(), k)
+                        .into_iter()
+                        .map(|i| trainers[i])
+                        .collect();
+                picked.sort_unstable();
+                picked
+            }
+            _ => trainers,
+        }
+    }
+
+    /// Checks an update before aggregation: same layout as the global model, every
+    /// value finite (and the SCAFFOLD control delta too).
+    pub fn validate(&self, update: &Update) -> Result<(), String> {
+        let g = &self.state.global;
+        if update.params.len() != g.len() {
+            return Err(format!(
+                "wrong length: {} values, expected {}",
+                update.params.len(),
+                g.len()
+            ));
+        }
+        if update.params.layout() != g.layout() {
+            return Err("wrong layout: tensor names or shapes differ".into());
+        }
+        if let Some(i) = update.params.first_non_finite() {
+            return Err(format!(
+                "non-finite value {} at index {i}",
+                update.params.values()[i]
+            ));
+        }
+        if self.config.strategy == StrategyKind::Scaffold {
+            match &update.control_delta {
+                None => return Err("SCAFFOLD update without a control delta".into()),
+                Some(c) if c.len() != g.len() => {
+                    return Err(format!(
+                        "control delta has {} values, expected {}",
+                        c.len(),
+                        g.len()
+                    ));
+                }
+                Some(c) => {
+                    if let Some(i) = c.first_non_finite() {
+                        return Err(format!("non-finite control delta at index {i}"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the next round.
+    pub fn run_round(&mut self) -> Result<RoundReport, FlError> {
+        if self.is_done() {
+            return Err(FlError::Config(format!(
+                "all {} rounds have run",
+                self.config.rounds
+            )));
+        }
+        let round = self.state.round + 1;
+        let selected = self.select();
+        let ins = FitInstructions {
+            round,
+            work: self.config.work,
+            prox_mu: self.config.mu,
+            server_control: self.state.control.clone(),
+        };
+        let mut records: Vec<SiteRecord> = self
+            .sites
+            .iter()
+            .map(|s| SiteRecord {
+                round,
+                site: s.name().to_string(),
+                status: SiteStatus::Idle,
+                num_examples: None,
+                train_loss: None,
+                update_norm: None,
+                test_accuracy: None,
+                test_loss: None,
+                test_auc: None,
+            })
+            .collect();
+        let mut accepted: Vec<Update> = Vec::with_capacity(selected.len());
+        for &i in &selected {
+            let global = &self.state.global;
+            match self.sites[i].fit(global, &ins) {
+                Err(e) => {
+                    tracing::warn!(round, site = self.sites[i].name(), "site failed: {e}");
+                    records[i].status = SiteStatus::Failed {
+                        reason: e.to_string(),
+                    };
+                }
+                Ok(mut u) => {
+                    u.site = i;
+                    records[i].num_examples = Some(u.num_examples);
+                    records[i].train_loss = u.metrics.get("train_loss").copied();
+                    match self.validate(&u) {
+                        Err(reason) => {
+                            tracing::warn!(
+                                round,
+                                site = self.sites[i].name(),
+                                "update rejected: {reason}"
+                            );
+                            records[i].status = SiteStatus::Rejected { reason };
+                        }
+                        Ok(()) => {
+                            records[i].update_norm =
+                                Some(u.params.sub(&self.state.global)?.l2_norm());
+                            records[i].status = SiteStatus::Accepted;
+                            accepted.push(u);
+                        }
+                    }
+                }
+            }
+        }
+        if !accepted.is_empty() {
+            let ctx = RoundContext {
+                round,
+                global: &self.state.global,
+            };
+            let aggregate = FedAvg.aggregate(&accepted, &ctx)?;
+            let next = self.state.server.step(&self.state.global, &aggregate)?;
+            if let Some(c) = &mut self.state.control {
+                // c = c + (1/N) sum_{i in S} delta c_i (Karimireddy et al. 2020, Alg. 1).
+                let n = self.roles.iter().filter(|r| r.trains).count() as f32;
+                for u in &accepted {
+                    if let Some(d) = &u.control_delta {
+                        c.axpy(1.0 / n, d)?;
+                    }
+                }
+            }
+            self.state.global = next;
+        } else {
+            tracing::warn!(round, "no valid update this round: global model unchanged");
+        }
+        self.state.round = round;
+        let evaluate = self.is_done()
+            || (self.config.eval_every > 0 && round.is_multiple_of(self.config.eval_every));
+        if evaluate {
+            for (i, e) in self.evaluate()? {
+                records[i].test_accuracy = Some(e.accuracy);
+                records[i].test_loss = Some(e.loss);
+                records[i].test_auc = e.auc;
+            }
+        }
+        Ok(RoundReport {
+            round,
+            sites: records,
+            aggregated: accepted.len(),
+        })
+    }
+
+    /// Scores the global model on every evaluated site: `(site index, evaluation)`.
+    pub fn evaluate(&mut self) -> Result<Vec<(usize, Evaluation)>, FlError> {
+        let mut out = Vec::new();
+        for i in 0..self.sites.len() {
+            if self.roles[i].evaluated && self.sites[i].num_test() > 0 {
+                out.push((i, self.sites[i].evaluate(&self.state.global)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Personalised evaluation: each evaluated site that also trains fine-tunes the
+    /// global model for `steps` local steps and is scored on its own test split.
+    pub fn fine_tune_and_evaluate(
+        &mut self,
+        steps: usize,
+    ) -> Result<Vec<(usize, Evaluation)>, FlError> {
+        let mut out = Vec::new();
+        for i in 0..self.sites.len() {
+            if self.roles[i].evaluated && self.roles[i].trains && self.sites[i].num_test() > 0 {
+                let g = self.state.global.clone();
+                out.push((i, self.sites[i].fine_tune_and_evaluate(&g, steps)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The whole federation state (server and sites) for a checkpoint.
+    pub fn snapshot(&self) -> Result<Checkpoint, FlError> {
+        let sites = self
+            .sites
+            .iter()
+            .map(|s| s.save_state())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Checkpoint::new(self.state.clone(), sites))
+    }
+
+    /// Restores a checkpoint taken from a federation with the same sites and settings.
+    pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<(), FlError> {
+        let (state, sites) = checkpoint.parts();
+        if sites.len() != self.sites.len() {
+            return Err(FlError::Checkpoint(format!(
+                "checkpoint holds {} sites, the federation has {}",
+                sites.len(),
+                self.sites.len()
+            )));
+        }
+        state
+            .global
+            .check_same_layout(&self.state.global)
+            .map_err(|e| FlError::Checkpoint(format!("checkpointed model: {e}")))?;
+        if std::mem::discriminant(&state.server) != std::mem::discriminant(&self.config.server) {
+            return Err(FlError::Checkpoint(
+                "checkpoint was written by another strategy".into(),
+            ));
+        }
+        for (site, bytes) in self.sites.iter_mut().zip(sites) {
+            site.load_state(bytes)?;
+        }
+        self.state = state.clone();
+        Ok(())
+    }
+}

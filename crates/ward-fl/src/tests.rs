@@ -1,0 +1,411 @@
+//! Round-engine tests: strategies by hand, faulty sites through `Federation`, laws.
+
+use proptest::prelude::*;
+use ward_core::config::{FederationSpec, LossKind, ModelSpec, OptimizerKind, StrategyKind};
+use ward_core::{Metrics, Params, Update};
+use ward_data::{Matrix, SiteData, Split};
+use ward_models::{DenseArch, Evaluation, NativeDense, OptimizerConfig};
+
+use crate::*;
+
+/// A site that returns a fixed vector (or garbage) instead of training.
+struct FixedSite {
+    name: String,
+    reply: Vec<f32>,
+    n: usize,
+}
+
+impl SiteHandle for FixedSite {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn num_train(&self) -> usize {
+        self.n
+    }
+    fn num_test(&self) -> usize {
+        0
+    }
+    fn fit(&mut self, global: &Params, _ins: &FitInstructions) -> Result<Update, FlError> {
+        let params = if self.reply.len() == global.len() {
+            Params::new(global.layout().clone(), self.reply.clone())?
+        } else {
+            Params::from_flat(self.reply.clone())
+        };
+        Ok(Update {
+            site: 0,
+            params,
+            num_examples: self.n,
+            metrics: Metrics::new(),
+            control_delta: None,
+        })
+    }
+    fn evaluate(&mut self, _params: &Params) -> Result<Evaluation, FlError> {
+        Err(FlError::Config("no test data".into()))
+    }
+    fn fine_tune_and_evaluate(&mut self, p: &Params, _s: usize) -> Result<Evaluation, FlError> {
+        self.evaluate(p)
+    }
+    fn save_state(&self) -> Result<Vec<u8>, FlError> {
+        Ok(Vec::new())
+    }
+    fn load_state(&mut self, _state: &[u8]) -> Result<(), FlError> {
+        Ok(())
+    }
+}
+
+fn fixed(name: &str, reply: Vec<f32>, n: usize) -> Box<dyn SiteHandle> {
+    Box::new(FixedSite {
+        name: name.into(),
+        reply,
+        n,
+    })
+}
+
+fn fedavg_config(rounds: usize) -> FederationConfig {
+    FederationConfig::from_spec(
+        &FederationSpec {
+            rounds,
+            ..FederationSpec::default()
+        },
+        LocalWork::Steps(1),
+    )
+}
+
+fn trains() -> SiteRole {
+    SiteRole {
+        trains: true,
+        evaluated: false,
+    }
+}
+
+#[test]
+fn faulty_updates_are_rejected_recorded_and_not_aggregated() {
+    let sites = vec![
+        fixed("good-a", vec![1.0, 2.0], 1),
+        fixed("nan", vec![f32::NAN, 0.0], 100),
+        fixed("inf", vec![0.0, f32::INFINITY], 100),
+        fixed("short", vec![5.0], 100),
+        fixed("good-b", vec![3.0, 6.0], 3),
+    ];
+    let mut fed = Federation::new(
+        sites,
+        vec![trains(); 5],
+        fedavg_config(1),
+        Params::from_flat(vec![0.0, 0.0]),
+        0,
+    )
+    .unwrap();
+    let report = fed.run_round().unwrap();
+    assert_eq!(report.aggregated, 2);
+    // Only the two good sites: (1*[1,2] + 3*[3,6]) / 4 = [2.5, 5].
+    assert_eq!(fed.global().values(), &[2.5, 5.0]);
+    let status: Vec<_> = report.sites.iter().map(|r| r.status.clone()).collect();
+    assert_eq!(status[0], SiteStatus::Accepted);
+    assert!(matches!(&status[1], SiteStatus::Rejected { reason } if reason.contains("non-finite")));
+    assert!(matches!(&status[2], SiteStatus::Rejected { reason } if reason.contains("non-finite")));
+    assert!(
+        matches!(&status[3], SiteStatus::Rejected { reason } if reason.contains("wrong length: 1 values, expected 2"))
+    );
+    assert_eq!(status[4], SiteStatus::Accepted);
+}
+
+#[test]
+fn a_round_with_only_bad_updates_keeps_the_global_model() {
+    let mut fed = Federation::new(
+        vec![fixed("nan", vec![f32::NAN], 1)],
+        vec![trains()],
+        fedavg_config(2),
+        Params::from_flat(vec![7.0]),
+        0,
+    )
+    .unwrap();
+    let r = fed.run_round().unwrap();
+    assert_eq!(r.aggregated, 0);
+    assert_eq!(fed.global().values(), &[7.0]);
+    assert_eq!(fed.round(), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, rng_seed: proptest::test_runner::RngSeed::Fixed(7), ..ProptestConfig::default() })]
+
+    /// FedAvg does not depend on the order of the sites (up to f32 rounding of an f64
+    /// accumulation), and n copies of one update give that update.
+    #[test]
+    fn fedavg_is_invariant_to_site_order(
+        vals in proptest::collection::vec((proptest::collection::vec(-100f32..100.0, 3), 1usize..50), 1..8),
+        rot in 0usize..8,
+    ) {
+        let run = |order: &[(Vec<f32>, usize)]| {
+            let sites = order.iter().enumerate().map(|(i, (v, n))| fixed(&format!("s{i}"), v.clone(), *n)).collect();
+            let mut fed = Federation::new(sites, vec![trains(); order.len()], fedavg_config(1), Params::from_flat(vec![0.0; 3]), 0).unwrap();
+            fed.run_round().unwrap();
+            fed.global().values().to_vec()
+        };
+        let a = run(&vals);
+        let mut rotated = vals.clone();
+        let k = rot % rotated.len();
+        rotated.rotate_left(k);
+        rotated.reverse();
+        let b = run(&rotated);
+        for (x, y) in a.iter().zip(&b) {
+            prop_assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{a:?} vs {b:?}");
+        }
+        let same = vec![vals[0].clone(); vals.len()];
+        let c = run(&same);
+        for (x, y) in c.iter().zip(&vals[0].0) {
+            prop_assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0));
+        }
+    }
+}
+
+fn tiny_site(name: &str) -> SiteData {
+    // The hand-checked logistic example of ward-models' native kernels.
+    let split = Split {
+        x: Matrix {
+            rows: 2,
+            cols: 2,
+            data: vec![1.0, 1.0, 0.0, 2.0],
+        },
+        y: vec![1, 0],
+    };
+    SiteData {
+        name: name.into(),
+        train: split.clone(),
+        test: split,
+    }
+}
+
+fn tiny_arch() -> DenseArch {
+    DenseArch::from_spec(&ModelSpec::default(), LossKind::Auto, 2, 2).unwrap()
+}
+
+fn sgd(lr: f32) -> OptimizerConfig {
+    OptimizerConfig {
+        kind: OptimizerKind::Sgd,
+        lr,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    }
+}
+
+fn tiny_in_process(name: &str) -> InProcessSite {
+    InProcessSite::new(
+        tiny_site(name),
+        tiny_arch(),
+        Box::new(NativeDense::new(tiny_arch())),
+        sgd(0.1),
+        2,
+        0,
+        1,
+    )
+}
+
+/// SCAFFOLD option II with one local step: y = x - lr (g + c - c_i), so
+/// c_i+ = c_i - c + (x - y)/(1 * lr) = g(x), whatever c and c_i are. With
+/// w = [1, -2], b = 0.5 on the tiny data, g(x) = [-0.311230, -0.281918, -0.296574]
+/// (computed by hand in ward-models' native kernel test).
+#[test]
+fn scaffold_control_update_by_hand() {
+    let mut site = tiny_in_process("a");
+    let layout = tiny_arch().layout();
+    let x = Params::new(layout.clone(), vec![1.0, -2.0, 0.5]).unwrap();
+    let g = [-0.311_230f32, -0.281_918, -0.296_574];
+    for c in [vec![0.0f32; 3], vec![0.3, -0.2, 0.1]] {
+        let before: Vec<f32> = site_control(&site);
+        let ins = FitInstructions {
+            round: 1,
+            work: LocalWork::Steps(1),
+            prox_mu: None,
+            server_control: Some(Params::new(layout.clone(), c.clone()).unwrap()),
+        };
+        let u = site.fit(&x, &ins).unwrap();
+        let delta = u.control_delta.unwrap();
+        for i in 0..3 {
+            // c_i+ = g, so delta = g - c_i(before).
+            assert!(
+                (delta.values()[i] - (g[i] - before[i])).abs() < 1e-4,
+                "{delta:?}"
+            );
+            // and the step itself: y = x - 0.1 (g + c - c_i).
+            let y = x.values()[i] - 0.1 * (g[i] + c[i] - before[i]);
+            assert!((u.params.values()[i] - y).abs() < 1e-5);
+        }
+    }
+}
+
+fn site_control(site: &InProcessSite) -> Vec<f32> {
+    let bytes = site.save_state().unwrap();
+    // Decode through a second site: the state is opaque outside the site, so compare
+    // by effect instead: a site restored from these bytes behaves identically.
+    let mut probe = tiny_in_process("probe");
+    probe.load_state(&bytes).unwrap();
+    let zero = Params::new(tiny_arch().layout(), vec![0.0; 3]).unwrap();
+    // With K = 1 and c = 0: delta = g(0) - c_i, and g(0) at w = 0 is known:
+    // z = 0, sigmoid = 0.5, dz = [-0.25, 0.25], dw = [-0.25, -0.25 + 0.5] = [-0.25, 0.25],
+    // db = 0.
+    let u = probe
+        .fit(
+            &zero,
+            &FitInstructions {
+                round: 1,
+                work: LocalWork::Steps(1),
+                prox_mu: None,
+                server_control: Some(zero.clone()),
+            },
+        )
+        .unwrap();
+    let g0 = [-0.25f32, 0.25, 0.0];
+    u.control_delta
+        .unwrap()
+        .values()
+        .iter()
+        .zip(g0)
+        .map(|(d, g)| g - d)
+        .collect()
+}
+
+#[test]
+fn fedprox_adds_the_proximal_gradient() {
+    // One step from x with mu: y = x - lr (g(x) + mu (x - x)) = x - lr g(x): at the
+    // starting point the proximal term is zero; after two steps it pulls back.
+    let layout = tiny_arch().layout();
+    let x = Params::new(layout, vec![1.0, -2.0, 0.5]).unwrap();
+    let fit = |mu: Option<f32>| {
+        let mut s = tiny_in_process("a");
+        s.fit(
+            &x,
+            &FitInstructions {
+                round: 1,
+                work: LocalWork::Steps(2),
+                prox_mu: mu,
+                server_control: None,
+            },
+        )
+        .unwrap()
+        .params
+    };
+    let plain = fit(None);
+    let prox = fit(Some(10.0));
+    // Distance to x is smaller with a strong proximal term.
+    assert!(prox.sub(&x).unwrap().l2_norm() < plain.sub(&x).unwrap().l2_norm());
+}
+
+fn scaffold_federation(seed: u64) -> Federation {
+    let spec = FederationSpec {
+        strategy: StrategyKind::Scaffold,
+        rounds: 4,
+        server_lr: Some(1.0),
+        ..FederationSpec::default()
+    };
+    let sites: Vec<Box<dyn SiteHandle>> = vec![
+        Box::new(tiny_in_process("a")),
+        Box::new(tiny_in_process("b")),
+    ];
+    Federation::new(
+        sites,
+        vec![
+            SiteRole {
+                trains: true,
+                evaluated: true
+            };
+            2
+        ],
+        FederationConfig::from_spec(&spec, LocalWork::Steps(3)),
+        Params::zeros(tiny_arch().layout()),
+        seed,
+    )
+    .unwrap()
+}
+
+#[test]
+fn checkpoint_restore_continues_bit_identically() {
+    let mut full = scaffold_federation(5);
+    for _ in 0..4 {
+        full.run_round().unwrap();
+    }
+    let mut first = scaffold_federation(5);
+    first.run_round().unwrap();
+    first.run_round().unwrap();
+    let bytes = first.snapshot().unwrap().to_bytes().unwrap();
+    drop(first);
+    let mut resumed = scaffold_federation(5);
+    resumed
+        .restore(&Checkpoint::from_bytes(&bytes).unwrap())
+        .unwrap();
+    assert_eq!(resumed.round(), 2);
+    resumed.run_round().unwrap();
+    resumed.run_round().unwrap();
+    assert_eq!(resumed.global(), full.global());
+    assert_eq!(
+        resumed.snapshot().unwrap().to_bytes().unwrap(),
+        full.snapshot().unwrap().to_bytes().unwrap()
+    );
+}
+
+#[test]
+fn cyclic_visits_every_site_once_per_cycle() {
+    let spec = FederationSpec {
+        strategy: StrategyKind::Cyclic,
+        rounds: 6,
+        ..FederationSpec::default()
+    };
+    let sites = vec![
+        fixed("a", vec![1.0], 1),
+        fixed("b", vec![2.0], 1),
+        fixed("c", vec![3.0], 1),
+    ];
+    let mut fed = Federation::new(
+        sites,
+        vec![trains(); 3],
+        FederationConfig::from_spec(&spec, LocalWork::Steps(1)),
+        Params::from_flat(vec![0.0]),
+        9,
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let r = fed.run_round().unwrap();
+        assert_eq!(r.aggregated, 1);
+        // Cyclic: the global model is the one site's model.
+        seen.push(fed.global().values()[0] as usize);
+    }
+    let mut c1 = seen[..3].to_vec();
+    let mut c2 = seen[3..].to_vec();
+    c1.sort();
+    c2.sort();
+    assert_eq!(c1, vec![1, 2, 3]);
+    assert_eq!(c2, vec![1, 2, 3]);
+}
+
+#[test]
+fn sampling_picks_the_configured_number_of_sites() {
+    let spec = FederationSpec {
+        sites_per_round: Some(2),
+        rounds: 3,
+        ..FederationSpec::default()
+    };
+    let sites = (0..5)
+        .map(|i| fixed(&format!("s{i}"), vec![i as f32], 1))
+        .collect();
+    let mut fed = Federation::new(
+        sites,
+        vec![trains(); 5],
+        FederationConfig::from_spec(&spec, LocalWork::Steps(1)),
+        Params::from_flat(vec![0.0]),
+        1,
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let r = fed.run_round().unwrap();
+        assert_eq!(r.aggregated, 2);
+        let idle = r
+            .sites
+            .iter()
+            .filter(|s| s.status == SiteStatus::Idle)
+            .count();
+        assert_eq!(idle, 3);
+    }
+}

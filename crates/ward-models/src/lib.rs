@@ -1,0 +1,167 @@
+//! Ward's models and local training.
+//!
+//! - [`DenseArch`]: logistic regression and MLPs, with a [`ward_core::Params`] layout
+//!   (`layers.i.weight` `[out, in]`, `layers.i.bias` `[out]`) and PyTorch's default
+//!   initialisation.
+//! - [`GradientEngine`]: loss and gradient of a model on a mini-batch, on flat
+//!   parameters. Two engines: [`BurnDense`] (Burn autodiff on any enabled Burn device)
+//!   and [`NativeDense`] (Ward's fused CPU kernels for small dense models; tests check
+//!   they give Burn's gradients). [`make_engine`] picks one.
+//! - [`Optimizer`] (SGD with momentum and weight decay, Adam), [`BatchStream`] (batch
+//!   order that carries on across rounds), [`train_local`] and [`evaluate`].
+//!
+//! Only this crate sees Burn types; everything above it sees `Params`.
+//!
+//! ```
+//! use rand::SeedableRng;
+//! use ward_core::config::{LossKind, ModelSpec};
+//! use ward_models::{DenseArch, DeviceChoice, EngineKind, make_engine};
+//!
+//! let arch = DenseArch::from_spec(&ModelSpec::default(), LossKind::Auto, 3, 2)?;
+//! let params = arch.init(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
+//! let mut engine = make_engine(&arch, DeviceChoice::Cpu, EngineKind::Auto)?;
+//! let mut grad = vec![0.0; params.len()];
+//! let loss = engine.loss_and_grad(params.values(), &[0.5, -1.0, 2.0], &[1], &mut grad)?;
+//! assert!(loss > 0.0);
+//! Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod arch;
+mod batches;
+mod burn_engine;
+mod native;
+mod optim;
+mod train;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use arch::{DenseArch, Loss};
+pub use batches::BatchStream;
+pub use burn_engine::BurnDense;
+pub use native::NativeDense;
+pub use optim::{Optimizer, OptimizerConfig};
+pub use train::{Evaluation, FitStats, LocalFit, auc, evaluate, train_local};
+
+/// Errors of models and training.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// Tensor or parameter shapes do not fit.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// The model config does not fit the data.
+    #[error("model config: {0}")]
+    Config(String),
+    /// The requested device is not available in this build or on this machine.
+    #[error("device: {0}")]
+    Device(String),
+}
+
+/// Loss and gradient of a model on flat parameters.
+pub trait GradientEngine {
+    /// Short name recorded in results, e.g. `cpu:native`, `cpu:burn-flex`.
+    fn name(&self) -> String;
+
+    /// Mean loss over the batch; writes its gradient w.r.t. `params` into `grad`.
+    ///
+    /// # Shapes
+    /// - `params`, `grad`: `[num_params]`; `x`: `[rows, inputs]` row-major; `y`: `[rows]`.
+    fn loss_and_grad(
+        &mut self,
+        params: &[f32],
+        x: &[f32],
+        y: &[u32],
+        grad: &mut [f32],
+    ) -> Result<f32, ModelError>;
+
+    /// The model's outputs (logits).
+    ///
+    /// # Shapes
+    /// - `x`: `[rows, inputs]` → `[rows, outputs]`.
+    fn logits(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError>;
+}
+
+/// Where tensors live, chosen by the binary's `--device` (`cpu`, `cuda:N`, `wgpu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// CPU: Burn's pure-Rust `burn-flex` backend (or Ward's native kernels).
+    #[default]
+    Cpu,
+    /// A CUDA GPU by index (build feature `cuda`).
+    Cuda(usize),
+    /// The default WGPU adapter (build feature `wgpu`).
+    Wgpu,
+}
+
+impl FromStr for DeviceChoice {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self, ModelError> {
+        match s {
+            "cpu" => Ok(Self::Cpu),
+            "wgpu" => Ok(Self::Wgpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(i)) => Ok(Self::Cuda(i)),
+                _ => Err(ModelError::Device(format!(
+                    "unknown device {s:?}: expected cpu, cuda, cuda:N or wgpu"
+                ))),
+            },
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(i) => write!(f, "cuda:{i}"),
+            Self::Wgpu => f.write_str("wgpu"),
+        }
+    }
+}
+
+/// Which engine computes gradients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineKind {
+    /// Native kernels for dense models on the CPU, Burn everywhere else.
+    #[default]
+    Auto,
+    /// Ward's fused CPU kernels (CPU only).
+    Native,
+    /// Burn autodiff on the chosen device.
+    Burn,
+}
+
+impl FromStr for EngineKind {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self, ModelError> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "native" => Ok(Self::Native),
+            "burn" => Ok(Self::Burn),
+            _ => Err(ModelError::Device(format!(
+                "unknown engine {s:?}: expected auto, native or burn"
+            ))),
+        }
+    }
+}
+
+/// The engine for `arch` on `device`.
+pub fn make_engine(
+    arch: &DenseArch,
+    device: DeviceChoice,
+    kind: EngineKind,
+) -> Result<Box<dyn GradientEngine>, ModelError> {
+    match (kind, device) {
+        (EngineKind::Auto | EngineKind::Native, DeviceChoice::Cpu) => {
+            Ok(Box::new(NativeDense::new(arch.clone())))
+        }
+        (EngineKind::Native, other) => Err(ModelError::Device(format!(
+            "the native engine runs on the CPU only, not {other}"
+        ))),
+        (EngineKind::Auto | EngineKind::Burn, d) => Ok(Box::new(BurnDense::new(arch.clone(), d)?)),
+    }
+}
