@@ -43,14 +43,29 @@ pub(crate) fn execute(
 ) -> Result<Outcome> {
     let start = Instant::now();
     let mut sim = build_simulation(spec, data, opts).map_err(|e| UserError(e.to_string()))?;
-    for w in &sim.warnings {
-        tracing::warn!("{w}");
+    if persist.is_some() {
+        for w in &sim.warnings {
+            tracing::warn!("{w}");
+        }
     }
     let fed = &mut sim.federation;
     let mut rejected = 0usize;
     if let Some(p) = persist {
         let metrics = p.dir.join(files::METRICS);
         let ckpt = p.dir.join(files::CHECKPOINT);
+        if p.resume {
+            // Temporary files of an atomic write the kill interrupted.
+            for e in fs_err::read_dir(p.dir)? {
+                let path = e?.path();
+                if path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(".tmp-"))
+                {
+                    fs_err::remove_file(&path)?;
+                }
+            }
+        }
         if p.resume && ckpt.exists() {
             let c = Checkpoint::read(&ckpt).map_err(|e| UserError(e.to_string()))?;
             fed.restore(&c)

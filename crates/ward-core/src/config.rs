@@ -73,6 +73,19 @@ pub enum MissingPolicy {
     Impute,
 }
 
+/// Which training statistics standardise the features of federated and local runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StandardizeKind {
+    /// Each site with its own training mean and std (FLamby's protocol).
+    #[default]
+    PerSite,
+    /// Every site with the mean and std of all sites' training rows together, as a
+    /// federation computes them from per-site counts, sums and sums of squares (no row
+    /// leaves its site). The pooled baseline always uses these.
+    Global,
+}
+
 /// One categorical column, one-hot encoded without its reference level.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -187,6 +200,9 @@ pub struct DataSpec {
     /// Partitioning for data without sites.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<PartitionSpec>,
+    /// Feature standardisation for federated and local runs: `per-site` or `global`.
+    #[serde(default)]
+    pub standardize: StandardizeKind,
 }
 
 /// Model family.
@@ -510,6 +526,7 @@ impl DataSpec {
             test_fraction: default_test_fraction(),
             split_seed: default_split_seed(),
             partition: None,
+            standardize: StandardizeKind::PerSite,
         }
     }
 
@@ -775,6 +792,7 @@ mod tests {
                     seed: 1,
                     min_rows: 1,
                 }),
+                standardize: StandardizeKind::Global,
             },
             model: ModelSpec {
                 kind: ModelKind::Mlp,

@@ -378,6 +378,16 @@ impl Levels {
     }
 }
 
+/// The rows of a file, parsed and checked, before rows are dropped or sites built.
+struct Parsed {
+    rows: Vec<Row>,
+    /// Site names by index, in order of first appearance (site column only).
+    site_names: Vec<String>,
+    /// The levels of each categorical input column (`None` for numeric ones).
+    levels: Vec<Option<Levels>>,
+    warnings: Vec<String>,
+}
+
 /// Reads `bytes` (named `path` in messages) as described by `spec`.
 pub(crate) fn load_table(
     bytes: &[u8],
@@ -385,6 +395,137 @@ pub(crate) fn load_table(
     spec: &TableSpec,
 ) -> Result<FederatedDataset, DataError> {
     spec.check()?;
+    let Parsed {
+        mut rows,
+        site_names,
+        levels,
+        mut warnings,
+    } = parse_rows(bytes, path, spec)?;
+    let total_rows = rows.len();
+
+    // Drop rows without a label or site, and (policy drop) rows with a missing feature.
+    let before = rows.len();
+    rows.retain(|r| r.label.is_some() && r.site.is_some());
+    let no_target = before - rows.len();
+    if no_target > 0 {
+        warnings.push(format!(
+            "{}: dropped {no_target} of {total_rows} rows with a missing target or site",
+            path.display()
+        ));
+    }
+    if spec.missing == MissingPolicy::Drop {
+        let before = rows.len();
+        rows.retain(|r| !r.cells.contains(&Cell::Missing));
+        let dropped = before - rows.len();
+        if dropped > 0 {
+            warnings.push(format!(
+                "{}: dropped {dropped} of {total_rows} rows with a missing value in a feature \
+                 column (data.missing = \"drop\")",
+                path.display()
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return Err(DataError::NoRows {
+            path: path.to_path_buf(),
+            reason: if total_rows == 0 {
+                "the file has a header but no data rows".into()
+            } else {
+                format!("all {total_rows} rows have a missing value in a used column")
+            },
+        });
+    }
+
+    let labels: Vec<u32> = rows.iter().map(|r| r.label.unwrap_or(0)).collect();
+    let num_classes = spec
+        .rule
+        .num_classes_fixed()
+        .unwrap_or_else(|| labels.iter().copied().max().map_or(0, |m| m as usize + 1));
+    if num_classes < 2 {
+        warnings.push(format!(
+            "{}: every label is 0, so there is a single class",
+            path.display()
+        ));
+    }
+
+    // Sites: row positions (into `rows`) per site, in site order.
+    let groups: Vec<(String, Vec<usize>)> = match &spec.sites {
+        Sites::Column { column, .. } => {
+            let mut groups: Vec<(String, Vec<usize>)> =
+                site_names.iter().map(|n| (n.clone(), Vec::new())).collect();
+            for (i, r) in rows.iter().enumerate() {
+                if let Some(g) = r.site.and_then(|s| groups.get_mut(s)) {
+                    g.1.push(i);
+                }
+            }
+            for (name, g) in &groups {
+                if g.is_empty() {
+                    warnings.push(format!(
+                        "site {name:?} (column {column:?}) has no rows left after dropping \
+                         rows with missing values; it is left out"
+                    ));
+                }
+            }
+            groups.retain(|(_, g)| !g.is_empty());
+            groups
+        }
+        Sites::Partition(p) => partition(&labels, num_classes.max(1), p)?
+            .into_iter()
+            .enumerate()
+            .map(|(s, g)| (format!("site-{s}"), g))
+            .collect(),
+    };
+
+    let feature_names = feature_names(&spec.features, &levels);
+    let mut sites = Vec::with_capacity(groups.len());
+    for (s, (name, group)) in groups.into_iter().enumerate() {
+        let site_labels: Vec<u32> = group.iter().map(|&i| labels[i]).collect();
+        let (train, test) = train_test_split(
+            &site_labels,
+            spec.test_fraction,
+            site_split_seed(spec.split_seed, s),
+        );
+        if train.is_empty() || test.is_empty() {
+            return Err(DataError::SiteTooSmall {
+                site: name,
+                rows: group.len(),
+                train: train.len(),
+                test: test.len(),
+                test_fraction: spec.test_fraction,
+            });
+        }
+        let train_rows: Vec<&Row> = train.iter().map(|&i| &rows[group[i]]).collect();
+        let test_rows: Vec<&Row> = test.iter().map(|&i| &rows[group[i]]).collect();
+        let fill = fill_values(spec, &levels, &name, &train_rows, &test_rows, &mut warnings)?;
+        let cols = feature_names.len();
+        sites.push(SiteData {
+            train: encode(&train_rows, &fill, &levels, cols)?,
+            test: encode(&test_rows, &fill, &levels, cols)?,
+            name,
+        });
+    }
+
+    let mut dataset = FederatedDataset {
+        name: spec.name.clone(),
+        feature_names,
+        num_classes,
+        sites,
+        warnings,
+    };
+    constant_feature_warnings(&mut dataset);
+    tracing::debug!(
+        dataset = %dataset.name,
+        sites = dataset.sites.len(),
+        features = dataset.feature_names.len(),
+        rows = dataset.sites.iter().map(|s| s.train.len() + s.test.len()).sum::<usize>(),
+        "loaded dataset"
+    );
+    Ok(dataset)
+}
+
+/// Parses the header and every row: values, labels, site indices and categorical levels.
+/// Every value is checked, including those of rows that are dropped later.
+fn parse_rows(bytes: &[u8], path: &Path, spec: &TableSpec) -> Result<Parsed, DataError> {
     let path_buf = path.to_path_buf();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -547,7 +688,6 @@ pub(crate) fn load_table(
             raw,
         });
     }
-    let total_rows = rows.len();
 
     // Levels of each categorical column, then resolve the raw values.
     let levels: Vec<Option<Levels>> = spec
@@ -595,125 +735,12 @@ pub(crate) fn load_table(
         }
         row.raw = Vec::new();
     }
-
-    // Drop rows without a label or site, and (policy drop) rows with a missing feature.
-    let before = rows.len();
-    rows.retain(|r| r.label.is_some() && r.site.is_some());
-    let no_target = before - rows.len();
-    if no_target > 0 {
-        warnings.push(format!(
-            "{}: dropped {no_target} of {total_rows} rows with a missing target or site",
-            path.display()
-        ));
-    }
-    if spec.missing == MissingPolicy::Drop {
-        let before = rows.len();
-        rows.retain(|r| !r.cells.contains(&Cell::Missing));
-        let dropped = before - rows.len();
-        if dropped > 0 {
-            warnings.push(format!(
-                "{}: dropped {dropped} of {total_rows} rows with a missing value in a feature \
-                 column (data.missing = \"drop\")",
-                path.display()
-            ));
-        }
-    }
-    if rows.is_empty() {
-        return Err(DataError::NoRows {
-            path: path_buf,
-            reason: if total_rows == 0 {
-                "the file has a header but no data rows".into()
-            } else {
-                format!("all {total_rows} rows have a missing value in a used column")
-            },
-        });
-    }
-
-    let labels: Vec<u32> = rows.iter().map(|r| r.label.unwrap_or(0)).collect();
-    let num_classes = spec
-        .rule
-        .num_classes_fixed()
-        .unwrap_or_else(|| labels.iter().copied().max().map_or(0, |m| m as usize + 1));
-    if num_classes < 2 {
-        warnings.push(format!(
-            "{}: every label is 0, so there is a single class",
-            path.display()
-        ));
-    }
-
-    // Sites: row positions (into `rows`) per site, in site order.
-    let groups: Vec<(String, Vec<usize>)> = match &spec.sites {
-        Sites::Column { column, .. } => {
-            let mut groups: Vec<(String, Vec<usize>)> =
-                site_names.iter().map(|n| (n.clone(), Vec::new())).collect();
-            for (i, r) in rows.iter().enumerate() {
-                if let Some(g) = r.site.and_then(|s| groups.get_mut(s)) {
-                    g.1.push(i);
-                }
-            }
-            for (name, g) in &groups {
-                if g.is_empty() {
-                    warnings.push(format!(
-                        "site {name:?} (column {column:?}) has no rows left after dropping \
-                         rows with missing values; it is left out"
-                    ));
-                }
-            }
-            groups.retain(|(_, g)| !g.is_empty());
-            groups
-        }
-        Sites::Partition(p) => partition(&labels, num_classes.max(1), p)?
-            .into_iter()
-            .enumerate()
-            .map(|(s, g)| (format!("site-{s}"), g))
-            .collect(),
-    };
-
-    let feature_names = feature_names(&spec.features, &levels);
-    let mut sites = Vec::with_capacity(groups.len());
-    for (s, (name, group)) in groups.into_iter().enumerate() {
-        let site_labels: Vec<u32> = group.iter().map(|&i| labels[i]).collect();
-        let (train, test) = train_test_split(
-            &site_labels,
-            spec.test_fraction,
-            site_split_seed(spec.split_seed, s),
-        );
-        if train.is_empty() || test.is_empty() {
-            return Err(DataError::SiteTooSmall {
-                site: name,
-                rows: group.len(),
-                train: train.len(),
-                test: test.len(),
-                test_fraction: spec.test_fraction,
-            });
-        }
-        let train_rows: Vec<&Row> = train.iter().map(|&i| &rows[group[i]]).collect();
-        let test_rows: Vec<&Row> = test.iter().map(|&i| &rows[group[i]]).collect();
-        let fill = fill_values(spec, &levels, &name, &train_rows, &test_rows, &mut warnings)?;
-        let cols = feature_names.len();
-        sites.push(SiteData {
-            train: encode(&train_rows, &fill, &levels, cols)?,
-            test: encode(&test_rows, &fill, &levels, cols)?,
-            name,
-        });
-    }
-
-    let mut dataset = FederatedDataset {
-        name: spec.name.clone(),
-        feature_names,
-        num_classes,
-        sites,
+    Ok(Parsed {
+        rows,
+        site_names,
+        levels,
         warnings,
-    };
-    constant_feature_warnings(&mut dataset);
-    tracing::debug!(
-        dataset = %dataset.name,
-        sites = dataset.sites.len(),
-        features = dataset.feature_names.len(),
-        rows = dataset.sites.iter().map(|s| s.train.len() + s.test.len()).sum::<usize>(),
-        "loaded dataset"
-    );
-    Ok(dataset)
+    })
 }
 
 /// Feature names: numeric columns as named, categorical ones `column=level` per indicator.
@@ -972,6 +999,26 @@ mod tests {
     }
 
     #[test]
+    fn a_sites_split_does_not_depend_on_other_sites() {
+        // Site A's rows alone, and A followed by B: A (site index 0 in both) is split the
+        // same way; only data.split-seed changes it.
+        let text = good_csv();
+        let only_a: String = text
+            .lines()
+            .filter(|l| !l.starts_with('B'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let spec = csv_spec(Path::new(""), &["chol"], &[]);
+        let both = load_text("x.csv", &text, spec.clone()).unwrap();
+        let alone = load_text("x.csv", &only_a, spec.clone()).unwrap();
+        assert_eq!(both.sites[0], alone.sites[0]);
+        let mut other_seed = spec;
+        other_seed.split_seed = 7;
+        let moved = load_text("x.csv", &text, other_seed).unwrap();
+        assert_ne!(both.sites[0], moved.sites[0]);
+    }
+
+    #[test]
     fn target_rules() {
         let parse = |r: &str| Rule::parse(r).unwrap();
         assert_eq!(parse("> 0").label("0.5"), Ok(1));
@@ -1159,7 +1206,7 @@ mod tests {
         // c categorical with level counts chosen per row. Which rows are test is known from
         // train_test_split with the site seed, so the expected fill is computed here.
         let mut text = String::from("site,id,v,c,y\n");
-        let c_of = |i: usize| if i % 3 == 0 { "p" } else { "q" };
+        let c_of = |i: usize| if i.is_multiple_of(3) { "p" } else { "q" };
         for i in 0..12 {
             let v = if i == 5 {
                 "?".to_string()
@@ -1310,10 +1357,18 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, rng_seed: proptest::test_runner::RngSeed::Fixed(5), ..ProptestConfig::default() })]
-        /// CSV-shaped text (right header, random fields) goes deeper into the loader.
+        /// CSV-shaped text (right header, mostly valid fields, some garbage) goes deeper
+        /// into the loader: splits, imputation, partitions, standardisation.
         #[test]
         fn load_table_never_panics_on_csv_like_text(
-            body in proptest::collection::vec("[ab xy0-9.,\"?\n-]{0,12}", 0..40),
+            body in proptest::collection::vec(prop_oneof![
+                8 => (
+                    prop_oneof![4 => "-?[0-9]{1,3}(\\.[0-9])?", 1 => Just(String::new()), 1 => Just("?".to_string()), 1 => "[a-z.e0-9-]{0,6}"],
+                    prop_oneof![4 => "[xyz]", 1 => Just(String::new()), 1 => "[a-z ]{0,3}"],
+                    prop_oneof![6 => "[0-2]", 1 => Just(String::new()), 1 => "[0-9.-]{0,4}"],
+                ).prop_map(|(a, b, y)| format!("{a},{b},{y}")),
+                1 => "[ab xy0-9.,\"?-]{0,12}",
+            ], 0..40),
             impute in any::<bool>(),
             kind in prop_oneof![Just(PartitionKind::Iid), Just(PartitionKind::Dirichlet), Just(PartitionKind::Quantity)],
         ) {

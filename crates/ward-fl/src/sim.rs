@@ -3,7 +3,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use ward_core::ExperimentSpec;
-use ward_core::config::StrategyKind;
+use ward_core::config::{StandardizeKind, StrategyKind};
 use ward_data::{FederatedDataset, SiteData, Split, Standardization};
 use ward_models::{DenseArch, DeviceChoice, EngineKind, OptimizerConfig, make_engine};
 
@@ -44,7 +44,8 @@ pub fn local_work(spec: &ExperimentSpec) -> LocalWork {
 }
 
 /// Builds the simulation for `spec` on `data` (raw features; standardised here with
-/// training statistics: pooled for the pooled baseline, per site otherwise).
+/// training statistics: pooled for the pooled baseline and for
+/// `data.standardize = "global"`, per site otherwise).
 ///
 /// Seeds: the initial model comes from ChaCha stream 0 of `spec.seed`, site `i`'s batch
 /// order from stream `i + 1`, and site selection from the last stream.
@@ -54,11 +55,12 @@ pub fn build_simulation(
     opts: EngineOptions,
 ) -> Result<Simulation, FlError> {
     let strategy = spec.federation.strategy;
-    let mode = if strategy == StrategyKind::Pooled {
-        Standardization::Pooled
-    } else {
-        Standardization::PerSite
-    };
+    let mode =
+        if strategy == StrategyKind::Pooled || spec.data.standardize == StandardizeKind::Global {
+            Standardization::Pooled
+        } else {
+            Standardization::PerSite
+        };
     let ds = data.standardized(mode);
     let arch = DenseArch::from_spec(
         &spec.model,

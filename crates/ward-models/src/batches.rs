@@ -70,7 +70,7 @@ mod tests {
     #[test]
     fn passes_cover_every_row_once_and_carry_on() {
         let mut s = BatchStream::new(10, 4, 3);
-        let mut seen = Vec::new();
+        let mut seen: Vec<u32> = Vec::new();
         let sizes: Vec<usize> = (0..3)
             .map(|_| {
                 let b = s.next_batch().to_vec();

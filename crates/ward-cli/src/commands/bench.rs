@@ -168,8 +168,7 @@ pub(crate) fn fl(args: BenchFlArgs) -> Result<()> {
         if let Some(l) = stdout.lines().find(|l| l.contains("mean")) {
             acc = l
                 .split_whitespace()
-                .filter(|w| w.contains('.'))
-                .next()
+                .find(|w| w.contains('.'))
                 .unwrap_or("")
                 .into();
         }

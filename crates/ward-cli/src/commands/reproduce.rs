@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use ward_core::ExperimentSpec;
-use ward_core::config::{DataSpec, DatasetKind, OptimizerKind, StrategyKind};
+use ward_core::config::{DataSpec, DatasetKind, OptimizerKind, StandardizeKind, StrategyKind};
 use ward_data::{FederatedDataset, SiteData};
 use ward_fl::EngineOptions;
 
@@ -274,7 +274,7 @@ fn cv_score(
 /// cross-validated accuracy inside the training splits.
 fn ward_methods(data: &FederatedDataset, opts: EngineOptions) -> Result<Vec<(Method, f64)>> {
     let folds = cv_folds(data, 3, 2024);
-    let lrs = [0.003, 0.01, 0.03, 0.1];
+    let lrs = [0.001, 0.003, 0.01, 0.03, 0.1];
     let mut families: Vec<(&str, Vec<ExperimentSpec>)> = Vec::new();
     families.push((
         "fedavg",
@@ -315,6 +315,22 @@ fn ward_methods(data: &FederatedDataset, opts: EngineOptions) -> Result<Vec<(Met
                 .collect(),
         ));
     }
+    // Every candidate with both feature standardisations: per site (FLamby) and global
+    // (pooled training statistics, computed federatedly from per-site sums).
+    let families: Vec<(&str, Vec<ExperimentSpec>)> = families
+        .into_iter()
+        .map(|(name, cands)| {
+            let both = cands
+                .into_iter()
+                .flat_map(|c| {
+                    let mut g = c.clone();
+                    g.data.standardize = StandardizeKind::Global;
+                    [c, g]
+                })
+                .collect();
+            (name, both)
+        })
+        .collect();
     let mut chosen = Vec::new();
     for (name, candidates) in families {
         let mut best: Option<(f64, ExperimentSpec)> = None;
@@ -326,7 +342,14 @@ fn ward_methods(data: &FederatedDataset, opts: EngineOptions) -> Result<Vec<(Met
             }
         }
         let (score, spec) = best.expect("every family has candidates");
-        let mut settings = format!("lr {}", spec.train.lr);
+        let mut settings = format!(
+            "lr {}, {} standardisation",
+            spec.train.lr,
+            match spec.data.standardize {
+                StandardizeKind::PerSite => "per-site",
+                StandardizeKind::Global => "global",
+            }
+        );
         if let Some(s) = spec.federation.server_lr {
             settings.push_str(&format!(", server lr {s}"));
         }
@@ -438,7 +461,7 @@ mod tests {
     #[test]
     fn flamby_rows_have_flamby_settings_and_validate() {
         let ms = flamby_methods();
-        assert_eq!(ms.len(), 11);
+        assert_eq!(ms.len(), 12);
         for m in &ms {
             m.spec.validate().unwrap();
         }
