@@ -74,7 +74,17 @@ fn apply_set(doc: &mut toml_edit::DocumentMut, set: &str) -> Result<(), UserErro
             ))
         })?;
     }
-    table.insert(parts[parts.len() - 1], toml_edit::Item::Value(value));
+    let last = parts[parts.len() - 1];
+    // `local-steps` and `local-epochs` exclude each other: setting one drops the other,
+    // so `--set train.local-epochs=2` works on an experiment that gives local steps.
+    if parts.len() == 2 && parts[0] == "train" {
+        match last {
+            "local-steps" => drop(table.remove("local-epochs")),
+            "local-epochs" => drop(table.remove("local-steps")),
+            _ => {}
+        }
+    }
+    table.insert(last, toml_edit::Item::Value(value));
     Ok(())
 }
 
@@ -204,6 +214,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.spec.federation.mu, Some(0.1));
+        let l = parse("x.toml", GOOD, &["train.local-epochs=2".into()], ".".into()).unwrap();
+        assert_eq!(
+            (l.spec.train.local_steps, l.spec.train.local_epochs),
+            (None, Some(2))
+        );
     }
 
     #[test]
