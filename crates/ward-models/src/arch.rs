@@ -136,6 +136,26 @@ impl DenseArch {
         Ok(())
     }
 
+    /// Checks a flat parameter vector and a row-major batch against this model.
+    pub fn check_batch(&self, params: &[f32], x: &[f32], rows: usize) -> Result<(), ModelError> {
+        if params.len() != self.num_params() {
+            return Err(ModelError::Shape(format!(
+                "parameter vector has {} values, the model {:?} needs {}",
+                params.len(),
+                self.widths(),
+                self.num_params()
+            )));
+        }
+        if x.len() != rows * self.inputs {
+            return Err(ModelError::Shape(format!(
+                "input has {} values, expected {rows} rows x {} features",
+                x.len(),
+                self.inputs
+            )));
+        }
+        Ok(())
+    }
+
     /// Human-readable summary, e.g. `mlp 13-32-1 (relu, bce)`.
     pub fn describe(&self) -> String {
         let widths: Vec<String> = self.widths().iter().map(ToString::to_string).collect();

@@ -96,24 +96,6 @@ impl BurnDense {
         }
         h
     }
-
-    fn check(&self, params: &[f32], x: &[f32], rows: usize) -> Result<(), ModelError> {
-        if params.len() != self.arch.num_params() {
-            return Err(ModelError::Shape(format!(
-                "parameter vector has {} values, the model needs {}",
-                params.len(),
-                self.arch.num_params()
-            )));
-        }
-        if x.len() != rows * self.arch.inputs {
-            return Err(ModelError::Shape(format!(
-                "input has {} values, expected {rows} rows x {} features",
-                x.len(),
-                self.arch.inputs
-            )));
-        }
-        Ok(())
-    }
 }
 
 fn read(t: Tensor<1>) -> Result<Vec<f32>, ModelError> {
@@ -139,7 +121,7 @@ impl GradientEngine for BurnDense {
         grad: &mut [f32],
     ) -> Result<f32, ModelError> {
         let rows = y.len();
-        self.check(params, x, rows)?;
+        self.arch.check_batch(params, x, rows)?;
         let layers = self.upload(params, true);
         let xt = Tensor::<2>::from_data(
             TensorData::new(x.to_vec(), [rows, self.arch.inputs]),
@@ -182,7 +164,7 @@ impl GradientEngine for BurnDense {
     }
 
     fn logits(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError> {
-        self.check(params, x, rows)?;
+        self.arch.check_batch(params, x, rows)?;
         let layers = self.upload(params, false);
         let xt = Tensor::<2>::from_data(
             TensorData::new(x.to_vec(), [rows, self.arch.inputs]),

@@ -38,25 +38,6 @@ impl NativeDense {
         }
     }
 
-    fn check(&self, params: &[f32], x: &[f32], rows: usize) -> Result<(), ModelError> {
-        let n = self.arch.num_params();
-        if params.len() != n {
-            return Err(ModelError::Shape(format!(
-                "parameter vector has {} values, the model {:?} needs {n}",
-                params.len(),
-                self.widths
-            )));
-        }
-        if x.len() != rows * self.arch.inputs {
-            return Err(ModelError::Shape(format!(
-                "input has {} values, expected {rows} rows x {} features",
-                x.len(),
-                self.arch.inputs
-            )));
-        }
-        Ok(())
-    }
-
     /// Runs the forward pass; the logits end up in `acts[last]`.
     fn forward(&mut self, params: &[f32], x: &[f32], rows: usize) {
         let layers = self.widths.len() - 1;
@@ -166,7 +147,7 @@ impl GradientEngine for NativeDense {
         grad: &mut [f32],
     ) -> Result<f32, ModelError> {
         let rows = y.len();
-        self.check(params, x, rows)?;
+        self.arch.check_batch(params, x, rows)?;
         if grad.len() != params.len() {
             return Err(ModelError::Shape(format!(
                 "gradient buffer has {} values, expected {}",
@@ -250,7 +231,7 @@ impl GradientEngine for NativeDense {
     }
 
     fn logits(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError> {
-        self.check(params, x, rows)?;
+        self.arch.check_batch(params, x, rows)?;
         self.forward(params, x, rows);
         Ok(self.acts[self.widths.len() - 1].clone())
     }

@@ -53,6 +53,18 @@ fn rounds_time(spec: &ExperimentSpec, engine: EngineKind) -> Result<(f64, f64)> 
     Ok((secs, mean))
 }
 
+/// Median round time over `n` runs, and the mean accuracy (identical across runs).
+fn repeated_rounds(spec: &ExperimentSpec, engine: EngineKind, n: usize) -> Result<(f64, f64)> {
+    let mut times = Vec::with_capacity(n);
+    let mut acc = f64::NAN;
+    for _ in 0..n {
+        let (s, a) = rounds_time(spec, engine)?;
+        times.push(s);
+        acc = a;
+    }
+    Ok((median(times), acc))
+}
+
 /// Mean time of one local step (batch 4, 13 features) on Cleveland's training data.
 fn step_time(engine: EngineKind, steps: usize) -> Result<f64> {
     let spec = ExperimentSpec::default_heart();
@@ -181,28 +193,14 @@ pub(crate) fn fl(args: BenchFlArgs) -> Result<()> {
     ));
 
     // 2. The rounds alone, native kernels and Burn.
-    let mut native = Vec::new();
-    let mut native_acc = 0.0;
-    for _ in 0..n {
-        let (s, a) = rounds_time(&spec, EngineKind::Native)?;
-        native.push(s);
-        native_acc = a;
-    }
-    let ward_rounds = median(native);
+    let (ward_rounds, native_acc) = repeated_rounds(&spec, EngineKind::Native, n)?;
     rows.push((
         "ward rounds, native kernels".into(),
         ward_rounds,
         format!("15 rounds x 4 sites x 100 steps; mean acc {native_acc:.3}"),
     ));
     let burn_n = n.min(3);
-    let mut burn = Vec::new();
-    let mut burn_acc = 0.0;
-    for _ in 0..burn_n {
-        let (s, a) = rounds_time(&spec, EngineKind::Burn)?;
-        burn.push(s);
-        burn_acc = a;
-    }
-    let burn_rounds = median(burn);
+    let (burn_rounds, burn_acc) = repeated_rounds(&spec, EngineKind::Burn, burn_n)?;
     rows.push((
         "ward rounds, Burn autodiff (burn-flex)".into(),
         burn_rounds,

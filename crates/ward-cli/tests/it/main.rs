@@ -488,3 +488,19 @@ fn reproduce_flamby_heart_meets_the_published_table() {
             .all(|r| r["per_seed"].as_array().unwrap().len() == 5)
     );
 }
+
+/// `ward bench fl` runs end to end (the numbers of a debug build mean nothing; this only
+/// keeps the command working) and prints its ratio table.
+#[test]
+fn bench_fl_runs_without_the_anchor() {
+    let o = run_ok(ward().args(["bench", "fl", "--repeats", "1", "--no-anchor"]));
+    let s = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "ward run (whole process)",
+        "ward rounds, native kernels",
+        "local step, Burn",
+        "Burn rounds / native rounds",
+    ] {
+        assert!(s.contains(want), "missing {want}: {s}");
+    }
+}
