@@ -68,6 +68,15 @@ pub(crate) fn execute(
         }
         if p.resume && ckpt.exists() {
             let c = Checkpoint::read(&ckpt).map_err(|e| UserError(e.to_string()))?;
+            if c.backend != sim.backend {
+                return Err(UserError(format!(
+                    "{}: written by engine {}, but this resume runs on {}; resume with the same --device and --engine",
+                    ckpt.display(),
+                    c.backend,
+                    sim.backend
+                ))
+                .into());
+            }
             fed.restore(&c)
                 .map_err(|e| UserError(format!("{}: {e}", ckpt.display())))?;
             ward_report::truncate_metrics(&metrics, c.metrics_len)?;
@@ -100,6 +109,7 @@ pub(crate) fn execute(
             let len = ward_report::append_metrics(&p.dir.join(files::METRICS), &report.sites)?;
             let mut c = fed.snapshot()?;
             c.metrics_len = len;
+            c.backend.clone_from(&sim.backend);
             c.write_atomic(&p.dir.join(files::CHECKPOINT))?;
         }
         let accs: Vec<f64> = report

@@ -27,6 +27,9 @@ pub struct Checkpoint {
     /// Length in bytes of the run's `metrics.jsonl` when this checkpoint was taken; a
     /// resume truncates the log there, so rows of a half-finished round are not doubled.
     pub metrics_len: u64,
+    /// The gradient engine that produced the state (e.g. `cpu:native`); a resume on
+    /// another engine would not continue bit-identically, so it is refused.
+    pub backend: String,
 }
 
 impl Checkpoint {
@@ -35,6 +38,7 @@ impl Checkpoint {
             state,
             sites,
             metrics_len: 0,
+            backend: String::new(),
         }
     }
 

@@ -315,6 +315,24 @@ fn resume_of_a_non_run_directory_is_a_clear_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("config.toml"), "{err}");
+    // Resuming on another engine would not continue bit-identically: refused.
+    let other = tmp.path().join("other");
+    run_ok(
+        ward()
+            .args(["run", "--quiet", "--set", "federation.rounds=1", "--out"])
+            .arg(&other),
+    );
+    let o = ward()
+        .args(["run", "--quiet", "--engine", "burn", "--resume"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cpu:native") && err.contains("--engine"),
+        "{err}"
+    );
     // A corrupt checkpoint is named, not a panic.
     let dir = tmp.path().join("r");
     run_ok(
