@@ -126,6 +126,8 @@ fn parse(
         apply_set(&mut doc, s)?;
     }
     let final_text = doc.to_string();
+    // Line numbers only mean something in a file the user wrote.
+    let in_file = !source.starts_with('<');
     let set_note = |key: &str| {
         sets.iter()
             .find(|s| s.split_once('=').map(|(k, _)| k.trim()) == Some(key))
@@ -133,7 +135,10 @@ fn parse(
             .unwrap_or_default()
     };
     let spec: ExperimentSpec = toml::from_str(&final_text).map_err(|e| {
-        let line = e.span().map(|s| line_of(&final_text, s.start));
+        let line = e
+            .span()
+            .filter(|_| in_file)
+            .map(|s| line_of(&final_text, s.start));
         let msg = e.message().trim_end().to_string();
         match line {
             Some(l) => UserError(format!("{source}:{l}: {msg}")),
@@ -141,7 +146,12 @@ fn parse(
         }
     })?;
     spec.validate().map_err(|e| {
-        let loc = match find_line(&final_text, &e.key) {
+        let line = if in_file {
+            find_line(&final_text, &e.key)
+        } else {
+            None
+        };
+        let loc = match line {
             Some(l) => format!("{source}:{l}"),
             None => source.to_string(),
         };
