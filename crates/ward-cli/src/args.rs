@@ -129,6 +129,9 @@ pub(crate) struct BenchFlArgs {
     /// Do not run the anchor.
     #[arg(long)]
     pub(crate) no_anchor: bool,
+    /// Do not run the anchor's setup.sh when its venv exists already.
+    #[arg(long)]
+    pub(crate) no_setup: bool,
     /// Skip Flower (run only the numpy loop of the anchor).
     #[arg(long)]
     pub(crate) no_flower: bool,

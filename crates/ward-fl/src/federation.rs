@@ -120,6 +120,16 @@ pub struct SiteRecord {
     /// The new global model's test AUC on this site (binary, both classes present).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_auc: Option<f64>,
+    /// Cosine similarity of this site's update (`local - global`) with the aggregate's
+    /// (`aggregate - global`): a low or negative value flags an outlier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cosine_to_aggregate: Option<f64>,
+    /// Whether the aggregation rule kept this update (rules that select).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected: Option<bool>,
+    /// The weight the aggregation rule gave this update (rules that weight).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregation_weight: Option<f64>,
 }
 
 /// The outcome of one round.
@@ -154,6 +164,7 @@ pub struct Federation {
     sites: Vec<Box<dyn SiteHandle>>,
     roles: Vec<SiteRole>,
     config: FederationConfig,
+    aggregator: Box<dyn Aggregator>,
     state: ServerState,
 }
 
@@ -165,6 +176,7 @@ impl std::fmt::Debug for Federation {
                 &self.sites.iter().map(|s| s.name()).collect::<Vec<_>>(),
             )
             .field("config", &self.config)
+            .field("aggregator", &self.aggregator.name())
             .field("round", &self.state.round)
             .finish()
     }
@@ -205,6 +217,7 @@ impl Federation {
             sites,
             roles,
             config,
+            aggregator: Box::new(FedAvg),
             state: ServerState {
                 round: 0,
                 global: initial,
@@ -215,6 +228,34 @@ impl Federation {
                 cycle_pos: 0,
             },
         })
+    }
+
+    /// Replaces the aggregation rule (FedAvg by default). Refused if the rule needs more
+    /// updates per round than the federation can give.
+    pub fn set_aggregator(&mut self, aggregator: Box<dyn Aggregator>) -> Result<(), FlError> {
+        let trainers = self.roles.iter().filter(|r| r.trains).count();
+        let per_round = match self.config.strategy {
+            StrategyKind::Cyclic => 1,
+            _ => self
+                .config
+                .sites_per_round
+                .unwrap_or(trainers)
+                .min(trainers),
+        };
+        if per_round < aggregator.min_updates() {
+            return Err(FlError::Config(format!(
+                "aggregator {} needs at least {} updates per round, but {per_round} sites train per round",
+                aggregator.name(),
+                aggregator.min_updates()
+            )));
+        }
+        self.aggregator = aggregator;
+        Ok(())
+    }
+
+    /// The aggregation rule's name.
+    pub fn aggregator_name(&self) -> String {
+        self.aggregator.name()
     }
 
     /// Rounds completed.
@@ -344,6 +385,9 @@ impl Federation {
                 test_accuracy: None,
                 test_loss: None,
                 test_auc: None,
+                cosine_to_aggregate: None,
+                selected: None,
+                aggregation_weight: None,
             })
             .collect();
         let mut accepted: Vec<Update> = Vec::with_capacity(selected.len());
@@ -379,13 +423,33 @@ impl Federation {
                 }
             }
         }
+        if !accepted.is_empty() && accepted.len() < self.aggregator.min_updates() {
+            return Err(FlError::Config(format!(
+                "round {round}: only {} valid updates, but aggregator {} needs at least {}",
+                accepted.len(),
+                self.aggregator.name(),
+                self.aggregator.min_updates()
+            )));
+        }
         if !accepted.is_empty() {
-            let ctx = RoundContext {
-                round,
-                global: &self.state.global,
-            };
-            let aggregate = FedAvg.aggregate(&accepted, &ctx)?;
-            let next = self.state.server.step(&self.state.global, &aggregate)?;
+            let ctx = RoundContext::new(round, &self.state.global);
+            let agg = self.aggregator.aggregate(&accepted, &ctx)?;
+            let agg_delta = agg.params.sub(&self.state.global)?;
+            let agg_norm = agg_delta.l2_norm();
+            for (k, u) in accepted.iter().enumerate() {
+                let rec = &mut records[u.site];
+                let d = u.params.sub(&self.state.global)?;
+                let denom = d.l2_norm() * agg_norm;
+                rec.cosine_to_aggregate =
+                    (denom > 0.0).then(|| d.dot(&agg_delta).unwrap_or(0.0) / denom);
+                if let Some(sel) = &agg.selected {
+                    rec.selected = Some(sel.contains(&k));
+                }
+                if let Some(w) = &agg.weights {
+                    rec.aggregation_weight = w.get(k).copied();
+                }
+            }
+            let next = self.state.server.step(&self.state.global, &agg.params)?;
             if let Some(c) = &mut self.state.control {
                 // c = c + (1/N) sum_{i in S} delta c_i (Karimireddy et al. 2020, Alg. 1).
                 let n = self.roles.iter().filter(|r| r.trains).count() as f32;

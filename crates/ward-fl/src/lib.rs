@@ -16,8 +16,8 @@
 //! let global = Params::from_flat(vec![0.0]);
 //! let u = |v: f32, n| Update { site: 0, params: Params::from_flat(vec![v]), num_examples: n,
 //!     metrics: Metrics::new(), control_delta: None };
-//! let agg = FedAvg.aggregate(&[u(1.0, 1), u(3.0, 3)], &RoundContext { round: 1, global: &global })?;
-//! assert_eq!(agg.values(), &[2.5]);
+//! let agg = FedAvg.aggregate(&[u(1.0, 1), u(3.0, 3)], &RoundContext::new(1, &global))?;
+//! assert_eq!(agg.params.values(), &[2.5]);
 //! Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -32,7 +32,8 @@ pub use federation::{Federation, FederationConfig, RoundReport, SiteRecord, Site
 pub use sim::{EngineOptions, Simulation, build_simulation, local_work};
 pub use site::{FitInstructions, InProcessSite, LocalWork, SiteHandle};
 pub use strategy::{
-    Aggregator, FedAvg, FedOptKind, RoundContext, ServerOpt, ServerOptimizer, weighted_mean,
+    Aggregate, Aggregator, FedAvg, FedOptKind, RoundContext, ServerOpt, ServerOptimizer,
+    weighted_mean,
 };
 
 /// Errors of the round engine.

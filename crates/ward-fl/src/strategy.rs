@@ -18,12 +18,59 @@ pub struct RoundContext<'a> {
     pub round: usize,
     /// The global model the sites started from.
     pub global: &'a Params,
+    /// A trusted update computed by the server on its own root data (FLTrust), if any.
+    pub server_update: Option<&'a Params>,
 }
 
-/// Combines a round's accepted updates into one model.
+impl<'a> RoundContext<'a> {
+    /// A context with no server update.
+    pub fn new(round: usize, global: &'a Params) -> Self {
+        Self {
+            round,
+            global,
+            server_update: None,
+        }
+    }
+}
+
+/// The result of an aggregation: the aggregate model, plus, for rules that select or
+/// weight updates, which ones and how (indices into the `updates` slice), so the round's
+/// audit can record which site was excluded and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    /// The aggregate (a model, like the updates' params).
+    pub params: Params,
+    /// Indices of the updates the rule kept (rules that select, e.g. Krum).
+    pub selected: Option<Vec<usize>>,
+    /// Weight the rule gave each update (rules that weight, e.g. FLTrust).
+    pub weights: Option<Vec<f64>>,
+}
+
+impl Aggregate {
+    /// An aggregate without selection or weights.
+    pub fn plain(params: Params) -> Self {
+        Self {
+            params,
+            selected: None,
+            weights: None,
+        }
+    }
+}
+
+/// Combines a round's accepted updates into one model. Implemented by [`FedAvg`] and by
+/// every robust rule.
 pub trait Aggregator {
-    /// The aggregate of `updates` (non-empty, already validated).
-    fn aggregate(&self, updates: &[Update], ctx: &RoundContext<'_>) -> Result<Params, FlError>;
+    /// Name as written in configs and results (kebab-case, e.g. `fedavg`, `multi-krum`).
+    fn name(&self) -> String;
+
+    /// The fewest updates this rule accepts; fewer is an error before aggregation
+    /// (a rule's breakdown assumption, e.g. `n >= 2f + 3` for Krum).
+    fn min_updates(&self) -> usize {
+        1
+    }
+
+    /// The aggregate of `updates` (non-empty, already validated: same layout, finite).
+    fn aggregate(&self, updates: &[Update], ctx: &RoundContext<'_>) -> Result<Aggregate, FlError>;
 }
 
 /// FedAvg's aggregation (McMahan et al. 2017): `sum_k n_k w_k / sum_k n_k`.
@@ -33,11 +80,16 @@ pub trait Aggregator {
 pub struct FedAvg;
 
 impl Aggregator for FedAvg {
-    fn aggregate(&self, updates: &[Update], ctx: &RoundContext<'_>) -> Result<Params, FlError> {
+    fn name(&self) -> String {
+        "fedavg".into()
+    }
+
+    fn aggregate(&self, updates: &[Update], ctx: &RoundContext<'_>) -> Result<Aggregate, FlError> {
         weighted_mean(
             updates.iter().map(|u| (&u.params, u.num_examples)),
             ctx.global,
         )
+        .map(Aggregate::plain)
     }
 }
 
@@ -188,13 +240,10 @@ mod tests {
         let a = FedAvg
             .aggregate(
                 &[upd(vec![2.0, 0.0], 1), upd(vec![4.0, 8.0], 3)],
-                &RoundContext {
-                    round: 1,
-                    global: &g,
-                },
+                &RoundContext::new(1, &g),
             )
             .unwrap();
-        assert_eq!(a.values(), &[3.5, 6.0]);
+        assert_eq!(a.params.values(), &[3.5, 6.0]);
     }
 
     /// One FedAdam step by hand (Reddi et al. 2021, Alg. 2), x = 1, aggregate 3.5,

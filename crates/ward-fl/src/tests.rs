@@ -409,3 +409,92 @@ fn sampling_picks_the_configured_number_of_sites() {
         assert_eq!(idle, 3);
     }
 }
+
+/// A rule that keeps only the update with the smallest first coordinate (a stand-in
+/// for a selecting robust rule), needing at least 3 updates.
+struct KeepSmallest;
+
+impl Aggregator for KeepSmallest {
+    fn name(&self) -> String {
+        "keep-smallest".into()
+    }
+    fn min_updates(&self) -> usize {
+        3
+    }
+    fn aggregate(&self, updates: &[Update], _ctx: &RoundContext<'_>) -> Result<Aggregate, FlError> {
+        let k = (0..updates.len())
+            .min_by(|&a, &b| {
+                updates[a].params.values()[0].total_cmp(&updates[b].params.values()[0])
+            })
+            .ok_or(FlError::NoUpdates)?;
+        Ok(Aggregate {
+            params: updates[k].params.clone(),
+            selected: Some(vec![k]),
+            weights: None,
+        })
+    }
+}
+
+#[test]
+fn a_selecting_rule_is_audited_per_site_and_its_assumption_enforced() {
+    let sites = vec![
+        fixed("a", vec![1.0, 0.0], 1),
+        fixed("b", vec![2.0, 0.0], 1),
+        fixed("c", vec![-3.0, 0.0], 1),
+    ];
+    let mut fed = Federation::new(
+        sites,
+        vec![trains(); 3],
+        fedavg_config(1),
+        Params::from_flat(vec![0.0, 0.0]),
+        0,
+    )
+    .unwrap();
+    fed.set_aggregator(Box::new(KeepSmallest)).unwrap();
+    let r = fed.run_round().unwrap();
+    assert_eq!(fed.global().values(), &[-3.0, 0.0]);
+    let sel: Vec<_> = r.sites.iter().map(|s| s.selected).collect();
+    assert_eq!(sel, vec![Some(false), Some(false), Some(true)]);
+    // Updates along +x against an aggregate along -x: cosine -1; the kept one: +1.
+    let cos: Vec<_> = r
+        .sites
+        .iter()
+        .map(|s| s.cosine_to_aggregate.unwrap())
+        .collect();
+    assert_eq!(cos, vec![-1.0, -1.0, 1.0]);
+
+    // Two training sites cannot satisfy a rule that needs three: refused up front.
+    let mut small = Federation::new(
+        vec![fixed("a", vec![1.0], 1), fixed("b", vec![2.0], 1)],
+        vec![trains(); 2],
+        fedavg_config(1),
+        Params::from_flat(vec![0.0]),
+        0,
+    )
+    .unwrap();
+    let err = small
+        .set_aggregator(Box::new(KeepSmallest))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("keep-smallest") && err.contains("at least 3"),
+        "{err}"
+    );
+
+    // Rejections that leave too few valid updates stop the run with a clear error.
+    let mut fed = Federation::new(
+        vec![
+            fixed("a", vec![1.0], 1),
+            fixed("b", vec![f32::NAN], 1),
+            fixed("c", vec![2.0], 1),
+        ],
+        vec![trains(); 3],
+        fedavg_config(1),
+        Params::from_flat(vec![0.0]),
+        0,
+    )
+    .unwrap();
+    fed.set_aggregator(Box::new(KeepSmallest)).unwrap();
+    let err = fed.run_round().unwrap_err().to_string();
+    assert!(err.contains("only 2 valid updates"), "{err}");
+}

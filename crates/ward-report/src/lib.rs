@@ -267,6 +267,9 @@ mod tests {
             test_accuracy: None,
             test_loss: None,
             test_auc: None,
+            cosine_to_aggregate: None,
+            selected: None,
+            aggregation_weight: None,
         };
         let n1 = append_metrics(&p, std::slice::from_ref(&rec)).unwrap();
         let n2 = append_metrics(&p, &[rec]).unwrap();

@@ -241,14 +241,17 @@ pub(crate) fn fl(args: BenchFlArgs) -> Result<()> {
         None => out("anchor: not found (or --no-anchor): no Flower/numpy comparison in this run"),
         Some(dir) => {
             let py = args.venv.join("bin/python");
-            if !py.exists() {
+            if !args.no_setup || !py.exists() {
+                // The anchor's own setup (idempotent: creates or checks its venv).
                 out(format!(
-                    "anchor: creating its venv with {}",
-                    dir.join("setup.sh").display()
+                    "anchor: {} (VENV={})",
+                    dir.join("setup.sh").display(),
+                    args.venv.display()
                 ));
                 let st = Command::new("bash")
                     .arg(dir.join("setup.sh"))
                     .env("VENV", &args.venv)
+                    .env("PYTHONDONTWRITEBYTECODE", "1")
                     .status()
                     .context("running the anchor's setup.sh")?;
                 if !st.success() {
