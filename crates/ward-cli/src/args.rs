@@ -58,7 +58,7 @@ pub(crate) struct RunArgs {
     /// (repeatable; the value is TOML, or a bare string).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub(crate) sets: Vec<String>,
-    /// Run directory (default: runs/<experiment>-<timestamp>).
+    /// Run directory (default: `runs/<experiment>-<timestamp>`).
     #[arg(long, conflicts_with = "resume")]
     pub(crate) out: Option<PathBuf>,
     /// Resume an interrupted run from its directory (its config.toml and checkpoint).
@@ -93,7 +93,7 @@ pub(crate) enum ReproduceCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct ReproduceArgs {
-    /// Output directory for table.csv and table.json (default: runs/reproduce-flamby-heart-<timestamp>).
+    /// Output directory for table.csv and table.json (default: `runs/reproduce-flamby-heart-<timestamp>`).
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
     /// Seeds 0..N.

@@ -1,0 +1,3 @@
+//! Ward's poisoning robustness: attacks (and, soon, robust aggregators).
+
+pub mod attacks;
