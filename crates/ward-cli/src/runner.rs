@@ -9,7 +9,9 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ward_core::{ExperimentSpec, WARD_VERSION};
 use ward_data::FederatedDataset;
-use ward_fl::{Checkpoint, EngineOptions, SiteStatus, build_simulation};
+use ward_fl::{
+    Checkpoint, EngineOptions, Simulation, SiteStatus, build_simulation, build_simulation_with,
+};
 use ward_report::{Summary, files};
 
 use crate::experiment::UserError;
@@ -33,6 +35,66 @@ pub(crate) fn load_data(spec: &ExperimentSpec, base_dir: &Path) -> Result<Federa
     ward_data::load(&spec.data, base_dir).map_err(|e| UserError(format!("data: {e}")).into())
 }
 
+/// Builds the simulation with the experiment's aggregator and attack installed; returns
+/// it with the compromised flags (one per site; all false without an attack).
+fn build(
+    spec: &ExperimentSpec,
+    data: &FederatedDataset,
+    opts: EngineOptions,
+) -> Result<(Simulation, Vec<bool>), ward_fl::FlError> {
+    use ward_robust::attacks::setup;
+    let Some(attack) = &spec.attack else {
+        let mut sim = build_simulation(spec, data, opts)?;
+        install_aggregator(spec, &mut sim)?;
+        let n = sim.federation.site_names().len();
+        return Ok((sim, vec![false; n]));
+    };
+    // Attacks run in federated strategies only (checked by the config), where every
+    // site trains.
+    let names: Vec<String> = data.sites.iter().map(|s| s.name.clone()).collect();
+    let flags = setup::choose_compromised(attack, &names, &vec![true; names.len()], spec.seed)?;
+    let mut sim = match setup::data_attack(attack) {
+        Some(da) => {
+            let poison = |i: usize, sd: &mut ward_data::SiteData, k: usize| {
+                setup::poison_site(&da, &flags, spec.seed, i, sd, k)
+            };
+            let mut sim = build_simulation_with(spec, data, opts, Some(&poison))?;
+            sim.federation.set_compromised(flags.clone())?;
+            sim
+        }
+        None => {
+            let mut sim = build_simulation(spec, data, opts)?;
+            let ma = setup::model_attack(attack).ok_or_else(|| {
+                ward_fl::FlError::Config(format!(
+                    "attack {} is not a model attack",
+                    attack.kind.as_str()
+                ))
+            })?;
+            sim.federation.set_attack(
+                Box::new(setup::ModelPoisoning::new(ma, attack.from_round, spec.seed)),
+                flags.clone(),
+            )?;
+            sim
+        }
+    };
+    install_aggregator(spec, &mut sim)?;
+    Ok((sim, flags))
+}
+
+/// Installs `[robust]`'s rule (FedAvg stays when none is chosen).
+fn install_aggregator(
+    spec: &ExperimentSpec,
+    _sim: &mut Simulation,
+) -> Result<(), ward_fl::FlError> {
+    if spec.robust == ward_core::config::RobustSpec::default() {
+        return Ok(());
+    }
+    Err(ward_fl::FlError::Config(format!(
+        "robust.aggregator = {:?}: robust aggregation is not wired into `ward run` yet",
+        spec.robust.aggregator.as_str()
+    )))
+}
+
 /// Runs `spec` on `data` to the end.
 pub(crate) fn execute(
     spec: &ExperimentSpec,
@@ -42,7 +104,7 @@ pub(crate) fn execute(
     progress: bool,
 ) -> Result<Outcome> {
     let start = Instant::now();
-    let mut sim = build_simulation(spec, data, opts).map_err(|e| UserError(e.to_string()))?;
+    let (mut sim, compromised) = build(spec, data, opts).map_err(|e| UserError(e.to_string()))?;
     if persist.is_some() {
         for w in &sim.warnings {
             tracing::warn!("{w}");
@@ -154,6 +216,39 @@ pub(crate) fn execute(
         (None, None)
     };
     let mean_accuracy = per_site.values().sum::<f64>() / per_site.len() as f64;
+    let backdoor = match spec
+        .attack
+        .as_ref()
+        .and_then(ward_robust::attacks::setup::trigger)
+    {
+        Some(trigger) => {
+            let mut engine = ward_models::make_engine(&sim.arch, opts.device, opts.engine)?;
+            let mut m = BTreeMap::new();
+            for site in &sim.data.sites {
+                if !per_site.contains_key(&site.name) {
+                    continue;
+                }
+                let mut t = trigger.triggered_test_set(&site.test);
+                if t.y.is_empty() {
+                    continue;
+                }
+                t.y.iter_mut().for_each(|y| *y = trigger.target);
+                let e = ward_models::evaluate(
+                    engine.as_mut(),
+                    fed.global().values(),
+                    &t,
+                    sim.arch.loss,
+                )?;
+                m.insert(site.name.clone(), e.accuracy);
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    let backdoor_mean = backdoor
+        .as_ref()
+        .filter(|m| !m.is_empty())
+        .map(|m| m.values().sum::<f64>() / m.len() as f64);
     let global = fed.global();
     let summary = Summary {
         experiment: spec.name.clone(),
@@ -165,6 +260,16 @@ pub(crate) fn execute(
         fine_tune_steps: (spec.federation.fine_tune_steps > 0)
             .then_some(spec.federation.fine_tune_steps),
         rounds: fed.config().rounds,
+        aggregator: fed.aggregator_name(),
+        attack: spec.attack.as_ref().map(|a| a.kind.as_str().to_string()),
+        compromised_sites: names
+            .iter()
+            .zip(&compromised)
+            .filter(|(_, c)| **c)
+            .map(|(n, _)| n.clone())
+            .collect(),
+        backdoor_success: backdoor,
+        backdoor_success_mean: backdoor_mean,
         seed: spec.seed,
         strategy: spec.federation.strategy.as_str().to_string(),
         model: sim.arch.describe(),

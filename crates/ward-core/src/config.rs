@@ -32,6 +32,230 @@ pub struct ExperimentSpec {
     /// Rounds and the federated strategy.
     #[serde(default)]
     pub federation: FederationSpec,
+    /// The aggregation rule (FedAvg unless a robust rule is chosen).
+    #[serde(default)]
+    pub robust: RobustSpec,
+    /// A simulated poisoning attack (none unless given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack: Option<AttackSpec>,
+}
+
+/// Aggregation rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AggregatorKind {
+    /// Mean weighted by examples (McMahan et al. 2017).
+    #[default]
+    Fedavg,
+    /// Unweighted mean.
+    Mean,
+    /// Coordinate-wise median (n >= 2f+1).
+    Median,
+    /// Coordinate-wise trimmed mean, `f` cut per side (n >= 2f+1).
+    TrimmedMean,
+    /// Krum (Blanchard et al. 2017; n >= 2f+3).
+    Krum,
+    /// Multi-Krum: mean of the `m` best Krum scores (n >= 2f+3).
+    MultiKrum,
+    /// Bulyan (El Mhamdi et al. 2018; n >= 4f+3).
+    Bulyan,
+    /// Geometric median by smoothed Weiszfeld (RFA, Pillutla et al. 2022).
+    GeometricMedian,
+    /// Centered clipping (Karimireddy et al. 2021).
+    CenteredClipping,
+}
+
+impl AggregatorKind {
+    /// Name as written in configs and results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fedavg => "fedavg",
+            Self::Mean => "mean",
+            Self::Median => "median",
+            Self::TrimmedMean => "trimmed-mean",
+            Self::Krum => "krum",
+            Self::MultiKrum => "multi-krum",
+            Self::Bulyan => "bulyan",
+            Self::GeometricMedian => "geometric-median",
+            Self::CenteredClipping => "centered-clipping",
+        }
+    }
+
+    /// Whether the rule takes the number of Byzantine sites `f`.
+    pub fn takes_f(self) -> bool {
+        matches!(
+            self,
+            Self::TrimmedMean | Self::Krum | Self::MultiKrum | Self::Bulyan
+        )
+    }
+}
+
+/// `[robust]`: the aggregation rule and its pre-aggregators.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RobustSpec {
+    /// The rule.
+    #[serde(default)]
+    pub aggregator: AggregatorKind,
+    /// Byzantine sites the rule must tolerate (trimmed-mean, krum, multi-krum, bulyan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f: Option<usize>,
+    /// Multi-Krum: how many of the best-scored updates are averaged (default n - f).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub m: Option<usize>,
+    /// Centered clipping: the clipping radius tau (> 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tau: Option<f64>,
+    /// Centered clipping / geometric median: iterations (>= 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<usize>,
+    /// Pre-aggregators applied in order: `"nnm"`, `"bucketing:S"`, `"clip:C"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<String>,
+}
+
+/// A simulated poisoning attack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttackKind {
+    /// Model: sends `-scale * update`.
+    SignFlip,
+    /// Model: scales the update (model replacement when `scale` is absent).
+    Scale,
+    /// Model: sends Gaussian noise `N(0, std^2)`.
+    Gaussian,
+    /// Model, omniscient: ALIE (Baruch et al. 2019).
+    Alie,
+    /// Model, omniscient: inner-product manipulation (Xie et al. 2020).
+    Ipm,
+    /// Model, omniscient: min-max (Shejwalkar & Houmansadr 2021).
+    MinMax,
+    /// Model, omniscient: min-sum (Shejwalkar & Houmansadr 2021).
+    MinSum,
+    /// Model, omniscient: Fang et al. 2020 on coordinate-wise rules.
+    Fang,
+    /// Model, omniscient: mimic (Karimireddy et al. 2022).
+    Mimic,
+    /// Data: every label becomes `target`.
+    AllToOne,
+    /// Data: every label becomes a random other class.
+    RandomFlip,
+    /// Data: classes `swap = [a, b]` exchange labels.
+    Swap,
+    /// Data: each label flips to a random other class with probability `rate`.
+    NoisyLabels,
+    /// Data: Gaussian noise `N(0, std^2)` on every (standardised) feature.
+    FeatureNoise,
+    /// Data: backdoor trigger on a share `rate` of the rows, labelled `target`.
+    Backdoor,
+}
+
+impl AttackKind {
+    /// Name as written in configs and results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignFlip => "sign-flip",
+            Self::Scale => "scale",
+            Self::Gaussian => "gaussian",
+            Self::Alie => "alie",
+            Self::Ipm => "ipm",
+            Self::MinMax => "min-max",
+            Self::MinSum => "min-sum",
+            Self::Fang => "fang",
+            Self::Mimic => "mimic",
+            Self::AllToOne => "all-to-one",
+            Self::RandomFlip => "random-flip",
+            Self::Swap => "swap",
+            Self::NoisyLabels => "noisy-labels",
+            Self::FeatureNoise => "feature-noise",
+            Self::Backdoor => "backdoor",
+        }
+    }
+
+    /// Whether the attack rewrites training data (otherwise it rewrites updates).
+    pub fn is_data_attack(self) -> bool {
+        matches!(
+            self,
+            Self::AllToOne
+                | Self::RandomFlip
+                | Self::Swap
+                | Self::NoisyLabels
+                | Self::FeatureNoise
+                | Self::Backdoor
+        )
+    }
+}
+
+/// Perturbation direction of min-max and min-sum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PerturbationKind {
+    /// `-std` of the honest updates.
+    #[default]
+    Std,
+    /// `-mean/|mean|`.
+    UnitVector,
+    /// `-sign(mean)`.
+    Sign,
+}
+
+/// One feature of a backdoor trigger (index in the model's feature order, and value in
+/// standardised units).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TriggerFeature {
+    /// Feature index (0-based, in `ward data describe` order).
+    pub feature: usize,
+    /// Value set on triggered rows (standardised units).
+    pub value: f64,
+}
+
+/// `[attack]`: which sites are compromised, from when, and what they do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AttackSpec {
+    /// The attack.
+    pub kind: AttackKind,
+    /// Compromised sites by name. Give either `sites` or `f`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<String>,
+    /// Number of compromised sites, chosen from the run seed (recorded in the results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f: Option<usize>,
+    /// First round of the attack (model attacks; data attacks poison from round 1).
+    #[serde(default = "default_from_round")]
+    pub from_round: usize,
+    /// `sign-flip` factor (default 1) or `scale` factor (default: model replacement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    /// `gaussian` / `feature-noise` standard deviation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
+    /// `alie` z (default: the paper's z from n and f).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub z: Option<f64>,
+    /// `ipm` epsilon (default 0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
+    /// `min-max` / `min-sum` perturbation.
+    #[serde(default)]
+    pub perturbation: PerturbationKind,
+    /// `all-to-one` / `backdoor` target class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<u32>,
+    /// `swap`: the two classes exchanged (default [0, 1]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap: Option<[u32; 2]>,
+    /// `noisy-labels` flip probability / `backdoor` share of poisoned rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// `backdoor` trigger pattern.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trigger: Vec<TriggerFeature>,
+}
+
+fn default_from_round() -> usize {
+    1
 }
 
 fn default_name() -> String {
@@ -294,7 +518,8 @@ pub struct TrainSpec {
     /// Mini-batch size (>= 1). The last batch of a pass may be smaller (no drop-last).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
-    /// Local optimizer steps per round. Exactly one of `local-steps`, `local-epochs`.
+    /// Local optimizer steps per round (100 when neither this nor `local-epochs` is
+    /// given). At most one of `local-steps`, `local-epochs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_steps: Option<usize>,
     /// Local passes over the site's training data per round.
@@ -483,6 +708,8 @@ impl ExperimentSpec {
             model: ModelSpec::default(),
             train: TrainSpec::default(),
             federation: FederationSpec::default(),
+            robust: RobustSpec::default(),
+            attack: None,
         }
     }
 
@@ -507,6 +734,22 @@ impl ExperimentSpec {
         self.model.validate()?;
         self.train.validate()?;
         self.federation.validate()?;
+        self.robust.validate()?;
+        if let Some(a) = &self.attack {
+            a.validate()?;
+            if matches!(
+                self.federation.strategy,
+                StrategyKind::Pooled | StrategyKind::Local
+            ) {
+                return Err(ConfigError::new(
+                    "attack.kind",
+                    format!(
+                        "attacks need a federation; strategy \"{}\" is a baseline",
+                        self.federation.strategy.as_str()
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -598,6 +841,223 @@ impl DataSpec {
     }
 }
 
+/// A pre-aggregator, parsed from its `robust.pre` entry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PreAggregatorSpec {
+    /// Nearest-neighbour mixing (Allouah et al. 2023), with `robust.f`.
+    Nnm,
+    /// Bucketing (Karimireddy et al. 2022) with buckets of this size.
+    Bucketing(usize),
+    /// Norm clipping of each update's delta to this radius.
+    Clip(f64),
+}
+
+impl PreAggregatorSpec {
+    /// Parses `"nnm"`, `"bucketing:S"` or `"clip:C"`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        match s.split_once(':') {
+            None if s == "nnm" => Ok(Self::Nnm),
+            Some(("bucketing", v)) => match v.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(Self::Bucketing(n)),
+                _ => Err(format!("{s:?}: the bucket size must be an integer >= 1")),
+            },
+            Some(("clip", v)) => match v.trim().parse::<f64>() {
+                Ok(c) if c.is_finite() && c > 0.0 => Ok(Self::Clip(c)),
+                _ => Err(format!("{s:?}: the clipping radius must be a number > 0")),
+            },
+            _ => Err(format!(
+                "{s:?} is not a pre-aggregator: expected \"nnm\", \"bucketing:S\" or \"clip:C\""
+            )),
+        }
+    }
+}
+
+impl RobustSpec {
+    /// The parsed pre-aggregators.
+    pub fn pre_aggregators(&self) -> Result<Vec<PreAggregatorSpec>, ConfigError> {
+        self.pre
+            .iter()
+            .map(|p| PreAggregatorSpec::parse(p).map_err(|e| ConfigError::new("robust.pre", e)))
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let a = self.aggregator;
+        let pre = self.pre_aggregators()?;
+        let nnm = pre.contains(&PreAggregatorSpec::Nnm);
+        match self.f {
+            None if a.takes_f() || nnm => {
+                return Err(ConfigError::new(
+                    "robust.f",
+                    format!(
+                        "is required for {} (the number of Byzantine sites to tolerate)",
+                        if a.takes_f() { a.as_str() } else { "nnm" }
+                    ),
+                ));
+            }
+            Some(_) if !(a.takes_f() || nnm) => {
+                return Err(ConfigError::new(
+                    "robust.f",
+                    format!("is not used by aggregator \"{}\"", a.as_str()),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(m) = self.m {
+            check(a == AggregatorKind::MultiKrum, "robust.m", || {
+                "is only for multi-krum".into()
+            })?;
+            check(m >= 1, "robust.m", || "must be >= 1".into())?;
+        }
+        if let Some(t) = self.tau {
+            check(a == AggregatorKind::CenteredClipping, "robust.tau", || {
+                "is only for centered-clipping".into()
+            })?;
+            positive(t, "robust.tau")?;
+        } else if a == AggregatorKind::CenteredClipping {
+            return Err(ConfigError::new(
+                "robust.tau",
+                "is required for centered-clipping (the clipping radius, e.g. tau = 1.0)",
+            ));
+        }
+        if let Some(k) = self.iterations {
+            check(
+                matches!(
+                    a,
+                    AggregatorKind::CenteredClipping | AggregatorKind::GeometricMedian
+                ),
+                "robust.iterations",
+                || "is only for centered-clipping and geometric-median".into(),
+            )?;
+            check(k >= 1, "robust.iterations", || "must be >= 1".into())?;
+        }
+        Ok(())
+    }
+}
+
+impl AttackSpec {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let k = self.kind;
+        match (self.sites.is_empty(), self.f) {
+            (true, None) => {
+                return Err(ConfigError::new(
+                    "attack.f",
+                    "give the compromised sites: attack.sites = [names] or attack.f = N",
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(ConfigError::new(
+                    "attack.f",
+                    "give either attack.sites or attack.f, not both",
+                ));
+            }
+            (true, Some(0)) => return Err(ConfigError::new("attack.f", "must be >= 1")),
+            _ => {}
+        }
+        check(self.from_round >= 1, "attack.from-round", || {
+            "must be >= 1 (rounds count from 1)".into()
+        })?;
+        check(
+            !(k.is_data_attack() && self.from_round != 1),
+            "attack.from-round",
+            || format!("{} poisons the training data from round 1", k.as_str()),
+        )?;
+        let only = |key: &str, set: bool, ok: bool| {
+            check(!set || ok, key, || {
+                format!("does not apply to attack \"{}\"", k.as_str())
+            })
+        };
+        use AttackKind as A;
+        only(
+            "attack.scale",
+            self.scale.is_some(),
+            matches!(k, A::SignFlip | A::Scale),
+        )?;
+        only(
+            "attack.std",
+            self.std.is_some(),
+            matches!(k, A::Gaussian | A::FeatureNoise),
+        )?;
+        only("attack.z", self.z.is_some(), k == A::Alie)?;
+        only("attack.epsilon", self.epsilon.is_some(), k == A::Ipm)?;
+        only(
+            "attack.target",
+            self.target.is_some(),
+            matches!(k, A::AllToOne | A::Backdoor),
+        )?;
+        only("attack.swap", self.swap.is_some(), k == A::Swap)?;
+        only(
+            "attack.rate",
+            self.rate.is_some(),
+            matches!(k, A::NoisyLabels | A::Backdoor),
+        )?;
+        only("attack.trigger", !self.trigger.is_empty(), k == A::Backdoor)?;
+        if let Some(v) = self.scale {
+            positive(v, "attack.scale")?;
+        }
+        if let Some(v) = self.epsilon {
+            positive(v, "attack.epsilon")?;
+        }
+        if let Some(z) = self.z {
+            check(z.is_finite(), "attack.z", || {
+                format!("must be finite, got {z}")
+            })?;
+        }
+        match k {
+            A::Gaussian | A::FeatureNoise => match self.std {
+                Some(v) => positive(v, "attack.std")?,
+                None => {
+                    return Err(ConfigError::new(
+                        "attack.std",
+                        format!("is required for {}", k.as_str()),
+                    ));
+                }
+            },
+            A::AllToOne | A::Backdoor if self.target.is_none() => {
+                return Err(ConfigError::new(
+                    "attack.target",
+                    format!("is required for {}", k.as_str()),
+                ));
+            }
+            A::NoisyLabels => match self.rate {
+                Some(r) => check((0.0..=1.0).contains(&r), "attack.rate", || {
+                    format!("must be in [0, 1], got {r}")
+                })?,
+                None => {
+                    return Err(ConfigError::new(
+                        "attack.rate",
+                        "is required for noisy-labels",
+                    ));
+                }
+            },
+            _ => {}
+        }
+        if k == A::Backdoor {
+            match self.rate {
+                Some(r) => check(r > 0.0 && r <= 1.0, "attack.rate", || {
+                    format!("must be in (0, 1], got {r}")
+                })?,
+                None => {
+                    return Err(ConfigError::new(
+                        "attack.rate",
+                        "is required for backdoor (share of poisoned rows)",
+                    ));
+                }
+            }
+            check(!self.trigger.is_empty(), "attack.trigger", || {
+                "is required for backdoor, e.g. trigger = [{ feature = 3, value = 4.0 }]".into()
+            })?;
+            check(
+                self.trigger.iter().all(|t| t.value.is_finite()),
+                "attack.trigger",
+                || "values must be finite".into(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl ModelSpec {
     fn validate(&self) -> Result<(), ConfigError> {
         match self.kind {
@@ -635,10 +1095,6 @@ impl TrainSpec {
             (Some(_), Some(_)) => Err(ConfigError::new(
                 "train.local-epochs",
                 "give either local-steps or local-epochs, not both",
-            )),
-            (None, None) => Err(ConfigError::new(
-                "train.local-steps",
-                "give one of local-steps or local-epochs",
             )),
             (Some(0), None) => Err(ConfigError::new("train.local-steps", "must be >= 1")),
             (None, Some(0)) => Err(ConfigError::new("train.local-epochs", "must be >= 1")),
@@ -760,6 +1216,50 @@ mod tests {
         spec.data.dataset = DatasetKind::BreastCancer;
         assert_eq!(spec.validate().unwrap_err().key, "data.partition");
     }
+
+    #[test]
+    fn robust_and_attack_settings_are_checked() {
+        let parse = |t: &str| {
+            let s: ExperimentSpec =
+                toml::from_str(&format!("[data]\ndataset = \"fed-heart-disease\"\n{t}")).unwrap();
+            s.validate().map_err(|e| e.key)
+        };
+        assert_eq!(
+            parse("[robust]\naggregator = \"krum\"\n"),
+            Err("robust.f".into())
+        );
+        assert_eq!(parse("[robust]\naggregator = \"krum\"\nf = 1\n"), Ok(()));
+        assert_eq!(
+            parse("[robust]\naggregator = \"median\"\nf = 1\n"),
+            Err("robust.f".into())
+        );
+        assert_eq!(
+            parse("[robust]\naggregator = \"median\"\npre = [\"bucketing:0\"]\n"),
+            Err("robust.pre".into())
+        );
+        assert_eq!(
+            parse("[robust]\naggregator = \"centered-clipping\"\n"),
+            Err("robust.tau".into())
+        );
+        assert_eq!(parse("[attack]\nkind = \"alie\"\n"), Err("attack.f".into()));
+        assert_eq!(parse("[attack]\nkind = \"alie\"\nf = 1\n"), Ok(()));
+        assert_eq!(
+            parse("[attack]\nkind = \"alie\"\nf = 1\nstd = 1.0\n"),
+            Err("attack.std".into())
+        );
+        assert_eq!(
+            parse("[attack]\nkind = \"backdoor\"\nsites = [\"Hungary\"]\ntarget = 1\nrate = 0.5\n"),
+            Err("attack.trigger".into())
+        );
+        assert_eq!(
+            parse("[attack]\nkind = \"swap\"\nf = 1\nfrom-round = 3\n"),
+            Err("attack.from-round".into())
+        );
+        assert_eq!(
+            PreAggregatorSpec::parse("clip:2.5"),
+            Ok(PreAggregatorSpec::Clip(2.5))
+        );
+    }
     /// Every key of the config types, as dotted paths, from a spec where every optional
     /// key is set (built without `..Default::default()`, so a new field must be added
     /// here and therefore documented).
@@ -825,6 +1325,32 @@ mod tests {
                 fine_tune_steps: 1,
                 eval_every: 1,
             },
+            robust: RobustSpec {
+                aggregator: AggregatorKind::MultiKrum,
+                f: Some(1),
+                m: Some(2),
+                tau: Some(1.0),
+                iterations: Some(2),
+                pre: vec!["nnm".into()],
+            },
+            attack: Some(AttackSpec {
+                kind: AttackKind::Backdoor,
+                sites: vec!["a".into()],
+                f: Some(1),
+                from_round: 1,
+                scale: Some(1.0),
+                std: Some(1.0),
+                z: Some(1.0),
+                epsilon: Some(1.0),
+                perturbation: PerturbationKind::Sign,
+                target: Some(1),
+                swap: Some([0, 1]),
+                rate: Some(0.5),
+                trigger: vec![TriggerFeature {
+                    feature: 0,
+                    value: 1.0,
+                }],
+            }),
         };
         fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
             match v {
@@ -850,7 +1376,9 @@ mod tests {
         let mut out = Vec::new();
         walk("", &toml::Value::try_from(&spec).unwrap(), &mut out);
         // Sections themselves are headings of their own, not keys.
-        out.retain(|k| !["data", "model", "train", "federation"].contains(&k.as_str()));
+        out.retain(|k| {
+            !["data", "model", "train", "federation", "robust", "attack"].contains(&k.as_str())
+        });
         out.sort();
         out
     }

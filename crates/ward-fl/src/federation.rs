@@ -9,7 +9,9 @@ use ward_core::{Params, Update};
 use ward_models::Evaluation;
 
 use crate::site::{FitInstructions, LocalWork, SiteHandle};
-use crate::strategy::{Aggregator, FedAvg, FedOptKind, RoundContext, ServerOpt, ServerOptimizer};
+use crate::strategy::{
+    Aggregator, FedAvg, FedOptKind, RoundContext, ServerOpt, ServerOptimizer, UpdateAttack,
+};
 use crate::{FlError, checkpoint::Checkpoint};
 
 /// A site's role in the federation.
@@ -130,6 +132,9 @@ pub struct SiteRecord {
     /// The weight the aggregation rule gave this update (rules that weight).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aggregation_weight: Option<f64>,
+    /// Whether the site is compromised by the simulated attack (attack runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compromised: Option<bool>,
 }
 
 /// The outcome of one round.
@@ -153,6 +158,7 @@ pub(crate) struct ServerState {
     pub(crate) rng: ChaCha8Rng,
     pub(crate) cycle: Vec<usize>,
     pub(crate) cycle_pos: usize,
+    pub(crate) attack: Vec<u8>,
 }
 
 /// The round engine: runs rounds over [`SiteHandle`]s with a strategy.
@@ -165,6 +171,8 @@ pub struct Federation {
     roles: Vec<SiteRole>,
     config: FederationConfig,
     aggregator: Box<dyn Aggregator>,
+    attack: Option<Box<dyn UpdateAttack>>,
+    compromised: Option<Vec<bool>>,
     state: ServerState,
 }
 
@@ -218,6 +226,8 @@ impl Federation {
             roles,
             config,
             aggregator: Box::new(FedAvg),
+            attack: None,
+            compromised: None,
             state: ServerState {
                 round: 0,
                 global: initial,
@@ -226,6 +236,7 @@ impl Federation {
                 rng,
                 cycle: Vec::new(),
                 cycle_pos: 0,
+                attack: Vec::new(),
             },
         })
     }
@@ -250,6 +261,40 @@ impl Federation {
             )));
         }
         self.aggregator = aggregator;
+        Ok(())
+    }
+
+    /// Installs a model-poisoning attack run by the sites with `compromised[i]` (one
+    /// flag per site, in site order).
+    pub fn set_attack(
+        &mut self,
+        attack: Box<dyn UpdateAttack>,
+        compromised: Vec<bool>,
+    ) -> Result<(), FlError> {
+        if compromised.len() != self.sites.len() {
+            return Err(FlError::Config(format!(
+                "{} compromised flags for {} sites",
+                compromised.len(),
+                self.sites.len()
+            )));
+        }
+        self.state.attack = attack.save_state()?;
+        self.attack = Some(attack);
+        self.compromised = Some(compromised);
+        Ok(())
+    }
+
+    /// Marks sites as compromised in the round records without an update attack (data
+    /// poisoning happens inside the sites).
+    pub fn set_compromised(&mut self, compromised: Vec<bool>) -> Result<(), FlError> {
+        if compromised.len() != self.sites.len() {
+            return Err(FlError::Config(format!(
+                "{} compromised flags for {} sites",
+                compromised.len(),
+                self.sites.len()
+            )));
+        }
+        self.compromised = Some(compromised);
         Ok(())
     }
 
@@ -388,8 +433,14 @@ impl Federation {
                 cosine_to_aggregate: None,
                 selected: None,
                 aggregation_weight: None,
+                compromised: None,
             })
             .collect();
+        if let Some(c) = &self.compromised {
+            for (r, &c) in records.iter_mut().zip(c) {
+                r.compromised = Some(c);
+            }
+        }
         let mut accepted: Vec<Update> = Vec::with_capacity(selected.len());
         for &i in &selected {
             let global = &self.state.global;
@@ -421,6 +472,30 @@ impl Federation {
                         }
                     }
                 }
+            }
+        }
+        if let (Some(attack), Some(flags)) = (self.attack.as_mut(), self.compromised.as_ref()) {
+            let flags: Vec<bool> = accepted.iter().map(|u| flags[u.site]).collect();
+            if flags.iter().any(|&c| c) {
+                attack.rewrite(round, &self.state.global, &mut accepted, &flags)?;
+                self.state.attack = attack.save_state()?;
+                // A crafted update is validated like any other: nothing invalid reaches
+                // the aggregator.
+                let mut kept = Vec::with_capacity(accepted.len());
+                for u in accepted {
+                    match self.validate(&u) {
+                        Ok(()) => {
+                            records[u.site].update_norm =
+                                Some(u.params.sub(&self.state.global)?.l2_norm());
+                            kept.push(u);
+                        }
+                        Err(reason) => {
+                            records[u.site].status = SiteStatus::Rejected { reason };
+                            records[u.site].update_norm = None;
+                        }
+                    }
+                }
+                accepted = kept;
             }
         }
         if !accepted.is_empty() && accepted.len() < self.aggregator.min_updates() {
@@ -538,6 +613,9 @@ impl Federation {
         }
         for (site, bytes) in self.sites.iter_mut().zip(sites) {
             site.load_state(bytes)?;
+        }
+        if let Some(a) = self.attack.as_mut() {
+            a.load_state(&state.attack)?;
         }
         self.state = state.clone();
         Ok(())

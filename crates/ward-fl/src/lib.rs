@@ -29,11 +29,13 @@ mod strategy;
 
 pub use checkpoint::Checkpoint;
 pub use federation::{Federation, FederationConfig, RoundReport, SiteRecord, SiteRole, SiteStatus};
-pub use sim::{EngineOptions, Simulation, build_simulation, local_work};
+pub use sim::{
+    DataPoisoner, EngineOptions, Simulation, build_simulation, build_simulation_with, local_work,
+};
 pub use site::{FitInstructions, InProcessSite, LocalWork, SiteHandle};
 pub use strategy::{
     Aggregate, Aggregator, FedAvg, FedOptKind, RoundContext, ServerOpt, ServerOptimizer,
-    weighted_mean,
+    UpdateAttack, weighted_mean,
 };
 
 /// Errors of the round engine.

@@ -32,7 +32,14 @@ pub struct Simulation {
     pub backend: String,
     /// Warnings from data preparation (e.g. constant columns).
     pub warnings: Vec<String>,
+    /// The standardised data the sites hold, before any data poisoning (for scoring,
+    /// e.g. a backdoor's success rate on triggered test rows).
+    pub data: FederatedDataset,
 }
+
+/// Rewrites a site's (standardised) training split before the federation starts: data
+/// poisoning of a compromised site, `(site index, site data, number of classes)`.
+pub type DataPoisoner<'a> = &'a dyn Fn(usize, &mut SiteData, usize) -> Result<(), FlError>;
 
 /// The local work a round asks for, from `[train]`.
 pub fn local_work(spec: &ExperimentSpec) -> LocalWork {
@@ -54,6 +61,17 @@ pub fn build_simulation(
     data: &FederatedDataset,
     opts: EngineOptions,
 ) -> Result<Simulation, FlError> {
+    build_simulation_with(spec, data, opts, None)
+}
+
+/// [`build_simulation`], with the training splits of some sites rewritten by `poison`
+/// (after standardisation) before the sites are built.
+pub fn build_simulation_with(
+    spec: &ExperimentSpec,
+    data: &FederatedDataset,
+    opts: EngineOptions,
+    poison: Option<DataPoisoner<'_>>,
+) -> Result<Simulation, FlError> {
     let strategy = spec.federation.strategy;
     let mode =
         if strategy == StrategyKind::Pooled || spec.data.standardize == StandardizeKind::Global {
@@ -71,6 +89,11 @@ pub fn build_simulation(
     .map_err(|e| FlError::Config(e.to_string()))?;
     let opt = OptimizerConfig::from_spec(&spec.train);
     let mut site_data: Vec<SiteData> = ds.sites.clone();
+    if let Some(p) = poison {
+        for (i, s) in site_data.iter_mut().enumerate() {
+            p(i, s, ds.num_classes)?;
+        }
+    }
     let mut roles: Vec<SiteRole> = Vec::new();
     match strategy {
         StrategyKind::Pooled => {
@@ -147,5 +170,6 @@ pub fn build_simulation(
         arch,
         backend,
         warnings: ds.warnings.clone(),
+        data: ds,
     })
 }

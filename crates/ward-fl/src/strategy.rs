@@ -73,6 +73,30 @@ pub trait Aggregator {
     fn aggregate(&self, updates: &[Update], ctx: &RoundContext<'_>) -> Result<Aggregate, FlError>;
 }
 
+/// Rewrites the updates of compromised sites before aggregation (model poisoning, for
+/// research in simulation). Implemented by `ward-robust`'s attacks.
+pub trait UpdateAttack {
+    /// Name as written in configs (kebab-case).
+    fn name(&self) -> String;
+
+    /// Rewrites in place the updates with `compromised[k] == true`. `updates` are the
+    /// round's valid updates in site order; `sites_in_round` counts the sites that sent
+    /// them. Omniscient attacks may read the other (honest) updates.
+    fn rewrite(
+        &mut self,
+        round: usize,
+        global: &Params,
+        updates: &mut [Update],
+        compromised: &[bool],
+    ) -> Result<(), FlError>;
+
+    /// The attack's state (RNG), for the checkpoint.
+    fn save_state(&self) -> Result<Vec<u8>, FlError>;
+
+    /// Restores what [`UpdateAttack::save_state`] wrote.
+    fn load_state(&mut self, state: &[u8]) -> Result<(), FlError>;
+}
+
 /// FedAvg's aggregation (McMahan et al. 2017): `sum_k n_k w_k / sum_k n_k`.
 ///
 /// Accumulates in `f64` in one pass over the updates, so memory is O(model).

@@ -86,6 +86,21 @@ pub struct Summary {
     pub fine_tune_steps: Option<usize>,
     /// Rounds run.
     pub rounds: usize,
+    /// The aggregation rule (e.g. `fedavg`, `multi-krum`).
+    pub aggregator: String,
+    /// The simulated attack, if any (e.g. `alie`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack: Option<String>,
+    /// The sites the attack compromised.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub compromised_sites: Vec<String>,
+    /// Backdoor attacks: site name → share of triggered test rows (true label not the
+    /// target) classified as the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backdoor_success: Option<BTreeMap<String, f64>>,
+    /// Mean of `backdoor_success`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backdoor_success_mean: Option<f64>,
     /// Run seed.
     pub seed: u64,
     /// Strategy, lower case (e.g. `fedavg`).
@@ -270,6 +285,7 @@ mod tests {
             cosine_to_aggregate: None,
             selected: None,
             aggregation_weight: None,
+            compromised: None,
         };
         let n1 = append_metrics(&p, std::slice::from_ref(&rec)).unwrap();
         let n2 = append_metrics(&p, &[rec]).unwrap();

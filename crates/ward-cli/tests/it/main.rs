@@ -522,3 +522,125 @@ fn bench_fl_runs_without_the_anchor() {
         assert!(s.contains(want), "missing {want}: {s}");
     }
 }
+
+fn write_experiment(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.toml"));
+    fs_err::write(&p, text).unwrap();
+    p
+}
+
+/// A compromised site's sign-flipped, scaled update poisons FedAvg; the site is named in
+/// the summary and flagged in every metrics row.
+#[test]
+fn sign_flip_attack_is_recorded_and_degrades_fedavg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = "[data]\ndataset = \"fed-heart-disease\"\n[train]\nlr = 0.01\n";
+    let clean = write_experiment(tmp.path(), "clean", base);
+    let attacked = write_experiment(
+        tmp.path(),
+        "attacked",
+        &format!(
+            "{base}[attack]\nkind = \"sign-flip\"\nscale = 3.0\nsites = [\"VA Long Beach\"]\n"
+        ),
+    );
+    run_ok(
+        ward()
+            .arg("run")
+            .arg("--quiet")
+            .arg(&clean)
+            .arg("--out")
+            .arg(tmp.path().join("c")),
+    );
+    run_ok(
+        ward()
+            .arg("run")
+            .arg("--quiet")
+            .arg(&attacked)
+            .arg("--out")
+            .arg(tmp.path().join("a")),
+    );
+    let c = json(&tmp.path().join("c/summary.json"));
+    let a = json(&tmp.path().join("a/summary.json"));
+    assert_eq!(a["attack"], "sign-flip");
+    assert_eq!(a["compromised_sites"], serde_json::json!(["VA Long Beach"]));
+    let (ca, aa) = (
+        c["mean_accuracy"].as_f64().unwrap(),
+        a["mean_accuracy"].as_f64().unwrap(),
+    );
+    assert!(aa < ca - 0.1, "attacked {aa} vs clean {ca}");
+    let metrics = fs_err::read_to_string(tmp.path().join("a/metrics.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for r in &rows {
+        assert_eq!(r["compromised"], r["site"] == "VA Long Beach", "{r}");
+    }
+    // Each round, the scaled poisoned update has the largest norm (what the audit shows
+    // a person). Cosine to the aggregate does not single it out on this non-IID data:
+    // Switzerland's honest update opposes the aggregate as well (seen in round 1).
+    for round in rows.chunks(4) {
+        let norm = |r: &serde_json::Value| r["update_norm"].as_f64().unwrap();
+        let attacker = round.iter().find(|r| r["compromised"] == true).unwrap();
+        assert!(
+            round
+                .iter()
+                .all(|r| r["compromised"] == true || norm(r) < norm(attacker)),
+            "{round:?}"
+        );
+        assert!(round.iter().all(|r| r["cosine_to_aggregate"].is_number()));
+    }
+}
+
+/// A backdoor planted by two sites makes triggered test inputs (true label not the
+/// target) come out as the target; the same trigger on a model trained without the
+/// backdoor (one poisoned row in Switzerland) does not.
+#[test]
+fn backdoor_on_fed_heart_disease_triggers_the_target_label() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = |sites: &str, rate: f64| {
+        format!(
+            "[data]\ndataset = \"fed-heart-disease\"\n[train]\nlr = 0.01\n[attack]\nkind = \"backdoor\"\nsites = {sites}\ntarget = 0\nrate = {rate}\ntrigger = [{{ feature = 7, value = 4.0 }}, {{ feature = 10, value = 3.0 }}]\n"
+        )
+    };
+    let strong = write_experiment(
+        tmp.path(),
+        "strong",
+        &exp("[\"Cleveland\", \"Hungary\"]", 0.3),
+    );
+    let weak = write_experiment(tmp.path(), "weak", &exp("[\"Switzerland\"]", 0.01));
+    run_ok(
+        ward()
+            .arg("run")
+            .arg("--quiet")
+            .arg(&strong)
+            .arg("--out")
+            .arg(tmp.path().join("s")),
+    );
+    run_ok(
+        ward()
+            .arg("run")
+            .arg("--quiet")
+            .arg(&weak)
+            .arg("--out")
+            .arg(tmp.path().join("w")),
+    );
+    let s = json(&tmp.path().join("s/summary.json"));
+    let w = json(&tmp.path().join("w/summary.json"));
+    let (sa, wa) = (
+        s["backdoor_success_mean"].as_f64().unwrap(),
+        w["backdoor_success_mean"].as_f64().unwrap(),
+    );
+    assert!(sa >= 0.8, "backdoor success {sa}");
+    assert!(wa <= 0.2, "trigger without the backdoor: {wa}");
+}
+
+#[test]
+fn kill_9_and_resume_with_a_randomised_attack_is_exact() {
+    kill_and_resume(&[
+        "attack.kind=gaussian",
+        "attack.std=0.05",
+        "attack.f=1",
+        "train.lr=0.01",
+    ]);
+}

@@ -15,6 +15,7 @@
 
 pub mod data;
 pub mod model;
+pub mod setup;
 
 /// Errors of attack settings and inputs.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
