@@ -36,6 +36,98 @@ pub(crate) enum Command {
     /// Measure speed (release builds only give meaningful numbers).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Attacks x defences x compromised sites on an experiment: clean accuracy, accuracy
+    /// drop against the same defence without attack, backdoor success, and the sites each
+    /// selecting defence excluded. Writes grid.csv, grid.json and heatmap SVGs; rerunning
+    /// with the same --out skips finished cells.
+    RobustGrid(RobustGridArgs),
+    /// Apply an aggregation rule to update vectors of your own and print the result as
+    /// one JSON line: {"rule": ..., "result": [...], "selected": [...]}.
+    ///
+    /// The input is an (n, d) float32 or float64 .npy array in C order, one update per
+    /// row (float64 is cast to float32). The global model is all zeros, so the updates
+    /// are both models and deltas. `selected` (0-based row indices) appears only for
+    /// rules that select (krum, multi-krum, bulyan).
+    Aggregate(AggregateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AggregateArgs {
+    /// The updates: an (n, d) float32/float64 .npy array, C order, one update per row.
+    pub(crate) updates: PathBuf,
+    /// The rule: mean, fedavg, median, trimmed-mean, krum, multi-krum, geometric-median,
+    /// bulyan, centered-clipping or fltrust.
+    #[arg(long)]
+    pub(crate) rule: String,
+    /// Byzantine updates to tolerate (trimmed-mean cuts f per side; krum, multi-krum,
+    /// bulyan and nnm need it; median checks n >= 2f+1 with it).
+    #[arg(long)]
+    pub(crate) f: Option<usize>,
+    /// multi-krum: updates averaged (default n - f).
+    #[arg(long)]
+    pub(crate) m: Option<usize>,
+    /// centered-clipping: the clipping radius (required).
+    #[arg(long)]
+    pub(crate) tau: Option<f64>,
+    /// centered-clipping: iterations (default 1); geometric-median: the iteration limit
+    /// (default 100).
+    #[arg(long)]
+    pub(crate) iterations: Option<usize>,
+    /// geometric-median: the smoothing eps (default 1e-8).
+    #[arg(long)]
+    pub(crate) eps: Option<f64>,
+    /// Seed of bucketing's shuffle (the round is 1).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// fltrust: the server's update, a .npy vector of d values (shape (d,) or (1, d)).
+    #[arg(long, value_name = "FILE.npy")]
+    pub(crate) server_update: Option<PathBuf>,
+    /// A pre-aggregator applied before the rule, in order: nnm (with --f),
+    /// bucketing:S or clip:C. Repeat for several.
+    #[arg(long = "pre", value_name = "nnm|bucketing:S|clip:C")]
+    pub(crate) pre: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RobustGridArgs {
+    /// Experiment file (default: the built-in default experiment). A backdoor row takes
+    /// its trigger, target and rate from the file's `[attack]` (kind = "backdoor").
+    pub(crate) experiment: Option<PathBuf>,
+    /// Override a key of the experiment (as for `ward run`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) sets: Vec<String>,
+    /// Output directory (grid.csv, grid.json, grid.jsonl, `heatmap_<dataset>_<metric>.svg`).
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Attacks, comma-separated (names of `attack.kind`).
+    #[arg(
+        long,
+        default_value = "sign-flip,scale,gaussian,alie,ipm,min-max,min-sum,fang,mimic,swap,backdoor"
+    )]
+    pub(crate) attacks: String,
+    /// Defences, comma-separated (names of `robust.aggregator`).
+    #[arg(
+        long,
+        default_value = "fedavg,median,trimmed-mean,krum,multi-krum,bulyan,geometric-median,centered-clipping"
+    )]
+    pub(crate) defences: String,
+    /// Numbers of compromised sites, comma-separated (0 is the no-attack column).
+    #[arg(long, default_value = "0,1", conflicts_with = "fractions")]
+    pub(crate) f: String,
+    /// Fractions of compromised sites instead of numbers, e.g. 0,0.1,0.2,0.3.
+    #[arg(long)]
+    pub(crate) fractions: Option<String>,
+    /// Seeds, comma-separated.
+    #[arg(long, default_value = "0")]
+    pub(crate) seeds: String,
+    /// The f every defence is configured to tolerate (default: the largest attack f).
+    #[arg(long)]
+    pub(crate) defence_f: Option<usize>,
+    /// Centered clipping's radius.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) tau: f64,
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
 }
 
 /// Where gradients are computed.
@@ -112,6 +204,42 @@ pub(crate) enum BenchCommand {
     /// time per local step (native kernels and Burn), beside the Flower and numpy anchor
     /// when it and Python are present.
     Fl(BenchFlArgs),
+    /// Time per aggregation of each robust rule at n = 10, 50, 100 updates and d = 1e5,
+    /// 1e6, 1e7 parameters (as ../shared/anchors/aggregation), beside that anchor (numpy
+    /// and ByzFL) run in the same invocation when its venv exists.
+    Aggregate(BenchAggregateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchAggregateArgs {
+    /// Numbers of updates, comma-separated.
+    #[arg(long, default_value = "10,50,100")]
+    pub(crate) n: String,
+    /// Numbers of parameters, comma-separated (1e5 notation accepted). n = 100 with
+    /// d = 1e7 is skipped, as in the anchor (4 GB of input).
+    #[arg(long, default_value = "1e5,1e6,1e7")]
+    pub(crate) d: String,
+    /// Rules, comma-separated (anchor names: mean, median, trimmed_mean, krum,
+    /// multi_krum, geomed, centered_clipping, bulyan, nnm_mean).
+    #[arg(
+        long,
+        default_value = "mean,median,trimmed_mean,krum,multi_krum,geomed,centered_clipping,bulyan,nnm_mean"
+    )]
+    pub(crate) rules: String,
+    /// Calls per case (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) repeats: usize,
+    /// The anchor folder (default: shared/anchors/aggregation found from the current or
+    /// the executable's directory).
+    #[arg(long)]
+    pub(crate) anchor: Option<PathBuf>,
+    /// Python virtual environment for the anchor (its setup.sh creates it; this command
+    /// never runs setup.sh). A venv with numpy alone gives the numpy column.
+    #[arg(long, default_value = "/tmp/byzfl-venv")]
+    pub(crate) venv: PathBuf,
+    /// Do not run the anchor.
+    #[arg(long)]
+    pub(crate) no_anchor: bool,
 }
 
 #[derive(Debug, Args)]

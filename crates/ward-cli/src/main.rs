@@ -31,6 +31,9 @@ fn main() -> ExitCode {
             commands::reproduce::flamby_heart(a)
         }
         Command::Bench(BenchCommand::Fl(a)) => commands::bench::fl(a),
+        Command::RobustGrid(a) => commands::robust_grid::robust_grid(a),
+        Command::Aggregate(a) => commands::aggregate::aggregate(a),
+        Command::Bench(BenchCommand::Aggregate(a)) => commands::bench_aggregate::bench_aggregate(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,6 +20,9 @@ use crate::experiment::UserError;
 #[derive(Debug, Clone)]
 pub(crate) struct Outcome {
     pub(crate) summary: Summary,
+    /// Every round's site records (in-memory runs only; a run directory has them in
+    /// metrics.jsonl).
+    pub(crate) records: Vec<ward_fl::SiteRecord>,
 }
 
 /// Where a run writes (or nothing, for in-memory runs).
@@ -82,17 +85,34 @@ fn build(
 }
 
 /// Installs `[robust]`'s rule (FedAvg stays when none is chosen).
-fn install_aggregator(
-    spec: &ExperimentSpec,
-    _sim: &mut Simulation,
-) -> Result<(), ward_fl::FlError> {
+fn install_aggregator(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<(), ward_fl::FlError> {
+    use ward_core::config::PreAggregatorSpec;
     if spec.robust == ward_core::config::RobustSpec::default() {
         return Ok(());
     }
-    Err(ward_fl::FlError::Config(format!(
-        "robust.aggregator = {:?}: robust aggregation is not wired into `ward run` yet",
-        spec.robust.aggregator.as_str()
-    )))
+    let r = &spec.robust;
+    let pre = r
+        .pre_aggregators()
+        .map_err(|e| ward_fl::FlError::Config(e.to_string()))?
+        .into_iter()
+        .map(|p| match p {
+            PreAggregatorSpec::Nnm => ward_robust::PreSpec::Nnm,
+            PreAggregatorSpec::Bucketing(s) => ward_robust::PreSpec::Bucketing(s),
+            PreAggregatorSpec::Clip(c) => ward_robust::PreSpec::Clip(c),
+        })
+        .collect();
+    let opts = ward_robust::RuleOptions {
+        f: r.f,
+        m: r.m,
+        tau: r.tau,
+        iterations: r.iterations,
+        eps: None,
+        seed: spec.seed,
+        pre,
+    };
+    let rule = ward_robust::rule_from_name(r.aggregator.as_str(), &opts)
+        .map_err(|e| ward_fl::FlError::Config(format!("robust.aggregator: {e}")))?;
+    sim.federation.set_aggregator(rule)
 }
 
 /// Runs `spec` on `data` to the end.
@@ -160,6 +180,7 @@ pub(crate) fn execute(
     } else {
         ProgressBar::hidden()
     };
+    let mut records = Vec::new();
     while !fed.is_done() {
         let report = fed.run_round()?;
         rejected += report
@@ -173,6 +194,8 @@ pub(crate) fn execute(
             c.metrics_len = len;
             c.backend.clone_from(&sim.backend);
             c.write_atomic(&p.dir.join(files::CHECKPOINT))?;
+        } else {
+            records.extend(report.sites.iter().cloned());
         }
         let accs: Vec<f64> = report
             .sites
@@ -292,7 +315,7 @@ pub(crate) fn execute(
         ward_fl::checkpoint::write_atomic(&p.dir.join(files::MODEL), &bytes)?;
         ward_report::write_json_atomic(&p.dir.join(files::SUMMARY), &summary)?;
     }
-    Ok(Outcome { summary })
+    Ok(Outcome { summary, records })
 }
 
 /// `runs/<name>-<UTC timestamp>`, made unique with a counter if it exists.

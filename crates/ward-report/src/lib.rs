@@ -21,6 +21,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod heatmap;
+
+pub use heatmap::Heatmap;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use ward_core::{Layout, Params, TensorSpec};

@@ -1,8 +1,11 @@
 //! One module per subcommand.
 
+pub(crate) mod aggregate;
 pub(crate) mod bench;
+pub(crate) mod bench_aggregate;
 pub(crate) mod data;
 pub(crate) mod reproduce;
+pub(crate) mod robust_grid;
 pub(crate) mod run;
 
 use anyhow::Result;

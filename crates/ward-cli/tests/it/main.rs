@@ -644,3 +644,278 @@ fn kill_9_and_resume_with_a_randomised_attack_is_exact() {
         "train.lr=0.01",
     ]);
 }
+
+/// The grid runs end to end on a reduced size, writes its outputs, records skipped cells
+/// with their reason, and a rerun with the same --out runs no cell again.
+#[test]
+fn robust_grid_runs_and_resumes_cell_by_cell() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("grid");
+    let args = [
+        "robust-grid",
+        "--set",
+        "federation.rounds=3",
+        "--defences",
+        "fedavg,median,krum",
+        "--attacks",
+        "sign-flip,alie,ipm",
+        "--out",
+    ];
+    run_ok(ward().args(args).arg(&out));
+    let csv = fs_err::read_to_string(out.join("grid.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "dataset,attack,defence,fraction,f,seed,status,clean_acc,acc_drop,asr,tp,fp"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    // 3 defences x (no attack + 3 attacks at f = 1).
+    assert_eq!(rows.len(), 12, "{csv}");
+    for r in &rows {
+        assert_eq!(r.len(), 12, "{r:?}");
+        assert_eq!(r[0], "fed-heart-disease");
+        match r[1] {
+            // ALIE's z is 0 for n = 4, f = 1 (Baruch et al. 2019): a meaningless row.
+            "alie" => assert_eq!(r[6], "skipped"),
+            // Krum needs n >= 2f+3 = 5 updates; fed-heart-disease has 4 sites.
+            _ if r[2] == "krum" => assert_eq!(r[6], "refused", "{r:?}"),
+            "none" => {
+                assert_eq!(r[6], "ok");
+                assert_eq!(r[8], "0.000000");
+            }
+            _ => {
+                assert_eq!(r[6], "ok", "{r:?}");
+                assert_eq!(r[4], "1");
+                assert!(r[7].parse::<f64>().unwrap() > 0.0);
+            }
+        }
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(out.join("grid.json")).unwrap()).unwrap();
+    let alie = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["attack"] == "alie")
+        .unwrap();
+    assert!(alie["reason"].as_str().unwrap().contains("z"), "{alie}");
+    let krum = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["defence"] == "krum")
+        .unwrap();
+    assert!(krum["reason"].as_str().unwrap().contains("5"), "{krum}");
+    assert!(out.join("heatmap_fed-heart-disease_clean_acc.svg").exists());
+    let before = fs_err::read_to_string(out.join("grid.jsonl")).unwrap();
+    let o = run_ok(ward().args(args).arg(&out));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("12 cells"));
+    assert_eq!(
+        fs_err::read_to_string(out.join("grid.jsonl")).unwrap(),
+        before
+    );
+}
+
+/// A robust rule from `[robust]` runs and is recorded; a rule whose assumption the
+/// federation cannot meet stops before training with a clear error.
+#[test]
+fn robust_aggregator_from_the_experiment_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let median = write_experiment(
+        tmp.path(),
+        "median",
+        "[data]\ndataset = \"fed-heart-disease\"\n[federation]\nrounds = 3\n[robust]\naggregator = \"median\"\n",
+    );
+    run_ok(
+        ward()
+            .arg("run")
+            .arg("--quiet")
+            .arg(&median)
+            .arg("--out")
+            .arg(tmp.path().join("m")),
+    );
+    assert_eq!(
+        json(&tmp.path().join("m/summary.json"))["aggregator"],
+        "median"
+    );
+    let krum = write_experiment(
+        tmp.path(),
+        "krum",
+        "[data]\ndataset = \"fed-heart-disease\"\n[robust]\naggregator = \"krum\"\nf = 1\n",
+    );
+    let o = ward()
+        .arg("run")
+        .arg(&krum)
+        .arg("--out")
+        .arg(tmp.path().join("k"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("krum") && err.contains("at least 5"), "{err}");
+    assert!(
+        !tmp.path().join("k/metrics.jsonl").exists()
+            || fs_err::read_to_string(tmp.path().join("k/metrics.jsonl"))
+                .unwrap()
+                .is_empty()
+    );
+}
+
+/// Writes a C-order (or Fortran-order) `.npy` array with npyz.
+fn write_npy<T: npyz::AutoSerialize + Copy>(
+    path: &Path,
+    shape: &[u64],
+    values: &[T],
+    fortran: bool,
+) {
+    use npyz::WriterBuilder;
+    let file = std::io::BufWriter::new(fs_err::File::create(path).unwrap());
+    let order = if fortran {
+        npyz::Order::Fortran
+    } else {
+        npyz::Order::C
+    };
+    let mut w = npyz::WriteOptions::<T>::new()
+        .default_dtype()
+        .shape(shape)
+        .order(order)
+        .writer(file)
+        .begin_nd()
+        .unwrap();
+    w.extend(values.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+fn aggregate_line(args: &[&str], file: &Path) -> serde_json::Value {
+    let o = run_ok(ward().arg("aggregate").args(args).arg(file));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON line: {stdout}");
+    serde_json::from_str(lines[0]).unwrap()
+}
+
+#[test]
+fn aggregate_prints_median_and_krum_checked_by_hand() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Median of rows (1, 10), (5, -2), (3, 4): per column {1, 5, 3} -> 3 and
+    // {10, -2, 4} -> 4. float32 input.
+    let m = tmp.path().join("m.npy");
+    write_npy::<f32>(&m, &[3, 2], &[1., 10., 5., -2., 3., 4.], false);
+    let v = aggregate_line(&["--rule", "median"], &m);
+    assert_eq!(
+        v,
+        serde_json::json!({"rule": "median", "result": [3.0, 4.0]})
+    );
+    // Krum, f = 1, rows 0, 1, 2, 3, 10 (d = 1, float64 input cast to float32). Scores
+    // over the n - f - 2 = 2 nearest squared distances: 0 -> 1 + 4 = 5, 1 -> 1 + 1 = 2,
+    // 2 -> 1 + 1 = 2, 3 -> 1 + 4 = 5, 10 -> 49 + 64 = 113. The tie 1 / 2 goes to the more
+    // central (summed distances 1 -> 87, 2 -> 70): row 2.
+    let k = tmp.path().join("k.npy");
+    write_npy::<f64>(&k, &[5, 1], &[0., 1., 2., 3., 10.], false);
+    let v = aggregate_line(&["--rule", "krum", "--f", "1"], &k);
+    assert_eq!(
+        v,
+        serde_json::json!({"rule": "krum", "result": [2.0], "selected": [2]})
+    );
+    // Multi-Krum with m = 2 averages rows 1 and 2 (the two lowest scores): 1.5.
+    let v = aggregate_line(&["--rule", "multi-krum", "--f", "1", "--m", "2"], &k);
+    assert_eq!(
+        v,
+        serde_json::json!({"rule": "multi-krum", "result": [1.5], "selected": [1, 2]})
+    );
+}
+
+#[test]
+fn aggregate_refuses_bad_inputs_with_user_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name);
+    write_npy::<f32>(&p("one_d.npy"), &[3], &[1., 2., 3.], false);
+    write_npy::<f32>(&p("three_d.npy"), &[1, 2, 2], &[1., 2., 3., 4.], false);
+    write_npy::<f32>(&p("fortran.npy"), &[2, 3], &[1., 2., 3., 4., 5., 6.], true);
+    write_npy::<f32>(&p("nan.npy"), &[2, 2], &[1., 2., f32::NAN, 4.], false);
+    write_npy::<f64>(&p("inf.npy"), &[2, 2], &[1., 2., 3., f64::INFINITY], false);
+    write_npy::<i64>(&p("int.npy"), &[2, 2], &[1, 2, 3, 4], false);
+    fs_err::write(p("text.npy"), "not numpy").unwrap();
+    write_npy::<f32>(&p("ok.npy"), &[5, 1], &[0., 1., 2., 3., 10.], false);
+    let cases: Vec<(Vec<&str>, PathBuf, &str)> = vec![
+        (
+            vec!["--rule", "median"],
+            p("one_d.npy"),
+            "expected a 2-D (n, d) array of updates, got shape (3,)",
+        ),
+        (
+            vec!["--rule", "median"],
+            p("three_d.npy"),
+            "got shape (1, 2, 2)",
+        ),
+        (
+            vec!["--rule", "median"],
+            p("fortran.npy"),
+            "Fortran-order arrays are not supported",
+        ),
+        (
+            vec!["--rule", "median"],
+            p("nan.npy"),
+            "the value at row 1, column 0 is NaN",
+        ),
+        (
+            vec!["--rule", "median"],
+            p("inf.npy"),
+            "the value at row 1, column 1 is infinite",
+        ),
+        (
+            vec!["--rule", "median"],
+            p("int.npy"),
+            "dtype '<i8' is not supported: expected float32 or float64",
+        ),
+        (
+            vec!["--rule", "median"],
+            p("text.npy"),
+            "not a readable .npy file",
+        ),
+        (vec!["--rule", "median"], p("missing.npy"), "missing.npy"),
+        (
+            vec!["--rule", "krum", "--f", "2"],
+            p("ok.npy"),
+            "krum with f = 2 needs n >= 2f+3 = 7 updates, got 5",
+        ),
+        (vec!["--rule", "krum"], p("ok.npy"), "krum: needs f"),
+        (
+            vec!["--rule", "nope"],
+            p("ok.npy"),
+            "unknown aggregation rule \"nope\"",
+        ),
+        (
+            vec!["--rule", "centered-clipping", "--tau=-1"],
+            p("ok.npy"),
+            "tau = -1: must be a number > 0",
+        ),
+        (
+            vec!["--rule", "median", "--pre", "bucketing:0"],
+            p("ok.npy"),
+            "is not a pre-aggregator",
+        ),
+        (
+            vec!["--rule", "fltrust"],
+            p("ok.npy"),
+            "needs the server's update",
+        ),
+    ];
+    for (args, file, want) in cases {
+        let o = ward()
+            .arg("aggregate")
+            .args(&args)
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{args:?} {}: {stderr}",
+            file.display()
+        );
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+        assert!(o.stdout.is_empty());
+    }
+}

@@ -1,0 +1,382 @@
+//! `ward robust-grid`: attacks × defences × compromised sites, resumable cell by cell.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use ward_core::ExperimentSpec;
+use ward_core::config::{AggregatorKind, AttackKind, AttackSpec, PerturbationKind, RobustSpec};
+use ward_report::Heatmap;
+
+use crate::args::RobustGridArgs;
+use crate::commands::{engine_options, out};
+use crate::experiment::{self, UserError};
+use crate::runner;
+
+/// One cell of the grid (one line of `grid.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Cell {
+    dataset: String,
+    attack: String,
+    defence: String,
+    fraction: f64,
+    f: usize,
+    seed: u64,
+    /// `ok`, `refused` (the defence's assumption fails), `skipped` (the cell is
+    /// meaningless, e.g. ALIE with z = 0) or `failed`.
+    status: String,
+    clean_acc: Option<f64>,
+    /// Accuracy of the same defence without attack (same seed) minus this cell's.
+    acc_drop: Option<f64>,
+    /// Backdoor success rate (backdoor attacks only).
+    asr: Option<f64>,
+    /// (round, compromised site) pairs the defence excluded (selecting defences only).
+    tp: Option<usize>,
+    /// (round, honest site) pairs the defence excluded (selecting defences only).
+    fp: Option<usize>,
+    /// Why a cell is refused, skipped or failed.
+    reason: String,
+    /// The compromised sites.
+    compromised: Vec<String>,
+}
+
+impl Cell {
+    fn key(&self) -> (String, String, usize, u64) {
+        (self.attack.clone(), self.defence.clone(), self.f, self.seed)
+    }
+}
+
+fn parse_list<T>(s: &str, what: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| f(x).ok_or_else(|| UserError(format!("--{what}: {x:?} is not valid")).into()))
+        .collect()
+}
+
+fn aggregator(name: &str) -> Option<AggregatorKind> {
+    toml::Value::String(name.into()).try_into().ok()
+}
+
+fn attack_kind(name: &str) -> Option<AttackKind> {
+    toml::Value::String(name.into()).try_into().ok()
+}
+
+/// The `[robust]` section of a defence (its `f` is the grid's defence f).
+fn defence_spec(kind: AggregatorKind, f: usize, tau: f64) -> RobustSpec {
+    RobustSpec {
+        aggregator: kind,
+        f: kind.takes_f().then_some(f),
+        m: None,
+        tau: (kind == AggregatorKind::CenteredClipping).then_some(tau),
+        iterations: None,
+        pre: Vec::new(),
+    }
+}
+
+/// The `[attack]` section of an attack with `f` compromised sites; a backdoor takes its
+/// trigger, target and rate from the base experiment's `[attack]`.
+fn attack_spec(kind: AttackKind, f: usize, base: Option<&AttackSpec>) -> AttackSpec {
+    let mut a = AttackSpec {
+        kind,
+        sites: Vec::new(),
+        f: Some(f),
+        from_round: 1,
+        scale: None,
+        std: None,
+        z: None,
+        epsilon: None,
+        perturbation: PerturbationKind::Std,
+        target: None,
+        swap: None,
+        rate: None,
+        trigger: Vec::new(),
+    };
+    match kind {
+        AttackKind::Gaussian | AttackKind::FeatureNoise => a.std = Some(1.0),
+        AttackKind::AllToOne => a.target = Some(0),
+        AttackKind::NoisyLabels => a.rate = Some(0.5),
+        AttackKind::Backdoor => {
+            if let Some(b) = base.filter(|b| b.kind == AttackKind::Backdoor) {
+                a.target = b.target;
+                a.rate = b.rate;
+                a.trigger = b.trigger.clone();
+            }
+        }
+        _ => {}
+    }
+    a
+}
+
+/// Runs one cell.
+fn run_cell(
+    base: &ExperimentSpec,
+    data: &ward_data::FederatedDataset,
+    attack: Option<AttackSpec>,
+    defence: RobustSpec,
+    seed: u64,
+    opts: ward_fl::EngineOptions,
+) -> (String, Option<runner::Outcome>, String) {
+    let mut spec = base.clone();
+    spec.seed = seed;
+    spec.robust = defence;
+    spec.attack = attack;
+    if let Err(e) = spec.validate() {
+        return ("refused".into(), None, e.to_string());
+    }
+    match runner::execute(&spec, data, opts, None, false) {
+        Ok(o) => ("ok".into(), Some(o), String::new()),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            let status = if msg.contains("needs at least") || msg.contains("needs n >=") {
+                "refused"
+            } else {
+                "failed"
+            };
+            (status.into(), None, msg)
+        }
+    }
+}
+
+/// Runs the grid and writes grid.csv, grid.json and the heatmaps.
+pub(crate) fn robust_grid(args: RobustGridArgs) -> Result<()> {
+    let opts = engine_options(&args.engine)?;
+    let loaded = match &args.experiment {
+        Some(p) => experiment::load(p, &args.sets)?,
+        None => experiment::default_experiment(&args.sets)?,
+    };
+    let base = loaded.spec;
+    let data = runner::load_data(&base, &loaded.base_dir)?;
+    let n_sites = data.sites.len();
+    let dataset = data.name.clone();
+    let attacks = parse_list(&args.attacks, "attacks", attack_kind)?;
+    let defences = parse_list(&args.defences, "defences", aggregator)?;
+    let seeds = parse_list(&args.seeds, "seeds", |s| s.parse::<u64>().ok())?;
+    let mut fs: Vec<usize> = match &args.fractions {
+        Some(fr) => parse_list(fr, "fractions", |s| s.parse::<f64>().ok())?
+            .into_iter()
+            .map(|x| (x * n_sites as f64).round() as usize)
+            .collect(),
+        None => parse_list(&args.f, "f", |s| s.parse::<usize>().ok())?,
+    };
+    fs.sort_unstable();
+    fs.dedup();
+    let defence_f = args
+        .defence_f
+        .unwrap_or_else(|| fs.iter().copied().max().unwrap_or(1).max(1));
+    fs_err::create_dir_all(&args.out)?;
+    let log = args.out.join("grid.jsonl");
+    // Resume: cells already in the log are not run again.
+    let mut cells: Vec<Cell> = match fs_err::read_to_string(&log) {
+        Ok(text) => text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{}: a line is not a grid cell", log.display()))?,
+        Err(_) => Vec::new(),
+    };
+    let done: BTreeSet<_> = cells.iter().map(Cell::key).collect();
+    let mut file = fs_err::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)?;
+    let names: Vec<String> = data.sites.iter().map(|s| s.name.clone()).collect();
+    let mut clean: BTreeMap<(String, u64), f64> = cells
+        .iter()
+        .filter(|c| c.attack == "none" && c.status == "ok")
+        .filter_map(|c| Some(((c.defence.clone(), c.seed), c.clean_acc?)))
+        .collect();
+    let mut plan: Vec<(Option<AttackKind>, AggregatorKind, usize, u64)> = Vec::new();
+    for &d in &defences {
+        for &seed in &seeds {
+            plan.push((None, d, 0, seed));
+            for &a in &attacks {
+                for &f in fs.iter().filter(|&&f| f > 0) {
+                    plan.push((Some(a), d, f, seed));
+                }
+            }
+        }
+    }
+    let total = plan.len();
+    for (i, (attack, d, f, seed)) in plan.into_iter().enumerate() {
+        let attack_name = attack.map_or("none", AttackKind::as_str).to_string();
+        let key = (attack_name.clone(), d.as_str().to_string(), f, seed);
+        if done.contains(&key) {
+            continue;
+        }
+        let mut cell = Cell {
+            dataset: dataset.clone(),
+            attack: attack_name,
+            defence: d.as_str().into(),
+            fraction: f as f64 / n_sites as f64,
+            f,
+            seed,
+            status: String::new(),
+            clean_acc: None,
+            acc_drop: None,
+            asr: None,
+            tp: None,
+            fp: None,
+            reason: String::new(),
+            compromised: Vec::new(),
+        };
+        if attack == Some(AttackKind::Alie)
+            && let Ok(z) = ward_robust::attacks::model::alie_z(n_sites, f)
+            && z.abs() < 1e-12
+        {
+            cell.status = "skipped".into();
+            cell.reason = format!(
+                "ALIE's z from the paper is 0 for n = {n_sites}, f = {f}: the attack sends the honest mean"
+            );
+        }
+        if attack == Some(AttackKind::Backdoor)
+            && base
+                .attack
+                .as_ref()
+                .is_none_or(|b| b.kind != AttackKind::Backdoor)
+        {
+            cell.status = "skipped".into();
+            cell.reason = "backdoor needs a trigger: give [attack] kind = \"backdoor\" with trigger, target and rate in the experiment".into();
+        }
+        if cell.status.is_empty() {
+            let (status, outcome, reason) = run_cell(
+                &base,
+                &data,
+                attack.map(|a| attack_spec(a, f, base.attack.as_ref())),
+                defence_spec(d, defence_f, args.tau),
+                seed,
+                opts,
+            );
+            cell.status = status;
+            cell.reason = reason;
+            if let Some(o) = outcome {
+                let acc = o.summary.mean_accuracy;
+                cell.clean_acc = Some(acc);
+                if attack.is_none() {
+                    clean.insert((cell.defence.clone(), seed), acc);
+                }
+                cell.acc_drop = clean.get(&(cell.defence.clone(), seed)).map(|c| c - acc);
+                cell.asr = o.summary.backdoor_success_mean;
+                cell.compromised = o.summary.compromised_sites.clone();
+                let selects = o.records.iter().any(|r| r.selected.is_some());
+                if selects && attack.is_some() {
+                    let excluded = |comp: bool| {
+                        o.records
+                            .iter()
+                            .filter(|r| r.selected == Some(false) && r.compromised == Some(comp))
+                            .count()
+                    };
+                    cell.tp = Some(excluded(true));
+                    cell.fp = Some(excluded(false));
+                }
+            }
+        }
+        tracing::info!(
+            "cell {}/{total}: {} {} f={} seed={} {}",
+            i + 1,
+            cell.attack,
+            cell.defence,
+            f,
+            seed,
+            cell.status
+        );
+        let mut line = serde_json::to_string(&cell)?;
+        line.push('\n');
+        file.write_all(line.as_bytes())?;
+        file.sync_data()?;
+        cells.push(cell);
+    }
+    let _ = &names;
+    write_outputs(&args.out, &dataset, &cells)?;
+    out(format!(
+        "{} cells ({} ok, {} refused, {} skipped, {} failed) → {}",
+        cells.len(),
+        cells.iter().filter(|c| c.status == "ok").count(),
+        cells.iter().filter(|c| c.status == "refused").count(),
+        cells.iter().filter(|c| c.status == "skipped").count(),
+        cells.iter().filter(|c| c.status == "failed").count(),
+        args.out.display()
+    ));
+    Ok(())
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or(String::new(), |v| format!("{v:.6}"))
+}
+
+fn write_outputs(dir: &Path, dataset: &str, cells: &[Cell]) -> Result<()> {
+    let mut csv = String::from(
+        "dataset,attack,defence,fraction,f,seed,status,clean_acc,acc_drop,asr,tp,fp\n",
+    );
+    for c in cells {
+        csv.push_str(&format!(
+            "{},{},{},{:.4},{},{},{},{},{},{},{},{}\n",
+            c.dataset,
+            c.attack,
+            c.defence,
+            c.fraction,
+            c.f,
+            c.seed,
+            c.status,
+            opt(c.clean_acc),
+            opt(c.acc_drop),
+            opt(c.asr),
+            c.tp.map_or(String::new(), |v| v.to_string()),
+            c.fp.map_or(String::new(), |v| v.to_string()),
+        ));
+    }
+    ward_fl::checkpoint::write_atomic(&dir.join("grid.csv"), csv.as_bytes())?;
+    ward_report::write_json_atomic(&dir.join("grid.json"), &cells)?;
+    // Heatmaps at the largest f: defences × attacks, mean over seeds.
+    let f_max = cells.iter().map(|c| c.f).max().unwrap_or(0);
+    let mut defences: Vec<String> = Vec::new();
+    let mut attacks: Vec<String> = Vec::new();
+    for c in cells {
+        if !defences.contains(&c.defence) {
+            defences.push(c.defence.clone());
+        }
+        if (c.f == f_max || c.attack == "none") && !attacks.contains(&c.attack) {
+            attacks.push(c.attack.clone());
+        }
+    }
+    type Metric = fn(&Cell) -> Option<f64>;
+    let metrics: [(&str, Metric); 3] = [
+        ("clean_acc", |c| c.clean_acc),
+        ("acc_drop", |c| c.acc_drop),
+        ("asr", |c| c.asr),
+    ];
+    for (metric, get) in metrics {
+        let values: Vec<Vec<Option<f64>>> = defences
+            .iter()
+            .map(|d| {
+                attacks
+                    .iter()
+                    .map(|a| {
+                        let vs: Vec<f64> = cells
+                            .iter()
+                            .filter(|c| &c.defence == d && &c.attack == a)
+                            .filter(|c| c.f == f_max || a == "none")
+                            .filter_map(get)
+                            .collect();
+                        (!vs.is_empty()).then(|| vs.iter().sum::<f64>() / vs.len() as f64)
+                    })
+                    .collect()
+            })
+            .collect();
+        if values.iter().flatten().all(Option::is_none) {
+            continue;
+        }
+        Heatmap {
+            title: format!("{dataset}: {metric} (f = {f_max}, mean over seeds)"),
+            rows: defences.clone(),
+            cols: attacks.clone(),
+            values,
+            missing_label: "n/a".into(),
+        }
+        .write_svg(&dir.join(format!("heatmap_{dataset}_{metric}.svg")))?;
+    }
+    Ok(())
+}
