@@ -81,5 +81,3 @@ pub use rules::median::Median;
 pub use rules::trimmed_mean::TrimmedMean;
 #[doc(no_inline)]
 pub use ward_fl::Aggregator;
-#[cfg(test)]
-mod perf_tmp;
