@@ -19,7 +19,8 @@ use crate::args::BenchFlArgs;
 use crate::commands::out;
 use crate::runner;
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// Median of the measurements (NaN for none).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n == 0 {
@@ -111,19 +112,21 @@ fn process_time(cmd: &mut Command) -> Result<(f64, String)> {
     Ok((secs, String::from_utf8_lossy(&o.stdout).into_owned()))
 }
 
-fn find_anchor(explicit: Option<&Path>) -> Option<PathBuf> {
+/// An anchor folder: `explicit`, or `shared/anchors/<name>` (holding `marker`) found
+/// from the current directory or the binary's location upwards.
+pub(crate) fn find_anchor(explicit: Option<&Path>, name: &str, marker: &str) -> Option<PathBuf> {
     if let Some(p) = explicit {
         return Some(p.to_path_buf());
     }
-    let rel = Path::new("shared/anchors/flower_heart");
+    let rel = Path::new("shared/anchors").join(name);
     let mut starts = vec![std::env::current_dir().ok()?];
     if let Ok(exe) = std::env::current_exe() {
         starts.extend(exe.ancestors().map(Path::to_path_buf));
     }
     for s in starts {
         for a in s.ancestors() {
-            let c = a.join(rel);
-            if c.join("fedavg_numpy.py").exists() {
+            let c = a.join(&rel);
+            if c.join(marker).exists() {
                 return Some(c);
             }
         }
@@ -235,7 +238,7 @@ pub(crate) fn fl(args: BenchFlArgs) -> Result<()> {
     let anchor = if args.no_anchor {
         None
     } else {
-        find_anchor(args.anchor.as_deref())
+        find_anchor(args.anchor.as_deref(), "flower_heart", "fedavg_numpy.py")
     };
     match anchor {
         None => out("anchor: not found (or --no-anchor): no Flower/numpy comparison in this run"),

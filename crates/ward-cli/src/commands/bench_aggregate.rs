@@ -8,7 +8,7 @@
 //! mean; the median of `--repeats` calls (one call when the first takes over 20 s);
 //! n = 100 with d = 1e7 skipped. Ratios come only from this invocation's measurements.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -24,6 +24,7 @@ use ward_robust::{
 };
 
 use crate::args::BenchAggregateArgs;
+use crate::commands::bench::{find_anchor, median};
 use crate::commands::out;
 use crate::experiment::UserError;
 
@@ -77,15 +78,6 @@ fn parse_list(flag: &str, s: &str) -> Result<Vec<usize>> {
                 .ok_or_else(|| UserError(format!("{flag}: {t:?} is not a positive integer")).into())
         })
         .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// `n` updates of `d` standard normal `f32` values, one ChaCha8 stream per row
@@ -176,26 +168,6 @@ fn read_bandwidth() -> f64 {
         best = best.max(4.0 * buf.len() as f64 / t.elapsed().as_secs_f64() / 1e9);
     }
     best
-}
-
-fn find_anchor(explicit: Option<&Path>) -> Option<PathBuf> {
-    if let Some(p) = explicit {
-        return Some(p.to_path_buf());
-    }
-    let rel = Path::new("shared/anchors/aggregation");
-    let mut starts = vec![std::env::current_dir().ok()?];
-    if let Ok(exe) = std::env::current_exe() {
-        starts.extend(exe.ancestors().map(Path::to_path_buf));
-    }
-    for s in starts {
-        for a in s.ancestors() {
-            let c = a.join(rel);
-            if c.join("bench_rules.py").exists() {
-                return Some(c);
-            }
-        }
-    }
-    None
 }
 
 /// One anchor measurement: (rule, impl, n, d) -> seconds.
@@ -306,7 +278,7 @@ pub(crate) fn bench_aggregate(a: BenchAggregateArgs) -> Result<()> {
     let anchor = if a.no_anchor {
         None
     } else {
-        find_anchor(a.anchor.as_deref())
+        find_anchor(a.anchor.as_deref(), "aggregation", "bench_rules.py")
     };
     let anchor_times = match anchor {
         Some(dir) if py.exists() => match run_anchor(&dir, &py, &ns, &ds) {
