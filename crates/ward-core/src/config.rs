@@ -258,6 +258,28 @@ fn default_from_round() -> usize {
     1
 }
 
+impl AttackSpec {
+    /// An attack of `kind` by `f` sites drawn from the seed, from round 1, every other
+    /// setting at its default (set the ones `kind` requires before validating).
+    pub fn new(kind: AttackKind, f: usize) -> Self {
+        Self {
+            kind,
+            sites: Vec::new(),
+            f: Some(f),
+            from_round: default_from_round(),
+            scale: None,
+            std: None,
+            z: None,
+            epsilon: None,
+            perturbation: PerturbationKind::Std,
+            target: None,
+            swap: None,
+            rate: None,
+            trigger: Vec::new(),
+        }
+    }
+}
+
 fn default_name() -> String {
     "experiment".into()
 }

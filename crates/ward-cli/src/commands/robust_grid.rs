@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use ward_core::ExperimentSpec;
-use ward_core::config::{AggregatorKind, AttackKind, AttackSpec, PerturbationKind, RobustSpec};
+use ward_core::config::{AggregatorKind, AttackKind, AttackSpec, RobustSpec};
 use ward_report::Heatmap;
 
 use crate::args::RobustGridArgs;
@@ -79,21 +79,7 @@ fn defence_spec(kind: AggregatorKind, f: usize, tau: f64) -> RobustSpec {
 /// The `[attack]` section of an attack with `f` compromised sites; a backdoor takes its
 /// trigger, target and rate from the base experiment's `[attack]`.
 fn attack_spec(kind: AttackKind, f: usize, base: Option<&AttackSpec>) -> AttackSpec {
-    let mut a = AttackSpec {
-        kind,
-        sites: Vec::new(),
-        f: Some(f),
-        from_round: 1,
-        scale: None,
-        std: None,
-        z: None,
-        epsilon: None,
-        perturbation: PerturbationKind::Std,
-        target: None,
-        swap: None,
-        rate: None,
-        trigger: Vec::new(),
-    };
+    let mut a = AttackSpec::new(kind, f);
     match kind {
         AttackKind::Gaussian | AttackKind::FeatureNoise => a.std = Some(1.0),
         AttackKind::AllToOne => a.target = Some(0),

@@ -268,21 +268,7 @@ mod tests {
     }
 
     fn spec(kind: AttackKind) -> AttackSpec {
-        AttackSpec {
-            kind,
-            sites: Vec::new(),
-            f: Some(1),
-            from_round: 1,
-            scale: None,
-            std: None,
-            z: None,
-            epsilon: None,
-            perturbation: PerturbationKind::Std,
-            target: None,
-            swap: None,
-            rate: None,
-            trigger: Vec::new(),
-        }
+        AttackSpec::new(kind, 1)
     }
 
     #[test]
