@@ -44,16 +44,21 @@ use std::path::Path;
 use ward_core::config::{DataSpec, DatasetKind};
 
 mod builtin;
+pub mod corrupt;
 mod dataset;
 mod error;
+pub mod image;
 mod matrix;
 mod partition;
+pub mod readers;
 mod split;
+pub mod synth;
 mod table;
 
 pub use builtin::{BREAST_CANCER_FEATURES, HEART_FEATURES, HEART_SITES};
 pub use dataset::{FederatedDataset, STD_EPS, SiteData, SiteSummary, Standardization};
 pub use error::DataError;
+pub use image::{ImageSet, ImageShape, ImageSite, ImageTask};
 pub use matrix::{Matrix, Split};
 pub use partition::{MAX_DRAWS, partition};
 pub use split::{site_split_seed, test_size, train_test_split};

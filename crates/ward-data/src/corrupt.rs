@@ -1,0 +1,1 @@
+//! Acquisition-shift corruptions at graded severities (in progress).

@@ -1,0 +1,1 @@
+//! Image readers: MedMNIST `.npz`, image folders, NIfTI and DICOM (in progress).

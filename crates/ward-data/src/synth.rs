@@ -1,0 +1,1 @@
+//! Seeded synthetic multi-site imaging with per-site acquisition profiles (in progress).

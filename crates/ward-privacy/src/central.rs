@@ -1,0 +1,1 @@
+//! Central (site-level) DP with fixed and adaptive clipping (in progress).

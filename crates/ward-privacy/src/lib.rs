@@ -1,0 +1,6 @@
+//! Ward's privacy: accountants for differential privacy, central DP with adaptive
+//! clipping for federated averaging, and secure aggregation (SecAgg+).
+
+pub mod accountant;
+pub mod central;
+pub mod secagg;

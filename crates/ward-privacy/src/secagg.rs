@@ -1,0 +1,1 @@
+//! Secure aggregation, SecAgg+ (in progress).
