@@ -29,6 +29,7 @@
 mod arch;
 mod batches;
 mod burn_engine;
+pub mod dp;
 mod native;
 mod optim;
 mod train;

@@ -4,3 +4,4 @@
 pub mod accountant;
 pub mod central;
 pub mod secagg;
+pub mod audit;

@@ -1,0 +1,1 @@
+//! Empirical privacy audit: membership inference (in progress).
