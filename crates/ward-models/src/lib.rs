@@ -29,6 +29,7 @@
 mod arch;
 mod batches;
 mod burn_engine;
+mod conv;
 pub mod dp;
 mod native;
 mod optim;
@@ -40,6 +41,7 @@ use std::str::FromStr;
 pub use arch::{DenseArch, Loss};
 pub use batches::BatchStream;
 pub use burn_engine::BurnDense;
+pub use conv::{BurnConv, ConvArch, ConvFamily, Norm};
 pub use native::NativeDense;
 pub use optim::{Optimizer, OptimizerConfig};
 pub use train::{Evaluation, FitStats, LocalFit, auc, evaluate, train_local};
@@ -81,6 +83,14 @@ pub trait GradientEngine {
     /// # Shapes
     /// - `x`: `[rows, inputs]` → `[rows, outputs]`.
     fn logits(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError>;
+
+    /// Writes the model's non-trained buffers (BatchNorm running statistics) that the
+    /// last [`GradientEngine::loss_and_grad`] computed into `params`. Training loops call
+    /// it after the optimiser step, so buffers take the new statistics whatever the
+    /// optimiser did to them. Models without buffers do nothing.
+    fn write_buffers(&mut self, params: &mut [f32]) {
+        let _ = params;
+    }
 }
 
 /// Where tensors live, chosen by the binary's `--device` (`cpu`, `cuda:N`, `wgpu`).

@@ -92,6 +92,7 @@ pub fn train_local(
             }
         }
         opt.step(params, &grad);
+        engine.write_buffers(params);
     }
     Ok(FitStats {
         steps: fit.steps,

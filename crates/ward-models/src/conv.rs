@@ -1,0 +1,850 @@
+//! Convolutional networks for images (2D) and volumes (3D) on Burn: a small CNN and a
+//! ResNet-18, with BatchNorm, GroupNorm or no normalisation.
+//!
+//! Parameters are flat [`Params`] in PyTorch's naming and memory layout, so a model
+//! exported to safetensors loads into the same PyTorch module:
+//!
+//! - small CNN: `conv{i}.weight [c_out, c_in, 3, 3]`, `conv{i}.bias`, optional
+//!   `bn{i}.*`/`gn{i}.*`, then `fc1.weight [hidden, flat]`, `fc1.bias`, `fc2.weight
+//!   [outputs, hidden]`, `fc2.bias`. Each conv block is conv 3x3 (padding 1) → norm →
+//!   ReLU → max-pool 2.
+//! - ResNet-18 (BasicBlock, `[2, 2, 2, 2]`, widths `w, 2w, 4w, 8w`): stem `conv1.weight`
+//!   (3x3, stride 1, no bias — the small-image stem of the PyTorch anchor, no max-pool)
+//!   and `bn1`, then `layer{l}.{b}.conv1/bn1/conv2/bn2` and, where the shape changes,
+//!   `layer{l}.0.shortcut.0.weight` (1x1 conv) and `layer{l}.0.shortcut.1` (norm);
+//!   global average pooling; `fc.weight [outputs, 8w]`, `fc.bias`.
+//! - BatchNorm layers hold `weight`, `bias` (trained) and the buffers `running_mean`,
+//!   `running_var` (momentum 0.1, unbiased variance, eps 1e-5: PyTorch's defaults).
+//!   Buffers get no gradient; the engine writes their new values after each optimiser
+//!   step ([`GradientEngine::write_buffers`]). GroupNorm layers (`gn*`) hold `weight` and
+//!   `bias`.
+//!
+//! Initialisation is PyTorch's default for `nn.Conv2d`/`nn.Linear` (uniform in
+//! `±1/sqrt(fan_in)` for weights and biases), norms start at weight 1, bias 0.
+
+use std::collections::HashMap;
+
+use burn::prelude::*;
+use burn::tensor::activation;
+use burn::tensor::module;
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use rand::{Rng, RngExt};
+use serde::{Deserialize, Serialize};
+use ward_core::{Layout, Params, TensorSpec};
+use ward_data::ImageShape;
+
+use crate::burn_engine::burn_device;
+use crate::{DeviceChoice, GradientEngine, ModelError};
+
+/// BatchNorm's epsilon and momentum (PyTorch's defaults).
+const BN_EPS: f64 = 1e-5;
+const BN_MOMENTUM: f32 = 0.1;
+/// GroupNorm's epsilon (PyTorch's default).
+const GN_EPS: f64 = 1e-5;
+/// Rows per forward pass when scoring.
+const EVAL_CHUNK: usize = 256;
+
+/// Normalisation after each convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Norm {
+    /// No normalisation (the small CNN of the PyTorch anchor).
+    None,
+    /// BatchNorm with running statistics (buffers in `Params`).
+    Batch,
+    /// GroupNorm with this many groups (per-sample: safe for DP-SGD and FedBN-free
+    /// federations).
+    Group {
+        /// Number of groups; must divide every layer's channels.
+        groups: usize,
+    },
+}
+
+/// Which convolutional network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ConvFamily {
+    /// Conv blocks (3x3 conv, norm, ReLU, max-pool 2) of the given widths, then a hidden
+    /// dense layer and the output layer.
+    SmallCnn {
+        /// Output channels of each conv block, e.g. `[32, 64]`.
+        channels: Vec<usize>,
+        /// Width of the hidden dense layer.
+        hidden: usize,
+    },
+    /// BasicBlock ResNet-18 with base width `width` (64 in the paper).
+    Resnet18 {
+        /// Channels of the first stage; later stages double it.
+        width: usize,
+    },
+}
+
+/// A convolutional network for images of one shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvArch {
+    /// The network.
+    pub family: ConvFamily,
+    /// Normalisation layers.
+    pub norm: Norm,
+    /// Input image shape (`depth > 1`: 3D convolutions).
+    pub input: ImageShape,
+    /// Number of outputs (classes; softmax cross-entropy).
+    pub outputs: usize,
+}
+
+/// What one layout entry is, for the forward pass and for FedBN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Weight,
+    NormAffine,
+    NormBuffer,
+}
+
+impl ConvArch {
+    /// Checks the architecture against its input: positive sizes, pooling that leaves at
+    /// least one pixel, groups that divide the channels.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let s = self.input;
+        if s.is_empty() {
+            return Err(ModelError::Shape(format!("image shape {s} has no pixels")));
+        }
+        if self.outputs < 2 {
+            return Err(ModelError::Config(format!(
+                "a CNN needs at least 2 outputs, got {}",
+                self.outputs
+            )));
+        }
+        let mut widths = Vec::new();
+        match &self.family {
+            ConvFamily::SmallCnn { channels, hidden } => {
+                if channels.is_empty() || channels.contains(&0) || *hidden == 0 {
+                    return Err(ModelError::Config(
+                        "model.channels must list positive widths and model.hidden must be positive"
+                            .into(),
+                    ));
+                }
+                let pools = channels.len() as u32;
+                let min = s
+                    .height
+                    .min(s.width)
+                    .min(if s.is_3d() { s.depth } else { usize::MAX });
+                if min >> pools == 0 {
+                    return Err(ModelError::Config(format!(
+                        "{} max-pool layers need images of at least {} pixels a side, got {s}",
+                        pools,
+                        1usize << pools
+                    )));
+                }
+                widths.extend(channels);
+            }
+            ConvFamily::Resnet18 { width } => {
+                if *width == 0 {
+                    return Err(ModelError::Config("model.width must be positive".into()));
+                }
+                widths.extend([*width, 2 * width, 4 * width, 8 * width]);
+            }
+        }
+        if let Norm::Group { groups } = self.norm
+            && (groups == 0 || widths.iter().any(|w| w % groups != 0))
+        {
+            return Err(ModelError::Config(format!(
+                "GroupNorm with {groups} groups: every layer's channels ({widths:?}) must be a \
+                 multiple of the number of groups"
+            )));
+        }
+        Ok(())
+    }
+
+    fn spatial(&self) -> Vec<usize> {
+        let s = self.input;
+        if s.is_3d() {
+            vec![s.depth, s.height, s.width]
+        } else {
+            vec![s.height, s.width]
+        }
+    }
+
+    fn kernel(&self, c_out: usize, c_in: usize, k: usize) -> Vec<usize> {
+        let mut v = vec![c_out, c_in, k, k];
+        if self.input.is_3d() {
+            v.push(k);
+        }
+        v
+    }
+
+    /// Layout entries with their roles, in order.
+    fn entries(&self) -> Vec<(TensorSpec, Role)> {
+        let mut out = Vec::new();
+        let mut push = |name: String, shape: Vec<usize>, role: Role| {
+            out.push((TensorSpec { name, shape }, role));
+        };
+        let norm = |push: &mut dyn FnMut(String, Vec<usize>, Role), prefix: &str, c: usize| {
+            match self.norm {
+                Norm::None => {}
+                Norm::Batch => {
+                    push(format!("{prefix}.weight"), vec![c], Role::NormAffine);
+                    push(format!("{prefix}.bias"), vec![c], Role::NormAffine);
+                    push(format!("{prefix}.running_mean"), vec![c], Role::NormBuffer);
+                    push(format!("{prefix}.running_var"), vec![c], Role::NormBuffer);
+                }
+                Norm::Group { .. } => {
+                    push(format!("{prefix}.weight"), vec![c], Role::NormAffine);
+                    push(format!("{prefix}.bias"), vec![c], Role::NormAffine);
+                }
+            }
+        };
+        let tag = if matches!(self.norm, Norm::Group { .. }) {
+            "gn"
+        } else {
+            "bn"
+        };
+        match &self.family {
+            ConvFamily::SmallCnn { channels, hidden } => {
+                let mut c_in = self.input.channels;
+                for (i, &c) in channels.iter().enumerate() {
+                    let i = i + 1;
+                    push(
+                        format!("conv{i}.weight"),
+                        self.kernel(c, c_in, 3),
+                        Role::Weight,
+                    );
+                    push(format!("conv{i}.bias"), vec![c], Role::Weight);
+                    norm(&mut push, &format!("{tag}{i}"), c);
+                    c_in = c;
+                }
+                let pooled: usize = self
+                    .spatial()
+                    .iter()
+                    .map(|&d| d >> channels.len())
+                    .product();
+                push(
+                    "fc1.weight".into(),
+                    vec![*hidden, c_in * pooled],
+                    Role::Weight,
+                );
+                push("fc1.bias".into(), vec![*hidden], Role::Weight);
+                push(
+                    "fc2.weight".into(),
+                    vec![self.outputs, *hidden],
+                    Role::Weight,
+                );
+                push("fc2.bias".into(), vec![self.outputs], Role::Weight);
+            }
+            ConvFamily::Resnet18 { width } => {
+                let w = *width;
+                push(
+                    "conv1.weight".into(),
+                    self.kernel(w, self.input.channels, 3),
+                    Role::Weight,
+                );
+                norm(&mut push, &format!("{tag}1"), w);
+                let mut c_in = w;
+                for (l, (planes, stride)) in [(w, 1), (2 * w, 2), (4 * w, 2), (8 * w, 2)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    for b in 0..2 {
+                        let p = format!("layer{}.{b}", l + 1);
+                        let s = if b == 0 { stride } else { 1 };
+                        push(
+                            format!("{p}.conv1.weight"),
+                            self.kernel(planes, c_in, 3),
+                            Role::Weight,
+                        );
+                        norm(&mut push, &format!("{p}.{tag}1"), planes);
+                        push(
+                            format!("{p}.conv2.weight"),
+                            self.kernel(planes, planes, 3),
+                            Role::Weight,
+                        );
+                        norm(&mut push, &format!("{p}.{tag}2"), planes);
+                        if s != 1 || c_in != planes {
+                            push(
+                                format!("{p}.shortcut.0.weight"),
+                                self.kernel(planes, c_in, 1),
+                                Role::Weight,
+                            );
+                            norm(&mut push, &format!("{p}.shortcut.1"), planes);
+                        }
+                        c_in = planes;
+                    }
+                }
+                push("fc.weight".into(), vec![self.outputs, c_in], Role::Weight);
+                push("fc.bias".into(), vec![self.outputs], Role::Weight);
+            }
+        }
+        out
+    }
+
+    /// The parameter layout (trained tensors and BatchNorm buffers).
+    pub fn layout(&self) -> Layout {
+        Layout::new(self.entries().into_iter().map(|(t, _)| t).collect())
+    }
+
+    /// Number of values in the layout.
+    pub fn num_params(&self) -> usize {
+        self.layout().numel()
+    }
+
+    /// Ranges (start, end) of the values that normalisation layers own: affine weights
+    /// and biases and BatchNorm buffers. FedBN keeps these at each site.
+    pub fn norm_ranges(&self) -> Vec<(usize, usize)> {
+        let mut off = 0;
+        let mut out = Vec::new();
+        for (t, role) in self.entries() {
+            let n = t.numel();
+            if role != Role::Weight {
+                out.push((off, off + n));
+            }
+            off += n;
+        }
+        out
+    }
+
+    /// Ranges of BatchNorm running-statistics buffers (no gradient).
+    pub fn buffer_ranges(&self) -> Vec<(usize, usize)> {
+        let mut off = 0;
+        let mut out = Vec::new();
+        for (t, role) in self.entries() {
+            let n = t.numel();
+            if role == Role::NormBuffer {
+                out.push((off, off + n));
+            }
+            off += n;
+        }
+        out
+    }
+
+    /// PyTorch's default initialisation, drawn in layout order from `rng`.
+    pub fn init(&self, rng: &mut impl Rng) -> Params {
+        let entries = self.entries();
+        let mut values = Vec::with_capacity(entries.iter().map(|(t, _)| t.numel()).sum());
+        // A bias shares its fan-in with the weight before it.
+        let mut fan_in = 1usize;
+        for (t, role) in &entries {
+            let n = t.numel();
+            let last = t.name.rsplit('.').next().unwrap_or("");
+            match (role, last) {
+                (Role::Weight, "weight") => {
+                    fan_in = t.shape[1..].iter().product();
+                    let bound = 1.0 / (fan_in as f32).sqrt();
+                    values.extend((0..n).map(|_| rng.random_range(-bound..bound)));
+                }
+                (Role::Weight, _) => {
+                    let bound = 1.0 / (fan_in as f32).sqrt();
+                    values.extend((0..n).map(|_| rng.random_range(-bound..bound)));
+                }
+                (Role::NormAffine, "weight") | (Role::NormBuffer, "running_var") => {
+                    values.extend(std::iter::repeat_n(1.0, n));
+                }
+                _ => values.extend(std::iter::repeat_n(0.0, n)),
+            }
+        }
+        Params::new(self.layout(), values).expect("init fills the layout exactly")
+    }
+
+    /// One line for logs and reports, e.g. `resnet18(w64, batch-norm) 1x28x28 -> 9`.
+    pub fn describe(&self) -> String {
+        let norm = match self.norm {
+            Norm::None => "no norm".to_string(),
+            Norm::Batch => "batch-norm".to_string(),
+            Norm::Group { groups } => format!("group-norm {groups}"),
+        };
+        let fam = match &self.family {
+            ConvFamily::SmallCnn { channels, hidden } => format!("cnn{channels:?}+{hidden}"),
+            ConvFamily::Resnet18 { width } => format!("resnet18(w{width})"),
+        };
+        format!("{fam}, {norm}, {} -> {}", self.input, self.outputs)
+    }
+}
+
+/// A 2D or 3D activation.
+#[derive(Clone)]
+enum Act {
+    D2(Tensor<4>),
+    D3(Tensor<5>),
+}
+
+impl Act {
+    fn relu(self) -> Self {
+        match self {
+            Self::D2(t) => Self::D2(activation::relu(t)),
+            Self::D3(t) => Self::D3(activation::relu(t)),
+        }
+    }
+
+    fn add(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::D2(a), Self::D2(b)) => Self::D2(a + b),
+            (Self::D3(a), Self::D3(b)) => Self::D3(a + b),
+            _ => unreachable!("activations of one network share their rank"),
+        }
+    }
+
+    fn channels(&self) -> usize {
+        match self {
+            Self::D2(t) => t.dims()[1],
+            Self::D3(t) => t.dims()[1],
+        }
+    }
+
+    /// `k x k (x k)` convolution with `padding = k / 2`.
+    fn conv(self, w: &Tensor<1>, b: Option<&Tensor<1>>, shape: &[usize], stride: usize) -> Self {
+        let pad = shape[2] / 2;
+        match self {
+            Self::D2(x) => {
+                let w = w.clone().reshape([shape[0], shape[1], shape[2], shape[3]]);
+                Self::D2(module::conv2d(
+                    x,
+                    w,
+                    b.cloned(),
+                    ConvOptions::new([stride; 2], [pad; 2], [1; 2], 1),
+                ))
+            }
+            Self::D3(x) => {
+                let w = w
+                    .clone()
+                    .reshape([shape[0], shape[1], shape[2], shape[3], shape[4]]);
+                Self::D3(module::conv3d(
+                    x,
+                    w,
+                    b.cloned(),
+                    ConvOptions::new([stride; 3], [pad; 3], [1; 3], 1),
+                ))
+            }
+        }
+    }
+
+    /// Max-pool 2 (floor), over every spatial dimension.
+    fn max_pool2(self) -> Self {
+        match self {
+            Self::D2(x) => Self::D2(module::max_pool2d(x, MaxPoolOptions::new([2, 2]))),
+            Self::D3(x) => {
+                // Burn has no 3D max-pool: pool (H, W) as 2D over depth-stacked channels,
+                // then take the max of depth pairs.
+                let [n, c, d, h, w] = x.dims();
+                let x = x.slice([0..n, 0..c, 0..(d / 2) * 2, 0..h, 0..w]);
+                let d2 = d / 2;
+                let p = module::max_pool2d(
+                    x.reshape([n, c * d2 * 2, h, w]),
+                    MaxPoolOptions::new([2, 2]),
+                );
+                let (h2, w2) = (h / 2, w / 2);
+                let p = p.reshape([n * c * d2, 2, h2 * w2]).max_dim(1);
+                Self::D3(p.reshape([n, c, d2, h2, w2]))
+            }
+        }
+    }
+
+    /// Mean over every spatial position: `[N, C]`.
+    fn global_avg(self) -> Tensor<2> {
+        match self {
+            Self::D2(x) => {
+                let [n, c, _, _] = x.dims();
+                x.reshape([n as i64, c as i64, -1])
+                    .mean_dim(2)
+                    .reshape([n, c])
+            }
+            Self::D3(x) => {
+                let [n, c, _, _, _] = x.dims();
+                x.reshape([n as i64, c as i64, -1])
+                    .mean_dim(2)
+                    .reshape([n, c])
+            }
+        }
+    }
+
+    fn flatten(self) -> Tensor<2> {
+        match self {
+            Self::D2(x) => x.flatten(1, 3),
+            Self::D3(x) => x.flatten(1, 4),
+        }
+    }
+}
+
+/// Batch statistics produced by a training forward pass, for the running buffers.
+struct BnStats {
+    /// Offsets of `running_mean` and `running_var` in the flat parameters.
+    mean_at: usize,
+    var_at: usize,
+    mean: Tensor<1>,
+    var: Tensor<1>,
+    /// Values per channel in the batch (for the unbiased variance).
+    count: usize,
+}
+
+/// The uploaded tensors of one forward pass.
+struct Weights {
+    tensors: Vec<Tensor<1>>,
+    shapes: Vec<Vec<usize>>,
+    offsets: Vec<usize>,
+    index: HashMap<String, usize>,
+}
+
+impl Weights {
+    fn get(&self, name: &str) -> (&Tensor<1>, &[usize]) {
+        let i = self.index[name];
+        (&self.tensors[i], &self.shapes[i])
+    }
+
+    fn offset(&self, name: &str) -> usize {
+        self.offsets[self.index[name]]
+    }
+}
+
+/// Forward and backward of a [`ConvArch`] with Burn autodiff, on flat parameters.
+#[derive(Debug)]
+pub struct BurnConv {
+    arch: ConvArch,
+    choice: DeviceChoice,
+    device: Device,
+    infer: Device,
+    entries: Vec<(TensorSpec, Role)>,
+    /// New running statistics from the last training step: (offset, values).
+    pending: Vec<(usize, Vec<f32>)>,
+}
+
+impl BurnConv {
+    /// The network `arch` on `choice`.
+    pub fn new(arch: ConvArch, choice: DeviceChoice) -> Result<Self, ModelError> {
+        arch.validate()?;
+        let infer = burn_device(choice)?;
+        let device = infer.clone().autodiff();
+        let entries = arch.entries();
+        Ok(Self {
+            arch,
+            choice,
+            device,
+            infer,
+            entries,
+            pending: Vec::new(),
+        })
+    }
+
+    /// The architecture.
+    pub fn arch(&self) -> &ConvArch {
+        &self.arch
+    }
+
+    fn upload(&self, params: &[f32], device: &Device, track: bool) -> Weights {
+        let mut w = Weights {
+            tensors: Vec::with_capacity(self.entries.len()),
+            shapes: Vec::with_capacity(self.entries.len()),
+            offsets: Vec::with_capacity(self.entries.len()),
+            index: HashMap::with_capacity(self.entries.len()),
+        };
+        let mut off = 0;
+        for (i, (t, role)) in self.entries.iter().enumerate() {
+            let n = t.numel();
+            let mut x =
+                Tensor::<1>::from_data(TensorData::new(params[off..off + n].to_vec(), [n]), device);
+            if track && *role != Role::NormBuffer {
+                x = x.require_grad();
+            }
+            w.tensors.push(x);
+            w.shapes.push(t.shape.clone());
+            w.offsets.push(off);
+            w.index.insert(t.name.clone(), i);
+            off += n;
+        }
+        w
+    }
+
+    fn check(&self, params: &[f32], x: &[f32], rows: usize) -> Result<(), ModelError> {
+        let n = self.arch.num_params();
+        if params.len() != n {
+            return Err(ModelError::Shape(format!(
+                "parameters have {} values, the model {} {n}",
+                params.len(),
+                self.arch.describe()
+            )));
+        }
+        if x.len() != rows * self.arch.input.len() {
+            return Err(ModelError::Shape(format!(
+                "a batch of {rows} images of shape {} needs {} values, got {}",
+                self.arch.input,
+                rows * self.arch.input.len(),
+                x.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn input(&self, x: &[f32], rows: usize, device: &Device) -> Act {
+        let s = self.arch.input;
+        if s.is_3d() {
+            Act::D3(Tensor::<5>::from_data(
+                TensorData::new(x.to_vec(), [rows, s.channels, s.depth, s.height, s.width]),
+                device,
+            ))
+        } else {
+            Act::D2(Tensor::<4>::from_data(
+                TensorData::new(x.to_vec(), [rows, s.channels, s.height, s.width]),
+                device,
+            ))
+        }
+    }
+
+    /// Normalisation layer `prefix` (if any), in training mode (batch statistics) or
+    /// inference mode (running statistics).
+    fn norm(
+        &self,
+        x: Act,
+        w: &Weights,
+        prefix: &str,
+        train: bool,
+        stats: &mut Vec<BnStats>,
+    ) -> Act {
+        match self.arch.norm {
+            Norm::None => x,
+            Norm::Batch => {
+                let (gamma, _) = w.get(&format!("{prefix}.weight"));
+                let (beta, _) = w.get(&format!("{prefix}.bias"));
+                let mean_name = format!("{prefix}.running_mean");
+                let var_name = format!("{prefix}.running_var");
+                if train {
+                    let (out, mean, var, count) = match x {
+                        Act::D2(t) => {
+                            let [n, _, h, ww] = t.dims();
+                            let o =
+                                module::batch_norm_train(t, gamma.clone(), beta.clone(), BN_EPS);
+                            (Act::D2(o.output), o.mean, o.variance, n * h * ww)
+                        }
+                        Act::D3(t) => {
+                            let [n, _, d, h, ww] = t.dims();
+                            let o =
+                                module::batch_norm_train(t, gamma.clone(), beta.clone(), BN_EPS);
+                            (Act::D3(o.output), o.mean, o.variance, n * d * h * ww)
+                        }
+                    };
+                    stats.push(BnStats {
+                        mean_at: w.offset(&mean_name),
+                        var_at: w.offset(&var_name),
+                        mean,
+                        var,
+                        count,
+                    });
+                    out
+                } else {
+                    let (rm, _) = w.get(&mean_name);
+                    let (rv, _) = w.get(&var_name);
+                    match x {
+                        Act::D2(t) => Act::D2(module::batch_norm(
+                            t,
+                            gamma.clone(),
+                            beta.clone(),
+                            rm.clone(),
+                            rv.clone(),
+                            BN_EPS,
+                        )),
+                        Act::D3(t) => Act::D3(module::batch_norm(
+                            t,
+                            gamma.clone(),
+                            beta.clone(),
+                            rm.clone(),
+                            rv.clone(),
+                            BN_EPS,
+                        )),
+                    }
+                }
+            }
+            Norm::Group { groups } => {
+                let (gamma, _) = w.get(&format!("{prefix}.weight"));
+                let (beta, _) = w.get(&format!("{prefix}.bias"));
+                let c = x.channels();
+                let gn = |t: Tensor<3>| {
+                    let mean = t.clone().mean_dim(2);
+                    let centred = t - mean;
+                    let var = centred.clone().square().mean_dim(2);
+                    centred / (var + GN_EPS).sqrt()
+                };
+                match x {
+                    Act::D2(t) => {
+                        let dims = t.dims();
+                        let g = gn(t.reshape([dims[0] as i64, groups as i64, -1])).reshape(dims);
+                        Act::D2(
+                            g * gamma.clone().reshape([1, c, 1, 1])
+                                + beta.clone().reshape([1, c, 1, 1]),
+                        )
+                    }
+                    Act::D3(t) => {
+                        let dims = t.dims();
+                        let g = gn(t.reshape([dims[0] as i64, groups as i64, -1])).reshape(dims);
+                        Act::D3(
+                            g * gamma.clone().reshape([1, c, 1, 1, 1])
+                                + beta.clone().reshape([1, c, 1, 1, 1]),
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    /// Logits `[rows, outputs]`.
+    fn forward(&self, w: &Weights, x: Act, train: bool, stats: &mut Vec<BnStats>) -> Tensor<2> {
+        let tag = if matches!(self.arch.norm, Norm::Group { .. }) {
+            "gn"
+        } else {
+            "bn"
+        };
+        let dense = |h: Tensor<2>, name: &str| {
+            let (wt, s) = w.get(&format!("{name}.weight"));
+            let (b, _) = w.get(&format!("{name}.bias"));
+            h.matmul(wt.clone().reshape([s[0], s[1]]).transpose()) + b.clone().unsqueeze::<2>()
+        };
+        match &self.arch.family {
+            ConvFamily::SmallCnn { channels, .. } => {
+                let mut h = x;
+                for i in 1..=channels.len() {
+                    let (wt, s) = w.get(&format!("conv{i}.weight"));
+                    let (b, _) = w.get(&format!("conv{i}.bias"));
+                    h = h.conv(wt, Some(b), s, 1);
+                    h = self.norm(h, w, &format!("{tag}{i}"), train, stats);
+                    h = h.relu().max_pool2();
+                }
+                let h = activation::relu(dense(h.flatten(), "fc1"));
+                dense(h, "fc2")
+            }
+            ConvFamily::Resnet18 { .. } => {
+                let (wt, s) = w.get("conv1.weight");
+                let mut h = x.conv(wt, None, s, 1);
+                h = self.norm(h, w, &format!("{tag}1"), train, stats).relu();
+                for l in 1..=4 {
+                    for b in 0..2 {
+                        let p = format!("layer{l}.{b}");
+                        let stride = if b == 0 && l > 1 { 2 } else { 1 };
+                        let (w1, s1) = w.get(&format!("{p}.conv1.weight"));
+                        let mut o = h.clone().conv(w1, None, s1, stride);
+                        o = self.norm(o, w, &format!("{p}.{tag}1"), train, stats).relu();
+                        let (w2, s2) = w.get(&format!("{p}.conv2.weight"));
+                        o = o.conv(w2, None, s2, 1);
+                        o = self.norm(o, w, &format!("{p}.{tag}2"), train, stats);
+                        let short = format!("{p}.shortcut.0.weight");
+                        let skip = if w.index.contains_key(&short) {
+                            let (ws, ss) = w.get(&short);
+                            let sc = h.conv(ws, None, ss, stride);
+                            self.norm(sc, w, &format!("{p}.shortcut.1"), train, stats)
+                        } else {
+                            h
+                        };
+                        h = o.add(skip).relu();
+                    }
+                }
+                dense(h.global_avg(), "fc")
+            }
+        }
+    }
+}
+
+fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, ModelError> {
+    t.into_data()
+        .try_to_vec_as::<f32>()
+        .map_err(|e| ModelError::Device(format!("reading a tensor back failed: {e:?}")))
+}
+
+/// Softmax cross-entropy, mean over the batch.
+fn cross_entropy(z: Tensor<2>, y: &[u32], device: &Device) -> Tensor<1> {
+    let [rows, k] = z.dims();
+    let mut onehot = vec![0f32; rows * k];
+    for (r, &c) in y.iter().enumerate() {
+        onehot[r * k + c as usize] = 1.0;
+    }
+    let yt = Tensor::<2>::from_data(TensorData::new(onehot, [rows, k]), device);
+    (activation::log_softmax(z, 1) * yt).sum_dim(1).neg().mean()
+}
+
+impl GradientEngine for BurnConv {
+    fn name(&self) -> String {
+        match self.choice {
+            DeviceChoice::Cpu => "cpu:burn-flex".into(),
+            DeviceChoice::Cuda(i) => format!("cuda:{i}:burn-cuda"),
+            DeviceChoice::Wgpu => "wgpu:burn-wgpu".into(),
+        }
+    }
+
+    fn loss_and_grad(
+        &mut self,
+        params: &[f32],
+        x: &[f32],
+        y: &[u32],
+        grad: &mut [f32],
+    ) -> Result<f32, ModelError> {
+        let rows = y.len();
+        self.check(params, x, rows)?;
+        if let Some(&bad) = y.iter().find(|&&c| c as usize >= self.arch.outputs) {
+            return Err(ModelError::Shape(format!(
+                "label {bad} is out of range for {} classes",
+                self.arch.outputs
+            )));
+        }
+        let device = self.device.clone();
+        let w = self.upload(params, &device, true);
+        let xt = self.input(x, rows, &device);
+        let mut stats = Vec::new();
+        let z = self.forward(&w, xt, true, &mut stats);
+        let loss = cross_entropy(z, y, &device);
+        let grads = loss.backward();
+        grad.fill(0.0);
+        for (i, (t, role)) in self.entries.iter().enumerate() {
+            if *role == Role::NormBuffer {
+                continue;
+            }
+            let g = w.tensors[i].grad(&grads).ok_or_else(|| {
+                ModelError::Device(format!("Burn autodiff returned no gradient for {}", t.name))
+            })?;
+            let g = read(g)?;
+            let off = w.offsets[i];
+            grad[off..off + g.len()].copy_from_slice(&g);
+        }
+        self.pending.clear();
+        for s in stats {
+            let mean = read(s.mean)?;
+            let var = read(s.var)?;
+            let unbias = if s.count > 1 {
+                s.count as f32 / (s.count - 1) as f32
+            } else {
+                1.0
+            };
+            let rm: Vec<f32> = params[s.mean_at..s.mean_at + mean.len()]
+                .iter()
+                .zip(&mean)
+                .map(|(&r, &m)| (1.0 - BN_MOMENTUM) * r + BN_MOMENTUM * m)
+                .collect();
+            let rv: Vec<f32> = params[s.var_at..s.var_at + var.len()]
+                .iter()
+                .zip(&var)
+                .map(|(&r, &v)| (1.0 - BN_MOMENTUM) * r + BN_MOMENTUM * v * unbias)
+                .collect();
+            self.pending.push((s.mean_at, rm));
+            self.pending.push((s.var_at, rv));
+        }
+        let l = read(loss.reshape([1]))?;
+        Ok(l[0])
+    }
+
+    fn write_buffers(&mut self, params: &mut [f32]) {
+        for (off, v) in self.pending.drain(..) {
+            params[off..off + v.len()].copy_from_slice(&v);
+        }
+    }
+
+    fn logits(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError> {
+        self.check(params, x, rows)?;
+        let device = self.infer.clone();
+        let w = self.upload(params, &device, false);
+        let per = self.arch.input.len();
+        let mut out = Vec::with_capacity(rows * self.arch.outputs);
+        let mut start = 0;
+        while start < rows {
+            let end = (start + EVAL_CHUNK).min(rows);
+            let xt = self.input(&x[start * per..end * per], end - start, &device);
+            let z = self.forward(&w, xt, false, &mut Vec::new());
+            out.extend(read(z.flatten::<1>(0, 1))?);
+            start = end;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,295 @@
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+
+fn small(input: ImageShape, norm: Norm) -> ConvArch {
+    ConvArch {
+        family: ConvFamily::SmallCnn {
+            channels: vec![4, 4],
+            hidden: 8,
+        },
+        norm,
+        input,
+        outputs: 3,
+    }
+}
+
+fn batch(arch: &ConvArch, rows: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x = (0..rows * arch.input.len())
+        .map(|_| rng.random_range(0.0f32..1.0))
+        .collect();
+    let y = (0..rows)
+        .map(|_| rng.random_range(0..arch.outputs as u32))
+        .collect();
+    (x, y)
+}
+
+/// Parameter counts of the PyTorch anchor's models
+/// (`../shared/anchors/pytorch_cnn/results/results.json`, field `params`:
+/// `cnn 1x28x28` 421513, `cnn 1x64x64` 2117257, `resnet18` 11172297). Ward's layout adds
+/// the BatchNorm running mean and variance (2 x 4800 channels) that PyTorch keeps as
+/// buffers outside `parameters()`.
+#[test]
+fn layouts_match_the_pytorch_anchor() {
+    let cnn = |hw| ConvArch {
+        family: ConvFamily::SmallCnn {
+            channels: vec![32, 64],
+            hidden: 128,
+        },
+        norm: Norm::None,
+        input: ImageShape::d2(1, hw, hw),
+        outputs: 9,
+    };
+    assert_eq!(cnn(28).num_params(), 421_513);
+    assert_eq!(cnn(64).num_params(), 2_117_257);
+    let resnet = ConvArch {
+        family: ConvFamily::Resnet18 { width: 64 },
+        norm: Norm::Batch,
+        input: ImageShape::d2(1, 28, 28),
+        outputs: 9,
+    };
+    let buffers: usize = resnet.buffer_ranges().iter().map(|(a, b)| b - a).sum();
+    assert_eq!(buffers, 2 * 4800);
+    assert_eq!(resnet.num_params() - buffers, 11_172_297);
+}
+
+/// Central finite differences of the loss against autodiff, at a handful of
+/// coordinates of every tensor (f32 arithmetic through up to 20 normalisation layers: relative tolerance 5e-2).
+fn check_gradients(arch: ConvArch, rows: usize) {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let params = arch.init(&mut rng);
+    let (x, y) = batch(&arch, rows, 4);
+    let mut engine = BurnConv::new(arch.clone(), DeviceChoice::Cpu).unwrap();
+    let mut grad = vec![0.0; params.len()];
+    engine
+        .loss_and_grad(params.values(), &x, &y, &mut grad)
+        .unwrap();
+    let buffers = arch.buffer_ranges();
+    let mut checked = 0;
+    let mut off = 0;
+    for t in arch.layout().tensors() {
+        let n = t.numel();
+        for k in [0, n / 2, n - 1] {
+            let i = off + k;
+            if buffers.iter().any(|&(a, b)| (a..b).contains(&i)) {
+                assert_eq!(grad[i], 0.0, "{} is a buffer", t.name);
+                continue;
+            }
+            // ReLU and max-pool kinks bend the loss within a few 1e-3 of a point in deep
+            // normalised networks: accept the closest of three step sizes (a wrong
+            // gradient matches none).
+            let mut best = f32::INFINITY;
+            let mut numeric = 0.0;
+            for h in [1e-3f32, 3e-4, 1e-4] {
+                let mut p = params.values().to_vec();
+                let mut g = vec![0.0; p.len()];
+                p[i] += h;
+                let up = engine.loss_and_grad(&p, &x, &y, &mut g).unwrap();
+                p[i] -= 2.0 * h;
+                let down = engine.loss_and_grad(&p, &x, &y, &mut g).unwrap();
+                let fd = (up - down) / (2.0 * h);
+                if (fd - grad[i]).abs() < best {
+                    best = (fd - grad[i]).abs();
+                    numeric = fd;
+                }
+            }
+            let tol = 5e-2 * numeric.abs().max(grad[i].abs()) + 2e-3;
+            assert!(
+                best <= tol,
+                "{}[{k}]: autodiff {} vs finite difference {numeric}",
+                t.name,
+                grad[i]
+            );
+            checked += 1;
+        }
+        off += n;
+    }
+    assert!(checked > 10);
+}
+
+#[test]
+fn small_cnn_gradients_match_finite_differences() {
+    check_gradients(small(ImageShape::d2(1, 8, 8), Norm::None), 3);
+    check_gradients(small(ImageShape::d2(2, 8, 8), Norm::Group { groups: 2 }), 3);
+    check_gradients(small(ImageShape::d2(1, 8, 8), Norm::Batch), 4);
+}
+
+#[test]
+fn volume_cnn_gradients_match_finite_differences() {
+    check_gradients(
+        small(ImageShape::d3(1, 4, 8, 8), Norm::Group { groups: 4 }),
+        2,
+    );
+}
+
+#[test]
+fn tiny_resnet_gradients_match_finite_differences() {
+    let arch = ConvArch {
+        family: ConvFamily::Resnet18 { width: 2 },
+        norm: Norm::Group { groups: 1 },
+        input: ImageShape::d2(1, 16, 16),
+        outputs: 2,
+    };
+    check_gradients(arch.clone(), 2);
+    check_gradients(
+        ConvArch {
+            norm: Norm::None,
+            ..arch
+        },
+        2,
+    );
+    // BatchNorm's backward is checked on the small CNN above: in a width-2 ResNet with a
+    // batch of 4, each BN layer of the last stage normalises 16 values and the loss is
+    // too kinked for f32 finite differences at any step size (measured: estimates
+    // jump by 2x between steps 1e-4 and 3e-5).
+}
+
+/// Running statistics follow PyTorch's rule: `r <- 0.9 r + 0.1 s` with the unbiased batch
+/// variance. For a model whose first layer sees the raw input through a 3x3 conv whose
+/// weights are all zero but the centre tap (1) and bias 0, the first BatchNorm's batch
+/// mean and variance are the input's, computed here by hand.
+#[test]
+fn batch_norm_buffers_follow_pytorch_momentum() {
+    let arch = ConvArch {
+        family: ConvFamily::SmallCnn {
+            channels: vec![1],
+            hidden: 2,
+        },
+        norm: Norm::Batch,
+        input: ImageShape::d2(1, 2, 2),
+        outputs: 2,
+    };
+    let layout = arch.layout();
+    let mut p = arch
+        .init(&mut ChaCha8Rng::seed_from_u64(0))
+        .values()
+        .to_vec();
+    // conv1.weight [1,1,3,3]: centre tap 1; conv1.bias 0.
+    p[..9].fill(0.0);
+    p[4] = 1.0;
+    p[9] = 0.0;
+    let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+    let mut engine = BurnConv::new(arch.clone(), DeviceChoice::Cpu).unwrap();
+    let mut g = vec![0.0; p.len()];
+    engine.loss_and_grad(&p, &x, &[0, 1], &mut g).unwrap();
+    let before = p.clone();
+    engine.write_buffers(&mut p);
+    let names: Vec<_> = layout.tensors().iter().map(|t| t.name.clone()).collect();
+    let at = |name: &str| {
+        let mut off = 0;
+        for t in layout.tensors() {
+            if t.name == name {
+                return off;
+            }
+            off += t.numel();
+        }
+        panic!("no {name} in {names:?}")
+    };
+    // mean of 1..=8 = 4.5; unbiased variance = 6.0.
+    assert!((p[at("bn1.running_mean")] - 0.45).abs() < 1e-5);
+    assert!((p[at("bn1.running_var")] - (0.9 + 0.1 * 6.0)).abs() < 1e-5);
+    // Nothing else moved.
+    for (i, (a, b)) in before.iter().zip(&p).enumerate() {
+        if i != at("bn1.running_mean") && i != at("bn1.running_var") {
+            assert_eq!(a, b, "value {i} changed");
+        }
+    }
+}
+
+#[test]
+fn scoring_in_chunks_equals_one_pass_and_checks_shapes() {
+    let arch = small(ImageShape::d2(1, 8, 8), Norm::Batch);
+    let params = arch.init(&mut ChaCha8Rng::seed_from_u64(1));
+    let (x, _) = batch(&arch, EVAL_CHUNK + 5, 2);
+    let mut engine = BurnConv::new(arch.clone(), DeviceChoice::Cpu).unwrap();
+    let all = engine.logits(params.values(), &x, EVAL_CHUNK + 5).unwrap();
+    let tail = engine
+        .logits(params.values(), &x[EVAL_CHUNK * 64..], 5)
+        .unwrap();
+    assert_eq!(all.len(), (EVAL_CHUNK + 5) * 3);
+    for (a, b) in all[EVAL_CHUNK * 3..].iter().zip(&tail) {
+        assert!((a - b).abs() < 1e-5);
+    }
+    let err = engine.logits(params.values(), &x[..10], 1).unwrap_err();
+    assert!(err.to_string().contains("needs 64 values, got 10"), "{err}");
+    let mut g = vec![0.0; params.len()];
+    let err = engine
+        .loss_and_grad(params.values(), &x[..64], &[7], &mut g)
+        .unwrap_err();
+    assert!(err.to_string().contains("label 7"), "{err}");
+}
+
+#[test]
+fn invalid_architectures_are_refused() {
+    let mut a = small(ImageShape::d2(1, 2, 2), Norm::None);
+    assert!(
+        a.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("at least 4 pixels")
+    );
+    a = small(ImageShape::d2(1, 8, 8), Norm::Group { groups: 3 });
+    assert!(
+        a.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("multiple of the number of groups")
+    );
+}
+
+/// A tiny CNN learns a task a linear model on pixel sums could not shortcut: a bright
+/// 2x2 square in the left half (class 0) or the right half (class 1).
+#[test]
+fn tiny_cnn_learns_a_spatial_task() {
+    let arch = ConvArch {
+        family: ConvFamily::SmallCnn {
+            channels: vec![4],
+            hidden: 8,
+        },
+        norm: Norm::Batch,
+        input: ImageShape::d2(1, 8, 8),
+        outputs: 2,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let make = |rng: &mut ChaCha8Rng, n: usize| {
+        let mut x = vec![0.0f32; n * 64];
+        let mut y = Vec::new();
+        for i in 0..n {
+            let c = rng.random_range(0..2u32);
+            let col = rng.random_range(0..3) + 4 * c as usize;
+            let row = rng.random_range(0..7);
+            for (dr, dc) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                x[i * 64 + (row + dr) * 8 + col + dc] = 1.0;
+            }
+            y.push(c);
+        }
+        (x, y)
+    };
+    let (x, y) = make(&mut rng, 64);
+    let (xt, yt) = make(&mut rng, 64);
+    let mut params = arch.init(&mut rng).values().to_vec();
+    let mut engine = BurnConv::new(arch, DeviceChoice::Cpu).unwrap();
+    let mut g = vec![0.0; params.len()];
+    for step in 0..60 {
+        let lo = (step % 4) * 16;
+        engine
+            .loss_and_grad(
+                &params,
+                &x[lo * 64..(lo + 16) * 64],
+                &y[lo..lo + 16],
+                &mut g,
+            )
+            .unwrap();
+        for (p, gi) in params.iter_mut().zip(&g) {
+            *p -= 0.2 * gi;
+        }
+        engine.write_buffers(&mut params);
+    }
+    let z = engine.logits(&params, &xt, 64).unwrap();
+    let correct = (0..64)
+        .filter(|&r| u32::from(z[2 * r + 1] > z[2 * r]) == yt[r])
+        .count();
+    assert!(correct >= 58, "{correct}/64 correct");
+}
