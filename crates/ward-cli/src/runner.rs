@@ -260,7 +260,7 @@ pub(crate) fn execute(
                     engine.as_mut(),
                     fed.global().values(),
                     &t,
-                    sim.arch.loss,
+                    sim.arch.loss(),
                 )?;
                 m.insert(site.name.clone(), e.accuracy);
             }
@@ -313,9 +313,29 @@ pub(crate) fn execute(
         .to_string();
         let bytes = ward_report::params_to_safetensors(global, &meta)?;
         ward_fl::checkpoint::write_atomic(&p.dir.join(files::MODEL), &bytes)?;
+        // FedBN: each site's own model (global layers + its BatchNorm layers).
+        for (site, params) in fed.personalised_models() {
+            let bytes = ward_report::params_to_safetensors(&params, &meta)?;
+            let name = format!("model.{}.safetensors", sanitize_file_name(&site));
+            ward_fl::checkpoint::write_atomic(&p.dir.join(name), &bytes)?;
+        }
         ward_report::write_json_atomic(&p.dir.join(files::SUMMARY), &summary)?;
     }
     Ok(Outcome { summary, records })
+}
+
+/// A site name as a file-name component: ASCII letters, digits, `-`, `_`, `.`; anything
+/// else becomes `_`.
+pub(crate) fn sanitize_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// `runs/<name>-<UTC timestamp>`, made unique with a counter if it exists.

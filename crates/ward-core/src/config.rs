@@ -294,6 +294,13 @@ pub enum DatasetKind {
     BreastCancer,
     /// A CSV file described by the keys of `[data]`.
     Csv,
+    /// MedMNIST-layout `.npz` images (`data.path`: one file, partitioned by
+    /// `[data.partition]`, or a folder of `<site>.npz` files, one site each), described
+    /// by `[data.images]`.
+    Medmnist,
+    /// Synthetic multi-site scanner-shift images generated in-process from `[data.synth]`
+    /// (the same generator as `ward data synth`).
+    Synth,
 }
 
 impl DatasetKind {
@@ -303,7 +310,15 @@ impl DatasetKind {
             Self::FedHeartDisease => "fed-heart-disease",
             Self::BreastCancer => "breast-cancer",
             Self::Csv => "csv",
+            Self::Medmnist => "medmnist",
+            Self::Synth => "synth",
         }
+    }
+
+    /// Whether the dataset holds images (trained with `model.kind = "cnn"` or
+    /// `"resnet18"`).
+    pub fn is_image(self) -> bool {
+        matches!(self, Self::Medmnist | Self::Synth)
     }
 }
 
@@ -449,6 +464,115 @@ pub struct DataSpec {
     /// Feature standardisation for federated and local runs: `per-site` or `global`.
     #[serde(default)]
     pub standardize: StandardizeKind,
+    /// `[data.images]`: what image files hold (image datasets only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImageDataSpec>,
+    /// `[data.synth]`: the synthetic scanner-shift generator (`dataset = "synth"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synth: Option<SynthDataSpec>,
+}
+
+/// What the labels of an image dataset mean; stated, never guessed from array shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageTaskKind {
+    /// One class per image in `0..classes`.
+    #[default]
+    MultiClass,
+    /// One 0/1 label per image.
+    Binary,
+    /// `labels` independent 0/1 labels per image.
+    MultiLabel,
+}
+
+/// Whether images are 2D pictures or 3D volumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Dims {
+    /// `(N, H, W)` or `(N, H, W, C)`.
+    #[default]
+    #[serde(rename = "2d")]
+    D2,
+    /// `(N, D, H, W)`.
+    #[serde(rename = "3d")]
+    D3,
+}
+
+/// What to do with a file that cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BadFilePolicy {
+    /// Stop the run, naming the file and the reason.
+    #[default]
+    Fail,
+    /// Skip the file, and list it with the reason in the run's warnings.
+    Skip,
+}
+
+/// `[data.images]`: the layout and meaning of image files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageDataSpec {
+    /// `multi-class`, `binary` or `multi-label`.
+    #[serde(default)]
+    pub task: ImageTaskKind,
+    /// Number of classes (`multi-class`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
+    /// Number of labels per image (`multi-label`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<usize>,
+    /// `2d` or `3d`.
+    #[serde(default)]
+    pub dims: Dims,
+    /// `fail` or `skip` for a file that cannot be read.
+    #[serde(default)]
+    pub on_bad_file: BadFilePolicy,
+}
+
+/// `[data.synth]`: the synthetic multi-site scanner-shift generator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SynthDataSpec {
+    /// Number of sites (each with its own acquisition profile).
+    #[serde(default = "default_synth_sites")]
+    pub sites: usize,
+    /// Images per site (train + val + test).
+    #[serde(default = "default_synth_per_site")]
+    pub per_site: usize,
+    /// Image side in pixels.
+    #[serde(default = "default_synth_size")]
+    pub size: usize,
+    /// Number of lesion classes.
+    #[serde(default = "default_synth_classes")]
+    pub classes: usize,
+    /// Generator seed (fixed, independent of the run seed).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_synth_sites() -> usize {
+    4
+}
+fn default_synth_per_site() -> usize {
+    600
+}
+fn default_synth_size() -> usize {
+    28
+}
+fn default_synth_classes() -> usize {
+    4
+}
+
+impl Default for SynthDataSpec {
+    fn default() -> Self {
+        Self {
+            sites: default_synth_sites(),
+            per_site: default_synth_per_site(),
+            size: default_synth_size(),
+            classes: default_synth_classes(),
+            seed: 0,
+        }
+    }
 }
 
 /// Model family.
@@ -460,6 +584,23 @@ pub enum ModelKind {
     Logistic,
     /// Multi-layer perceptron with `hidden` layers.
     Mlp,
+    /// Small CNN: conv blocks of `channels` (3x3 conv, norm, ReLU, max-pool 2), a hidden
+    /// dense layer of `hidden[0]` units, the output layer (image datasets).
+    Cnn,
+    /// ResNet-18 (BasicBlock, widths `width`, 2, 4, 8 x `width`), small-image stem.
+    Resnet18,
+}
+
+/// Normalisation layers of a CNN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NormKind {
+    /// None.
+    None,
+    /// BatchNorm (running statistics are buffers in the model; FedBN keeps them local).
+    Batch,
+    /// GroupNorm with `model.groups` groups (per-sample; DP-SGD compatible).
+    Group,
 }
 
 /// Hidden-layer activation of an MLP.
@@ -486,6 +627,18 @@ pub struct ModelSpec {
     /// Hidden activation (`mlp` only).
     #[serde(default)]
     pub activation: Activation,
+    /// Conv block widths (`cnn`; default `[32, 64]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<usize>,
+    /// Base width (`resnet18`; default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+    /// `none`, `batch` or `group` (default: `none` for `cnn`, `batch` for `resnet18`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm: Option<NormKind>,
+    /// GroupNorm groups (default 8, or fewer where a layer is narrower).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<usize>,
 }
 
 /// Local optimizer.
@@ -550,6 +703,35 @@ pub struct TrainSpec {
     /// Loss: `auto`, `bce` or `cross-entropy`.
     #[serde(default)]
     pub loss: LossKind,
+    /// `[train.augment]`: image augmentation during local training.
+    #[serde(default, skip_serializing_if = "AugmentSpec::is_off")]
+    pub augment: AugmentSpec,
+}
+
+/// `[train.augment]`: random image augmentation of every training batch (image datasets;
+/// drawn from the site's seeded stream, so runs repeat exactly).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AugmentSpec {
+    /// Horizontal flip with probability 1/2.
+    #[serde(default)]
+    pub flip: bool,
+    /// Rotation by a uniform angle in `±rotate` degrees (bilinear, edges clamped).
+    #[serde(default)]
+    pub rotate: f64,
+    /// Brightness jitter: add a uniform offset in `±brightness`.
+    #[serde(default)]
+    pub brightness: f64,
+    /// Contrast jitter: scale deviations from the image mean by a factor in `1 ± contrast`.
+    #[serde(default)]
+    pub contrast: f64,
+}
+
+impl AugmentSpec {
+    /// Whether no augmentation is asked for.
+    pub fn is_off(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 fn default_lr() -> f64 {
@@ -582,6 +764,7 @@ impl Default for TrainSpec {
             local_steps: Some(100),
             local_epochs: None,
             loss: LossKind::Auto,
+            augment: AugmentSpec::default(),
         }
     }
 }
@@ -603,6 +786,9 @@ pub enum StrategyKind {
     Fedyogi,
     /// FedAdagrad (Reddi et al. 2021).
     Fedadagrad,
+    /// FedBN (Li et al. 2021): FedAvg, but BatchNorm layers (affine parameters and
+    /// running statistics) stay at each site.
+    Fedbn,
     /// Cyclic: one site per round, order reshuffled each cycle.
     Cyclic,
     /// Baseline: all sites' training data pooled at one place.
@@ -621,6 +807,7 @@ impl StrategyKind {
             Self::Fedadam => "fedadam",
             Self::Fedyogi => "fedyogi",
             Self::Fedadagrad => "fedadagrad",
+            Self::Fedbn => "fedbn",
             Self::Cyclic => "cyclic",
             Self::Pooled => "pooled",
             Self::Local => "local",
@@ -757,6 +944,44 @@ impl ExperimentSpec {
         self.train.validate()?;
         self.federation.validate()?;
         self.robust.validate()?;
+        let image = self.data.dataset.is_image();
+        check(image == self.model.is_conv(), "model.kind", || {
+            if image {
+                format!(
+                    "{} holds images: use kind = \"cnn\" or \"resnet18\"",
+                    self.data.dataset.as_str()
+                )
+            } else {
+                format!(
+                    "{} is a table: use kind = \"logistic\" or \"mlp\"",
+                    self.data.dataset.as_str()
+                )
+            }
+        })?;
+        check(
+            image || self.train.augment.is_off(),
+            "train.augment",
+            || "augmentation is for image datasets".into(),
+        )?;
+        if self.federation.strategy == StrategyKind::Fedbn {
+            let norm = self
+                .model
+                .norm
+                .unwrap_or(if self.model.kind == ModelKind::Resnet18 {
+                    NormKind::Batch
+                } else {
+                    NormKind::None
+                });
+            check(norm == NormKind::Batch, "federation.strategy", || {
+                format!(
+                    "fedbn keeps BatchNorm layers at each site, but this model has {}: set model.norm = \"batch\"",
+                    match norm {
+                        NormKind::Group => "GroupNorm (FedBN with GroupNorm is not defined)",
+                        _ => "no normalisation layers",
+                    }
+                )
+            })?;
+        }
         if let Some(a) = &self.attack {
             a.validate()?;
             if matches!(
@@ -792,6 +1017,8 @@ impl DataSpec {
             split_seed: default_split_seed(),
             partition: None,
             standardize: StandardizeKind::PerSite,
+            images: None,
+            synth: None,
         }
     }
 
@@ -832,6 +1059,45 @@ impl DataSpec {
                     || "give either data.site-column or [data.partition], not both".into(),
                 )?;
             }
+            DatasetKind::Medmnist => {
+                check(self.path.is_some(), "data.path", || {
+                    "is required when data.dataset = \"medmnist\": a .npz file or a folder of <site>.npz files".into()
+                })?;
+                let images = self.images.ok_or_else(|| {
+                    ConfigError::new(
+                        "data.images",
+                        "is required when data.dataset = \"medmnist\": state task (multi-class, binary, multi-label), classes or labels, and dims (2d, 3d)",
+                    )
+                })?;
+                images.validate()?;
+            }
+            DatasetKind::Synth => {
+                check(self.path.is_none(), "data.path", || {
+                    "is not used by data.dataset = \"synth\" (it generates its images from [data.synth])".into()
+                })?;
+                check(self.images.is_none(), "data.images", || {
+                    "is not used by data.dataset = \"synth\": its task is multi-class 2D with data.synth.classes".into()
+                })?;
+                let s = self.synth.unwrap_or_default();
+                check((1..=64).contains(&s.sites), "data.synth.sites", || {
+                    format!("must be in 1..=64, got {}", s.sites)
+                })?;
+                check(s.per_site >= 20, "data.synth.per-site", || {
+                    format!(
+                        "must be >= 20 (train, val and test need images), got {}",
+                        s.per_site
+                    )
+                })?;
+                check((16..=256).contains(&s.size), "data.synth.size", || {
+                    format!("must be in 16..=256, got {}", s.size)
+                })?;
+                check((2..=8).contains(&s.classes), "data.synth.classes", || {
+                    format!("must be in 2..=8, got {}", s.classes)
+                })?;
+                check(self.partition.is_none(), "data.partition", || {
+                    "synth generates its own sites; remove [data.partition]".into()
+                })?;
+            }
             builtin => {
                 for (key, set) in csv_only {
                     check(!set, key, || {
@@ -853,6 +1119,16 @@ impl DataSpec {
                 }
             }
         }
+        if !self.dataset.is_image() {
+            check(self.images.is_none(), "data.images", || {
+                format!("is only for image datasets, not {}", self.dataset.as_str())
+            })?;
+        }
+        check(
+            self.synth.is_none() || self.dataset == DatasetKind::Synth,
+            "data.synth",
+            || "is only for data.dataset = \"synth\"".into(),
+        )?;
         if let Some(p) = &self.partition {
             check(p.sites >= 1, "data.partition.sites", || {
                 format!("must be >= 1, got {}", p.sites)
@@ -1080,12 +1356,91 @@ impl AttackSpec {
     }
 }
 
-impl ModelSpec {
+impl ImageDataSpec {
     fn validate(&self) -> Result<(), ConfigError> {
+        match self.task {
+            ImageTaskKind::MultiClass => {
+                check(
+                    self.classes.is_some_and(|c| c >= 2),
+                    "data.images.classes",
+                    || "a multi-class task needs classes >= 2".into(),
+                )?;
+                check(self.labels.is_none(), "data.images.labels", || {
+                    "is only for task = \"multi-label\"".into()
+                })
+            }
+            ImageTaskKind::Binary => {
+                check(
+                    self.classes.is_none_or(|c| c == 2),
+                    "data.images.classes",
+                    || "a binary task has 2 classes".into(),
+                )?;
+                check(self.labels.is_none(), "data.images.labels", || {
+                    "is only for task = \"multi-label\"".into()
+                })
+            }
+            ImageTaskKind::MultiLabel => {
+                check(
+                    self.labels.is_some_and(|l| l >= 1),
+                    "data.images.labels",
+                    || "a multi-label task needs labels >= 1".into(),
+                )?;
+                check(self.classes.is_none(), "data.images.classes", || {
+                    "is only for multi-class and binary tasks".into()
+                })
+            }
+        }
+    }
+}
+
+impl ModelSpec {
+    /// Whether this is a convolutional network (for image datasets).
+    pub fn is_conv(&self) -> bool {
+        matches!(self.kind, ModelKind::Cnn | ModelKind::Resnet18)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.is_conv() {
+            for (key, set) in [
+                ("model.channels", !self.channels.is_empty()),
+                ("model.norm", self.norm.is_some()),
+                ("model.groups", self.groups.is_some()),
+            ] {
+                check(!set, key, || {
+                    "is only for kind = \"cnn\" or \"resnet18\"".into()
+                })?;
+            }
+        }
+        check(self.groups.is_none_or(|g| g > 0), "model.groups", || {
+            "must be >= 1".into()
+        })?;
         match self.kind {
             ModelKind::Logistic => check(self.hidden.is_empty(), "model.hidden", || {
-                "is only for kind = \"mlp\"".into()
+                "is only for kind = \"mlp\" or \"cnn\"".into()
             }),
+            ModelKind::Cnn => {
+                check(self.hidden.len() <= 1, "model.hidden", || {
+                    "a cnn has one hidden dense layer: hidden = [128]".into()
+                })?;
+                check(
+                    self.channels.iter().all(|&c| c > 0) && self.hidden.iter().all(|&h| h > 0),
+                    "model.channels",
+                    || "widths must be >= 1".into(),
+                )?;
+                check(self.width.is_none(), "model.width", || {
+                    "is only for kind = \"resnet18\"".into()
+                })
+            }
+            ModelKind::Resnet18 => {
+                check(
+                    self.hidden.is_empty() && self.channels.is_empty(),
+                    "model.channels",
+                    || "resnet18 takes model.width, not channels or hidden".into(),
+                )?;
+                check(self.width.is_none_or(|w| w > 0), "model.width", || {
+                    "must be >= 1".into()
+                })
+            }
             ModelKind::Mlp => {
                 check(!self.hidden.is_empty(), "model.hidden", || {
                     "an mlp needs at least one hidden layer, e.g. hidden = [32]".into()
@@ -1113,6 +1468,16 @@ impl TrainSpec {
         check(self.batch_size >= 1, "train.batch-size", || {
             "must be >= 1".into()
         })?;
+        let a = self.augment;
+        for (key, v, max) in [
+            ("train.augment.rotate", a.rotate, 180.0),
+            ("train.augment.brightness", a.brightness, 1.0),
+            ("train.augment.contrast", a.contrast, 1.0),
+        ] {
+            check(v.is_finite() && (0.0..=max).contains(&v), key, || {
+                format!("must be in [0, {max}], got {v}")
+            })?;
+        }
         match (self.local_steps, self.local_epochs) {
             (Some(_), Some(_)) => Err(ConfigError::new(
                 "train.local-epochs",
@@ -1315,11 +1680,23 @@ mod tests {
                     min_rows: 1,
                 }),
                 standardize: StandardizeKind::Global,
+                images: Some(ImageDataSpec {
+                    task: ImageTaskKind::MultiClass,
+                    classes: Some(2),
+                    labels: Some(2),
+                    dims: Dims::D2,
+                    on_bad_file: BadFilePolicy::Skip,
+                }),
+                synth: Some(SynthDataSpec::default()),
             },
             model: ModelSpec {
                 kind: ModelKind::Mlp,
                 hidden: vec![3],
                 activation: Activation::Tanh,
+                channels: vec![4],
+                width: Some(4),
+                norm: Some(NormKind::Batch),
+                groups: Some(2),
             },
             train: TrainSpec {
                 optimizer: OptimizerKind::Adam,
@@ -1333,6 +1710,12 @@ mod tests {
                 local_steps: Some(1),
                 local_epochs: Some(1),
                 loss: LossKind::Bce,
+                augment: AugmentSpec {
+                    flip: true,
+                    rotate: 1.0,
+                    brightness: 0.1,
+                    contrast: 0.1,
+                },
             },
             federation: FederationSpec {
                 strategy: StrategyKind::Fedprox,

@@ -23,7 +23,8 @@ pub struct SiteData {
 pub struct FederatedDataset {
     /// `fed-heart-disease`, `breast-cancer`, or the CSV file's stem.
     pub name: String,
-    /// One name per feature column, in column order.
+    /// One name per feature column, in column order (empty for images: a row is an
+    /// image's pixels).
     pub feature_names: Vec<String>,
     /// Number of classes; labels are `0..num_classes` (2 for binary).
     pub num_classes: usize,
@@ -32,6 +33,9 @@ pub struct FederatedDataset {
     pub sites: Vec<SiteData>,
     /// Things the user should see: dropped rows, imputed values, constant columns.
     pub warnings: Vec<String>,
+    /// For image datasets: the image shape (every row of a split is one image,
+    /// `C x D x H x W` values in `[0, 1]`) and the task. `None` for tables.
+    pub image: Option<(crate::ImageShape, crate::ImageTask)>,
 }
 
 /// Which training statistics [`FederatedDataset::standardized`] uses.
@@ -132,7 +136,10 @@ impl ColumnStats {
 impl FederatedDataset {
     /// Number of feature columns.
     pub fn num_features(&self) -> usize {
-        self.feature_names.len()
+        match self.image {
+            Some((shape, _)) => shape.len(),
+            None => self.feature_names.len(),
+        }
     }
 
     /// The site called `name`.
@@ -150,9 +157,14 @@ impl FederatedDataset {
     /// A column whose training std is exactly 0 (a constant column, or a single training
     /// row) is only centred, `x - mean`, never divided, and a warning naming the site (or
     /// the pooled rows) and the column is added to `warnings`.
+    ///
+    /// Image datasets are returned unchanged: pixels are already in `[0, 1]`.
     pub fn standardized(&self, mode: Standardization) -> FederatedDataset {
         let cols = self.num_features();
         let mut out = self.clone();
+        if self.image.is_some() {
+            return out;
+        }
         match mode {
             Standardization::PerSite => {
                 for site in &mut out.sites {
@@ -245,6 +257,7 @@ mod tests {
             name: "tiny".into(),
             feature_names: vec!["a".into(), "b".into()],
             num_classes: 2,
+            image: None,
             sites: vec![
                 SiteData {
                     name: "s0".into(),

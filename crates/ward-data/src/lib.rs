@@ -84,6 +84,13 @@ pub fn load(spec: &DataSpec, base_dir: &Path) -> Result<FederatedDataset, DataEr
     match spec.dataset {
         DatasetKind::FedHeartDisease => builtin::heart(spec),
         DatasetKind::BreastCancer => builtin::breast_cancer(spec),
+        DatasetKind::Medmnist | DatasetKind::Synth => Err(DataError::spec(
+            "data.dataset",
+            format!(
+                "{} holds images: load it with load_images",
+                spec.dataset.as_str()
+            ),
+        )),
         DatasetKind::Csv => {
             let path = spec.path.as_deref().ok_or_else(|| {
                 DataError::spec("data.path", "is required when data.dataset = \"csv\"")

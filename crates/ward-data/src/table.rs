@@ -511,6 +511,7 @@ pub(crate) fn load_table(
         num_classes,
         sites,
         warnings,
+        image: None,
     };
     constant_feature_warnings(&mut dataset);
     tracing::debug!(

@@ -323,6 +323,16 @@ impl Federation {
         &self.config
     }
 
+    /// `(site, model)` for every site that keeps layers of its own (FedBN): the global
+    /// model with that site's layers.
+    pub fn personalised_models(&self) -> Vec<(String, Params)> {
+        self.sites
+            .iter()
+            .filter(|s| s.keeps_local_layers())
+            .map(|s| (s.name().to_string(), s.personalised(self.global())))
+            .collect()
+    }
+
     /// The sites' names, in order.
     pub fn site_names(&self) -> Vec<String> {
         self.sites.iter().map(|s| s.name().to_string()).collect()

@@ -5,7 +5,9 @@ use rand_chacha::ChaCha8Rng;
 use ward_core::ExperimentSpec;
 use ward_core::config::{StandardizeKind, StrategyKind};
 use ward_data::{FederatedDataset, SiteData, Split, Standardization};
-use ward_models::{DenseArch, DeviceChoice, EngineKind, OptimizerConfig, make_engine};
+use ward_models::{
+    Augmenter, DenseArch, DeviceChoice, EngineKind, ModelArch, OptimizerConfig, make_engine,
+};
 
 use crate::{
     FederationConfig, FlError, InProcessSite, LocalWork, SiteHandle, SiteRole,
@@ -27,7 +29,7 @@ pub struct Simulation {
     /// The round engine.
     pub federation: Federation,
     /// The model.
-    pub arch: DenseArch,
+    pub arch: ModelArch,
     /// The engine that computes gradients, e.g. `cpu:native`.
     pub backend: String,
     /// Warnings from data preparation (e.g. constant columns).
@@ -80,13 +82,31 @@ pub fn build_simulation_with(
             Standardization::PerSite
         };
     let ds = data.standardized(mode);
-    let arch = DenseArch::from_spec(
-        &spec.model,
-        spec.train.loss,
-        ds.feature_names.len(),
-        ds.num_classes,
-    )
-    .map_err(|e| FlError::Config(e.to_string()))?;
+    let arch: ModelArch = match ds.image {
+        Some((shape, task)) => ModelArch::conv_from_spec(&spec.model, shape, task.outputs())
+            .map_err(|e| FlError::Config(e.to_string()))?
+            .into(),
+        None => DenseArch::from_spec(
+            &spec.model,
+            spec.train.loss,
+            ds.feature_names.len(),
+            ds.num_classes,
+        )
+        .map_err(|e| FlError::Config(e.to_string()))?
+        .into(),
+    };
+    let fedbn = if strategy == StrategyKind::Fedbn {
+        let ranges = arch.norm_ranges();
+        if !arch.has_batch_norm() {
+            return Err(FlError::Config(format!(
+                "federation.strategy = \"fedbn\" keeps BatchNorm layers at each site, but the model {} has none (FedBN with GroupNorm is not defined): set model.norm = \"batch\"",
+                arch.describe()
+            )));
+        }
+        ranges
+    } else {
+        Vec::new()
+    };
     let opt = OptimizerConfig::from_spec(&spec.train);
     let mut site_data: Vec<SiteData> = ds.sites.clone();
     if let Some(p) = poison {
@@ -150,7 +170,7 @@ pub fn build_simulation_with(
         let engine = make_engine(&arch, opts.device, opts.engine)
             .map_err(|e| FlError::Config(e.to_string()))?;
         backend = engine.name();
-        sites.push(Box::new(InProcessSite::new(
+        let mut site = InProcessSite::new(
             d,
             arch.clone(),
             engine,
@@ -158,7 +178,16 @@ pub fn build_simulation_with(
             spec.train.batch_size,
             spec.seed,
             i as u64 + 1,
-        )));
+        )
+        .with_fedbn(fedbn.clone());
+        if let Some(shape) = arch.image_shape() {
+            // Augmentation draws from its own ChaCha stream of the run seed per site.
+            let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0xA06_u64);
+            rng.set_stream(i as u64 + 1);
+            let seed = rand::Rng::next_u64(&mut rng);
+            site = site.with_augmenter(Augmenter::new(spec.train.augment, shape, seed));
+        }
+        sites.push(Box::new(site));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     rng.set_stream(0);

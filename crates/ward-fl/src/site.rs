@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use ward_core::{Metrics, Params, Update};
 use ward_data::SiteData;
 use ward_models::{
-    BatchStream, DenseArch, Evaluation, GradientEngine, LocalFit, Optimizer, OptimizerConfig,
-    evaluate, train_local,
+    Augmenter, BatchStream, Evaluation, GradientEngine, LocalFit, ModelArch, Optimizer,
+    OptimizerConfig, evaluate, train_local_augmented,
 };
 
 use crate::FlError;
@@ -55,6 +55,16 @@ pub trait SiteHandle {
         global: &Params,
         steps: usize,
     ) -> Result<Evaluation, FlError>;
+    /// The model this site uses for `global`: `global` itself, or with the site's own
+    /// layers where it keeps some (FedBN).
+    fn personalised(&self, global: &Params) -> Params {
+        global.clone()
+    }
+    /// Whether the site keeps some layers of its own (FedBN), so that its model differs
+    /// from the global one.
+    fn keeps_local_layers(&self) -> bool {
+        false
+    }
     /// Everything the site keeps between rounds, serialised, for the checkpoint.
     fn save_state(&self) -> Result<Vec<u8>, FlError>;
     /// Restores what [`SiteHandle::save_state`] wrote.
@@ -68,6 +78,11 @@ struct SiteState {
     optimizer: Optimizer,
     /// SCAFFOLD control variate `c_i`.
     control: Option<Vec<f32>>,
+    /// Image augmentation and its random stream.
+    augment: Option<Augmenter>,
+    /// FedBN: this site's normalisation layers (values of `fedbn` ranges, in order),
+    /// once it has trained.
+    local_norm: Option<Vec<f32>>,
 }
 
 /// A site living in this process (simulation): its data, a gradient engine, and its
@@ -75,9 +90,11 @@ struct SiteState {
 pub struct InProcessSite {
     name: String,
     data: SiteData,
-    arch: DenseArch,
+    arch: ModelArch,
     engine: Box<dyn GradientEngine>,
     opt_config: OptimizerConfig,
+    /// FedBN: value ranges kept at the site (empty: none).
+    fedbn: Vec<(usize, usize)>,
     state: SiteState,
 }
 
@@ -97,7 +114,7 @@ impl InProcessSite {
     /// a run gets its own ChaCha stream of the run seed.
     pub fn new(
         data: SiteData,
-        arch: DenseArch,
+        arch: ModelArch,
         engine: Box<dyn GradientEngine>,
         opt_config: OptimizerConfig,
         batch_size: usize,
@@ -111,6 +128,8 @@ impl InProcessSite {
             stream: BatchStream::new(data.train.y.len(), batch_size, stream_seed),
             optimizer: Optimizer::new(opt_config),
             control: None,
+            augment: None,
+            local_norm: None,
         };
         Self {
             name: data.name.clone(),
@@ -118,8 +137,46 @@ impl InProcessSite {
             arch,
             engine,
             opt_config,
+            fedbn: Vec::new(),
             state,
         }
+    }
+
+    /// Augments every training batch with `augment` (images).
+    pub fn with_augmenter(mut self, augment: Augmenter) -> Self {
+        self.state.augment = (!augment.is_off()).then_some(augment);
+        self
+    }
+
+    /// FedBN (Li et al. 2021): the values in `ranges` (the model's normalisation
+    /// layers) stay at this site. After its first fit the site trains and is scored
+    /// with its own values there, whatever the global model holds.
+    pub fn with_fedbn(mut self, ranges: Vec<(usize, usize)>) -> Self {
+        self.fedbn = ranges;
+        self
+    }
+
+    /// `params` with this site's FedBN layers, if it keeps any.
+    fn personalise(&self, params: &mut Params) {
+        if let Some(local) = &self.state.local_norm {
+            let v = params.values_mut();
+            let mut at = 0;
+            for &(a, b) in &self.fedbn {
+                v[a..b].copy_from_slice(&local[at..at + (b - a)]);
+                at += b - a;
+            }
+        }
+    }
+
+    /// Scores `params` as they are on the test split.
+    fn score(&mut self, params: &Params) -> Result<Evaluation, FlError> {
+        evaluate(
+            self.engine.as_mut(),
+            params.values(),
+            &self.data.test,
+            self.arch.loss(),
+        )
+        .map_err(|e| FlError::site(&self.name, e))
     }
 
     fn steps(&self, work: LocalWork) -> usize {
@@ -148,8 +205,9 @@ impl SiteHandle for InProcessSite {
             .check(global)
             .map_err(|e| FlError::site(&self.name, e))?;
         let steps = self.steps(ins.work);
-        let mut params = global.clone();
-        let x0 = global.values();
+        let mut params = self.personalised(global);
+        let start = params.clone();
+        let x0 = start.values();
         let correction: Option<Vec<f32>> = match &ins.server_control {
             Some(c) => {
                 if c.len() != global.len() {
@@ -181,15 +239,25 @@ impl SiteHandle for InProcessSite {
             prox: ins.prox_mu.map(|mu| (mu, x0)),
             correction: correction.as_deref(),
         };
-        let stats = train_local(
+        let stats = train_local_augmented(
             self.engine.as_mut(),
             params.values_mut(),
             &self.data.train,
             &mut self.state.stream,
             &mut self.state.optimizer,
             &fit,
+            self.state.augment.as_mut(),
         )
         .map_err(|e| FlError::site(&self.name, e))?;
+        if !self.fedbn.is_empty() {
+            let v = params.values();
+            self.state.local_norm = Some(
+                self.fedbn
+                    .iter()
+                    .flat_map(|&(a, b)| v[a..b].iter().copied())
+                    .collect(),
+            );
+        }
         // SCAFFOLD option II: c_i+ = c_i - c + (x - y_i) / (K * lr).
         let control_delta = match (&ins.server_control, &mut self.state.control) {
             (Some(c), Some(ci)) => {
@@ -225,13 +293,8 @@ impl SiteHandle for InProcessSite {
         self.arch
             .check(params)
             .map_err(|e| FlError::site(&self.name, e))?;
-        evaluate(
-            self.engine.as_mut(),
-            params.values(),
-            &self.data.test,
-            self.arch.loss,
-        )
-        .map_err(|e| FlError::site(&self.name, e))
+        let params = self.personalised(params);
+        self.score(&params)
     }
 
     fn fine_tune_and_evaluate(
@@ -242,11 +305,12 @@ impl SiteHandle for InProcessSite {
         self.arch
             .check(global)
             .map_err(|e| FlError::site(&self.name, e))?;
-        let mut params = global.clone();
+        let mut params = self.personalised(global);
         if steps > 0 && self.num_train() > 0 {
             let mut stream = self.state.stream.clone();
+            let mut augment = self.state.augment.clone();
             let mut opt = Optimizer::new(self.opt_config);
-            train_local(
+            train_local_augmented(
                 self.engine.as_mut(),
                 params.values_mut(),
                 &self.data.train,
@@ -256,10 +320,21 @@ impl SiteHandle for InProcessSite {
                     steps,
                     ..LocalFit::default()
                 },
+                augment.as_mut(),
             )
             .map_err(|e| FlError::site(&self.name, e))?;
         }
-        self.evaluate(&params)
+        self.score(&params)
+    }
+
+    fn personalised(&self, global: &Params) -> Params {
+        let mut p = global.clone();
+        self.personalise(&mut p);
+        p
+    }
+
+    fn keeps_local_layers(&self) -> bool {
+        !self.fedbn.is_empty()
     }
 
     fn save_state(&self) -> Result<Vec<u8>, FlError> {

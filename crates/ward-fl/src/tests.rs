@@ -194,7 +194,7 @@ fn sgd(lr: f32) -> OptimizerConfig {
 fn tiny_in_process(name: &str) -> InProcessSite {
     InProcessSite::new(
         tiny_site(name),
-        tiny_arch(),
+        tiny_arch().into(),
         Box::new(NativeDense::new(tiny_arch())),
         sgd(0.1),
         2,

@@ -68,6 +68,12 @@ impl DenseArch {
         let hidden = match spec.kind {
             ModelKind::Logistic => Vec::new(),
             ModelKind::Mlp => spec.hidden.clone(),
+            ModelKind::Cnn | ModelKind::Resnet18 => {
+                return Err(ModelError::Config(
+                    "a CNN needs an image dataset (data.dataset = \"medmnist\" or \"synth\")"
+                        .into(),
+                ));
+            }
         };
         Ok(Self {
             inputs,
@@ -194,6 +200,7 @@ mod tests {
             kind: ModelKind::Mlp,
             hidden: vec![4],
             activation: Activation::Relu,
+            ..ModelSpec::default()
         };
         let a = DenseArch::from_spec(&spec, LossKind::Auto, 3, 2).unwrap();
         let names: Vec<_> = a

@@ -234,6 +234,7 @@ mod tests {
                 kind: ModelKind::Mlp,
                 hidden: vec![16, 8],
                 activation,
+                ..ModelSpec::default()
             };
             compare(spec.clone(), 2, 5);
             compare(spec, 3, 6);

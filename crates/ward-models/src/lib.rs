@@ -19,7 +19,7 @@
 //!
 //! let arch = DenseArch::from_spec(&ModelSpec::default(), LossKind::Auto, 3, 2)?;
 //! let params = arch.init(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
-//! let mut engine = make_engine(&arch, DeviceChoice::Cpu, EngineKind::Auto)?;
+//! let mut engine = make_engine(&arch.clone().into(), DeviceChoice::Cpu, EngineKind::Auto)?;
 //! let mut grad = vec![0.0; params.len()];
 //! let loss = engine.loss_and_grad(params.values(), &[0.5, -1.0, 2.0], &[1], &mut grad)?;
 //! assert!(loss > 0.0);
@@ -27,10 +27,12 @@
 //! ```
 
 mod arch;
+mod augment;
 mod batches;
 mod burn_engine;
 mod conv;
 pub mod dp;
+mod model;
 mod native;
 mod optim;
 mod train;
@@ -39,12 +41,16 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use arch::{DenseArch, Loss};
+pub use augment::Augmenter;
 pub use batches::BatchStream;
 pub use burn_engine::BurnDense;
 pub use conv::{BurnConv, ConvArch, ConvFamily, Norm};
+pub use model::ModelArch;
 pub use native::NativeDense;
 pub use optim::{Optimizer, OptimizerConfig};
-pub use train::{Evaluation, FitStats, LocalFit, auc, evaluate, train_local};
+pub use train::{
+    Evaluation, FitStats, LocalFit, auc, evaluate, train_local, train_local_augmented,
+};
 
 /// Errors of models and training.
 #[derive(Debug, thiserror::Error)]
@@ -160,12 +166,24 @@ impl FromStr for EngineKind {
     }
 }
 
-/// The engine for `arch` on `device`.
+/// The engine for `arch` on `device`: dense models use the native kernels on the CPU
+/// (unless `kind` asks for Burn) and Burn elsewhere; CNNs always use Burn.
 pub fn make_engine(
-    arch: &DenseArch,
+    arch: &ModelArch,
     device: DeviceChoice,
     kind: EngineKind,
 ) -> Result<Box<dyn GradientEngine>, ModelError> {
+    let arch = match arch {
+        ModelArch::Dense(a) => a,
+        ModelArch::Conv(c) => {
+            if kind == EngineKind::Native {
+                return Err(ModelError::Device(
+                    "the native engine computes dense models only; CNNs run on Burn (--engine burn or auto)".into(),
+                ));
+            }
+            return Ok(Box::new(BurnConv::new(c.clone(), device)?));
+        }
+    };
     match (kind, device) {
         (EngineKind::Auto | EngineKind::Native, DeviceChoice::Cpu) => {
             Ok(Box::new(NativeDense::new(arch.clone())))

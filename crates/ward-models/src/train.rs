@@ -50,6 +50,20 @@ pub fn train_local(
     opt: &mut Optimizer,
     fit: &LocalFit<'_>,
 ) -> Result<FitStats, ModelError> {
+    train_local_augmented(engine, params, data, stream, opt, fit, None)
+}
+
+/// [`train_local`], with every batch passed through `augment` (images) before the
+/// gradient.
+pub fn train_local_augmented(
+    engine: &mut dyn GradientEngine,
+    params: &mut [f32],
+    data: &Split,
+    stream: &mut BatchStream,
+    opt: &mut Optimizer,
+    fit: &LocalFit<'_>,
+    mut augment: Option<&mut crate::Augmenter>,
+) -> Result<FitStats, ModelError> {
     if data.y.is_empty() {
         return Err(ModelError::Shape("the site has no training rows".into()));
     }
@@ -79,6 +93,9 @@ pub fn train_local(
     let mut total = 0.0f64;
     for _ in 0..fit.steps {
         gather(data, stream.next_batch(), &mut xb, &mut yb);
+        if let Some(a) = augment.as_deref_mut() {
+            a.apply(&mut xb, yb.len());
+        }
         let loss = engine.loss_and_grad(params, &xb, &yb, &mut grad)?;
         total += f64::from(loss);
         if let Some((mu, global)) = fit.prox {
@@ -155,7 +172,12 @@ pub fn evaluate(
                 best as u32 == split.y[r]
             })
             .count();
-        (correct, None)
+        // Two softmax outputs: the logit difference ranks like P(class 1).
+        let auc = (k == 2).then(|| {
+            let scores: Vec<f32> = z.chunks(2).map(|r| r[1] - r[0]).collect();
+            auc(&scores, &split.y)
+        });
+        (correct, auc.flatten())
     };
     Ok(Evaluation {
         n: rows,

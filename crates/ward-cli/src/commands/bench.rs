@@ -78,7 +78,7 @@ fn step_time(engine: EngineKind, steps: usize) -> Result<f64> {
         data.feature_names.len(),
         data.num_classes,
     )?;
-    let mut e = make_engine(&arch, ward_models::DeviceChoice::Cpu, engine)?;
+    let mut e = make_engine(&arch.clone().into(), ward_models::DeviceChoice::Cpu, engine)?;
     let mut params = vec![0.0f32; arch.num_params()];
     let mut stream = BatchStream::new(site.train.y.len(), 4, 0);
     let mut opt = Optimizer::new(OptimizerConfig::from_spec(&spec.train));

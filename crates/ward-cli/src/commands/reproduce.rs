@@ -245,6 +245,7 @@ fn cv_folds(data: &FederatedDataset, k: usize, seed: u64) -> Vec<FederatedDatase
                 num_classes: data.num_classes,
                 sites,
                 warnings: Vec::new(),
+                image: data.image,
             }
         })
         .collect()
