@@ -208,6 +208,39 @@ pub(crate) enum BenchCommand {
     /// 1e6, 1e7 parameters (as ../shared/anchors/aggregation), beside that anchor (numpy
     /// and ByzFL) run in the same invocation when its venv exists.
     Aggregate(BenchAggregateArgs),
+    /// CNN training-step time: the small CNN and ResNet-18 of
+    /// shared/anchors/pytorch_cnn at batch 32 on 1x28x28 and 1x64x64, beside PyTorch run
+    /// in the same invocation when the anchor's venv exists. Slow: ResNet-18 steps take
+    /// seconds on 2 cores.
+    Cnn(BenchCnnArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchCnnArgs {
+    /// Timed steps per small-CNN case (median reported).
+    #[arg(long, default_value_t = 20)]
+    pub(crate) steps: usize,
+    /// Timed steps per ResNet-18 case.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) resnet_steps: usize,
+    /// Untimed warm-up steps per case.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) warmup: usize,
+    /// Models, comma-separated (cnn, resnet18); empty: both.
+    #[arg(long, default_value = "")]
+    pub(crate) only: String,
+    /// Device: cpu, cuda:N or wgpu (build features).
+    #[arg(long, default_value = "cpu")]
+    pub(crate) device: String,
+    /// The anchor folder (default: shared/anchors/pytorch_cnn found upwards).
+    #[arg(long)]
+    pub(crate) anchor: Option<PathBuf>,
+    /// The anchor's Python venv (its setup.sh makes it; never run by this command).
+    #[arg(long, default_value = "/tmp/torch-venv")]
+    pub(crate) venv: PathBuf,
+    /// Do not run the anchor.
+    #[arg(long)]
+    pub(crate) no_anchor: bool,
 }
 
 #[derive(Debug, Args)]

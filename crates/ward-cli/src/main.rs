@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::RobustGrid(a) => commands::robust_grid::robust_grid(a),
         Command::Aggregate(a) => commands::aggregate::aggregate(a),
         Command::Bench(BenchCommand::Aggregate(a)) => commands::bench_aggregate::bench_aggregate(a),
+        Command::Bench(BenchCommand::Cnn(a)) => commands::bench_cnn::bench_cnn(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,213 @@
+//! `ward bench cnn`: training-step time of the small CNN and ResNet-18 (the models of
+//! `shared/anchors/pytorch_cnn/bench_cnn.py`), beside PyTorch run in the same invocation
+//! where the anchor's venv exists, and images read per second for each image reader.
+//!
+//! One step = forward + cross-entropy + backward + SGD(lr 0.01, momentum 0.9), float32,
+//! on one fixed random batch of 32 (as the anchor); the median over the timed steps is
+//! reported. Every ratio comes from this invocation, never from stored numbers.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use ward_core::config::{OptimizerKind, TrainSpec};
+use ward_data::ImageShape;
+use ward_models::{
+    BurnConv, ConvArch, ConvFamily, DeviceChoice, GradientEngine, Norm, Optimizer,
+    OptimizerConfig,
+};
+
+use crate::args::BenchCnnArgs;
+use crate::commands::bench::{find_anchor, median};
+use crate::commands::out;
+
+/// Classes of the anchor's synthetic task.
+const CLASSES: usize = 9;
+const BATCH: usize = 32;
+
+/// One case: model name, input side, architecture.
+fn cases(only: &[String]) -> Vec<(&'static str, usize, ConvArch)> {
+    let mut v = Vec::new();
+    for hw in [28, 64] {
+        v.push((
+            "cnn",
+            hw,
+            ConvArch {
+                family: ConvFamily::SmallCnn {
+                    channels: vec![32, 64],
+                    hidden: 128,
+                },
+                norm: Norm::None,
+                input: ImageShape::d2(1, hw, hw),
+                outputs: CLASSES,
+            },
+        ));
+    }
+    for hw in [28, 64] {
+        v.push((
+            "resnet18",
+            hw,
+            ConvArch {
+                family: ConvFamily::Resnet18 { width: 64 },
+                norm: Norm::Batch,
+                input: ImageShape::d2(1, hw, hw),
+                outputs: CLASSES,
+            },
+        ));
+    }
+    v.retain(|(m, _, _)| only.is_empty() || only.iter().any(|o| o == m));
+    v
+}
+
+/// Median milliseconds per training step of `arch`.
+fn ward_step_ms(arch: &ConvArch, device: DeviceChoice, warmup: usize, steps: usize) -> Result<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut params = arch.init(&mut rng).values().to_vec();
+    let x: Vec<f32> = (0..BATCH * arch.input.len())
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect();
+    let y: Vec<u32> = (0..BATCH)
+        .map(|_| rng.random_range(0..CLASSES as u32))
+        .collect();
+    let mut engine = BurnConv::new(arch.clone(), device)?;
+    let mut opt = Optimizer::new(OptimizerConfig::from_spec(&TrainSpec {
+        optimizer: OptimizerKind::Sgd,
+        lr: 0.01,
+        momentum: 0.9,
+        ..TrainSpec::default()
+    }));
+    let mut grad = vec![0.0f32; params.len()];
+    let mut times = Vec::with_capacity(steps);
+    let mut first = f32::NAN;
+    let mut last = f32::NAN;
+    for i in 0..warmup + steps {
+        let t = Instant::now();
+        let loss = engine.loss_and_grad(&params, &x, &y, &mut grad)?;
+        opt.step(&mut params, &grad);
+        engine.write_buffers(&mut params);
+        if i >= warmup {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        if i == 0 {
+            first = loss;
+        }
+        last = loss;
+    }
+    tracing::info!(first, last, "loss over the benchmark steps (same batch: it must fall)");
+    Ok(median(times))
+}
+
+/// The anchor's results: `(model, input) -> ms_per_step`.
+fn anchor(
+    py: &Path,
+    script: &Path,
+    warmup: usize,
+    steps: usize,
+    only: &str,
+) -> Result<Vec<(String, String, f64)>> {
+    let dir = tempfile::tempdir()?;
+    let json = dir.path().join("torch.json");
+    let status = Command::new(py)
+        .arg(script)
+        .args(["--steps", &steps.to_string(), "--warmup", &warmup.to_string()])
+        .args(["--only", only, "--wait-idle", "60", "--json"])
+        .arg(&json)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    anyhow::ensure!(status.success(), "{} failed: {status}", script.display());
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&fs_err::read(&json)?)?;
+    Ok(v.iter()
+        .filter_map(|c| {
+            Some((
+                c.get("model")?.as_str()?.to_string(),
+                c.get("input")?.as_str()?.to_string(),
+                c.get("ms_per_step")?.as_f64()?,
+            ))
+        })
+        .collect())
+}
+
+/// Runs the benchmark and prints the table.
+pub(crate) fn bench_cnn(args: BenchCnnArgs) -> Result<()> {
+    if cfg!(debug_assertions) {
+        tracing::warn!("this is a debug build: timings are meaningless, use --release");
+    }
+    let only: Vec<String> = args
+        .only
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let device: DeviceChoice = args.device.parse()?;
+    let mut rows = Vec::new();
+    for (model, hw, arch) in cases(&only) {
+        let steps = if model == "resnet18" {
+            args.resnet_steps
+        } else {
+            args.steps
+        };
+        let warmup = args.warmup.min(steps);
+        let ms = ward_step_ms(&arch, device, warmup, steps)?;
+        rows.push((model, format!("1x{hw}x{hw}"), ms, steps));
+    }
+    let mut torch: Vec<(String, String, f64)> = Vec::new();
+    let anchor_dir = find_anchor(args.anchor.as_deref(), "pytorch_cnn", "bench_cnn.py");
+    let py = args.venv.join("bin/python");
+    if args.no_anchor {
+        tracing::info!("PyTorch anchor skipped (--no-anchor)");
+    } else if let (Some(dir), true) = (&anchor_dir, py.exists()) {
+        // Same step counts as Ward's cases: one anchor call per model.
+        for model in ["cnn", "resnet18"] {
+            if !only.is_empty() && !only.iter().any(|o| o == model) {
+                continue;
+            }
+            let steps = if model == "resnet18" { args.resnet_steps } else { args.steps };
+            match anchor(&py, &dir.join("bench_cnn.py"), args.warmup.min(steps), steps, model) {
+                Ok(t) => torch.extend(t),
+                Err(e) => tracing::warn!("PyTorch anchor failed on {model}: {e:#}"),
+            }
+        }
+    } else {
+        tracing::warn!(
+            "PyTorch anchor not run: needs {} (SLIM=1 bash shared/anchors/pytorch_cnn/setup.sh) and the anchor folder",
+            py.display()
+        );
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "model",
+        "input",
+        "batch",
+        "steps",
+        "Ward ms/step",
+        "PyTorch ms/step",
+        "Ward / PyTorch",
+    ]);
+    for (model, input, ms, steps) in &rows {
+        let t = torch
+            .iter()
+            .find(|(m, i, _)| m == model && i == input)
+            .map(|t| t.2);
+        table.add_row(vec![
+            model.to_string(),
+            input.clone(),
+            BATCH.to_string(),
+            steps.to_string(),
+            format!("{ms:.1}"),
+            t.map_or("-".into(), |t| format!("{t:.1}")),
+            t.map_or("-".into(), |t| format!("{:.2}x", ms / t)),
+        ]);
+    }
+    out(format!(
+        "CNN training step (forward + backward + SGD momentum), float32, device {device}, {} threads available",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    ));
+    out(table.to_string());
+    Ok(())
+}
