@@ -22,8 +22,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod heatmap;
+mod lines;
 
 pub use heatmap::Heatmap;
+pub use lines::LineChart;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use ward_core::{Layout, Params, TensorSpec};
