@@ -83,9 +83,14 @@ pub fn build_simulation_with(
         };
     let ds = data.standardized(mode);
     let arch: ModelArch = match ds.image {
-        Some((shape, task)) => ModelArch::conv_from_spec(&spec.model, shape, task.outputs())
-            .map_err(|e| FlError::Config(e.to_string()))?
-            .into(),
+        Some((shape, task)) => ModelArch::conv_from_spec(
+            &spec.model,
+            shape,
+            task.outputs(),
+            matches!(task, ward_data::ImageTask::MultiLabel { .. }),
+        )
+        .map_err(|e| FlError::Config(e.to_string()))?
+        .into(),
         None => DenseArch::from_spec(
             &spec.model,
             spec.train.loss,

@@ -14,6 +14,10 @@ pub enum Loss {
     Bce,
     /// Softmax cross-entropy on one logit per class.
     CrossEntropy,
+    /// Multi-label: binary cross-entropy on each of the outputs (one logit per label),
+    /// averaged over labels and rows. The labels of a row travel as one bitmask `u32`
+    /// (bit `k` = label `k`; at most 32 labels).
+    MultiLabel,
 }
 
 /// A dense feed-forward network: `inputs -> hidden... -> outputs`.
@@ -63,7 +67,7 @@ impl DenseArch {
         };
         let outputs = match loss {
             Loss::Bce => 1,
-            Loss::CrossEntropy => num_classes,
+            Loss::CrossEntropy | Loss::MultiLabel => num_classes,
         };
         let hidden = match spec.kind {
             ModelKind::Logistic => Vec::new(),
@@ -184,6 +188,7 @@ impl DenseArch {
             match self.loss {
                 Loss::Bce => "bce",
                 Loss::CrossEntropy => "cross-entropy",
+                Loss::MultiLabel => "multi-label bce",
             }
         )
     }

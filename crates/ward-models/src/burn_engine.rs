@@ -147,6 +147,11 @@ impl GradientEngine for BurnDense {
                 let yt = Tensor::<2>::from_data(TensorData::new(onehot, [rows, k]), &self.device);
                 (activation::log_softmax(z, 1) * yt).sum_dim(1).neg().mean()
             }
+            Loss::MultiLabel => {
+                return Err(ModelError::Config(
+                    "dense models have no multi-label loss (multi-label tasks are images)".into(),
+                ));
+            }
         };
         let grads = loss.backward();
         let mut off = 0;

@@ -88,8 +88,13 @@ pub struct ConvArch {
     pub norm: Norm,
     /// Input image shape (`depth > 1`: 3D convolutions).
     pub input: ImageShape,
-    /// Number of outputs (classes; softmax cross-entropy).
+    /// Number of outputs: classes (softmax cross-entropy), or labels when
+    /// `multi_label`.
     pub outputs: usize,
+    /// Multi-label task: one sigmoid output per label, binary cross-entropy on each;
+    /// labels travel as one bitmask per image (bit `k` = label `k`, at most 32).
+    #[serde(default)]
+    pub multi_label: bool,
 }
 
 /// What one layout entry is, for the forward pass and for FedBN.
@@ -108,9 +113,15 @@ impl ConvArch {
         if s.is_empty() {
             return Err(ModelError::Shape(format!("image shape {s} has no pixels")));
         }
-        if self.outputs < 2 {
+        if self.outputs < if self.multi_label { 1 } else { 2 } {
             return Err(ModelError::Config(format!(
-                "a CNN needs at least 2 outputs, got {}",
+                "a CNN needs at least 2 classes (or 1 label), got {}",
+                self.outputs
+            )));
+        }
+        if self.multi_label && self.outputs > 32 {
+            return Err(ModelError::Config(format!(
+                "multi-label tasks support at most 32 labels, got {}",
                 self.outputs
             )));
         }
@@ -354,7 +365,8 @@ impl ConvArch {
             ConvFamily::SmallCnn { channels, hidden } => format!("cnn{channels:?}+{hidden}"),
             ConvFamily::Resnet18 { width } => format!("resnet18(w{width})"),
         };
-        format!("{fam}, {norm}, {} -> {}", self.input, self.outputs)
+        let head = if self.multi_label { " labels" } else { "" };
+        format!("{fam}, {norm}, {} -> {}{head}", self.input, self.outputs)
     }
 }
 
@@ -753,6 +765,20 @@ fn cross_entropy(z: Tensor<2>, y: &[u32], device: &Device) -> Tensor<1> {
     (activation::log_softmax(z, 1) * yt).sum_dim(1).neg().mean()
 }
 
+/// Binary cross-entropy on each logit against the label bits, mean over all elements.
+fn multi_label_bce(z: Tensor<2>, y: &[u32], device: &Device) -> Tensor<1> {
+    let [rows, k] = z.dims();
+    let mut t = vec![0f32; rows * k];
+    for (r, &m) in y.iter().enumerate() {
+        for o in 0..k {
+            t[r * k + o] = ((m >> o) & 1) as f32;
+        }
+    }
+    let yt = Tensor::<2>::from_data(TensorData::new(t, [rows, k]), device);
+    // max(z, 0) - z*t + log(1 + exp(-|z|)): stable BCE on the logit.
+    (z.clone().clamp_min(0.0) - z.clone() * yt + (z.abs().neg().exp() + 1.0).log()).mean()
+}
+
 impl GradientEngine for BurnConv {
     fn name(&self) -> String {
         match self.choice {
@@ -771,7 +797,17 @@ impl GradientEngine for BurnConv {
     ) -> Result<f32, ModelError> {
         let rows = y.len();
         self.check(params, x, rows)?;
-        if let Some(&bad) = y.iter().find(|&&c| c as usize >= self.arch.outputs) {
+        if self.arch.multi_label {
+            if let Some(&bad) = y
+                .iter()
+                .find(|&&m| self.arch.outputs < 32 && m >> self.arch.outputs != 0)
+            {
+                return Err(ModelError::Shape(format!(
+                    "label bitmask {bad:#b} sets a bit beyond the {} labels",
+                    self.arch.outputs
+                )));
+            }
+        } else if let Some(&bad) = y.iter().find(|&&c| c as usize >= self.arch.outputs) {
             return Err(ModelError::Shape(format!(
                 "label {bad} is out of range for {} classes",
                 self.arch.outputs
@@ -782,7 +818,11 @@ impl GradientEngine for BurnConv {
         let xt = self.input(x, rows, &device);
         let mut stats = Vec::new();
         let z = self.forward(&w, xt, true, &mut stats);
-        let loss = cross_entropy(z, y, &device);
+        let loss = if self.arch.multi_label {
+            multi_label_bce(z, y, &device)
+        } else {
+            cross_entropy(z, y, &device)
+        };
         let grads = loss.backward();
         grad.fill(0.0);
         for (i, (t, role)) in self.entries.iter().enumerate() {

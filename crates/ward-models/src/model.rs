@@ -35,10 +35,13 @@ impl ModelArch {
     /// The CNN of `spec` (`cnn` or `resnet18`) for images of `input` with `outputs`
     /// classes. Defaults: `cnn` channels `[32, 64]`, hidden 128, no norm; `resnet18`
     /// width 64, BatchNorm; GroupNorm with 8 groups or the narrowest layer's width.
+    ///
+    /// `outputs`: classes, or labels when `multi_label`.
     pub fn conv_from_spec(
         spec: &ModelSpec,
         input: ImageShape,
         outputs: usize,
+        multi_label: bool,
     ) -> Result<ConvArch, ModelError> {
         let (family, default_norm) = match spec.kind {
             ModelKind::Cnn => (
@@ -80,6 +83,7 @@ impl ModelArch {
             norm,
             input,
             outputs,
+            multi_label,
         };
         arch.validate()?;
         Ok(arch)
@@ -128,6 +132,7 @@ impl ModelArch {
     pub fn loss(&self) -> Loss {
         match self {
             Self::Dense(a) => a.loss,
+            Self::Conv(a) if a.multi_label => Loss::MultiLabel,
             Self::Conv(_) => Loss::CrossEntropy,
         }
     }

@@ -130,6 +130,20 @@ pub(crate) fn loss_from_logits(
                 }
             }
         }
+        Loss::MultiLabel => {
+            // Mean over rows and labels (PyTorch's BCEWithLogitsLoss).
+            let per = scale / outputs as f32;
+            for r in 0..rows {
+                for o in 0..outputs {
+                    let z = logits[r * outputs + o];
+                    let t = ((y[r] >> o) & 1) as f32;
+                    total += (softplus(z) - z * t) / outputs as f32;
+                    if let Some(d) = dlogits.as_deref_mut() {
+                        d[r * outputs + o] = (sigmoid(z) - t) * per;
+                    }
+                }
+            }
+        }
     }
     total * scale
 }

@@ -17,8 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use ward_core::config::{OptimizerKind, TrainSpec};
 use ward_data::ImageShape;
 use ward_models::{
-    BurnConv, ConvArch, ConvFamily, DeviceChoice, GradientEngine, Norm, Optimizer,
-    OptimizerConfig,
+    BurnConv, ConvArch, ConvFamily, DeviceChoice, GradientEngine, Norm, Optimizer, OptimizerConfig,
 };
 
 use crate::args::BenchCnnArgs;
@@ -44,6 +43,7 @@ fn cases(only: &[String]) -> Vec<(&'static str, usize, ConvArch)> {
                 norm: Norm::None,
                 input: ImageShape::d2(1, hw, hw),
                 outputs: CLASSES,
+                multi_label: false,
             },
         ));
     }
@@ -56,6 +56,7 @@ fn cases(only: &[String]) -> Vec<(&'static str, usize, ConvArch)> {
                 norm: Norm::Batch,
                 input: ImageShape::d2(1, hw, hw),
                 outputs: CLASSES,
+                multi_label: false,
             },
         ));
     }
@@ -97,7 +98,11 @@ fn ward_step_ms(arch: &ConvArch, device: DeviceChoice, warmup: usize, steps: usi
         }
         last = loss;
     }
-    tracing::info!(first, last, "loss over the benchmark steps (same batch: it must fall)");
+    tracing::info!(
+        first,
+        last,
+        "loss over the benchmark steps (same batch: it must fall)"
+    );
     Ok(median(times))
 }
 
@@ -113,7 +118,12 @@ fn anchor(
     let json = dir.path().join("torch.json");
     let status = Command::new(py)
         .arg(script)
-        .args(["--steps", &steps.to_string(), "--warmup", &warmup.to_string()])
+        .args([
+            "--steps",
+            &steps.to_string(),
+            "--warmup",
+            &warmup.to_string(),
+        ])
         .args(["--only", only, "--wait-idle", "60", "--json"])
         .arg(&json)
         .stdout(std::process::Stdio::null())
@@ -167,8 +177,18 @@ pub(crate) fn bench_cnn(args: BenchCnnArgs) -> Result<()> {
             if !only.is_empty() && !only.iter().any(|o| o == model) {
                 continue;
             }
-            let steps = if model == "resnet18" { args.resnet_steps } else { args.steps };
-            match anchor(&py, &dir.join("bench_cnn.py"), args.warmup.min(steps), steps, model) {
+            let steps = if model == "resnet18" {
+                args.resnet_steps
+            } else {
+                args.steps
+            };
+            match anchor(
+                &py,
+                &dir.join("bench_cnn.py"),
+                args.warmup.min(steps),
+                steps,
+                model,
+            ) {
                 Ok(t) => torch.extend(t),
                 Err(e) => tracing::warn!("PyTorch anchor failed on {model}: {e:#}"),
             }

@@ -12,6 +12,7 @@ fn small(input: ImageShape, norm: Norm) -> ConvArch {
         norm,
         input,
         outputs: 3,
+        multi_label: false,
     }
 }
 
@@ -41,6 +42,7 @@ fn layouts_match_the_pytorch_anchor() {
         norm: Norm::None,
         input: ImageShape::d2(1, hw, hw),
         outputs: 9,
+        multi_label: false,
     };
     assert_eq!(cnn(28).num_params(), 421_513);
     assert_eq!(cnn(64).num_params(), 2_117_257);
@@ -49,6 +51,7 @@ fn layouts_match_the_pytorch_anchor() {
         norm: Norm::Batch,
         input: ImageShape::d2(1, 28, 28),
         outputs: 9,
+        multi_label: false,
     };
     let buffers: usize = resnet.buffer_ranges().iter().map(|(a, b)| b - a).sum();
     assert_eq!(buffers, 2 * 4800);
@@ -131,6 +134,7 @@ fn tiny_resnet_gradients_match_finite_differences() {
         norm: Norm::Group { groups: 1 },
         input: ImageShape::d2(1, 16, 16),
         outputs: 2,
+        multi_label: false,
     };
     check_gradients(arch.clone(), 2);
     check_gradients(
@@ -160,6 +164,7 @@ fn batch_norm_buffers_follow_pytorch_momentum() {
         norm: Norm::Batch,
         input: ImageShape::d2(1, 2, 2),
         outputs: 2,
+        multi_label: false,
     };
     let layout = arch.layout();
     let mut p = arch
@@ -251,6 +256,7 @@ fn tiny_cnn_learns_a_spatial_task() {
         norm: Norm::Batch,
         input: ImageShape::d2(1, 8, 8),
         outputs: 2,
+        multi_label: false,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let make = |rng: &mut ChaCha8Rng, n: usize| {
@@ -292,4 +298,34 @@ fn tiny_cnn_learns_a_spatial_task() {
         .filter(|&r| u32::from(z[2 * r + 1] > z[2 * r]) == yt[r])
         .count();
     assert!(correct >= 58, "{correct}/64 correct");
+}
+
+#[test]
+fn multi_label_gradients_and_loss_by_hand() {
+    let arch = ConvArch {
+        multi_label: true,
+        ..small(ImageShape::d2(1, 8, 8), Norm::Group { groups: 2 })
+    };
+    check_gradients(arch.clone(), 3);
+    // Every logit 0: each label's BCE is ln 2, whatever the bits (PyTorch's
+    // BCEWithLogitsLoss(0, t) = ln 2), so the mean is ln 2.
+    let mut p = arch
+        .init(&mut ChaCha8Rng::seed_from_u64(0))
+        .values()
+        .to_vec();
+    let n = p.len();
+    p[n - 3..].fill(0.0); // fc2.bias
+    let fc2_w = 3 * 8;
+    p[n - 3 - fc2_w..n - 3].fill(0.0); // fc2.weight
+    let (x, _) = batch(&arch, 2, 1);
+    let mut engine = BurnConv::new(arch, DeviceChoice::Cpu).unwrap();
+    let mut g = vec![0.0; n];
+    let loss = engine
+        .loss_and_grad(&p, &x, &[0b101, 0b010], &mut g)
+        .unwrap();
+    assert!((loss - std::f32::consts::LN_2).abs() < 1e-6, "{loss}");
+    let err = engine
+        .loss_and_grad(&p, &x, &[0b1000, 0], &mut g)
+        .unwrap_err();
+    assert!(err.to_string().contains("beyond the 3 labels"), "{err}");
 }
