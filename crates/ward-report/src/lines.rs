@@ -34,12 +34,24 @@ impl LineChart {
             .collect();
         let (x0, x1) = pts
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.0), b.max(p.0))
+            });
         let (y0, y1) = pts
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
-        let (x0, x1) = if x0.is_finite() { (x0, x1.max(x0 + 1e-9)) } else { (0.0, 1.0) };
-        let (y0, y1) = if y0.is_finite() { (y0.min(0.0), y1.max(1.0)) } else { (0.0, 1.0) };
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.1), b.max(p.1))
+            });
+        let (x0, x1) = if x0.is_finite() {
+            (x0, x1.max(x0 + 1e-9))
+        } else {
+            (0.0, 1.0)
+        };
+        let (y0, y1) = if y0.is_finite() {
+            (y0.min(0.0), y1.max(1.0))
+        } else {
+            (0.0, 1.0)
+        };
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
