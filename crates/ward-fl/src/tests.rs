@@ -498,3 +498,130 @@ fn a_selecting_rule_is_audited_per_site_and_its_assumption_enforced() {
     let err = fed.run_round().unwrap_err().to_string();
     assert!(err.contains("only 2 valid updates"), "{err}");
 }
+
+/// Two image sites whose pixels differ in scale (a scanner shift): class 1 has a bright
+/// left half, class 0 a bright right half.
+fn image_dataset() -> ward_data::FederatedDataset {
+    use rand::{RngExt, SeedableRng};
+    let shape = ward_data::ImageShape::d2(1, 8, 8);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let mut split = |n: usize, gain: f32| {
+        let mut x = Matrix::empty(64);
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let c = rng.random_range(0..2u32);
+            for r in 0..8 {
+                for col in 0..8 {
+                    let bright = (col < 4) == (c == 1);
+                    let v = if bright { 0.8 } else { 0.2 } + rng.random_range(-0.1f32..0.1);
+                    x.data.push((v * gain).clamp(0.0, 1.0));
+                }
+                let _ = r;
+            }
+            x.rows += 1;
+            y.push(c);
+        }
+        Split { x, y }
+    };
+    let sites = vec![
+        SiteData {
+            name: "bright".into(),
+            train: split(24, 1.0),
+            test: split(8, 1.0),
+        },
+        SiteData {
+            name: "dark".into(),
+            train: split(24, 0.4),
+            test: split(8, 0.4),
+        },
+    ];
+    ward_data::FederatedDataset {
+        name: "images".into(),
+        feature_names: Vec::new(),
+        num_classes: 2,
+        sites,
+        warnings: Vec::new(),
+        image: Some((shape, ward_data::ImageTask::Binary)),
+    }
+}
+
+fn image_spec(strategy: StrategyKind) -> ward_core::ExperimentSpec {
+    let mut spec = ward_core::ExperimentSpec::default_heart();
+    spec.data = ward_core::config::DataSpec::builtin(ward_core::config::DatasetKind::Synth);
+    spec.model = ModelSpec {
+        kind: ward_core::config::ModelKind::Cnn,
+        channels: vec![4],
+        hidden: vec![8],
+        norm: Some(ward_core::config::NormKind::Batch),
+        ..ModelSpec::default()
+    };
+    spec.train.batch_size = 8;
+    spec.train.local_steps = Some(3);
+    spec.train.lr = 0.05;
+    spec.train.augment.flip = true;
+    spec.federation.strategy = strategy;
+    spec.federation.rounds = 3;
+    spec
+}
+
+/// FedBN (Li et al. 2021): after training, each site's BatchNorm values (affine and
+/// running statistics) are its own — they differ between sites and from the global
+/// model — while every other value is the global model's; FedAvg keeps none.
+#[test]
+fn fedbn_keeps_batch_norm_layers_local_and_resumes_exactly() {
+    let data = image_dataset();
+    let spec = image_spec(StrategyKind::Fedbn);
+    let mut sim = build_simulation(&spec, &data, EngineOptions::default()).unwrap();
+    for _ in 0..3 {
+        sim.federation.run_round().unwrap();
+    }
+    let models = sim.federation.personalised_models();
+    assert_eq!(models.len(), 2);
+    let global = sim.federation.global().values().to_vec();
+    let norm = sim.arch.norm_ranges();
+    assert!(!norm.is_empty());
+    let in_norm = |i: usize| norm.iter().any(|&(a, b)| (a..b).contains(&i));
+    for (site, p) in &models {
+        for (i, (&a, &b)) in p.values().iter().zip(&global).enumerate() {
+            if !in_norm(i) {
+                assert_eq!(a, b, "{site}: value {i} is not a norm value but differs");
+            }
+        }
+    }
+    let (a, b) = (models[0].1.values(), models[1].1.values());
+    let differs = norm.iter().any(|&(s, e)| a[s..e] != b[s..e]);
+    assert!(differs, "the two sites' BatchNorm layers are identical");
+
+    // Resume after round 1 gives the same result (local layers and augmentation streams
+    // are site state).
+    let mut first = build_simulation(&spec, &data, EngineOptions::default()).unwrap();
+    first.federation.run_round().unwrap();
+    let bytes = first.federation.snapshot().unwrap().to_bytes().unwrap();
+    let mut resumed = build_simulation(&spec, &data, EngineOptions::default()).unwrap();
+    resumed
+        .federation
+        .restore(&Checkpoint::from_bytes(&bytes).unwrap())
+        .unwrap();
+    resumed.federation.run_round().unwrap();
+    resumed.federation.run_round().unwrap();
+    assert_eq!(resumed.federation.global(), sim.federation.global());
+    assert_eq!(resumed.federation.personalised_models(), models);
+
+    let fedavg = build_simulation(
+        &image_spec(StrategyKind::Fedavg),
+        &data,
+        EngineOptions::default(),
+    )
+    .unwrap();
+    assert!(fedavg.federation.personalised_models().is_empty());
+}
+
+#[test]
+fn fedbn_without_batch_norm_is_refused() {
+    let data = image_dataset();
+    let mut spec = image_spec(StrategyKind::Fedbn);
+    spec.model.norm = Some(ward_core::config::NormKind::Group);
+    spec.model.groups = Some(2);
+    let err = build_simulation(&spec, &data, EngineOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("GroupNorm"), "{err}");
+}
