@@ -116,6 +116,32 @@ fn install_aggregator(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<(),
 }
 
 /// Runs `spec` on `data` to the end.
+/// `spec` with an image backdoor's `attack.patch` turned into trigger pixels for the
+/// data's image shape.
+fn resolve_patch(spec: &ExperimentSpec, data: &FederatedDataset) -> Result<ExperimentSpec> {
+    let mut spec = spec.clone();
+    if let Some(a) = spec.attack.as_mut()
+        && let Some(p) = a.patch.take()
+    {
+        let Some((s, _)) = data.image else {
+            return Err(UserError(
+                "attack.patch is an image trigger; this dataset is a table: use attack.trigger"
+                    .into(),
+            )
+            .into());
+        };
+        if p.size > s.height.min(s.width) {
+            return Err(UserError(format!(
+                "attack.patch.size = {} does not fit images of {s}",
+                p.size
+            ))
+            .into());
+        }
+        a.trigger = p.features(s.channels, s.depth, s.height, s.width);
+    }
+    Ok(spec)
+}
+
 pub(crate) fn execute(
     spec: &ExperimentSpec,
     data: &FederatedDataset,
@@ -124,6 +150,8 @@ pub(crate) fn execute(
     progress: bool,
 ) -> Result<Outcome> {
     let start = Instant::now();
+    let resolved = resolve_patch(spec, data)?;
+    let spec = &resolved;
     let (mut sim, compromised) = build(spec, data, opts).map_err(|e| UserError(e.to_string()))?;
     if persist.is_some() {
         for w in &sim.warnings {

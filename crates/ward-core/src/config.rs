@@ -252,6 +252,46 @@ pub struct AttackSpec {
     /// `backdoor` trigger pattern.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trigger: Vec<TriggerFeature>,
+    /// `backdoor` on images: a square patch in the bottom-right corner of every channel
+    /// (and slice), instead of `trigger`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<PatchSpec>,
+}
+
+/// `attack.patch`: an image backdoor trigger (Gu et al. 2017's BadNets pattern).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PatchSpec {
+    /// Side of the square in pixels.
+    pub size: usize,
+    /// Pixel value set inside the patch, in [0, 1].
+    pub value: f64,
+}
+
+impl PatchSpec {
+    /// The patch as trigger features of images of `channels x depth x height x width`
+    /// (row-major, channel first): the bottom-right `size x size` square of every
+    /// channel and slice.
+    pub fn features(
+        &self,
+        channels: usize,
+        depth: usize,
+        height: usize,
+        width: usize,
+    ) -> Vec<TriggerFeature> {
+        let mut out = Vec::new();
+        for plane in 0..channels * depth {
+            for y in height.saturating_sub(self.size)..height {
+                for x in width.saturating_sub(self.size)..width {
+                    out.push(TriggerFeature {
+                        feature: (plane * height + y) * width + x,
+                        value: self.value,
+                    });
+                }
+            }
+        }
+        out
+    }
 }
 
 fn default_from_round() -> usize {
@@ -276,6 +316,7 @@ impl AttackSpec {
             swap: None,
             rate: None,
             trigger: Vec::new(),
+            patch: None,
         }
     }
 }
@@ -1291,6 +1332,7 @@ impl AttackSpec {
             matches!(k, A::NoisyLabels | A::Backdoor),
         )?;
         only("attack.trigger", !self.trigger.is_empty(), k == A::Backdoor)?;
+        only("attack.patch", self.patch.is_some(), k == A::Backdoor)?;
         if let Some(v) = self.scale {
             positive(v, "attack.scale")?;
         }
@@ -1343,9 +1385,19 @@ impl AttackSpec {
                     ));
                 }
             }
-            check(!self.trigger.is_empty(), "attack.trigger", || {
-                "is required for backdoor, e.g. trigger = [{ feature = 3, value = 4.0 }]".into()
-            })?;
+            check(
+                self.trigger.is_empty() != self.patch.is_none(),
+                "attack.trigger",
+                || {
+                    "backdoor needs exactly one of trigger (tables, e.g. trigger = [{ feature = 3, value = 4.0 }]) and patch (images, e.g. patch = { size = 3, value = 1.0 })".into()
+                },
+            )?;
+            if let Some(p) = self.patch {
+                check(p.size >= 1, "attack.patch.size", || "must be >= 1".into())?;
+                check((0.0..=1.0).contains(&p.value), "attack.patch.value", || {
+                    format!("must be in [0, 1], got {}", p.value)
+                })?;
+            }
             check(
                 self.trigger.iter().all(|t| t.value.is_finite()),
                 "attack.trigger",
@@ -1755,6 +1807,10 @@ mod tests {
                     feature: 0,
                     value: 1.0,
                 }],
+                patch: Some(PatchSpec {
+                    size: 3,
+                    value: 1.0,
+                }),
             }),
         };
         fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
@@ -1786,6 +1842,18 @@ mod tests {
         });
         out.sort();
         out
+    }
+
+    /// The bottom-right 2x2 of a 3x3 image: row-major indices 4, 5, 7, 8; a second
+    /// channel adds 9 to each.
+    #[test]
+    fn patch_features_by_hand() {
+        let p = PatchSpec {
+            size: 2,
+            value: 1.0,
+        };
+        let f: Vec<usize> = p.features(2, 1, 3, 3).iter().map(|t| t.feature).collect();
+        assert_eq!(f, vec![4, 5, 7, 8, 13, 14, 16, 17]);
     }
 
     #[test]

@@ -59,6 +59,15 @@ pub enum DataError {
         /// What is wrong, quoting the value.
         message: String,
     },
+    /// An image file (or an array inside one) is corrupt, truncated or not what the
+    /// experiment says it holds.
+    #[error("{}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the array or entry where there is one.
+        message: String,
+    },
     /// A data setting is unusable (e.g. a bad `data.target.rule`).
     #[error("{key}: {message}")]
     Spec {
@@ -126,6 +135,14 @@ pub enum DataError {
 }
 
 impl DataError {
+    /// A [`DataError::File`] for `path`.
+    pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Self::File {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
     pub(crate) fn spec(key: &str, message: impl Into<String>) -> Self {
         Self::Spec {
             key: key.to_owned(),
