@@ -181,6 +181,49 @@ pub(crate) enum ReproduceCommand {
     /// FedAdam, FedYogi, FedAdagrad) over 5 seeds, then Ward's own rows with settings
     /// chosen by cross-validation inside the training splits.
     FlambyHeart(ReproduceArgs),
+    /// Synthetic multi-site scanner shift: local-only (one row per site), FedAvg,
+    /// FedProx, FedBN and pooled, over seeds; writes table.csv, table.json (the columns
+    /// of flamby-heart) and cross_site.csv (trained on site i, tested on site j).
+    ScannerShift(ScannerShiftArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScannerShiftArgs {
+    /// Output directory (default: `runs/reproduce-scanner-shift-<timestamp>`).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Seeds 0..N.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) seeds: u64,
+    /// Sites (each with its own acquisition profile).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) sites: usize,
+    /// Images per site (train, val and test).
+    #[arg(long, default_value_t = 600)]
+    pub(crate) per_site: usize,
+    /// Image side in pixels.
+    #[arg(long, default_value_t = 28)]
+    pub(crate) size: usize,
+    /// Lesion classes.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) classes: usize,
+    /// Seed of the synthetic data (fixed across run seeds).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) data_seed: u64,
+    /// Conv block widths of the small CNN.
+    #[arg(long, value_delimiter = ',', default_value = "16,32")]
+    pub(crate) channels: Vec<usize>,
+    /// Width of the CNN's dense layer.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) hidden: usize,
+    /// Rounds (federated) or epochs (local, pooled).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) rounds: usize,
+    /// Local SGD learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    pub(crate) lr: f64,
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]

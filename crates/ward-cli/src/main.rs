@@ -30,6 +30,9 @@ fn main() -> ExitCode {
         Command::Reproduce(ReproduceCommand::FlambyHeart(a)) => {
             commands::reproduce::flamby_heart(a)
         }
+        Command::Reproduce(ReproduceCommand::ScannerShift(a)) => {
+            commands::scanner_shift::scanner_shift(a)
+        }
         Command::Bench(BenchCommand::Fl(a)) => commands::bench::fl(a),
         Command::RobustGrid(a) => commands::robust_grid::robust_grid(a),
         Command::Aggregate(a) => commands::aggregate::aggregate(a),

@@ -8,6 +8,7 @@ pub(crate) mod data;
 pub(crate) mod reproduce;
 pub(crate) mod robust_grid;
 pub(crate) mod run;
+pub(crate) mod scanner_shift;
 
 use anyhow::Result;
 use ward_fl::EngineOptions;
