@@ -49,6 +49,28 @@ pub(crate) enum Command {
     /// are both models and deltas. `selected` (0-based row indices) appears only for
     /// rules that select (krum, multi-krum, bulyan).
     Aggregate(AggregateArgs),
+    /// Acquisition-shift robustness of a trained image model: 12 corruptions (noise,
+    /// blur, motion, bias field, gamma, contrast, brightness, JPEG, pixelation, ghosting,
+    /// k-space spikes) x 5 severities on every site's test images. Writes
+    /// robustness.csv, robustness.json, robustness.svg and examples/<corruption>_s<k>.png.
+    Robustness(RobustnessArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RobustnessArgs {
+    /// A run directory written by `ward run` (config.toml, model.safetensors).
+    pub(crate) run: PathBuf,
+    /// Output directory (default: `<run>/robustness`).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Seed of the corruptions' random draws.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Test images shown per example sheet.
+    #[arg(long, default_value_t = 6)]
+    pub(crate) examples: usize,
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Fl(a)) => commands::bench::fl(a),
         Command::RobustGrid(a) => commands::robust_grid::robust_grid(a),
         Command::Aggregate(a) => commands::aggregate::aggregate(a),
+        Command::Robustness(a) => commands::robustness::robustness(a),
         Command::Bench(BenchCommand::Aggregate(a)) => commands::bench_aggregate::bench_aggregate(a),
         Command::Bench(BenchCommand::Cnn(a)) => commands::bench_cnn::bench_cnn(a),
     };

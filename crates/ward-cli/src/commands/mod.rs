@@ -7,6 +7,7 @@ pub(crate) mod bench_cnn;
 pub(crate) mod data;
 pub(crate) mod reproduce;
 pub(crate) mod robust_grid;
+pub(crate) mod robustness;
 pub(crate) mod run;
 pub(crate) mod scanner_shift;
 

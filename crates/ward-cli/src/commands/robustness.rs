@@ -1,0 +1,305 @@
+//! `ward robustness <run dir>`: how a trained image model degrades under acquisition
+//! shift — every corruption of [`ward_data::corrupt`] at severities 1..=5 on every site's
+//! test images, beside the clean accuracy.
+//!
+//! Each site is scored with the model it uses: the global `model.safetensors`, or its own
+//! `model.<site>.safetensors` where the run kept site layers (FedBN). Writes
+//! `robustness.csv` (`site,corruption,severity,n,accuracy,auc,clean_accuracy,
+//! relative_drop`, `relative_drop = (clean - accuracy) / clean`), `robustness.json`
+//! (the rows, and per site the clean accuracy, the mean corruption accuracy and the mean
+//! relative drop), `robustness.svg` (mean accuracy over sites against severity, one line
+//! per corruption) and `examples/<corruption>_s<k>.png` (clean test images above their
+//! corrupted versions, for a clinician to judge realism).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use serde::Serialize;
+use ward_data::corrupt::{Corruption, SEVERITIES, corrupt_set, write_examples};
+use ward_data::{ImageSet, ImageShape, ImageTask, Matrix, Split};
+use ward_fl::build_simulation;
+use ward_models::{Evaluation, ModelArch, evaluate, make_engine};
+use ward_report::{LineChart, files};
+
+use crate::args::RobustnessArgs;
+use crate::commands::{engine_options, out};
+use crate::experiment::{self, UserError};
+use crate::runner;
+
+/// One line of `robustness.csv`.
+#[derive(Debug, Clone, Serialize)]
+struct RobustnessRow {
+    site: String,
+    corruption: String,
+    severity: u8,
+    n: usize,
+    accuracy: f64,
+    auc: Option<f64>,
+    clean_accuracy: f64,
+    relative_drop: f64,
+}
+
+/// Per-site summary in `robustness.json`.
+#[derive(Debug, Clone, Serialize)]
+struct SiteSummary {
+    clean_accuracy: f64,
+    clean_auc: Option<f64>,
+    /// Mean accuracy over every corruption and severity.
+    mean_corruption_accuracy: f64,
+    /// Mean of `relative_drop` over every corruption and severity.
+    mean_relative_drop: f64,
+    /// The model file this site was scored with.
+    model: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    run: PathBuf,
+    seed: u64,
+    model: String,
+    corruptions: Vec<String>,
+    sites: BTreeMap<String, SiteSummary>,
+    rows: Vec<RobustnessRow>,
+}
+
+/// A test split as an image set (multi-label bitmasks spread into one 0/1 per label).
+fn to_images(split: &Split, shape: ImageShape, task: ImageTask) -> ImageSet {
+    let labels = match task {
+        ImageTask::MultiLabel { labels } => split
+            .y
+            .iter()
+            .flat_map(|&m| (0..labels).map(move |k| (m >> k) & 1))
+            .collect(),
+        _ => split.y.clone(),
+    };
+    ImageSet {
+        shape,
+        task,
+        pixels: split.x.data.clone(),
+        labels,
+        sources: Vec::new(),
+    }
+}
+
+/// The corrupted pixels back into a split with the original labels.
+fn to_split(set: ImageSet, y: &[u32]) -> Split {
+    let cols = set.shape.len();
+    Split {
+        x: Matrix {
+            rows: y.len(),
+            cols,
+            data: set.pixels,
+        },
+        y: y.to_vec(),
+    }
+}
+
+fn load_params(dir: &Path, name: &str, arch: &ModelArch) -> Result<ward_core::Params> {
+    let path = dir.join(name);
+    let bytes = fs_err::read(&path)?;
+    let params = ward_report::params_from_safetensors(&bytes)
+        .map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+    arch.check(&params)
+        .map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+    Ok(params)
+}
+
+/// Runs the suite on the run in `args.run`.
+pub(crate) fn robustness(args: RobustnessArgs) -> Result<()> {
+    let run = &args.run;
+    let cfg = run.join(files::CONFIG);
+    if !cfg.exists() {
+        return Err(UserError(format!(
+            "{}: no {} here; point ward robustness at a run directory written by ward run",
+            run.display(),
+            files::CONFIG
+        ))
+        .into());
+    }
+    let loaded = experiment::load(&cfg, &[])?;
+    let spec = loaded.spec;
+    let data = runner::load_data(&spec, &loaded.base_dir)?;
+    let Some((shape, task)) = data.image else {
+        return Err(UserError(format!(
+            "{}: the run trained on {}, a table; ward robustness corrupts images",
+            run.display(),
+            data.name
+        ))
+        .into());
+    };
+    let opts = engine_options(&args.engine)?;
+    let sim = build_simulation(&spec, &data, opts).map_err(|e| UserError(e.to_string()))?;
+    let arch = sim.arch.clone();
+    let global = load_params(run, files::MODEL, &arch)?;
+    let mut engine = make_engine(&arch, opts.device, opts.engine)?;
+    let loss = arch.loss();
+    let out_dir = args.out.clone().unwrap_or_else(|| run.join("robustness"));
+    fs_err::create_dir_all(&out_dir)?;
+
+    let mut rows = Vec::new();
+    let mut sites = BTreeMap::new();
+    for site in &data.sites {
+        if site.test.is_empty() {
+            continue;
+        }
+        let own = format!(
+            "model.{}.safetensors",
+            runner::sanitize_file_name(&site.name)
+        );
+        let (params, model_file) = if run.join(&own).exists() {
+            (load_params(run, &own, &arch)?, own)
+        } else {
+            (global.clone(), files::MODEL.to_string())
+        };
+        let mut score = |split: &Split| -> Result<Evaluation> {
+            Ok(evaluate(engine.as_mut(), params.values(), split, loss)?)
+        };
+        let clean = score(&site.test)?;
+        let images = to_images(&site.test, shape, task);
+        let mut accs = Vec::new();
+        let mut drops = Vec::new();
+        for c in Corruption::ALL {
+            for s in 1..=SEVERITIES {
+                let bad = corrupt_set(&images, c, s, args.seed)
+                    .with_context(|| format!("site {}: {c} severity {s}", site.name))?;
+                let e = score(&to_split(bad, &site.test.y))?;
+                let drop = if clean.accuracy > 0.0 {
+                    (clean.accuracy - e.accuracy) / clean.accuracy
+                } else {
+                    f64::NAN
+                };
+                accs.push(e.accuracy);
+                drops.push(drop);
+                rows.push(RobustnessRow {
+                    site: site.name.clone(),
+                    corruption: c.name().to_string(),
+                    severity: s,
+                    n: e.n,
+                    accuracy: e.accuracy,
+                    auc: e.auc,
+                    clean_accuracy: clean.accuracy,
+                    relative_drop: drop,
+                });
+            }
+        }
+        sites.insert(
+            site.name.clone(),
+            SiteSummary {
+                clean_accuracy: clean.accuracy,
+                clean_auc: clean.auc,
+                mean_corruption_accuracy: accs.iter().sum::<f64>() / accs.len() as f64,
+                mean_relative_drop: drops.iter().sum::<f64>() / drops.len() as f64,
+                model: model_file,
+            },
+        );
+    }
+    if sites.is_empty() {
+        return Err(UserError("no site has test images to score".into()).into());
+    }
+
+    // robustness.csv
+    let mut csv =
+        String::from("site,corruption,severity,n,accuracy,auc,clean_accuracy,relative_drop\n");
+    for r in &rows {
+        csv.push_str(&format!(
+            "{},{},{},{},{:.6},{},{:.6},{:.6}\n",
+            r.site,
+            r.corruption,
+            r.severity,
+            r.n,
+            r.accuracy,
+            r.auc.map_or(String::new(), |a| format!("{a:.6}")),
+            r.clean_accuracy,
+            r.relative_drop
+        ));
+    }
+    ward_fl::checkpoint::write_atomic(&out_dir.join("robustness.csv"), csv.as_bytes())?;
+    let report = Report {
+        run: run.clone(),
+        seed: args.seed,
+        model: arch.describe(),
+        corruptions: Corruption::ALL
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect(),
+        sites,
+        rows,
+    };
+    ward_report::write_json_atomic(&out_dir.join("robustness.json"), &report)?;
+
+    // robustness.svg: mean accuracy over sites per corruption and severity; severity 0
+    // is the clean accuracy.
+    let clean_mean =
+        report.sites.values().map(|s| s.clean_accuracy).sum::<f64>() / report.sites.len() as f64;
+    let series = Corruption::ALL
+        .iter()
+        .map(|c| {
+            let mut pts = vec![(0.0, clean_mean)];
+            for s in 1..=SEVERITIES {
+                let v: Vec<f64> = report
+                    .rows
+                    .iter()
+                    .filter(|r| r.corruption == c.name() && r.severity == s)
+                    .map(|r| r.accuracy)
+                    .collect();
+                pts.push((f64::from(s), v.iter().sum::<f64>() / v.len() as f64));
+            }
+            (c.name().to_string(), pts)
+        })
+        .collect();
+    LineChart {
+        title: format!(
+            "Accuracy under acquisition shift ({} sites' mean; severity 0 = clean)",
+            report.sites.len()
+        ),
+        x_label: "severity".into(),
+        y_label: "test accuracy".into(),
+        series,
+    }
+    .write_svg(&out_dir.join("robustness.svg"))?;
+
+    let first = data
+        .sites
+        .iter()
+        .find(|s| !s.test.is_empty())
+        .expect("a site with test images exists");
+    write_examples(
+        &out_dir.join("examples"),
+        &to_images(&first.test, shape, task),
+        args.examples,
+        args.seed,
+    )?;
+
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "site",
+        "clean acc",
+        "mean corrupted acc",
+        "mean relative drop",
+        "model",
+    ]);
+    for (name, s) in &report.sites {
+        t.add_row(vec![
+            name.clone(),
+            format!("{:.3}", s.clean_accuracy),
+            format!("{:.3}", s.mean_corruption_accuracy),
+            format!("{:.1}%", 100.0 * s.mean_relative_drop),
+            s.model.clone(),
+        ]);
+    }
+    out(format!(
+        "Acquisition-shift robustness of {}: {} corruptions x {SEVERITIES} severities (seed {})",
+        run.display(),
+        Corruption::ALL.len(),
+        args.seed
+    ));
+    out(t);
+    out(format!(
+        "written: {} (robustness.csv, robustness.json, robustness.svg, examples/)",
+        out_dir.display()
+    ));
+    Ok(())
+}
