@@ -48,6 +48,7 @@ pub mod corrupt;
 mod dataset;
 mod error;
 pub mod image;
+pub mod image_data;
 mod matrix;
 mod partition;
 pub mod readers;
