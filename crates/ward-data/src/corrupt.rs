@@ -44,6 +44,21 @@
 //! - spike (TorchIO `RandomSpike`): `spike * max|F|` is added at one random k-space position
 //!   (not the DC term), giving stripes over the whole image.
 //!
+//! ```
+//! use ward_data::corrupt::{Corruption, corrupt_set};
+//! use ward_data::synth::{SynthSpec, generate};
+//!
+//! let synth = generate(&SynthSpec { sites: 1, per_site: 20, ..SynthSpec::default() })?;
+//! let clean = &synth.sites[0].test;
+//! let c: Corruption = "ghosting".parse()?;
+//! assert_eq!(c.params(3)?, 0.5);
+//! let shifted = corrupt_set(clean, c, 3, 42)?;
+//! assert_eq!(shifted.shape, clean.shape);
+//! assert!(shifted.pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+//! assert!(corrupt_set(clean, c, 6, 42).is_err());
+//! Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Determinism: the random numbers of image `i` come from `ChaCha8Rng` seeded by the seed
 //! and the corruption, on stream `i`. Severity does not change the draws, only how strongly
 //! they act, so for one image every measure of damage grows with severity (common random
@@ -285,12 +300,12 @@ pub fn corrupt_image(
         });
     }
     let (h, w) = (shape.height, shape.width);
-    let mut rng = image_rng(corruption, seed, index);
-    let plan = Plan::draw(corruption, h, w, &mut rng);
-    let mut out = Vec::with_capacity(pixels.len());
     if h * w == 0 {
         return Ok(pixels.to_vec());
     }
+    let mut rng = image_rng(corruption, seed, index);
+    let plan = Plan::draw(corruption, h, w, &mut rng);
+    let mut out = Vec::with_capacity(pixels.len());
     for plane in pixels.chunks_exact(h * w) {
         let mut x = plane.to_vec();
         apply_plane(corruption, p, &plan, &mut x, h, w, &mut rng)?;
