@@ -28,9 +28,11 @@
 //!   magnitude noise).
 //! - blur: separable Gaussian kernel, radius `ceil(3 sigma)`, mirrored edges.
 //! - motion (TorchIO `RandomMotion`, translations only): k-space rows are acquired in order
-//!   of phase-encoding frequency; the object moves twice, at two random times, so three
-//!   segments of rows come from the image shifted by `0`, `d1` and `d2` (phase ramps in
-//!   k-space); the output is the magnitude of the inverse FFT.
+//!   of phase-encoding frequency; the object moves twice, once at a random time in the
+//!   first 15-45% of the acquisition and once in the last 55-85%, so three segments of
+//!   rows (the middle one holding the centre of k-space) come from the image shifted by
+//!   `0`, `d1` and `d2` (phase ramps in k-space; `|d|` between half and all of the
+//!   parameter, random directions); the output is the magnitude of the inverse FFT.
 //! - bias field (TorchIO `RandomBiasField`): `x * exp(p(u, v))`, `p` a polynomial of order
 //!   3 in coordinates scaled to `[-1, 1]`, coefficients uniform in `[-c, c]`.
 //! - gamma `x^gamma`; contrast `m + c (x - m)` with `m` the plane's mean; brightness
@@ -364,11 +366,12 @@ impl Plan {
         let mut plan = Self::default();
         match c {
             Corruption::Motion => {
-                let mut t = [
-                    rng.random_range(0.15f32..0.85),
-                    rng.random_range(0.15f32..0.85),
+                // The first move comes before the centre of k-space is acquired, the second
+                // after it, so every image shows the artefact.
+                let t = [
+                    rng.random_range(0.15f32..0.45),
+                    rng.random_range(0.55f32..0.85),
                 ];
-                t.sort_by(f32::total_cmp);
                 for (k, slot) in plan.motion.iter_mut().enumerate() {
                     let angle = rng.random_range(0.0f32..std::f32::consts::TAU);
                     let mag = rng.random_range(0.5f32..=1.0);
