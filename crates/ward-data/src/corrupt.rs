@@ -252,6 +252,14 @@ pub enum CorruptError {
         /// Values given.
         got: usize,
     },
+    /// An image index past the end of its set.
+    #[error("image {index} does not exist: the set holds {len} images")]
+    Index {
+        /// The index asked for.
+        index: usize,
+        /// Images in the set.
+        len: usize,
+    },
     /// Nothing to draw (no image, or an empty image).
     #[error("nothing to draw: {0}")]
     Empty(String),
@@ -321,6 +329,37 @@ pub fn corrupt_image(
         out.extend_from_slice(&x);
     }
     Ok(out)
+}
+
+/// Corrupts image `index` of `set`, exactly as [`corrupt_set`] would.
+///
+/// # Shapes
+/// Returns one image of `set.shape` (`C x D x H x W`).
+///
+/// # Errors
+/// A bad severity, or [`CorruptError::Index`] past the end of the set.
+pub fn corrupt_at(
+    set: &ImageSet,
+    index: usize,
+    corruption: Corruption,
+    severity: u8,
+    seed: u64,
+) -> Result<Vec<f32>, CorruptError> {
+    corruption.params(severity)?;
+    if index >= set.len() {
+        return Err(CorruptError::Index {
+            index,
+            len: set.len(),
+        });
+    }
+    corrupt_image(
+        set.image(index),
+        set.shape,
+        corruption,
+        severity,
+        seed,
+        index as u64,
+    )
 }
 
 /// Corrupts every image of `set`; image `i` uses stream `i` of `seed`, so one image's
@@ -971,7 +1010,7 @@ mod tests {
                 );
                 assert_ne!(a.pixels, set.pixels, "{c} s{s} changed nothing");
                 // An image's result depends on its index, not on the rest of the set.
-                let one = corrupt_image(set.image(2), set.shape, c, s, 7, 2).unwrap();
+                let one = corrupt_at(&set, 2, c, s, 7).unwrap();
                 assert_eq!(one.as_slice(), a.image(2), "{c} s{s} image 2 alone");
             }
         }
@@ -1017,6 +1056,10 @@ mod tests {
             assert_eq!(out.pixels.len(), shape.len());
             assert!(out.pixels.iter().all(|v| (0.0..=1.0).contains(v)), "{c}");
         }
+        let e = corrupt_at(&set, 1, Corruption::Gamma, 1, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("image 1 does not exist"), "{e}");
         let wrong = corrupt_image(&px[..10], shape, Corruption::Gamma, 1, 0, 0).unwrap_err();
         assert!(wrong.to_string().contains("got 10"), "{wrong}");
     }
@@ -1054,5 +1097,31 @@ mod tests {
         let back = image::open(&q).unwrap().to_luma8();
         assert_eq!(back.as_raw(), &vec![0, 128, 255, 64]);
         assert!(write_grey_png(&q, &[0.0; 3], 2, 2).is_err());
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, rng_seed: proptest::test_runner::RngSeed::Fixed(17), ..ProptestConfig::default() })]
+        /// Any corruption of any small image (1 to 3 channels, 1 or 2 slices, sides 1..12,
+        /// values anywhere, NaN included) returns an image of the same size in `[0, 1]`,
+        /// never a panic.
+        #[test]
+        fn never_panics_and_stays_in_range(
+            c in 0usize..12,
+            severity in 1u8..=5,
+            channels in 1usize..=3,
+            depth in 1usize..=2,
+            h in 1usize..12,
+            w in 1usize..12,
+            seed in any::<u64>(),
+            values in proptest::collection::vec(prop_oneof![-1.0f32..2.0, Just(f32::NAN)], 1..=864),
+        ) {
+            let shape = ImageShape::d3(channels, depth, h, w);
+            let px: Vec<f32> = values.iter().cycle().take(shape.len()).copied().collect();
+            let out = corrupt_image(&px, shape, Corruption::ALL[c], severity, seed, 3).unwrap();
+            prop_assert_eq!(out.len(), shape.len());
+            prop_assert!(out.iter().all(|v| (0.0..=1.0).contains(v)));
+        }
     }
 }
