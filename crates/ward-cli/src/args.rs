@@ -239,10 +239,10 @@ pub(crate) struct ScannerShiftArgs {
     #[arg(long, default_value_t = 64)]
     pub(crate) hidden: usize,
     /// Rounds (federated) or epochs (local, pooled).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 20)]
     pub(crate) rounds: usize,
-    /// Local SGD learning rate.
-    #[arg(long, default_value_t = 0.05)]
+    /// Local Adam learning rate.
+    #[arg(long, default_value_t = 0.002)]
     pub(crate) lr: f64,
     #[command(flatten)]
     pub(crate) engine: EngineArgs,

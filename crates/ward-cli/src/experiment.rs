@@ -68,6 +68,10 @@ fn apply_set(doc: &mut toml_edit::DocumentMut, set: &str) -> Result<(), UserErro
         let item = table
             .entry(p)
             .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
+        // `synth = { sites = 4 }` is as much a table as `[data.synth]`.
+        if let Some(inline) = item.as_inline_table() {
+            *item = toml_edit::Item::Table(inline.clone().into_table());
+        }
         table = item.as_table_mut().ok_or_else(|| {
             UserError(format!(
                 "--set {set:?}: {p:?} is not a table in the experiment"
@@ -170,6 +174,20 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "name = \"t\"\n\n[data]\ndataset = \"fed-heart-disease\"\n\n[train]\nlr = 0.01\nlocal-steps = 10\n";
+
+    #[test]
+    fn set_reaches_into_inline_tables() {
+        let text = "name = \"t\"\n[data]\ndataset = \"synth\"\nsynth = { sites = 4, per-site = 600 }\n[model]\nkind = \"cnn\"\n";
+        let l = parse(
+            "x.toml",
+            text,
+            &["data.synth.per-site=50".into()],
+            PathBuf::from("."),
+        )
+        .unwrap();
+        let s = l.spec.data.synth.unwrap();
+        assert_eq!((s.sites, s.per_site), (4, 50));
+    }
 
     #[test]
     fn unknown_key_names_file_line_and_key() {

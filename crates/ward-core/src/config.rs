@@ -1135,9 +1135,6 @@ impl DataSpec {
                 check((2..=8).contains(&s.classes), "data.synth.classes", || {
                     format!("must be in 2..=8, got {}", s.classes)
                 })?;
-                check(self.partition.is_none(), "data.partition", || {
-                    "synth generates its own sites; remove [data.partition]".into()
-                })?;
             }
             builtin => {
                 for (key, set) in csv_only {

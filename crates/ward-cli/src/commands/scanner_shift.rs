@@ -49,7 +49,8 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 /// The base experiment: the synthetic task and a small CNN with BatchNorm (so FedBN has
-/// layers to keep), SGD with momentum, one local epoch per round.
+/// layers to keep), Adam, one local epoch per round. (SGD with momentum 0.9 at lr 0.05
+/// did not learn this task in 20 pooled epochs: 0.28 accuracy against Adam's 0.85.)
 pub(crate) fn base_spec(args: &ScannerShiftArgs) -> ExperimentSpec {
     let mut s = ExperimentSpec::default_heart();
     s.name = "scanner-shift".into();
@@ -68,9 +69,8 @@ pub(crate) fn base_spec(args: &ScannerShiftArgs) -> ExperimentSpec {
         norm: Some(NormKind::Batch),
         ..ModelSpec::default()
     };
-    s.train.optimizer = OptimizerKind::Sgd;
+    s.train.optimizer = OptimizerKind::Adam;
     s.train.lr = args.lr;
-    s.train.momentum = 0.9;
     s.train.batch_size = 32;
     s.train.local_steps = None;
     s.train.local_epochs = Some(1);
@@ -150,7 +150,7 @@ pub(crate) fn scanner_shift(args: ScannerShiftArgs) -> Result<()> {
             flamby: None,
             ward_own: true,
             note: format!(
-                "{note}; small CNN {:?}+{} with BatchNorm, SGD lr {} momentum 0.9, batch 32, 1 local epoch x {} rounds",
+                "{note}; small CNN {:?}+{} with BatchNorm, Adam lr {}, batch 32, 1 local epoch x {} rounds",
                 base.model.channels, args.hidden, args.lr, args.rounds
             ),
             per_seed,

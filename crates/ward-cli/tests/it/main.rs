@@ -359,24 +359,35 @@ fn every_example_runs() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "toml") {
             let out = tmp.path().join(p.file_stem().unwrap());
+            // A `# test: --set k=v ...` line shrinks an image example for CI.
+            let text = fs_err::read_to_string(&p).unwrap();
+            let sets: Vec<String> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("# test: "))
+                .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .collect();
             run_ok(
                 ward()
                     .arg("run")
                     .arg("--quiet")
                     .arg(&p)
+                    .args(&sets)
                     .arg("--out")
                     .arg(&out),
             );
             let s = json(&out.join("summary.json"));
+            // Reduced image examples train a few rounds only: above chance (1/4) is
+            // what they can show.
+            let floor = if sets.is_empty() { 0.5 } else { 0.25 };
             assert!(
-                s["mean_accuracy"].as_f64().unwrap() > 0.5,
+                s["mean_accuracy"].as_f64().unwrap() > floor,
                 "{}: {s}",
                 p.display()
             );
             n += 1;
         }
     }
-    assert!(n >= 2);
+    assert!(n >= 3);
 }
 
 #[test]
