@@ -195,6 +195,32 @@ pub(crate) enum DataCommand {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
     },
+    /// Generate the synthetic multi-site scanner-shift imaging task: one MedMNIST-layout
+    /// <site>.npz per site (uint8 images (N,H,W), labels (N,1), train_/val_/test_ keys),
+    /// contact_<site>.png and synth.json (the site profiles and the seed).
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SynthArgs {
+    /// Output directory.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Sites, each with its own acquisition profile.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) sites: usize,
+    /// Images per site (before the site's size factor).
+    #[arg(long, default_value_t = 600)]
+    pub(crate) per_site: usize,
+    /// Image side in pixels.
+    #[arg(long, default_value_t = 28)]
+    pub(crate) size: usize,
+    /// Lesion classes (2..=8).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) classes: usize,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Data(DataCommand::Describe { what, sets }) => {
             commands::data::describe(&what, &sets)
         }
+        Command::Data(DataCommand::Synth(a)) => commands::data::synth(a),
         Command::Reproduce(ReproduceCommand::FlambyHeart(a)) => {
             commands::reproduce::flamby_heart(a)
         }

@@ -231,6 +231,47 @@ pub fn params_from_safetensors(bytes: &[u8]) -> Result<Params, ReportError> {
     Params::new(Layout::new(specs), values).map_err(|e| ReportError::Model(e.to_string()))
 }
 
+/// Decodes a safetensors file into parameters laid out as `layout` (tensors looked up by
+/// name, so any model Ward trains reads back in its own order).
+///
+/// # Errors
+/// A tensor of `layout` missing from the file or of another shape, an extra tensor, or
+/// a non-f32 tensor, each named.
+pub fn params_from_safetensors_as(bytes: &[u8], layout: &Layout) -> Result<Params, ReportError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| ReportError::Model(e.to_string()))?;
+    let mut values = Vec::with_capacity(layout.numel());
+    for spec in layout.tensors() {
+        let t = st.tensor(&spec.name).map_err(|_| {
+            ReportError::Model(format!(
+                "the file has no tensor {} the model needs",
+                spec.name
+            ))
+        })?;
+        if t.dtype() != Dtype::F32 || t.shape() != spec.shape.as_slice() {
+            return Err(ReportError::Model(format!(
+                "tensor {} is {:?} {:?}, the model needs F32 {:?}",
+                spec.name,
+                t.dtype(),
+                t.shape(),
+                spec.shape
+            )));
+        }
+        values.extend(
+            t.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+    }
+    if st.len() != layout.tensors().len() {
+        return Err(ReportError::Model(format!(
+            "the file holds {} tensors, the model {}",
+            st.len(),
+            layout.tensors().len()
+        )));
+    }
+    Params::new(layout.clone(), values).map_err(|e| ReportError::Model(e.to_string()))
+}
+
 fn layout_key(name: &str) -> (usize, u8, String) {
     let mut parts = name.split('.');
     let layer = match (parts.next(), parts.next()) {

@@ -99,9 +99,7 @@ fn to_split(set: ImageSet, y: &[u32]) -> Split {
 fn load_params(dir: &Path, name: &str, arch: &ModelArch) -> Result<ward_core::Params> {
     let path = dir.join(name);
     let bytes = fs_err::read(&path)?;
-    let params = ward_report::params_from_safetensors(&bytes)
-        .map_err(|e| UserError(format!("{}: {e}", path.display())))?;
-    arch.check(&params)
+    let params = ward_report::params_from_safetensors_as(&bytes, &arch.layout())
         .map_err(|e| UserError(format!("{}: {e}", path.display())))?;
     Ok(params)
 }
