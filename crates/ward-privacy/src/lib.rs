@@ -2,6 +2,6 @@
 //! clipping for federated averaging, and secure aggregation (SecAgg+).
 
 pub mod accountant;
+pub mod audit;
 pub mod central;
 pub mod secagg;
-pub mod audit;
