@@ -89,6 +89,7 @@ fn attack_spec(kind: AttackKind, f: usize, base: Option<&AttackSpec>) -> AttackS
                 a.target = b.target;
                 a.rate = b.rate;
                 a.trigger = b.trigger.clone();
+                a.patch = b.patch;
             }
         }
         _ => {}

@@ -1067,3 +1067,54 @@ fn scanner_shift_reproduction_writes_both_tables() {
     assert_eq!(cross.lines().count(), 1 + 3 * 3);
     assert!(cross.contains("site-1,site-2,"));
 }
+
+/// The poisoning grid on the imaging task (12 Dirichlet-partitioned sites of synthetic
+/// scanner images, tiny CNN), reduced: fractions of compromised sites, an image backdoor
+/// (patch trigger) with its success rate, and sign flipping, under FedAvg and the median.
+#[test]
+fn robust_grid_on_the_imaging_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("grid");
+    run_ok(
+        ward()
+            .arg("robust-grid")
+            .arg(repo().join("examples/synth-12-sites-backdoor.toml"))
+            .args([
+                "--set",
+                "data.synth.per-site=200",
+                "--set",
+                "data.partition.min-rows=20",
+                "--set",
+                "federation.rounds=2",
+                "--set",
+                "model.channels=[4]",
+                "--set",
+                "model.hidden=[8]",
+                "--fractions",
+                "0,0.2",
+                "--attacks",
+                "backdoor,sign-flip",
+                "--defences",
+                "fedavg,median",
+                "--out",
+            ])
+            .arg(&out),
+    );
+    let csv = fs_err::read_to_string(out.join("grid.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 2 * 3, "{csv}");
+    for r in &rows {
+        assert_eq!(r[0], "synth");
+        assert_eq!(r[6], "ok", "{r:?}");
+        if r[1] == "backdoor" {
+            assert_eq!(r[4], "2", "20 % of 12 sites");
+            let asr: f64 = r[9].parse().unwrap();
+            assert!((0.0..=1.0).contains(&asr), "{r:?}");
+        }
+    }
+    assert!(out.join("heatmap_synth_clean_acc.svg").exists());
+}
