@@ -52,7 +52,7 @@ pub(crate) enum Command {
     /// Acquisition-shift robustness of a trained image model: 12 corruptions (noise,
     /// blur, motion, bias field, gamma, contrast, brightness, JPEG, pixelation, ghosting,
     /// k-space spikes) x 5 severities on every site's test images. Writes
-    /// robustness.csv, robustness.json, robustness.svg and examples/<corruption>_s<k>.png.
+    /// robustness.csv, robustness.json, robustness.svg and `examples/<corruption>_s<k>.png`.
     Robustness(RobustnessArgs),
 }
 
@@ -196,8 +196,8 @@ pub(crate) enum DataCommand {
         sets: Vec<String>,
     },
     /// Generate the synthetic multi-site scanner-shift imaging task: one MedMNIST-layout
-    /// <site>.npz per site (uint8 images (N,H,W), labels (N,1), train_/val_/test_ keys),
-    /// contact_<site>.png and synth.json (the site profiles and the seed).
+    /// `<site>.npz` per site (uint8 images (N,H,W), labels (N,1), train_/val_/test_ keys),
+    /// `contact_<site>.png` and synth.json (the site profiles and the seed).
     Synth(SynthArgs),
 }
 
