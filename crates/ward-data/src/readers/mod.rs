@@ -1,1 +1,251 @@
-//! Image readers: MedMNIST `.npz`, image folders, NIfTI and DICOM (in progress).
+//! Image readers: MedMNIST `.npz`, folders of PNG/JPEG images, NIfTI volumes and DICOM
+//! images or series, each producing [`ImageSet`](crate::ImageSet)s (pixels in `[0, 1]`,
+//! `N x C x D x H x W`).
+//!
+//! | reader | input | labels |
+//! |---|---|---|
+//! | [`medmnist::read_medmnist`], [`medmnist::read_medmnist_sites`] | MedMNIST `.npz` (train/val/test arrays) | in the file |
+//! | [`folder::read_class_folders`], [`folder::read_site_folders`] | `root/<class>/*.png` or `root/<site>/<class>/*.png` | sorted class folder names |
+//! | [`nifti::read_nifti`] | `.nii` / `.nii.gz` volumes, or their axial slices | CSV `file,label` |
+//! | [`dicom::read_dicom_images`], [`dicom::read_dicom_series`] | one DICOM file per image, or one folder per series | CSV keyed by file (or series folder) or `sop_instance_uid` |
+//!
+//! The caller states the task ([`ImageTask`](crate::ImageTask)), the dimensionality and
+//! the output size: readers never guess them from the data. Files are read one at a
+//! time (one volume or series at a time), so memory holds the output plus one input.
+//!
+//! Every reader that reads many files takes a [`BadFile`] policy: with
+//! [`BadFile::Fail`] the first corrupt, truncated or unsupported file stops the read with
+//! a [`DataError`](crate::DataError) naming the file and the reason; with
+//! [`BadFile::Skip`] the file is left out **and listed** in [`Loaded::skipped`]. Nothing is
+//! dropped silently.
+//!
+//! ```
+//! use std::path::Path;
+//! use ward_data::ImageTask;
+//! use ward_data::readers::{BadFile, Intensity, Resample};
+//! use ward_data::readers::nifti::{NiftiOptions, NiftiOutput, read_nifti};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+//! # for f in ["nifti_labels.csv", "vol_a.nii", "vol_b.nii.gz", "vol_c.nii.gz"] {
+//! #     fs_err::copy(fixtures.join(f), dir.path().join(f))?;
+//! # }
+//! # let labels_csv = dir.path().join("nifti_labels.csv");
+//! // labels.csv: "file,label" rows naming .nii / .nii.gz files next to it.
+//! let options = NiftiOptions {
+//!     task: ImageTask::Binary,
+//!     intensity: Intensity::MinMax,
+//!     output: NiftiOutput::Volume { depth: 3, height: 4, width: 5, resample: Resample::Linear },
+//!     bad_file: BadFile::Skip,
+//! };
+//! let loaded = read_nifti(&labels_csv, &options)?;
+//! assert_eq!(loaded.data.len(), 3);
+//! // Skipped files are reported ("path: reason"), never dropped silently.
+//! let report: Vec<String> = loaded.skipped.iter().map(ToString::to_string).collect();
+//! assert!(report.is_empty());
+//! Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::error::DataError;
+
+pub mod dicom;
+pub mod folder;
+mod labels;
+pub mod medmnist;
+pub mod nifti;
+mod resample;
+
+pub use resample::Resample;
+pub use ward_core::config::{BadFilePolicy as BadFile, Dims};
+
+/// A file left out under [`BadFile::Skip`], with the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// The file (or, for a label row that matched no file, the label CSV).
+    pub path: PathBuf,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+/// What a reader read, and the files it skipped (empty under [`BadFile::Fail`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded<T> {
+    /// The data read.
+    pub data: T,
+    /// Files left out under [`BadFile::Skip`], in the order they were met.
+    pub skipped: Vec<Skipped>,
+}
+
+/// How raw intensities (NIfTI voxels after `scl_slope`/`scl_inter`, DICOM values after
+/// Rescale Slope/Intercept) map onto `[0, 1]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Intensity {
+    /// Minimum to 0, maximum to 1, per volume (per image for 2D files). A constant
+    /// volume maps to 0.
+    MinMax,
+    /// `low` to 0 and `high` to 1, linearly, clamped (e.g. a CT range in Hounsfield units).
+    Range {
+        /// Value mapped to 0.
+        low: f32,
+        /// Value mapped to 1 (greater than `low`).
+        high: f32,
+    },
+}
+
+impl Intensity {
+    /// Checks the setting (a `Range` needs finite `low < high`).
+    pub(crate) fn check(self) -> Result<(), DataError> {
+        match self {
+            Self::Range { low, high } if !(low.is_finite() && high.is_finite() && low < high) => {
+                Err(DataError::spec(
+                    "intensity range",
+                    format!("needs finite low < high, got low = {low}, high = {high}"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Maps `values` in place onto `[0, 1]`.
+    ///
+    /// # Errors
+    /// A message when a value is NaN or infinite.
+    pub(crate) fn apply(self, values: &mut [f32]) -> Result<(), String> {
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(format!(
+                "value {} at flat index {i} is not finite",
+                values[i]
+            ));
+        }
+        let (low, high) = match self {
+            Self::MinMax => values
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(v), hi.max(v))
+                }),
+            Self::Range { low, high } => (low, high),
+        };
+        let span = high - low;
+        for v in values.iter_mut() {
+            *v = if span > 0.0 {
+                ((*v - low) / span).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Applies a [`BadFile`] policy, collecting the skipped files.
+pub(crate) struct Triage {
+    policy: BadFile,
+    pub(crate) skipped: Vec<Skipped>,
+}
+
+impl Triage {
+    pub(crate) fn new(policy: BadFile) -> Self {
+        Self {
+            policy,
+            skipped: Vec::new(),
+        }
+    }
+
+    /// `Ok(Some(v))` for a good file, `Ok(None)` for a skipped one, the error under
+    /// [`BadFile::Fail`].
+    pub(crate) fn check<T>(
+        &mut self,
+        path: &Path,
+        result: Result<T, DataError>,
+    ) -> Result<Option<T>, DataError> {
+        match result {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => match self.policy {
+                BadFile::Fail => Err(e),
+                BadFile::Skip => {
+                    self.skipped.push(Skipped {
+                        path: path.to_path_buf(),
+                        reason: reason_of(&e),
+                    });
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    pub(crate) fn finish<T>(self, data: T) -> Loaded<T> {
+        Loaded {
+            data,
+            skipped: self.skipped,
+        }
+    }
+}
+
+/// The reason part of an error (without the path, which [`Skipped`] holds).
+fn reason_of(e: &DataError) -> String {
+    match e {
+        DataError::File { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The files in `dir` (not recursing), sorted by name, hidden files (`.name`) left out.
+pub(crate) fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut out = Vec::new();
+    for entry in fs_err::read_dir(dir).map_err(|source| DataError::Io { source })? {
+        let entry = entry.map_err(|e| DataError::file(dir, format!("cannot list: {e}")))?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        out.push(entry.path());
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_max_and_range() {
+        let mut v = vec![-10.0, 0.0, 30.0];
+        Intensity::MinMax.apply(&mut v).unwrap();
+        assert_eq!(v, vec![0.0, 0.25, 1.0]);
+        let mut v = vec![-2000.0, -1000.0, 0.0, 500.0];
+        Intensity::Range {
+            low: -1000.0,
+            high: 0.0,
+        }
+        .apply(&mut v)
+        .unwrap();
+        assert_eq!(v, vec![0.0, 0.0, 1.0, 1.0]);
+        let mut constant = vec![7.0; 3];
+        Intensity::MinMax.apply(&mut constant).unwrap();
+        assert_eq!(constant, vec![0.0; 3]);
+        let mut nan = vec![1.0, f32::NAN];
+        assert!(
+            Intensity::MinMax
+                .apply(&mut nan)
+                .unwrap_err()
+                .contains("index 1")
+        );
+        assert!(
+            Intensity::Range {
+                low: 1.0,
+                high: 1.0
+            }
+            .check()
+            .is_err()
+        );
+    }
+}

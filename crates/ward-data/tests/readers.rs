@@ -1,0 +1,686 @@
+//! Image readers on real files: fixtures written by `tests/fixtures/make_fixtures.py`
+//! (numpy, nibabel; expected values are that script's formulas) and pydicom's test
+//! files (expected values from pydicom 2.3.1, quoted at each test).
+
+use std::path::{Path, PathBuf};
+
+use ward_data::readers::dicom::{
+    DicomIntensity, DicomOptions, read_dicom_file, read_dicom_images, read_dicom_series,
+    read_dicom_volume,
+};
+use ward_data::readers::folder::{Color, FolderOptions, read_class_folders, read_site_folders};
+use ward_data::readers::medmnist::{read_medmnist, read_medmnist_sites};
+use ward_data::readers::nifti::{NiftiOptions, NiftiOutput, read_nifti, read_volume};
+use ward_data::readers::{BadFile, Dims, Intensity, Resample};
+use ward_data::{DataError, ImageShape, ImageTask};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// pydicom's test files, as Debian's python3-pydicom installs them.
+fn pydicom_file(name: &str) -> PathBuf {
+    let dir = Path::new("/usr/lib/python3/dist-packages/pydicom/data/test_files");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: the DICOM reader tests read pydicom's test files; run \
+         `apt-get install python3-pydicom`",
+        dir.display()
+    );
+    dir.join(name)
+}
+
+/// The fixture script's pixel formula, `/ 255`.
+fn medmnist_px(i: usize, d: usize, h: usize, w: usize, c: usize) -> f32 {
+    ((37 * i + 5 * h + 11 * w + 3 * d + 101 * c) % 256) as f32 / 255.0
+}
+
+fn close(a: f32, b: f64) -> bool {
+    (f64::from(a) - b).abs() < 1e-5
+}
+
+fn copy_to(dir: &Path, from: &Path, name: &str) -> PathBuf {
+    let to = dir.join(name);
+    fs_err::copy(from, &to).unwrap();
+    to
+}
+
+fn truncate_copy(dir: &Path, from: &Path, name: &str, keep: usize) -> PathBuf {
+    let bytes = fs_err::read(from).unwrap();
+    let to = dir.join(name);
+    fs_err::write(&to, &bytes[..keep.min(bytes.len())]).unwrap();
+    to
+}
+
+// ---------------------------------------------------------------- MedMNIST
+
+#[test]
+fn medmnist_2d_values_and_labels() {
+    let site = read_medmnist(
+        &fixture("medmnist_2d.npz"),
+        ImageTask::MultiClass { classes: 3 },
+        Dims::D2,
+    )
+    .unwrap();
+    assert_eq!(site.name, "medmnist_2d");
+    assert_eq!(site.train.shape, ImageShape::d2(1, 4, 5));
+    assert_eq!(site.train.labels, vec![0, 2, 1]);
+    assert_eq!(site.val.labels, vec![1, 0]);
+    assert_eq!(site.test.labels, vec![2, 2]);
+    for i in 0..3 {
+        for h in 0..4 {
+            for w in 0..5 {
+                assert_eq!(site.train.image(i)[h * 5 + w], medmnist_px(i, 0, h, w, 0));
+            }
+        }
+    }
+    assert_eq!(site.val.image(1)[2 * 5 + 3], medmnist_px(1, 0, 2, 3, 0));
+}
+
+#[test]
+fn medmnist_rgb_channels_first_and_missing_val() {
+    let site = read_medmnist(&fixture("medmnist_rgb.npz"), ImageTask::Binary, Dims::D2).unwrap();
+    assert_eq!(site.train.shape, ImageShape::d2(3, 4, 5));
+    assert!(site.val.is_empty());
+    let img = site.train.image(1);
+    for c in 0..3 {
+        assert_eq!(img[c * 20 + 5 + 1], medmnist_px(1, 0, 1, 1, c));
+    }
+}
+
+#[test]
+fn medmnist_3d_and_multilabel() {
+    let site = read_medmnist(
+        &fixture("medmnist_3d.npz"),
+        ImageTask::MultiClass { classes: 2 },
+        Dims::D3,
+    )
+    .unwrap();
+    assert_eq!(site.train.shape, ImageShape::d3(1, 3, 4, 5));
+    assert_eq!(
+        site.train.image(1)[2 * 20 + 5 + 4],
+        medmnist_px(1, 2, 1, 4, 0)
+    );
+    let ml = read_medmnist(
+        &fixture("medmnist_multilabel.npz"),
+        ImageTask::MultiLabel { labels: 4 },
+        Dims::D2,
+    )
+    .unwrap();
+    assert_eq!(ml.train.labels, vec![1, 0, 0, 1, 0, 1, 1, 0]);
+    assert_eq!(ml.test.label(0), &[1, 1, 1, 1]);
+}
+
+#[test]
+fn medmnist_disagreeing_files_are_named_errors() {
+    let msg = |r: Result<_, DataError>| r.unwrap_err().to_string();
+    // 3D file stated as 2D: names file, array and shape.
+    let e = msg(read_medmnist(
+        &fixture("medmnist_3d.npz"),
+        ImageTask::MultiClass { classes: 2 },
+        Dims::D2,
+    ));
+    assert!(
+        e.contains("medmnist_3d.npz") && e.contains("train_images") && e.contains("[2, 3, 4, 5]"),
+        "{e}"
+    );
+    // Multi-label file stated as multi-class.
+    let e = msg(read_medmnist(
+        &fixture("medmnist_multilabel.npz"),
+        ImageTask::MultiClass { classes: 4 },
+        Dims::D2,
+    ));
+    assert!(
+        e.contains("train_labels") && e.contains("[2, 4]") && e.contains("multi-class"),
+        "{e}"
+    );
+    // Label 3 of train image 1 with 3 classes.
+    let e = msg(read_medmnist(
+        &fixture("medmnist_bad_label.npz"),
+        ImageTask::MultiClass { classes: 3 },
+        Dims::D2,
+    ));
+    assert!(
+        e.contains("label 3 of image 1") && e.contains("0..3"),
+        "{e}"
+    );
+    // 3 images, 2 labels.
+    let e = msg(read_medmnist(
+        &fixture("medmnist_wrong_shape.npz"),
+        ImageTask::MultiClass { classes: 2 },
+        Dims::D2,
+    ));
+    assert!(
+        e.contains("medmnist_wrong_shape.npz")
+            && e.contains("train_labels")
+            && e.contains("[2, 1]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn medmnist_corrupt_files_and_bad_file_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = copy_to(dir.path(), &fixture("medmnist_2d.npz"), "a.npz");
+    let truncated = truncate_copy(dir.path(), &good, "b.npz", 900);
+    let garbage = dir.path().join("c.npz");
+    fs_err::write(&garbage, b"this is not a zip archive").unwrap();
+    let task = ImageTask::MultiClass { classes: 3 };
+    for bad in [&truncated, &garbage] {
+        let e = read_medmnist(bad, task, Dims::D2).unwrap_err().to_string();
+        assert!(e.contains(&bad.display().to_string()), "{e}");
+    }
+    let paths = vec![good.clone(), truncated.clone(), garbage.clone()];
+    let loaded = read_medmnist_sites(&paths, task, Dims::D2, BadFile::Skip).unwrap();
+    assert_eq!(loaded.data.len(), 1);
+    assert_eq!(loaded.data[0].name, "a");
+    let skipped: Vec<&PathBuf> = loaded.skipped.iter().map(|s| &s.path).collect();
+    assert_eq!(skipped, vec![&truncated, &garbage]);
+    assert!(
+        loaded.skipped[1].reason.contains("zip"),
+        "{}",
+        loaded.skipped[1]
+    );
+    let e = read_medmnist_sites(&paths, task, Dims::D2, BadFile::Fail).unwrap_err();
+    assert!(e.to_string().contains("b.npz"), "{e}");
+}
+
+// ---------------------------------------------------------------- NIfTI
+
+/// The fixture script's raw voxel at NIfTI (i, j, k), and its flat index in D x H x W.
+fn raw_voxel(x: usize, y: usize, z: usize) -> (f64, usize) {
+    ((x + 10 * y + 100 * z) as f64, z * 20 + y * 5 + x)
+}
+
+#[test]
+fn nifti_volumes_apply_scl_slope_and_inter() {
+    // vol_a.nii: int16, scl_slope 2, scl_inter -10; nibabel reads voxel (1, 2, 0) as 32
+    // and (4, 3, 2) as 458 (make_fixtures.py prints them).
+    let a = read_volume(&fixture("vol_a.nii")).unwrap();
+    assert_eq!((a.depth, a.height, a.width), (3, 4, 5));
+    for (x, y, z) in [(1, 2, 0), (4, 3, 2), (0, 0, 0), (3, 1, 1)] {
+        let (raw, at) = raw_voxel(x, y, z);
+        assert!(close(a.voxels[at], raw * 2.0 - 10.0));
+    }
+    assert!(close(a.voxels[raw_voxel(1, 2, 0).1], 32.0));
+    // vol_b.nii.gz: uint16, slope 0.5, inter 1 (nibabel: 11.5 at (1, 2, 0)).
+    let b = read_volume(&fixture("vol_b.nii.gz")).unwrap();
+    assert!(close(b.voxels[raw_voxel(1, 2, 0).1], 11.5));
+    // vol_c.nii.gz: float32, slope 0 = unscaled (nibabel: 21 at (1, 2, 0)).
+    let c = read_volume(&fixture("vol_c.nii.gz")).unwrap();
+    assert!(close(c.voxels[raw_voxel(1, 2, 0).1], 21.0));
+}
+
+#[test]
+fn nifti_dataset_volumes_and_slices() {
+    let options = NiftiOptions {
+        task: ImageTask::Binary,
+        intensity: Intensity::MinMax,
+        output: NiftiOutput::Volume {
+            depth: 3,
+            height: 4,
+            width: 5,
+            resample: Resample::Linear,
+        },
+        bad_file: BadFile::Fail,
+    };
+    let loaded = read_nifti(&fixture("nifti_labels.csv"), &options).unwrap();
+    let set = &loaded.data;
+    assert_eq!(set.len(), 3);
+    assert_eq!(set.labels, vec![1, 0, 1]);
+    // vol_a spans -10 (voxel 0) ..= 458 (voxel (4, 3, 2)): min-max per volume.
+    let (raw, at) = raw_voxel(1, 2, 0);
+    assert!(close(set.image(0)[at], (raw * 2.0 - 10.0 + 10.0) / 468.0));
+    assert_eq!(set.image(0)[0], 0.0);
+    assert_eq!(set.image(0)[59], 1.0);
+
+    let slices = NiftiOptions {
+        output: NiftiOutput::AxialSlices {
+            height: 4,
+            width: 5,
+            resample: Resample::Nearest,
+        },
+        intensity: Intensity::Range {
+            low: 0.0,
+            high: 500.0,
+        },
+        ..options
+    };
+    let loaded = read_nifti(&fixture("nifti_labels.csv"), &slices).unwrap();
+    assert_eq!(loaded.data.len(), 9);
+    assert_eq!(loaded.data.shape, ImageShape::d2(1, 4, 5));
+    assert_eq!(loaded.data.labels, vec![1, 1, 1, 0, 0, 0, 1, 1, 1]);
+    // vol_a slice k = 2, voxel (0, 0): 200 * 2 - 10 = 390 -> 390 / 500.
+    assert!(close(loaded.data.image(2)[0], 390.0 / 500.0));
+    assert!(loaded.data.sources[2].ends_with("vol_a.nii:k=2"));
+
+    let bigger = NiftiOptions {
+        output: NiftiOutput::Volume {
+            depth: 6,
+            height: 8,
+            width: 10,
+            resample: Resample::Nearest,
+        },
+        ..options
+    };
+    let loaded = read_nifti(&fixture("nifti_labels.csv"), &bigger).unwrap();
+    assert_eq!(loaded.data.shape, ImageShape::d3(1, 6, 8, 10));
+    // Nearest: output (5, 7, 9) is input (2, 3, 4) = 458 -> 1.
+    assert_eq!(loaded.data.image(0)[(5 * 8 + 7) * 10 + 9], 1.0);
+}
+
+#[test]
+fn nifti_corrupt_files_and_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_to(dir.path(), &fixture("vol_a.nii"), "vol_a.nii");
+    truncate_copy(dir.path(), &fixture("vol_a.nii"), "cut.nii", 400);
+    fs_err::write(dir.path().join("junk.nii.gz"), b"garbage bytes, not gzip").unwrap();
+    let csv = dir.path().join("labels.csv");
+    fs_err::write(
+        &csv,
+        "file,label\nvol_a.nii,1\ncut.nii,0\njunk.nii.gz,1\nmissing.nii,0\n",
+    )
+    .unwrap();
+    let mut options = NiftiOptions {
+        task: ImageTask::Binary,
+        intensity: Intensity::MinMax,
+        output: NiftiOutput::Volume {
+            depth: 3,
+            height: 4,
+            width: 5,
+            resample: Resample::Linear,
+        },
+        bad_file: BadFile::Skip,
+    };
+    let loaded = read_nifti(&csv, &options).unwrap();
+    assert_eq!(loaded.data.len(), 1);
+    let names: Vec<String> = loaded
+        .skipped
+        .iter()
+        .map(|s| s.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["cut.nii", "junk.nii.gz", "missing.nii"]);
+    options.bad_file = BadFile::Fail;
+    let e = read_nifti(&csv, &options).unwrap_err().to_string();
+    assert!(e.contains("cut.nii") && e.contains("truncated"), "{e}");
+    // A label out of range names the CSV line and column.
+    fs_err::write(&csv, "file,label\nvol_a.nii,2\n").unwrap();
+    let e = read_nifti(&csv, &options).unwrap_err().to_string();
+    assert!(e.contains("labels.csv:2: column \"label\""), "{e}");
+}
+
+// ---------------------------------------------------------------- image folders
+
+fn write_grey_png(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> u8) {
+    let img = image::GrayImage::from_fn(w, h, |x, y| image::Luma([f(x, y)]));
+    img.save(path).unwrap();
+}
+
+#[test]
+fn class_folders_grey_rgb_and_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for class in ["b_cat", "a_dog"] {
+        fs_err::create_dir(root.join(class)).unwrap();
+    }
+    write_grey_png(&root.join("a_dog/1.png"), 3, 2, |x, y| {
+        (10 * x + 100 * y) as u8
+    });
+    write_grey_png(&root.join("b_cat/1.png"), 3, 2, |_, _| 200);
+    image::RgbImage::from_fn(3, 2, |x, _| image::Rgb([x as u8, 50, 255]))
+        .save(root.join("b_cat/2.png"))
+        .unwrap();
+    let options = FolderOptions {
+        color: Color::Grey,
+        height: 2,
+        width: 3,
+        bad_file: BadFile::Fail,
+    };
+    let loaded = read_class_folders(root, &options).unwrap();
+    let data = &loaded.data;
+    assert_eq!(data.classes, vec!["a_dog", "b_cat"]);
+    assert_eq!(data.images.task, ImageTask::MultiClass { classes: 2 });
+    assert_eq!(data.images.labels, vec![0, 1, 1]);
+    let want: Vec<f32> = [0u8, 10, 20, 100, 110, 120]
+        .iter()
+        .map(|&v| f32::from(v) / 255.0)
+        .collect();
+    assert_eq!(data.images.image(0), want.as_slice());
+
+    let rgb = read_class_folders(
+        root,
+        &FolderOptions {
+            color: Color::Rgb,
+            ..options
+        },
+    )
+    .unwrap()
+    .data
+    .images;
+    assert_eq!(rgb.shape, ImageShape::d2(3, 2, 3));
+    // Image 2 (b_cat/2.png): R plane = x / 255, G = 50 / 255, B = 1.
+    let img = rgb.image(2);
+    assert_eq!(&img[0..3], &[0.0, 1.0 / 255.0, 2.0 / 255.0]);
+    assert_eq!(img[6], 50.0 / 255.0);
+    assert_eq!(img[17], 1.0);
+    // A constant image stays constant under bilinear resizing (6 x 4 -> 2 x 3).
+    let resized = read_class_folders(
+        root,
+        &FolderOptions {
+            height: 6,
+            width: 4,
+            ..options
+        },
+    )
+    .unwrap()
+    .data
+    .images;
+    assert!(resized.image(1).iter().all(|&v| close(v, 200.0 / 255.0)));
+
+    // Bad files: a corrupt PNG, a text file, a stray file at the top level.
+    fs_err::write(
+        root.join("a_dog/broken.png"),
+        b"\x89PNG\r\n\x1a\nnot really",
+    )
+    .unwrap();
+    fs_err::write(root.join("b_cat/notes.txt"), b"hello").unwrap();
+    fs_err::write(root.join("README"), b"stray").unwrap();
+    let skip = read_class_folders(
+        root,
+        &FolderOptions {
+            bad_file: BadFile::Skip,
+            ..options
+        },
+    )
+    .unwrap();
+    assert_eq!(skip.data.images.len(), 3);
+    let names: Vec<String> = skip
+        .skipped
+        .iter()
+        .map(|s| s.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["README", "broken.png", "notes.txt"]);
+    let e = read_class_folders(root, &options).unwrap_err().to_string();
+    assert!(e.contains("README"), "{e}");
+}
+
+#[test]
+fn site_folders_share_one_class_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for (site, class) in [
+        ("h1", "benign"),
+        ("h1", "malignant"),
+        ("h2", "malignant"),
+        ("h2", "normal"),
+    ] {
+        let d = root.join(site).join(class);
+        fs_err::create_dir_all(&d).unwrap();
+        write_grey_png(&d.join("x.png"), 2, 2, |_, _| 7);
+    }
+    let loaded = read_site_folders(
+        root,
+        &FolderOptions {
+            color: Color::Grey,
+            height: 2,
+            width: 2,
+            bad_file: BadFile::Fail,
+        },
+    )
+    .unwrap();
+    assert_eq!(loaded.data.classes, vec!["benign", "malignant", "normal"]);
+    let sites: Vec<(&str, Vec<u32>)> = loaded
+        .data
+        .sites
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.labels.clone()))
+        .collect();
+    assert_eq!(sites, vec![("h1", vec![0, 1]), ("h2", vec![1, 2])]);
+}
+
+// ---------------------------------------------------------------- DICOM
+
+#[test]
+fn dicom_mr_small_window_matches_pydicom() {
+    // pydicom: MR_small.dcm pixel_array[0, :4] = [905, 1019, 1227, 1259], Window
+    // Center/Width 600/1600; apply_voi_lut gives [12520.41, 17192.70, 25717.58, 27029.10]
+    // on the signed 16-bit output range [-32768, 32767].
+    let reference = [
+        12_520.414_634_15,
+        17_192.703_564_73,
+        25_717.581_613_51,
+        27_029.101_313_32,
+    ];
+    let img = read_dicom_file(&pydicom_file("MR_small.dcm"), DicomIntensity::FileWindow).unwrap();
+    assert_eq!((img.rows, img.columns), (64, 64));
+    assert_eq!(
+        img.sop_instance_uid.as_deref(),
+        Some("1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457")
+    );
+    for (k, r) in reference.iter().enumerate() {
+        let want = (r + 32768.0) / 65535.0;
+        assert!(
+            (f64::from(img.pixels[k]) - want).abs() < 1e-5,
+            "{k}: {} vs {want}",
+            img.pixels[k]
+        );
+    }
+}
+
+#[test]
+fn dicom_transfer_syntaxes_decode_to_the_same_pixels() {
+    // pydicom decodes each of these to the same pixel_array as MR_small.dcm.
+    let reference = read_dicom_file(&pydicom_file("MR_small.dcm"), DicomIntensity::MinMax).unwrap();
+    for name in [
+        "MR_small_bigendian.dcm",
+        "MR_small_expb.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+    ] {
+        let img = read_dicom_file(&pydicom_file(name), DicomIntensity::MinMax)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(img.pixels, reference.pixels, "{name}");
+    }
+}
+
+#[test]
+fn dicom_ct_rescale_matches_pydicom() {
+    // pydicom apply_modality_lut(CT_small.dcm): [0, 0] = -849 HU (175 * 1 - 1024),
+    // min -896, max 1167.
+    let img = read_dicom_file(&pydicom_file("CT_small.dcm"), DicomIntensity::MinMax).unwrap();
+    assert!(close(img.pixels[0], (-849.0 + 896.0) / (1167.0 + 896.0)));
+    let ranged = read_dicom_file(
+        &pydicom_file("CT_small.dcm"),
+        DicomIntensity::Range {
+            low: -1000.0,
+            high: 1000.0,
+        },
+    )
+    .unwrap();
+    assert!(close(ranged.pixels[0], (-849.0 + 1000.0) / 2000.0));
+    // A caller window (linear, PS3.3 C.11.2.1.2.1): c = 40, w = 400 -> -849 is below.
+    let windowed = read_dicom_file(
+        &pydicom_file("CT_small.dcm"),
+        DicomIntensity::Window {
+            center: 40.0,
+            width: 400.0,
+        },
+    )
+    .unwrap();
+    assert_eq!(windowed.pixels[0], 0.0);
+    // CT_small has no window of its own.
+    let e = read_dicom_file(&pydicom_file("CT_small.dcm"), DicomIntensity::FileWindow)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("CT_small.dcm") && e.contains("no Window Center/Width"),
+        "{e}"
+    );
+}
+
+#[test]
+fn dicom_monochrome1_is_inverted() {
+    // pydicom apply_modality_lut(dicomdirtests/77654033/CR1/6154), MONOCHROME1: min
+    // 1563.896 (at [0, 0]), max 2116.568, [8, 8] = 1920.26; inverted min-max gives
+    // 1.0 and 0.3551980198.
+    let img = read_dicom_file(
+        &pydicom_file("dicomdirtests/77654033/CR1/6154"),
+        DicomIntensity::MinMax,
+    )
+    .unwrap();
+    assert!(close(img.pixels[0], 1.0));
+    assert!(close(img.pixels[8 * 16 + 8], 0.355_198_019_8));
+}
+
+#[test]
+fn dicom_unsupported_and_corrupt_files_are_named() {
+    let e = read_dicom_file(
+        &pydicom_file("MR_small_jpeg_ls_lossless.dcm"),
+        DicomIntensity::MinMax,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("MR_small_jpeg_ls_lossless.dcm")
+            && e.contains("1.2.840.10008.1.2.4.80")
+            && e.contains("JPEG-LS Lossless Image Compression"),
+        "{e}"
+    );
+    // pydicom: "The length of the pixel data in the dataset (8130 bytes) doesn't match
+    // the expected length (8192 bytes)".
+    let e = read_dicom_file(&pydicom_file("MR_truncated.dcm"), DicomIntensity::MinMax)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("MR_truncated.dcm"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.dcm");
+    fs_err::write(&junk, b"DICM? no, just bytes").unwrap();
+    let e = read_dicom_file(&junk, DicomIntensity::MinMax)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("junk.dcm") && e.contains("not a readable DICOM file"),
+        "{e}"
+    );
+    let cut = truncate_copy(dir.path(), &pydicom_file("CT_small.dcm"), "cut.dcm", 3000);
+    let e = read_dicom_file(&cut, DicomIntensity::MinMax)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cut.dcm"), "{e}");
+}
+
+#[test]
+fn dicom_series_sorted_along_the_normal() {
+    // pydicom: dicomdirtests/98892001/CT5N, axial (IOP 1,0,0,0,1,0), sorted by
+    // ImagePositionPatient z: files 3353, 3023, 2693, 2392, 2062; HU min -888, max 85;
+    // min-max values [0,0,0] = 0.8787255909558068, [4,8,8] = 0.5971223021582733,
+    // [2,3,5] = 0.9362795477903392.
+    let v = read_dicom_volume(
+        &pydicom_file("dicomdirtests/98892001/CT5N"),
+        DicomIntensity::MinMax,
+    )
+    .unwrap();
+    let names: Vec<String> = v
+        .files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["3353", "3023", "2693", "2392", "2062"]);
+    assert_eq!((v.depth, v.height, v.width), (5, 16, 16));
+    assert!(close(v.voxels[0], 0.878_725_590_955_806_8));
+    assert!(close(
+        v.voxels[(4 * 16 + 8) * 16 + 8],
+        0.597_122_302_158_273_3
+    ));
+    assert!(close(
+        v.voxels[(2 * 16 + 3) * 16 + 5],
+        0.936_279_547_790_339_2
+    ));
+}
+
+#[test]
+fn dicom_labelled_images_by_file_and_by_uid() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    fs_err::create_dir(&root).unwrap();
+    copy_to(&root, &pydicom_file("CT_small.dcm"), "ct.dcm");
+    copy_to(&root, &pydicom_file("MR_small.dcm"), "mr.dcm");
+    fs_err::write(root.join("junk.dcm"), b"not dicom").unwrap();
+    let mut options = DicomOptions {
+        task: ImageTask::MultiClass { classes: 3 },
+        intensity: DicomIntensity::MinMax,
+        depth: 1,
+        height: 32,
+        width: 32,
+        resample: Resample::Linear,
+        bad_file: BadFile::Skip,
+    };
+    let by_file = dir.path().join("by_file.csv");
+    fs_err::write(&by_file, "file,label\nmr.dcm,2\nct.dcm,0\njunk.dcm,1\n").unwrap();
+    let loaded = read_dicom_images(&root, &by_file, &options).unwrap();
+    assert_eq!(loaded.data.labels, vec![2, 0]);
+    assert_eq!(loaded.data.shape, ImageShape::d2(1, 32, 32));
+    assert_eq!(loaded.skipped.len(), 1);
+    assert!(loaded.skipped[0].path.ends_with("junk.dcm"));
+
+    // Keyed by SOP Instance UID (pydicom: CT_small ...20040119072730.12322); every file
+    // under root is read; a UID row without a file is reported.
+    let by_uid = dir.path().join("by_uid.csv");
+    fs_err::write(
+        &by_uid,
+        "sop_instance_uid,label\n1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322,1\n1.2.3.4,2\n",
+    )
+    .unwrap();
+    let loaded = read_dicom_images(&root, &by_uid, &options).unwrap();
+    assert_eq!(loaded.data.labels, vec![1]);
+    assert!(loaded.data.sources[0].ends_with("ct.dcm"));
+    let reasons: Vec<String> = loaded.skipped.iter().map(ToString::to_string).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons[0].contains("junk.dcm"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("mr.dcm") && reasons[1].contains("has no row"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].contains("\"1.2.3.4\" matches no readable DICOM file"),
+        "{reasons:?}"
+    );
+
+    options.bad_file = BadFile::Fail;
+    let e = read_dicom_images(&root, &by_file, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("junk.dcm") && e.contains("not a readable DICOM file"),
+        "{e}"
+    );
+}
+
+#[test]
+fn dicom_labelled_series() {
+    let root = pydicom_file("dicomdirtests/98892001");
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("series.csv");
+    // CT2N: two slices at different positions; CT5N: five slices; MISSING: no folder.
+    fs_err::write(&csv, "file,label\nCT5N,1\nCT2N,0\nMISSING,1\n").unwrap();
+    let options = DicomOptions {
+        task: ImageTask::Binary,
+        intensity: DicomIntensity::MinMax,
+        depth: 5,
+        height: 16,
+        width: 16,
+        resample: Resample::Nearest,
+        bad_file: BadFile::Skip,
+    };
+    let loaded = read_dicom_series(&root, &csv, &options).unwrap();
+    assert_eq!(loaded.data.shape, ImageShape::d3(1, 5, 16, 16));
+    assert_eq!(loaded.data.labels, vec![1, 0]);
+    // Same size and nearest: CT5N comes through unchanged.
+    let v = read_dicom_volume(&root.join("CT5N"), DicomIntensity::MinMax).unwrap();
+    assert_eq!(loaded.data.image(0), v.voxels.as_slice());
+    assert_eq!(loaded.skipped.len(), 1);
+    assert!(loaded.skipped[0].path.ends_with("MISSING"));
+}
