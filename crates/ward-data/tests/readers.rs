@@ -684,3 +684,93 @@ fn dicom_labelled_series() {
     assert_eq!(loaded.skipped.len(), 1);
     assert!(loaded.skipped[0].path.ends_with("MISSING"));
 }
+
+// ---------------------------------------------------------------- robustness
+
+/// The Pixel Data tag (7FE0,0010) as stored little-endian.
+const PIXEL_DATA_TAG: &[u8] = b"\xe0\x7f\x10\x00";
+
+/// Truncations at 40 offsets and 40 copies with 8 random bytes overwritten (ChaCha8,
+/// seed 7) after the last occurrence of `flip_after` (the whole file when empty).
+///
+/// DICOM files are flipped inside their pixel data only (32 bytes past the tag, 16 bytes
+/// before the end, clear of the fragment item headers): dicom-rs zero-fills a declared
+/// element length before reading it, so a flipped length costs seconds and up to 4 GiB
+/// (an error, not a panic, but too slow for a unit test).
+fn mangled_copies(dir: &Path, from: &Path, name: &str, flip_after: &[u8]) -> Vec<PathBuf> {
+    use rand::{RngExt, SeedableRng};
+    let bytes = fs_err::read(from).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut out = Vec::new();
+    let step = (bytes.len() / 40).max(1);
+    for (k, cut) in (0..bytes.len()).step_by(step).enumerate() {
+        let p = dir.join(format!("cut{k}-{name}"));
+        fs_err::write(&p, &bytes[..cut]).unwrap();
+        out.push(p);
+    }
+    let (start, end) = if flip_after.is_empty() {
+        (0, bytes.len())
+    } else {
+        let tag = bytes
+            .windows(flip_after.len())
+            .rposition(|w| w == flip_after)
+            .expect("the marker is in the file");
+        (tag + 32, bytes.len() - 16)
+    };
+    for k in 0..40 {
+        let mut b = bytes.clone();
+        for _ in 0..8 {
+            let at = rng.random_range(start..end);
+            b[at] = rng.random();
+        }
+        let p = dir.join(format!("flip{k}-{name}"));
+        fs_err::write(&p, &b).unwrap();
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn corrupt_rle_segments_are_an_error_not_a_panic() {
+    // MR_small_RLE.dcm's RLE header (DICOM PS3.5 G.5): 2 segments, the first at byte 64.
+    // Moving the second segment's start to byte 70 leaves the first 6 bytes long, far
+    // short of 64 x 64 samples; dicom-rs's decoder panics on that, the reader reports it.
+    let mut bytes = fs_err::read(pydicom_file("MR_small_RLE.dcm")).unwrap();
+    let header = bytes
+        .windows(8)
+        .position(|w| w == [2, 0, 0, 0, 64, 0, 0, 0])
+        .expect("RLE header");
+    bytes[header + 8..header + 12].copy_from_slice(&70u32.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad_rle.dcm");
+    fs_err::write(&p, &bytes).unwrap();
+    let e = read_dicom_file(&p, DicomIntensity::MinMax)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("bad_rle.dcm") && e.contains("RLE Lossless") && e.contains("are corrupt"),
+        "{e}"
+    );
+}
+
+#[test]
+fn mangled_files_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "MR_small.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+    ] {
+        for p in mangled_copies(dir.path(), &pydicom_file(name), name, PIXEL_DATA_TAG) {
+            let _ = read_dicom_file(&p, DicomIntensity::FileWindow);
+        }
+    }
+    for name in ["vol_a.nii", "vol_b.nii.gz"] {
+        for p in mangled_copies(dir.path(), &fixture(name), name, b"") {
+            let _ = read_volume(&p);
+        }
+    }
+    for p in mangled_copies(dir.path(), &fixture("medmnist_rgb.npz"), "m.npz", b"") {
+        let _ = read_medmnist(&p, ImageTask::Binary, Dims::D2);
+    }
+}

@@ -109,8 +109,9 @@ fn floats<const N: usize>(obj: &DefaultDicomObject, tag: Tag) -> Option<[f64; N]
         .and_then(|v| <[f64; N]>::try_from(v).ok())
 }
 
-/// Refuses a transfer syntax whose pixel data cannot be decoded, naming it.
-fn check_transfer_syntax(path: &Path, obj: &DefaultDicomObject) -> Result<(), DataError> {
+/// Refuses a transfer syntax whose pixel data cannot be decoded, naming it; otherwise
+/// returns `"<name> (transfer syntax <uid>)"` for later messages.
+fn check_transfer_syntax(path: &Path, obj: &DefaultDicomObject) -> Result<String, DataError> {
     let uid = obj.meta().transfer_syntax().trim_end_matches(['\0', ' ']);
     match TransferSyntaxRegistry.get(uid) {
         None => Err(DataError::file(
@@ -127,8 +128,17 @@ fn check_transfer_syntax(path: &Path, obj: &DefaultDicomObject) -> Result<(), Da
                 ts.name()
             ),
         )),
-        Some(_) => Ok(()),
+        Some(ts) => Ok(format!("{} (transfer syntax {uid})", ts.name())),
     }
+}
+
+/// The text of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 fn read_frame(path: &Path) -> Result<Frame, DataError> {
@@ -136,13 +146,24 @@ fn read_frame(path: &Path) -> Result<Frame, DataError> {
     let obj = OpenFileOptions::new()
         .open_file(path)
         .map_err(|e| bad(format!("not a readable DICOM file: {e}")))?;
-    check_transfer_syntax(path, &obj)?;
+    let encoding = check_transfer_syntax(path, &obj)?;
     if obj.get(tags::PIXEL_DATA).is_none() {
         return Err(bad("holds no Pixel Data (7FE0,0010): not an image".into()));
     }
-    let px = obj
-        .decode_pixel_data()
-        .map_err(|e| bad(format!("pixel data cannot be decoded: {e}")))?;
+    // dicom-rs codecs can panic on corrupt data (e.g. an RLE segment offset past the end):
+    // such a panic becomes this file's error.
+    let px = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
+        .map_err(|p| {
+            bad(format!(
+                "pixel data encoded as {encoding} are corrupt (the decoder failed: {})",
+                panic_message(p.as_ref())
+            ))
+        })?
+        .map_err(|e| {
+            bad(format!(
+                "pixel data encoded as {encoding} cannot be decoded: {e}"
+            ))
+        })?;
     let photometric = px.photometric_interpretation().clone();
     if !photometric.is_monochrome() || px.samples_per_pixel() != 1 {
         return Err(bad(format!(
@@ -158,9 +179,20 @@ fn read_frame(path: &Path) -> Result<Frame, DataError> {
         )));
     }
     let (rows, columns) = (px.rows() as usize, px.columns() as usize);
-    let values: Vec<f32> = px
-        .to_vec::<f32>()
-        .map_err(|e| bad(format!("pixel values cannot be converted: {e}")))?;
+    let values: Vec<f32> =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| px.to_vec::<f32>()))
+            .map_err(|p| {
+                bad(format!(
+                    "pixel data encoded as {encoding} are corrupt (the converter failed: {})",
+                    panic_message(p.as_ref())
+                ))
+            })?
+            .map_err(|e| {
+                bad(format!(
+                    "pixel values ({} bits allocated, {encoding}) cannot be converted: {e}",
+                    px.bits_allocated()
+                ))
+            })?;
     if values.len() != rows * columns {
         return Err(bad(format!(
             "pixel data hold {} values, but {rows} x {columns} pixels are declared",
