@@ -15,7 +15,7 @@
 //!
 //! Every reader that reads many files takes a [`BadFile`] policy: with
 //! [`BadFile::Fail`] the first corrupt, truncated or unsupported file stops the read with
-//! a [`DataError`](crate::DataError) naming the file and the reason; with
+//! a [`DataError`] naming the file and the reason; with
 //! [`BadFile::Skip`] the file is left out **and listed** in [`Loaded::skipped`]. Nothing is
 //! dropped silently.
 //!
