@@ -4,4 +4,7 @@
 pub mod accountant;
 pub mod audit;
 pub mod central;
+mod error;
 pub mod secagg;
+
+pub use error::PrivacyError;
