@@ -317,9 +317,12 @@ pub(crate) struct BenchCnnArgs {
     /// Untimed warm-up steps per case.
     #[arg(long, default_value_t = 3)]
     pub(crate) warmup: usize,
-    /// Models, comma-separated (cnn, resnet18); empty: both.
+    /// Cases, comma-separated (cnn, resnet18, readers); empty: all.
     #[arg(long, default_value = "")]
     pub(crate) only: String,
+    /// Images (or for NIfTI, 32-slice volumes / 32) per reader in the readers' case.
+    #[arg(long, default_value_t = 256)]
+    pub(crate) reader_images: usize,
     /// Device: cpu, cuda:N or wgpu (build features).
     #[arg(long, default_value = "cpu")]
     pub(crate) device: String,

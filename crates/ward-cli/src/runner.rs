@@ -328,6 +328,7 @@ pub(crate) fn execute(
         ward_version: WARD_VERSION.to_string(),
         wall_time_s: start.elapsed().as_secs_f64(),
         rejected_updates: rejected,
+        data_warnings: sim.warnings.clone(),
     };
     if let Some(p) = persist {
         let meta = serde_json::json!({

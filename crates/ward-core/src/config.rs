@@ -342,6 +342,15 @@ pub enum DatasetKind {
     /// Synthetic multi-site scanner-shift images generated in-process from `[data.synth]`
     /// (the same generator as `ward data synth`).
     Synth,
+    /// PNG/JPEG images in class folders (`data.path/<class>/*`), or with
+    /// `data.reader.site-folders = true` one folder per site (`data.path/<site>/<class>/*`).
+    ImageFolder,
+    /// NIfTI volumes (`.nii`, `.nii.gz`) or their axial slices, listed with their labels
+    /// in the CSV `data.path` (`file,label`).
+    Nifti,
+    /// DICOM images (one file per image) or series (one folder per series), labelled by
+    /// the CSV `data.path` (`file,label` or `sop_instance_uid,label`).
+    Dicom,
 }
 
 impl DatasetKind {
@@ -353,13 +362,24 @@ impl DatasetKind {
             Self::Csv => "csv",
             Self::Medmnist => "medmnist",
             Self::Synth => "synth",
+            Self::ImageFolder => "image-folder",
+            Self::Nifti => "nifti",
+            Self::Dicom => "dicom",
         }
+    }
+
+    /// Whether the dataset is read from image files by `[data.reader]`.
+    pub fn uses_reader(self) -> bool {
+        matches!(self, Self::ImageFolder | Self::Nifti | Self::Dicom)
     }
 
     /// Whether the dataset holds images (trained with `model.kind = "cnn"` or
     /// `"resnet18"`).
     pub fn is_image(self) -> bool {
-        matches!(self, Self::Medmnist | Self::Synth)
+        matches!(
+            self,
+            Self::Medmnist | Self::Synth | Self::ImageFolder | Self::Nifti | Self::Dicom
+        )
     }
 }
 
@@ -511,6 +531,92 @@ pub struct DataSpec {
     /// `[data.synth]`: the synthetic scanner-shift generator (`dataset = "synth"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synth: Option<SynthDataSpec>,
+    /// `[data.reader]`: how image files are read (`image-folder`, `nifti`, `dicom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader: Option<ReaderSpec>,
+}
+
+/// `[data.reader]`: the output size and reading options of the image-file readers
+/// (`dataset = "image-folder"`, `"nifti"`, `"dicom"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReaderSpec {
+    /// Output rows: every image is resized to `height x width`.
+    pub height: usize,
+    /// Output columns.
+    pub width: usize,
+    /// Output slices of 3D images (NIfTI volumes, DICOM series); required for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<usize>,
+    /// `image-folder`: `grey` (one channel) or `rgb`.
+    #[serde(default)]
+    pub color: ColorKind,
+    /// `image-folder`: `data.path/<site>/<class>/*` instead of `data.path/<class>/*`.
+    #[serde(default)]
+    pub site_folders: bool,
+    /// `nifti`: one 2D image per axial slice (each with its volume's label) instead of
+    /// one 3D image per volume.
+    #[serde(default)]
+    pub slices: bool,
+    /// `dicom`: the CSV lists series folders (one 3D image each) instead of files.
+    #[serde(default)]
+    pub series: bool,
+    /// `dicom`: the folder the CSV's `file` keys are relative to, or that is scanned
+    /// for `sop_instance_uid` keys (default: the CSV's folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+    /// `linear` (bi/trilinear) or `nearest` resizing.
+    #[serde(default)]
+    pub resample: ResampleKind,
+    /// `nifti`, `dicom`: how raw values map onto `[0, 1]`: `min-max` (per image or
+    /// volume), `range` (`data.reader.range = [low, high]`), and for DICOM
+    /// `file-window` (the file's Window Center/Width) or `window`
+    /// (`data.reader.window = [center, width]`).
+    #[serde(default)]
+    pub intensity: IntensityKind,
+    /// `[center, width]` for `intensity = "window"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<[f64; 2]>,
+    /// `[low, high]` for `intensity = "range"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
+}
+
+/// Colour of images read from PNG/JPEG folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ColorKind {
+    /// One channel (BT.709 luma).
+    #[default]
+    Grey,
+    /// Three channels.
+    Rgb,
+}
+
+/// Resizing filter of the image readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResampleKind {
+    /// Bilinear (2D) or trilinear (3D).
+    #[default]
+    Linear,
+    /// Nearest neighbour.
+    Nearest,
+}
+
+/// How NIfTI/DICOM values map onto `[0, 1]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntensityKind {
+    /// Minimum to 0, maximum to 1, per image (per volume for 3D images).
+    #[default]
+    MinMax,
+    /// `data.reader.range = [low, high]`, clamped.
+    Range,
+    /// DICOM: the file's own Window Center/Width and VOI LUT Function.
+    FileWindow,
+    /// DICOM: `data.reader.window = [center, width]` for every file.
+    Window,
 }
 
 /// What the labels of an image dataset mean; stated, never guessed from array shapes.
@@ -1060,6 +1166,7 @@ impl DataSpec {
             standardize: StandardizeKind::PerSite,
             images: None,
             synth: None,
+            reader: None,
         }
     }
 
@@ -1136,6 +1243,7 @@ impl DataSpec {
                     format!("must be in 2..=8, got {}", s.classes)
                 })?;
             }
+            kind if kind.uses_reader() => self.validate_reader(kind)?,
             builtin => {
                 for (key, set) in csv_only {
                     check(!set, key, || {
@@ -1166,6 +1274,11 @@ impl DataSpec {
             self.synth.is_none() || self.dataset == DatasetKind::Synth,
             "data.synth",
             || "is only for data.dataset = \"synth\"".into(),
+        )?;
+        check(
+            self.reader.is_none() || self.dataset.uses_reader(),
+            "data.reader",
+            || "is only for data.dataset = \"image-folder\", \"nifti\" or \"dicom\"".into(),
         )?;
         if let Some(p) = &self.partition {
             check(p.sites >= 1, "data.partition.sites", || {
@@ -1402,6 +1515,143 @@ impl AttackSpec {
             )?;
         }
         Ok(())
+    }
+}
+
+impl DataSpec {
+    /// Checks `[data.images]` and `[data.reader]` of an image-file dataset.
+    fn validate_reader(&self, kind: DatasetKind) -> Result<(), ConfigError> {
+        let name = kind.as_str();
+        let what = match kind {
+            DatasetKind::ImageFolder => "the folder of class (or site) folders",
+            _ => "the label CSV",
+        };
+        check(self.path.is_some(), "data.path", || {
+            format!("is required when data.dataset = \"{name}\": {what}")
+        })?;
+        let images = self.images.ok_or_else(|| {
+            ConfigError::new(
+                "data.images",
+                format!("is required when data.dataset = \"{name}\": state task, classes or labels, and dims"),
+            )
+        })?;
+        images.validate()?;
+        let r = self.reader.as_ref().ok_or_else(|| {
+            ConfigError::new(
+                "data.reader",
+                format!("is required when data.dataset = \"{name}\": at least height and width"),
+            )
+        })?;
+        check((1..=4096).contains(&r.height), "data.reader.height", || {
+            format!("must be in 1..=4096, got {}", r.height)
+        })?;
+        check((1..=4096).contains(&r.width), "data.reader.width", || {
+            format!("must be in 1..=4096, got {}", r.width)
+        })?;
+        let only = |set: bool, key: &str, for_kind: DatasetKind| {
+            check(!set || kind == for_kind, key, || {
+                format!("is only for data.dataset = \"{}\"", for_kind.as_str())
+            })
+        };
+        only(
+            r.site_folders,
+            "data.reader.site-folders",
+            DatasetKind::ImageFolder,
+        )?;
+        only(
+            r.color != ColorKind::Grey,
+            "data.reader.color",
+            DatasetKind::ImageFolder,
+        )?;
+        only(r.slices, "data.reader.slices", DatasetKind::Nifti)?;
+        only(r.series, "data.reader.series", DatasetKind::Dicom)?;
+        only(r.root.is_some(), "data.reader.root", DatasetKind::Dicom)?;
+        let is_3d = match kind {
+            DatasetKind::Nifti => !r.slices,
+            DatasetKind::Dicom => r.series,
+            _ => false,
+        };
+        check(
+            (images.dims == Dims::D3) == is_3d,
+            "data.images.dims",
+            || {
+                format!(
+                    "must be \"{}\": {name} with these reader settings gives {} images",
+                    if is_3d { "3d" } else { "2d" },
+                    if is_3d { "3D" } else { "2D" }
+                )
+            },
+        )?;
+        if is_3d {
+            check(
+                r.depth.is_some_and(|d| (1..=1024).contains(&d)),
+                "data.reader.depth",
+                || "is required for 3D images, in 1..=1024".into(),
+            )?;
+        } else {
+            check(r.depth.is_none(), "data.reader.depth", || {
+                "is only for 3D images (nifti volumes, dicom series)".into()
+            })?;
+        }
+        if kind == DatasetKind::ImageFolder {
+            check(
+                images.task == ImageTaskKind::MultiClass,
+                "data.images.task",
+                || {
+                    "image-folder labels come from the class folders: use task = \"multi-class\""
+                        .into()
+                },
+            )?;
+            check(
+                r.intensity == IntensityKind::MinMax && r.range.is_none() && r.window.is_none(),
+                "data.reader.intensity",
+                || "is not used by image-folder (8-bit images map to [0, 1] by /255)".into(),
+            )?;
+        }
+        match r.intensity {
+            IntensityKind::Range => {
+                let ok = r
+                    .range
+                    .is_some_and(|[lo, hi]| lo.is_finite() && hi.is_finite() && lo < hi);
+                check(ok, "data.reader.range", || {
+                    "intensity = \"range\" needs range = [low, high] with finite low < high".into()
+                })?;
+            }
+            IntensityKind::Window => {
+                let ok = r
+                    .window
+                    .is_some_and(|[c, w]| c.is_finite() && w.is_finite() && w >= 1.0);
+                check(ok, "data.reader.window", || {
+                    "intensity = \"window\" needs window = [center, width] with width >= 1".into()
+                })?;
+            }
+            IntensityKind::FileWindow => {
+                check(kind == DatasetKind::Dicom, "data.reader.intensity", || {
+                    "\"file-window\" is only for dicom".into()
+                })?
+            }
+            IntensityKind::MinMax => {}
+        }
+        check(
+            r.range.is_none() || r.intensity == IntensityKind::Range,
+            "data.reader.range",
+            || "is only for intensity = \"range\"".into(),
+        )?;
+        check(
+            r.window.is_none() || r.intensity == IntensityKind::Window,
+            "data.reader.window",
+            || "is only for intensity = \"window\"".into(),
+        )?;
+        check(
+            r.intensity != IntensityKind::Window || kind == DatasetKind::Dicom,
+            "data.reader.intensity",
+            || "\"window\" is only for dicom".into(),
+        )?;
+        check(
+            !(r.site_folders && self.partition.is_some()),
+            "data.partition",
+            || "site folders already give the sites; remove [data.partition]".into(),
+        )
     }
 }
 
@@ -1737,6 +1987,20 @@ mod tests {
                     on_bad_file: BadFilePolicy::Skip,
                 }),
                 synth: Some(SynthDataSpec::default()),
+                reader: Some(ReaderSpec {
+                    height: 8,
+                    width: 8,
+                    depth: Some(2),
+                    color: ColorKind::Rgb,
+                    site_folders: true,
+                    slices: true,
+                    series: true,
+                    root: Some("r".into()),
+                    resample: ResampleKind::Nearest,
+                    intensity: IntensityKind::Window,
+                    window: Some([40.0, 400.0]),
+                    range: Some([0.0, 1.0]),
+                }),
             },
             model: ModelSpec {
                 kind: ModelKind::Mlp,

@@ -49,6 +49,7 @@ mod dataset;
 mod error;
 pub mod image;
 pub mod image_data;
+mod image_files;
 mod matrix;
 pub mod npz;
 mod partition;
@@ -198,6 +199,9 @@ pub fn load(spec: &DataSpec, base_dir: &Path) -> Result<FederatedDataset, DataEr
         DatasetKind::BreastCancer => builtin::breast_cancer(spec),
         DatasetKind::Synth => load_synth(spec),
         DatasetKind::Medmnist => load_medmnist(spec, base_dir),
+        DatasetKind::ImageFolder | DatasetKind::Nifti | DatasetKind::Dicom => {
+            image_files::load(spec, base_dir)
+        }
         DatasetKind::Csv => {
             let path = spec.path.as_deref().ok_or_else(|| {
                 DataError::spec("data.path", "is required when data.dataset = \"csv\"")

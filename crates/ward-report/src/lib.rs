@@ -120,6 +120,10 @@ pub struct Summary {
     pub wall_time_s: f64,
     /// Updates rejected over the run (NaN/Inf, wrong length, ...).
     pub rejected_updates: usize,
+    /// What loading the data reported: files skipped under `on-bad-file = "skip"` (each
+    /// with its reason), rows dropped for missing values, ...
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub data_warnings: Vec<String>,
 }
 
 /// Writes `value` as pretty JSON to `path`, atomically.

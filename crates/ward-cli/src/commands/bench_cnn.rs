@@ -224,10 +224,15 @@ pub(crate) fn bench_cnn(args: BenchCnnArgs) -> Result<()> {
             t.map_or("-".into(), |t| format!("{:.2}x", ms / t)),
         ]);
     }
-    out(format!(
-        "CNN training step (forward + backward + SGD momentum), float32, device {device}, {} threads available",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    ));
-    out(table.to_string());
+    if !rows.is_empty() {
+        out(format!(
+            "CNN training step (forward + backward + SGD momentum), float32, device {device}, {} threads available",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ));
+        out(table.to_string());
+    }
+    if only.is_empty() || only.iter().any(|o| o == "readers") {
+        crate::commands::bench_readers::bench_readers(args.reader_images.max(2), 3)?;
+    }
     Ok(())
 }

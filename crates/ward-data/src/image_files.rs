@@ -1,0 +1,262 @@
+//! Image-file datasets (`dataset = "image-folder"`, `"nifti"`, `"dicom"`): the
+//! [`readers`](crate::readers) driven by `[data.images]` and `[data.reader]`.
+//!
+//! Sites: with `data.reader.site-folders` each site folder is a site; otherwise all the
+//! images form one pool, spread over simulated sites by `[data.partition]`, or kept as
+//! one site named after the folder or CSV. Each site is split into train and test by
+//! `data.test-fraction` (stratified, seeded by `data.split-seed`). Files skipped under
+//! `on-bad-file = "skip"` become the dataset's warnings, one per file with its reason.
+
+use std::path::Path;
+
+use ward_core::config::{
+    ColorKind, DataSpec, DatasetKind, Dims, ImageDataSpec, IntensityKind, ReaderSpec, ResampleKind,
+};
+
+use crate::error::DataError;
+use crate::image::{ImageSet, ImageSite, ImageTask};
+use crate::readers::dicom::{DicomIntensity, DicomOptions, read_dicom_images, read_dicom_series};
+use crate::readers::folder::{Color, FolderOptions, read_class_folders, read_site_folders};
+use crate::readers::nifti::{NiftiOptions, NiftiOutput, read_nifti};
+use crate::readers::{Intensity, Loaded, Resample};
+use crate::{FederatedDataset, image_data, table};
+
+/// Loads an image-file dataset (the caller checked `spec.dataset.uses_reader()`).
+pub(crate) fn load(spec: &DataSpec, base_dir: &Path) -> Result<FederatedDataset, DataError> {
+    let images = spec
+        .images
+        .ok_or_else(|| DataError::spec("data.images", "is required for image files"))?;
+    let reader = spec
+        .reader
+        .as_ref()
+        .ok_or_else(|| DataError::spec("data.reader", "is required for image files"))?;
+    let path = spec
+        .path
+        .as_deref()
+        .ok_or_else(|| DataError::spec("data.path", "is required for image files"))?;
+    let path = table::resolve(path, base_dir);
+    let name = path
+        .file_stem()
+        .map_or_else(|| "images".into(), |s| s.to_string_lossy().into_owned());
+    let task = image_data::task_of(&images);
+    let (pool, warnings) = match spec.dataset {
+        DatasetKind::ImageFolder => {
+            let options = FolderOptions {
+                color: match reader.color {
+                    ColorKind::Grey => Color::Grey,
+                    ColorKind::Rgb => Color::Rgb,
+                },
+                height: dim_u32(reader.height, "data.reader.height")?,
+                width: dim_u32(reader.width, "data.reader.width")?,
+                bad_file: images.on_bad_file,
+            };
+            if reader.site_folders {
+                let loaded = read_site_folders(&path, &options)?;
+                check_classes(&images, &loaded.data.classes, &path)?;
+                let warnings = skipped(&loaded);
+                let mut sites = Vec::with_capacity(loaded.data.sites.len());
+                for (i, (site, set)) in loaded.data.sites.into_iter().enumerate() {
+                    sites.push(split_site(site, &set, spec, i)?);
+                }
+                return image_data::dataset_from_sites(&name, &sites, warnings);
+            }
+            let loaded = read_class_folders(&path, &options)?;
+            check_classes(&images, &loaded.data.classes, &path)?;
+            let warnings = skipped(&loaded);
+            (loaded.data.images, warnings)
+        }
+        DatasetKind::Nifti => {
+            let resample = resample(reader.resample);
+            let output = if reader.slices {
+                NiftiOutput::AxialSlices {
+                    height: reader.height,
+                    width: reader.width,
+                    resample,
+                }
+            } else {
+                NiftiOutput::Volume {
+                    depth: depth(reader)?,
+                    height: reader.height,
+                    width: reader.width,
+                    resample,
+                }
+            };
+            let options = NiftiOptions {
+                task,
+                intensity: intensity(reader)?,
+                output,
+                bad_file: images.on_bad_file,
+            };
+            let loaded = read_nifti(&path, &options)?;
+            let warnings = skipped(&loaded);
+            (loaded.data, warnings)
+        }
+        DatasetKind::Dicom => {
+            let root = reader.root.as_deref().map_or_else(
+                || path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                |r| table::resolve(r, base_dir),
+            );
+            let options = DicomOptions {
+                task,
+                intensity: dicom_intensity(reader)?,
+                depth: if reader.series { depth(reader)? } else { 1 },
+                height: reader.height,
+                width: reader.width,
+                resample: resample(reader.resample),
+                bad_file: images.on_bad_file,
+            };
+            let loaded = if reader.series {
+                read_dicom_series(&root, &path, &options)?
+            } else {
+                read_dicom_images(&root, &path, &options)?
+            };
+            let warnings = skipped(&loaded);
+            (loaded.data, warnings)
+        }
+        other => {
+            return Err(DataError::spec(
+                "data.dataset",
+                format!("{} is not read from image files", other.as_str()),
+            ));
+        }
+    };
+    image_data::check_dims(
+        pool.shape,
+        images.dims == Dims::D3,
+        &path.display().to_string(),
+    )?;
+    if pool.is_empty() {
+        return Err(DataError::file(
+            &path,
+            format!("no readable image ({} skipped)", warnings.len()),
+        ));
+    }
+    match &spec.partition {
+        Some(p) => {
+            let mut d =
+                image_data::partitioned(&name, &pool, p, spec.test_fraction, spec.split_seed)?;
+            d.warnings = warnings;
+            Ok(d)
+        }
+        None => {
+            let site = split_site(name.clone(), &pool, spec, 0)?;
+            image_data::dataset_from_sites(&name, &[site], warnings)
+        }
+    }
+}
+
+/// One site's images split into train and test, stratified by label (by the first label
+/// of a multi-label task).
+fn split_site(
+    name: String,
+    set: &ImageSet,
+    spec: &DataSpec,
+    index: usize,
+) -> Result<ImageSite, DataError> {
+    let y = image_data::row_labels(set)?;
+    let strata: Vec<u32> = match set.task {
+        ImageTask::MultiLabel { .. } => y.iter().map(|m| m & 1).collect(),
+        _ => y,
+    };
+    let (tr, te) = crate::train_test_split(
+        &strata,
+        spec.test_fraction,
+        crate::site_split_seed(spec.split_seed, index),
+    );
+    if tr.is_empty() || te.is_empty() {
+        return Err(DataError::SiteTooSmall {
+            site: name,
+            rows: set.len(),
+            train: tr.len(),
+            test: te.len(),
+            test_fraction: spec.test_fraction,
+        });
+    }
+    Ok(ImageSite {
+        name,
+        train: set.select(&tr),
+        val: ImageSet::empty(set.shape, set.task),
+        test: set.select(&te),
+    })
+}
+
+/// Every skipped file as a warning line `skipped <path>: <reason>`.
+fn skipped<T>(loaded: &Loaded<T>) -> Vec<String> {
+    loaded
+        .skipped
+        .iter()
+        .map(|s| format!("skipped {s}"))
+        .collect()
+}
+
+/// The class folders must be as many as `data.images.classes` states.
+fn check_classes(images: &ImageDataSpec, found: &[String], root: &Path) -> Result<(), DataError> {
+    match images.classes {
+        Some(c) if c != found.len() => Err(DataError::file(
+            root,
+            format!(
+                "holds {} class folders {found:?}, data.images.classes says {c}",
+                found.len()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn dim_u32(v: usize, key: &str) -> Result<u32, DataError> {
+    u32::try_from(v).map_err(|_| DataError::spec(key, format!("{v} is too large")))
+}
+
+fn depth(reader: &ReaderSpec) -> Result<usize, DataError> {
+    reader
+        .depth
+        .ok_or_else(|| DataError::spec("data.reader.depth", "is required for 3D images"))
+}
+
+fn resample(kind: ResampleKind) -> Resample {
+    match kind {
+        ResampleKind::Linear => Resample::Linear,
+        ResampleKind::Nearest => Resample::Nearest,
+    }
+}
+
+fn range(reader: &ReaderSpec) -> Result<(f32, f32), DataError> {
+    let [low, high] = reader.range.ok_or_else(|| {
+        DataError::spec("data.reader.range", "is required for intensity = \"range\"")
+    })?;
+    Ok((low as f32, high as f32))
+}
+
+fn intensity(reader: &ReaderSpec) -> Result<Intensity, DataError> {
+    match reader.intensity {
+        IntensityKind::MinMax => Ok(Intensity::MinMax),
+        IntensityKind::Range => {
+            let (low, high) = range(reader)?;
+            Ok(Intensity::Range { low, high })
+        }
+        IntensityKind::FileWindow | IntensityKind::Window => Err(DataError::spec(
+            "data.reader.intensity",
+            "windows are only for dicom: use \"min-max\" or \"range\"",
+        )),
+    }
+}
+
+fn dicom_intensity(reader: &ReaderSpec) -> Result<DicomIntensity, DataError> {
+    match reader.intensity {
+        IntensityKind::MinMax => Ok(DicomIntensity::MinMax),
+        IntensityKind::Range => {
+            let (low, high) = range(reader)?;
+            Ok(DicomIntensity::Range { low, high })
+        }
+        IntensityKind::FileWindow => Ok(DicomIntensity::FileWindow),
+        IntensityKind::Window => {
+            let [center, width] = reader.window.ok_or_else(|| {
+                DataError::spec(
+                    "data.reader.window",
+                    "is required for intensity = \"window\"",
+                )
+            })?;
+            Ok(DicomIntensity::Window { center, width })
+        }
+    }
+}
