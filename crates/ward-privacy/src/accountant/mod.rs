@@ -198,6 +198,15 @@ pub fn calibrate_sigma(
     // Bracket: eps(lo) > target (lo = 0 is "no noise"), eps(hi) <= target.
     let mut lo = 0.0;
     let mut hi = 10.0;
+    let mut narrow = false;
+    if kind == AccountantKind::Prv {
+        // PRV evaluations are costly and its bound is tighter than RDP's: start from
+        // the RDP answer (cheap) and narrow down from there.
+        if let Ok(s) = calibrate_sigma(AccountantKind::Rdp, target_epsilon, q, steps, delta) {
+            hi = s;
+            narrow = true;
+        }
+    }
     loop {
         let e = eps_at(hi)?;
         if e <= target_epsilon {
@@ -220,6 +229,17 @@ pub fn calibrate_sigma(
         }
         lo = hi;
         hi = (2.0 * hi).min(MAX_SIGMA);
+    }
+    if narrow {
+        let mut probe = 0.8 * hi;
+        while probe - lo > 1e-4 {
+            if eps_at(probe)? > target_epsilon {
+                lo = probe;
+                break;
+            }
+            hi = probe;
+            probe *= 0.8;
+        }
     }
     while hi - lo > 1e-4 {
         let mid = 0.5 * (lo + hi);
