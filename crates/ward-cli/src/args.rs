@@ -54,6 +54,66 @@ pub(crate) enum Command {
     /// k-space spikes) x 5 severities on every site's test images. Writes
     /// robustness.csv, robustness.json, robustness.svg and `examples/<corruption>_s<k>.png`.
     Robustness(RobustnessArgs),
+    /// Differential-privacy calculators for data-protection officers.
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PrivacyCommand {
+    /// Epsilon spent by `--steps` steps of the Poisson-subsampled Gaussian mechanism
+    /// (DP-SGD) with noise multiplier `--sigma` and sample rate `--q`, at `--delta`.
+    ///
+    /// Prints one JSON object: {"epsilon", "sigma", "q", "steps", "delta",
+    /// "accountant", "bound", ...}. `bound` says which bound `epsilon` is: for rdp (the
+    /// default) the Balle et al. 2020 conversion of Rényi DP over Opacus's orders
+    /// 1.1..10.9, 12..63 (with "rdp_order", the order attaining it, and
+    /// "epsilon_mironov", Mironov 2017's looser conversion); for prv the upper estimate
+    /// of the PRV accountant (Gopi et al. 2021) with eps_error 0.01 and delta_error
+    /// delta/1000 (with "prv_estimate" and "prv_lower").
+    Epsilon(PrivacyEpsilonArgs),
+    /// The smallest noise multiplier (to 1e-4) whose epsilon after `--steps` steps at
+    /// sample rate `--q` is at most `--epsilon` at `--delta`.
+    ///
+    /// Prints one JSON object: {"epsilon" (reached at that sigma, at most the target),
+    /// "target_epsilon", "sigma", "q", "steps", "delta", "accountant", "bound"}.
+    Sigma(PrivacySigmaArgs),
+}
+
+/// Sampling and accounting shared by both privacy calculators.
+#[derive(Debug, Args)]
+pub(crate) struct PrivacyMechanismArgs {
+    /// Poisson sampling rate per step, in (0, 1] (batch size / records).
+    #[arg(long)]
+    pub(crate) q: f64,
+    /// Number of steps (each a Poisson-sampled noisy gradient step), at least 1.
+    #[arg(long)]
+    pub(crate) steps: u64,
+    /// Target delta, in (0, 1) (usually below 1 / records).
+    #[arg(long)]
+    pub(crate) delta: f64,
+    /// Accountant: rdp (Rényi DP, Balle et al. 2020 conversion) or prv (PRV
+    /// accountant, upper estimate).
+    #[arg(long, default_value = "rdp", value_parser = ["rdp", "prv"])]
+    pub(crate) accountant: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PrivacyEpsilonArgs {
+    /// Noise multiplier: the Gaussian noise's std divided by the clipping norm (> 0).
+    #[arg(long)]
+    pub(crate) sigma: f64,
+    #[command(flatten)]
+    pub(crate) mechanism: PrivacyMechanismArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PrivacySigmaArgs {
+    /// Target epsilon (> 0).
+    #[arg(long)]
+    pub(crate) epsilon: f64,
+    #[command(flatten)]
+    pub(crate) mechanism: PrivacyMechanismArgs,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{BenchCommand, Cli, Command, DataCommand, ReproduceCommand};
+use crate::args::{BenchCommand, Cli, Command, DataCommand, PrivacyCommand, ReproduceCommand};
 use crate::experiment::UserError;
 
 fn main() -> ExitCode {
@@ -40,6 +40,8 @@ fn main() -> ExitCode {
         Command::Robustness(a) => commands::robustness::robustness(a),
         Command::Bench(BenchCommand::Aggregate(a)) => commands::bench_aggregate::bench_aggregate(a),
         Command::Bench(BenchCommand::Cnn(a)) => commands::bench_cnn::bench_cnn(a),
+        Command::Privacy(PrivacyCommand::Epsilon(a)) => commands::privacy::epsilon(a),
+        Command::Privacy(PrivacyCommand::Sigma(a)) => commands::privacy::sigma(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

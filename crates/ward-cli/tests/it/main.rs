@@ -1191,4 +1191,154 @@ fn run_on_dicom_files_reports_skipped_files() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.dcm"), "{err}");
+
+fn privacy_json(args: &[&str]) -> serde_json::Value {
+    let o = run_ok(ward().arg("privacy").args(args));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+#[test]
+fn privacy_calculator_prints_opacus_reference_values() {
+    let setting = ["--q", "0.04", "--steps", "2250", "--delta", "1e-5"];
+    // Opacus 1.5.4 test_rdp_accountant: sigma 1.5, q 0.04, 2250 steps, delta 1e-5 ->
+    // 7.32911117143 (Balle et al. 2020 conversion); Mironov's conversion 8.0738.
+    let mut args = vec!["epsilon", "--sigma", "1.5"];
+    args.extend(setting);
+    let r = privacy_json(&args);
+    assert!(
+        (r["epsilon"].as_f64().unwrap() - 7.32911117143).abs() < 1e-6,
+        "{r}"
+    );
+    assert!(
+        (r["epsilon_mironov"].as_f64().unwrap() - 8.073848277).abs() < 1e-6,
+        "{r}"
+    );
+    assert_eq!(r["accountant"], "rdp");
+    assert!(r["bound"].as_str().unwrap().contains("Balle"), "{r}");
+    assert_eq!(r["sigma"], 1.5);
+    assert_eq!(r["q"], 0.04);
+    assert_eq!(r["steps"], 2250);
+    assert_eq!(r["delta"], 1e-5);
+    // PRV upper estimate at 2249 steps: Opacus 1.5.4 test_prv_accountant 6.777395712.
+    let r = privacy_json(&[
+        "epsilon",
+        "--sigma",
+        "1.5",
+        "--q",
+        "0.04",
+        "--steps",
+        "2249",
+        "--delta",
+        "1e-5",
+        "--accountant",
+        "prv",
+    ]);
+    assert!(
+        (r["epsilon"].as_f64().unwrap() - 6.777395712).abs() < 1e-4,
+        "{r}"
+    );
+    assert_eq!(r["accountant"], "prv");
+    assert!(r["bound"].as_str().unwrap().contains("upper"), "{r}");
+    assert!(r["prv_estimate"].as_f64().unwrap() < r["epsilon"].as_f64().unwrap());
+    // The inverse: the smallest sigma reaching Opacus's epsilon is 1.5 to 1e-4.
+    let mut args = vec!["sigma", "--epsilon", "7.32911117143"];
+    args.extend(setting);
+    let r = privacy_json(&args);
+    assert!((r["sigma"].as_f64().unwrap() - 1.5).abs() <= 1e-4, "{r}");
+    assert!(r["epsilon"].as_f64().unwrap() <= 7.32911117143, "{r}");
+    assert_eq!(r["target_epsilon"], 7.32911117143);
+    // Opacus 1.5.4 test_get_noise_multiplier_prv_steps: eps 8 over 2000 steps -> 1.2915.
+    let r = privacy_json(&[
+        "sigma",
+        "--epsilon",
+        "8",
+        "--q",
+        "0.04",
+        "--steps",
+        "2000",
+        "--delta",
+        "1e-5",
+        "--accountant",
+        "prv",
+    ]);
+    assert!((r["sigma"].as_f64().unwrap() - 1.2910).abs() < 5e-4, "{r}");
+    // --help states the default accountant.
+    let o = run_ok(ward().args(["privacy", "epsilon", "--help"]));
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(help.contains("[default: rdp]"), "{help}");
+}
+
+#[test]
+fn privacy_calculator_refuses_bad_arguments_with_exit_code_2() {
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &[
+                "epsilon", "--sigma", "0", "--q", "0.1", "--steps", "10", "--delta", "1e-5",
+            ],
+            "--sigma",
+        ),
+        (
+            &[
+                "epsilon", "--sigma", "1", "--q", "1.5", "--steps", "10", "--delta", "1e-5",
+            ],
+            "--q",
+        ),
+        (
+            &[
+                "epsilon", "--sigma", "1", "--q", "0.1", "--steps", "0", "--delta", "1e-5",
+            ],
+            "--steps",
+        ),
+        (
+            &[
+                "epsilon", "--sigma", "1", "--q", "0.1", "--steps", "10", "--delta", "1",
+            ],
+            "--delta",
+        ),
+        (
+            &[
+                "epsilon", "--sigma", "x", "--q", "0.1", "--steps", "10", "--delta", "1e-5",
+            ],
+            "--sigma",
+        ),
+        (
+            &[
+                "sigma",
+                "--epsilon",
+                "1",
+                "--q",
+                "0.1",
+                "--steps",
+                "10",
+                "--delta",
+                "1e-5",
+                "--accountant",
+                "gdp",
+            ],
+            "--accountant",
+        ),
+        (
+            &[
+                "sigma",
+                "--epsilon",
+                "0.01",
+                "--q",
+                "0.1",
+                "--steps",
+                "10",
+                "--delta",
+                "1e-5",
+            ],
+            "unreachable",
+        ),
+    ];
+    for (i, (args, needle)) in cases.iter().enumerate() {
+        let o = ward().arg("privacy").args(*args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "case {i}: {err}");
+        assert!(err.contains(needle), "case {i}: {err}");
+        assert!(o.stdout.is_empty(), "case {i}");
+    }
 }

@@ -1,0 +1,124 @@
+//! `ward privacy epsilon` and `ward privacy sigma`: the accountants as calculators,
+//! printing one JSON object.
+
+use anyhow::Result;
+use serde::Serialize;
+use ward_privacy::PrivacyError;
+use ward_privacy::accountant::{
+    AccountantKind, GaussianEvent, PrvAccountant, RdpAccountant, calibrate_sigma,
+};
+
+use crate::args::{PrivacyEpsilonArgs, PrivacyMechanismArgs, PrivacySigmaArgs};
+use crate::commands::out;
+use crate::experiment::UserError;
+
+/// The printed object (field order as shown).
+#[derive(Debug, Serialize)]
+struct Report {
+    epsilon: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_epsilon: Option<f64>,
+    sigma: f64,
+    q: f64,
+    steps: u64,
+    delta: f64,
+    accountant: &'static str,
+    bound: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rdp_order: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epsilon_mironov: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prv_estimate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prv_lower: Option<f64>,
+}
+
+/// Every accountant error here comes from the flags: a user error (exit 2) naming
+/// the flag where there is one.
+fn user(e: PrivacyError) -> UserError {
+    match &e {
+        PrivacyError::Parameter { param, .. } => {
+            let flag = match *param {
+                "sigma" | "q" | "steps" | "delta" | "epsilon" => format!("--{param}"),
+                other => other.to_string(),
+            };
+            UserError(format!("{flag}: {e}"))
+        }
+        _ => UserError(e.to_string()),
+    }
+}
+
+fn kind(m: &PrivacyMechanismArgs) -> Result<AccountantKind, UserError> {
+    m.accountant
+        .parse()
+        .map_err(|e: PrivacyError| UserError(format!("--accountant: {e}")))
+}
+
+/// The report for `sigma`, with each accountant's extra fields.
+fn report(kind: AccountantKind, sigma: f64, m: &PrivacyMechanismArgs) -> Result<Report, UserError> {
+    let event = GaussianEvent {
+        sigma,
+        q: m.q,
+        steps: m.steps,
+    };
+    let mut r = Report {
+        epsilon: f64::NAN,
+        target_epsilon: None,
+        sigma,
+        q: m.q,
+        steps: m.steps,
+        delta: m.delta,
+        accountant: kind.as_str(),
+        bound: kind.bound(),
+        rdp_order: None,
+        epsilon_mironov: None,
+        prv_estimate: None,
+        prv_lower: None,
+    };
+    match kind {
+        AccountantKind::Rdp => {
+            let mut acc = RdpAccountant::new();
+            acc.compose(&event).map_err(user)?;
+            let b = acc.epsilon(m.delta).map_err(user)?;
+            r.epsilon = b.epsilon;
+            r.rdp_order = Some(b.order);
+            r.epsilon_mironov = Some(acc.epsilon_mironov(m.delta).map_err(user)?.epsilon);
+        }
+        AccountantKind::Prv => {
+            let p = PrvAccountant::default()
+                .epsilon(&[event], m.delta)
+                .map_err(user)?;
+            r.epsilon = p.upper;
+            r.prv_estimate = Some(p.estimate);
+            r.prv_lower = Some(p.lower);
+        }
+    }
+    if !r.epsilon.is_finite() {
+        return Err(UserError(format!(
+            "no finite epsilon for --sigma {sigma}: the noise is too small"
+        )));
+    }
+    Ok(r)
+}
+
+fn print(r: &Report) -> Result<()> {
+    out(serde_json::to_string(r)?);
+    Ok(())
+}
+
+/// `ward privacy epsilon`.
+pub(crate) fn epsilon(a: PrivacyEpsilonArgs) -> Result<()> {
+    let kind = kind(&a.mechanism)?;
+    print(&report(kind, a.sigma, &a.mechanism)?)
+}
+
+/// `ward privacy sigma`.
+pub(crate) fn sigma(a: PrivacySigmaArgs) -> Result<()> {
+    let m = &a.mechanism;
+    let kind = kind(m)?;
+    let sigma = calibrate_sigma(kind, a.epsilon, m.q, m.steps, m.delta).map_err(user)?;
+    let mut r = report(kind, sigma, m)?;
+    r.target_epsilon = Some(a.epsilon);
+    print(&r)
+}
