@@ -120,6 +120,10 @@ pub struct Summary {
     pub wall_time_s: f64,
     /// Updates rejected over the run (NaN/Inf, wrong length, ...).
     pub rejected_updates: usize,
+    /// FLTrust's root sample (`robust.root-samples`): site → indices of the training
+    /// rows (in the site's training split) moved to the server.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub root_sample: Option<BTreeMap<String, Vec<usize>>>,
 }
 
 /// Writes `value` as pretty JSON to `path`, atomically.
