@@ -420,12 +420,15 @@ pub(crate) fn flame_cases() -> Vec<(Vec<Vec<f32>>, Vec<usize>)> {
     ]
 }
 
+/// One mean-shift reference: features, bandwidth, labels.
+pub(crate) type MeanShiftCase = (Vec<Vec<f64>>, f64, Vec<Option<usize>>);
+
 /// Mean shift from scikit-learn 1.9.1: for seed in 30, 31: `r = rng(seed)`,
 /// F = round(4 r.random((12, 3))) / 4 with rows 0..7 set to (0.5, 0, 0.5) + 0.05
 /// r.standard_normal((7, 3)); `bw = estimate_bandwidth(F, quantile=0.5, n_samples=50)`;
 /// `MeanShift(bandwidth=bw, bin_seeding=True, cluster_all=False).fit(F).labels_`
 /// (-1, an orphan, is `None`). Returns (features, bandwidth, labels).
-pub(crate) fn mean_shift_cases() -> Vec<(Vec<Vec<f64>>, f64, Vec<Option<usize>>)> {
+pub(crate) fn mean_shift_cases() -> Vec<MeanShiftCase> {
     vec![
         (
             vec![
