@@ -138,11 +138,11 @@ pub(crate) struct AggregateArgs {
     /// The updates: an (n, d) float32/float64 .npy array, C order, one update per row.
     pub(crate) updates: PathBuf,
     /// The rule: mean, fedavg, median, trimmed-mean, krum, multi-krum, geometric-median,
-    /// bulyan, centered-clipping or fltrust.
+    /// bulyan, centered-clipping, fltrust, dnc, signguard, clipped-clustering or flame.
     #[arg(long)]
     pub(crate) rule: String,
     /// Byzantine updates to tolerate (trimmed-mean cuts f per side; krum, multi-krum,
-    /// bulyan and nnm need it; median checks n >= 2f+1 with it).
+    /// bulyan, dnc and nnm need it; median checks n >= 2f+1 with it).
     #[arg(long)]
     pub(crate) f: Option<usize>,
     /// multi-krum: updates averaged (default n - f).
@@ -152,15 +152,26 @@ pub(crate) struct AggregateArgs {
     #[arg(long)]
     pub(crate) tau: Option<f64>,
     /// centered-clipping: iterations (default 1); geometric-median: the iteration limit
-    /// (default 100).
+    /// (default 100); dnc: its niters (default 1).
     #[arg(long)]
     pub(crate) iterations: Option<usize>,
     /// geometric-median: the smoothing eps (default 1e-8).
     #[arg(long)]
     pub(crate) eps: Option<f64>,
-    /// Seed of bucketing's shuffle (the round is 1).
+    /// Seed of bucketing's shuffle and of dnc's, signguard's and flame's random draws
+    /// (the round is 1).
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
+    /// dnc: coordinates subsampled per iteration (default 10000).
+    #[arg(long)]
+    pub(crate) subsample_dim: Option<usize>,
+    /// dnc: the filtering fraction c (floor(c f) removed per iteration; default 1.0).
+    #[arg(long)]
+    pub(crate) filter_fraction: Option<f64>,
+    /// flame: the noise level lambda (noise std lambda x the median distance; default
+    /// 0.001, 0 for none).
+    #[arg(long)]
+    pub(crate) lambda: Option<f64>,
     /// fltrust: the server's update, a .npy vector of d values (shape (d,) or (1, d)).
     #[arg(long, value_name = "FILE.npy")]
     pub(crate) server_update: Option<PathBuf>,
@@ -190,7 +201,7 @@ pub(crate) struct RobustGridArgs {
     /// Defences, comma-separated (names of `robust.aggregator`).
     #[arg(
         long,
-        default_value = "fedavg,median,trimmed-mean,krum,multi-krum,bulyan,geometric-median,centered-clipping"
+        default_value = "fedavg,median,trimmed-mean,krum,multi-krum,bulyan,geometric-median,centered-clipping,fltrust,dnc,signguard,clipped-clustering,flame"
     )]
     pub(crate) defences: String,
     /// Numbers of compromised sites, comma-separated (0 is the no-attack column).
@@ -208,6 +219,9 @@ pub(crate) struct RobustGridArgs {
     /// Centered clipping's radius.
     #[arg(long, default_value_t = 1.0)]
     pub(crate) tau: f64,
+    /// FLTrust's root sample: training rows moved to the server (`robust.root-samples`).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) root_samples: usize,
     #[command(flatten)]
     pub(crate) engine: EngineArgs,
 }

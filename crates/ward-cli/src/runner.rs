@@ -9,9 +9,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ward_core::{ExperimentSpec, WARD_VERSION};
 use ward_data::FederatedDataset;
-use ward_fl::{
-    Checkpoint, EngineOptions, Simulation, SiteStatus, build_simulation, build_simulation_with,
-};
+use ward_fl::{Checkpoint, EngineOptions, Simulation, SiteStatus, build_simulation_with};
 use ward_report::{Summary, files};
 
 use crate::experiment::UserError;
@@ -38,17 +36,145 @@ pub(crate) fn load_data(spec: &ExperimentSpec, base_dir: &Path) -> Result<Federa
     ward_data::load(&spec.data, base_dir).map_err(|e| UserError(format!("data: {e}")).into())
 }
 
-/// Builds the simulation with the experiment's aggregator and attack installed; returns
-/// it with the compromised flags (one per site; all false without an attack).
+/// ChaCha stream of the run seed that draws FLTrust's root sample, and seeds the
+/// server's trainer on it.
+const ROOT_STREAM: u64 = 0x5EED_0000_F17F;
+
+/// FLTrust's root sample (`robust.root-samples`): `k` rows drawn uniformly over all the
+/// sites' training rows with the run seed; site index → its row indices (ascending,
+/// into the site's training split). Every site keeps at least one training row.
+fn root_plan(
+    spec: &ExperimentSpec,
+    data: &FederatedDataset,
+) -> Result<Option<BTreeMap<usize, Vec<usize>>>, ward_fl::FlError> {
+    use rand::SeedableRng;
+    let Some(k) = spec.robust.root_samples else {
+        return Ok(None);
+    };
+    let sizes: Vec<usize> = data.sites.iter().map(|s| s.train.y.len()).collect();
+    let total: usize = sizes.iter().sum();
+    if k >= total {
+        return Err(ward_fl::FlError::Config(format!(
+            "robust.root-samples = {k}, but the sites hold only {total} training rows: the root sample must be a small part of them"
+        )));
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(spec.seed);
+    rng.set_stream(ROOT_STREAM);
+    let mut picked = rand::seq::index::sample(&mut rng, total, k).into_vec();
+    picked.sort_unstable();
+    let mut plan: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut start = 0;
+    let mut site = 0;
+    for p in picked {
+        while p >= start + sizes[site] {
+            start += sizes[site];
+            site += 1;
+        }
+        plan.entry(site).or_default().push(p - start);
+    }
+    for (&i, rows) in &plan {
+        if rows.len() >= sizes[i] {
+            return Err(ward_fl::FlError::Config(format!(
+                "robust.root-samples = {k} would take every training row of site {} ({} rows): draw fewer",
+                data.sites[i].name, sizes[i]
+            )));
+        }
+    }
+    Ok(Some(plan))
+}
+
+/// The built simulation, the compromised flags (one per site; all false without an
+/// attack) and FLTrust's root sample (site name → training rows), if any.
+type Built = (Simulation, Vec<bool>, Option<BTreeMap<String, Vec<usize>>>);
+
+/// Builds the simulation with the experiment's aggregator, attack and (FLTrust) root
+/// trainer installed.
 fn build(
     spec: &ExperimentSpec,
     data: &FederatedDataset,
     opts: EngineOptions,
+) -> Result<Built, ward_fl::FlError> {
+    let plan = root_plan(spec, data)?;
+    let taken: std::cell::RefCell<Vec<ward_data::Split>> = std::cell::RefCell::new(Vec::new());
+    let take_root = |i: usize, sd: &mut ward_data::SiteData| {
+        if let Some(rows) = plan.as_ref().and_then(|p| p.get(&i)) {
+            let keep: Vec<usize> = (0..sd.train.len())
+                .filter(|r| rows.binary_search(r).is_err())
+                .collect();
+            taken.borrow_mut().push(sd.train.select(rows));
+            sd.train = sd.train.select(&keep);
+        }
+    };
+    let (mut sim, flags) = build_attacked(spec, data, opts, &take_root)?;
+    let root = match &plan {
+        None => None,
+        Some(plan) => {
+            let parts = taken.into_inner();
+            let cols = parts.first().map_or(0, |p| p.x.cols);
+            let mut train = ward_data::Split {
+                x: ward_data::Matrix {
+                    rows: 0,
+                    cols,
+                    data: Vec::new(),
+                },
+                y: Vec::new(),
+            };
+            for p in parts {
+                train.x.rows += p.x.rows;
+                train.x.data.extend(p.x.data);
+                train.y.extend(p.y);
+            }
+            let test = ward_data::Split {
+                x: ward_data::Matrix {
+                    rows: 0,
+                    cols,
+                    data: Vec::new(),
+                },
+                y: Vec::new(),
+            };
+            let engine = ward_models::make_engine(&sim.arch, opts.device, opts.engine)
+                .map_err(|e| ward_fl::FlError::Config(e.to_string()))?;
+            let trainer = ward_fl::InProcessSite::new(
+                ward_data::SiteData {
+                    name: "server-root-sample".into(),
+                    train,
+                    test,
+                },
+                sim.arch.clone(),
+                engine,
+                ward_models::OptimizerConfig::from_spec(&spec.train),
+                spec.train.batch_size,
+                spec.seed,
+                ROOT_STREAM,
+            );
+            sim.federation.set_root_trainer(Box::new(trainer));
+            Some(
+                plan.iter()
+                    .map(|(&i, rows)| (data.sites[i].name.clone(), rows.clone()))
+                    .collect(),
+            )
+        }
+    };
+    install_aggregator(spec, &mut sim)?;
+    Ok((sim, flags, root))
+}
+
+/// Builds the simulation with the experiment's attack installed (the aggregator comes
+/// after); `take_root` removes FLTrust's root rows from each site's training split
+/// before any data poisoning.
+fn build_attacked(
+    spec: &ExperimentSpec,
+    data: &FederatedDataset,
+    opts: EngineOptions,
+    take_root: &dyn Fn(usize, &mut ward_data::SiteData),
 ) -> Result<(Simulation, Vec<bool>), ward_fl::FlError> {
     use ward_robust::attacks::setup;
     let Some(attack) = &spec.attack else {
-        let mut sim = build_simulation(spec, data, opts)?;
-        install_aggregator(spec, &mut sim)?;
+        let root_only = |i: usize, sd: &mut ward_data::SiteData, _k: usize| {
+            take_root(i, sd);
+            Ok::<(), ward_fl::FlError>(())
+        };
+        let sim = build_simulation_with(spec, data, opts, Some(&root_only))?;
         let n = sim.federation.site_names().len();
         return Ok((sim, vec![false; n]));
     };
@@ -56,9 +182,10 @@ fn build(
     // site trains.
     let names: Vec<String> = data.sites.iter().map(|s| s.name.clone()).collect();
     let flags = setup::choose_compromised(attack, &names, &vec![true; names.len()], spec.seed)?;
-    let mut sim = match setup::data_attack(attack) {
+    let sim = match setup::data_attack(attack) {
         Some(da) => {
             let poison = |i: usize, sd: &mut ward_data::SiteData, k: usize| {
+                take_root(i, sd);
                 setup::poison_site(&da, &flags, spec.seed, i, sd, k)
             };
             let mut sim = build_simulation_with(spec, data, opts, Some(&poison))?;
@@ -66,7 +193,11 @@ fn build(
             sim
         }
         None => {
-            let mut sim = build_simulation(spec, data, opts)?;
+            let root_only = |i: usize, sd: &mut ward_data::SiteData, _k: usize| {
+                take_root(i, sd);
+                Ok::<(), ward_fl::FlError>(())
+            };
+            let mut sim = build_simulation_with(spec, data, opts, Some(&root_only))?;
             let ma = setup::model_attack(attack).ok_or_else(|| {
                 ward_fl::FlError::Config(format!(
                     "attack {} is not a model attack",
@@ -80,7 +211,6 @@ fn build(
             sim
         }
     };
-    install_aggregator(spec, &mut sim)?;
     Ok((sim, flags))
 }
 
@@ -107,7 +237,10 @@ fn install_aggregator(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<(),
         tau: r.tau,
         iterations: r.iterations,
         eps: None,
-        seed: spec.seed,
+        b: r.subsample_dim,
+        c: r.filter_fraction,
+        lambda: r.lambda,
+        seed: r.seed.unwrap_or(spec.seed),
         pre,
     };
     let rule = ward_robust::rule_from_name(r.aggregator.as_str(), &opts)
@@ -152,7 +285,8 @@ pub(crate) fn execute(
     let start = Instant::now();
     let resolved = resolve_patch(spec, data)?;
     let spec = &resolved;
-    let (mut sim, compromised) = build(spec, data, opts).map_err(|e| UserError(e.to_string()))?;
+    let (mut sim, compromised, root_sample) =
+        build(spec, data, opts).map_err(|e| UserError(e.to_string()))?;
     if persist.is_some() {
         for w in &sim.warnings {
             tracing::warn!("{w}");
@@ -329,6 +463,7 @@ pub(crate) fn execute(
         wall_time_s: start.elapsed().as_secs_f64(),
         rejected_updates: rejected,
         data_warnings: sim.warnings.clone(),
+        root_sample,
     };
     if let Some(p) = persist {
         let meta = serde_json::json!({

@@ -63,6 +63,17 @@ pub enum AggregatorKind {
     GeometricMedian,
     /// Centered clipping (Karimireddy et al. 2021).
     CenteredClipping,
+    /// FLTrust (Cao et al. 2021): trust scores from the server's update on its root
+    /// sample (`robust.root-samples`).
+    Fltrust,
+    /// Divide-and-Conquer (Shejwalkar & Houmansadr 2021; n >= 2f+1).
+    Dnc,
+    /// SignGuard (Xu et al. 2022): norm filter + sign clustering.
+    Signguard,
+    /// Clipped clustering (Li et al. 2023): median-norm clipping + 2 clusters.
+    ClippedClustering,
+    /// FLAME (Nguyen et al. 2022): HDBSCAN + clipping + noise.
+    Flame,
 }
 
 impl AggregatorKind {
@@ -78,6 +89,11 @@ impl AggregatorKind {
             Self::Bulyan => "bulyan",
             Self::GeometricMedian => "geometric-median",
             Self::CenteredClipping => "centered-clipping",
+            Self::Fltrust => "fltrust",
+            Self::Dnc => "dnc",
+            Self::Signguard => "signguard",
+            Self::ClippedClustering => "clipped-clustering",
+            Self::Flame => "flame",
         }
     }
 
@@ -85,8 +101,13 @@ impl AggregatorKind {
     pub fn takes_f(self) -> bool {
         matches!(
             self,
-            Self::TrimmedMean | Self::Krum | Self::MultiKrum | Self::Bulyan
+            Self::TrimmedMean | Self::Krum | Self::MultiKrum | Self::Bulyan | Self::Dnc
         )
+    }
+
+    /// Whether the rule draws at random (from `robust.seed` and the round).
+    pub fn takes_seed(self) -> bool {
+        matches!(self, Self::Dnc | Self::Signguard | Self::Flame)
     }
 }
 
@@ -112,6 +133,24 @@ pub struct RobustSpec {
     /// Pre-aggregators applied in order: `"nnm"`, `"bucketing:S"`, `"clip:C"`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pre: Vec<String>,
+    /// Seed of the rule's random draws (dnc, signguard, flame, bucketing), combined with
+    /// the round; default: the experiment's `seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// FLAME: the noise level lambda (noise std lambda x the median distance; default
+    /// 0.001).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
+    /// DnC: coordinates subsampled per iteration (default 10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subsample_dim: Option<usize>,
+    /// DnC: the filtering fraction c (floor(c f) updates removed; default 1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_fraction: Option<f64>,
+    /// FLTrust: training rows drawn (with the run seed) from the sites' training data
+    /// into the server's root sample, and removed from the sites (required for fltrust).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_samples: Option<usize>,
 }
 
 /// A simulated poisoning attack.
@@ -1374,12 +1413,65 @@ impl RobustSpec {
             check(
                 matches!(
                     a,
-                    AggregatorKind::CenteredClipping | AggregatorKind::GeometricMedian
+                    AggregatorKind::CenteredClipping
+                        | AggregatorKind::GeometricMedian
+                        | AggregatorKind::Dnc
                 ),
                 "robust.iterations",
-                || "is only for centered-clipping and geometric-median".into(),
+                || "is only for centered-clipping, geometric-median and dnc".into(),
             )?;
             check(k >= 1, "robust.iterations", || "must be >= 1".into())?;
+        }
+        if self.seed.is_some() {
+            let bucketing = pre
+                .iter()
+                .any(|p| matches!(p, PreAggregatorSpec::Bucketing(_)));
+            check(a.takes_seed() || bucketing, "robust.seed", || {
+                format!(
+                    "is not used by aggregator \"{}\" (only dnc, signguard, flame and bucketing draw at random)",
+                    a.as_str()
+                )
+            })?;
+        }
+        if let Some(l) = self.lambda {
+            check(a == AggregatorKind::Flame, "robust.lambda", || {
+                "is only for flame".into()
+            })?;
+            check(l.is_finite() && l >= 0.0, "robust.lambda", || {
+                format!("{l}: must be a number >= 0")
+            })?;
+        }
+        if let Some(b) = self.subsample_dim {
+            check(a == AggregatorKind::Dnc, "robust.subsample-dim", || {
+                "is only for dnc".into()
+            })?;
+            check(b >= 1, "robust.subsample-dim", || "must be >= 1".into())?;
+        }
+        if let Some(c) = self.filter_fraction {
+            check(a == AggregatorKind::Dnc, "robust.filter-fraction", || {
+                "is only for dnc".into()
+            })?;
+            check(c.is_finite() && c >= 0.0, "robust.filter-fraction", || {
+                format!("{c}: must be a number >= 0")
+            })?;
+        }
+        match (a, self.root_samples) {
+            (AggregatorKind::Fltrust, None) => {
+                return Err(ConfigError::new(
+                    "robust.root-samples",
+                    "is required for fltrust: the number of training rows the server holds as its root sample (e.g. 100)",
+                ));
+            }
+            (AggregatorKind::Fltrust, Some(0)) => {
+                return Err(ConfigError::new("robust.root-samples", "must be >= 1"));
+            }
+            (AggregatorKind::Fltrust, Some(_)) | (_, None) => {}
+            (_, Some(_)) => {
+                return Err(ConfigError::new(
+                    "robust.root-samples",
+                    "is only for fltrust",
+                ));
+            }
         }
         Ok(())
     }
@@ -1927,6 +2019,40 @@ mod tests {
             parse("[robust]\naggregator = \"centered-clipping\"\n"),
             Err("robust.tau".into())
         );
+        assert_eq!(
+            parse("[robust]\naggregator = \"dnc\"\n"),
+            Err("robust.f".into())
+        );
+        assert_eq!(
+            parse(
+                "[robust]\naggregator = \"dnc\"\nf = 1\nsubsample-dim = 100\nfilter-fraction = 1.0\niterations = 2\nseed = 3\n"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            parse("[robust]\naggregator = \"median\"\nseed = 3\n"),
+            Err("robust.seed".into())
+        );
+        assert_eq!(
+            parse("[robust]\naggregator = \"flame\"\nlambda = -1.0\n"),
+            Err("robust.lambda".into())
+        );
+        assert_eq!(
+            parse("[robust]\naggregator = \"signguard\"\nlambda = 0.1\n"),
+            Err("robust.lambda".into())
+        );
+        assert_eq!(
+            parse("[robust]\naggregator = \"fltrust\"\n"),
+            Err("robust.root-samples".into())
+        );
+        assert_eq!(
+            parse("[robust]\naggregator = \"fltrust\"\nroot-samples = 50\n"),
+            Ok(())
+        );
+        assert_eq!(
+            parse("[robust]\naggregator = \"krum\"\nf = 1\nroot-samples = 50\n"),
+            Err("robust.root-samples".into())
+        );
         assert_eq!(parse("[attack]\nkind = \"alie\"\n"), Err("attack.f".into()));
         assert_eq!(parse("[attack]\nkind = \"alie\"\nf = 1\n"), Ok(()));
         assert_eq!(
@@ -2050,6 +2176,11 @@ mod tests {
                 tau: Some(1.0),
                 iterations: Some(2),
                 pre: vec!["nnm".into()],
+                seed: Some(1),
+                lambda: Some(0.001),
+                subsample_dim: Some(10),
+                filter_fraction: Some(1.0),
+                root_samples: Some(10),
             },
             attack: Some(AttackSpec {
                 kind: AttackKind::Backdoor,

@@ -174,6 +174,9 @@ pub struct Federation {
     attack: Option<Box<dyn UpdateAttack>>,
     compromised: Option<Vec<bool>>,
     state: ServerState,
+    /// FLTrust: the server's own trainer on its root sample (see
+    /// [`Federation::set_root_trainer`]).
+    root: Option<Box<dyn SiteHandle>>,
 }
 
 impl std::fmt::Debug for Federation {
@@ -238,6 +241,7 @@ impl Federation {
                 cycle_pos: 0,
                 attack: Vec::new(),
             },
+            root: None,
         })
     }
 
@@ -282,6 +286,15 @@ impl Federation {
         self.attack = Some(attack);
         self.compromised = Some(compromised);
         Ok(())
+    }
+
+    /// Gives the server a trainer on its own root data (FLTrust, Cao et al. 2021): each
+    /// round, before aggregation, it trains from the global model with the round's local
+    /// work (and FedProx mu), and its model is the aggregator's
+    /// [`RoundContext::server_update`]. It is not a site: never selected, evaluated or
+    /// recorded; its state (batch order, optimizer) is checkpointed after the sites'.
+    pub fn set_root_trainer(&mut self, trainer: Box<dyn SiteHandle>) {
+        self.root = Some(trainer);
     }
 
     /// Marks sites as compromised in the round records without an update attack (data
@@ -517,7 +530,28 @@ impl Federation {
             )));
         }
         if !accepted.is_empty() {
-            let ctx = RoundContext::new(round, &self.state.global);
+            let server_update = match self.root.as_mut() {
+                None => None,
+                Some(root) => {
+                    let root_ins = FitInstructions {
+                        server_control: None,
+                        ..ins.clone()
+                    };
+                    let u = root.fit(&self.state.global, &root_ins)?;
+                    if let Some(i) = u.params.first_non_finite() {
+                        return Err(FlError::Config(format!(
+                            "round {round}: the server's update on its root sample has a non-finite value at index {i}"
+                        )));
+                    }
+                    u.params.check_same_layout(&self.state.global)?;
+                    Some(u.params)
+                }
+            };
+            let ctx = RoundContext {
+                round,
+                global: &self.state.global,
+                server_update: server_update.as_ref(),
+            };
             let agg = self.aggregator.aggregate(&accepted, &ctx)?;
             let agg_delta = agg.params.sub(&self.state.global)?;
             let agg_norm = agg_delta.l2_norm();
@@ -594,23 +628,31 @@ impl Federation {
 
     /// The whole federation state (server and sites) for a checkpoint.
     pub fn snapshot(&self) -> Result<Checkpoint, FlError> {
-        let sites = self
+        let mut sites = self
             .sites
             .iter()
             .map(|s| s.save_state())
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(root) = &self.root {
+            sites.push(root.save_state()?);
+        }
         Ok(Checkpoint::new(self.state.clone(), sites))
     }
 
     /// Restores a checkpoint taken from a federation with the same sites and settings.
     pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<(), FlError> {
         let (state, sites) = checkpoint.parts();
-        if sites.len() != self.sites.len() {
+        let expected = self.sites.len() + usize::from(self.root.is_some());
+        if sites.len() != expected {
             return Err(FlError::Checkpoint(format!(
-                "checkpoint holds {} sites, the federation has {}",
+                "checkpoint holds {} site states, the federation has {} (sites, plus the server's root trainer where FLTrust runs)",
                 sites.len(),
-                self.sites.len()
+                expected
             )));
+        }
+        let (sites, root_state) = sites.split_at(self.sites.len());
+        if let (Some(root), Some(bytes)) = (self.root.as_mut(), root_state.first()) {
+            root.load_state(bytes)?;
         }
         state
             .global

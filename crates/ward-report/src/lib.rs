@@ -124,6 +124,10 @@ pub struct Summary {
     /// with its reason), rows dropped for missing values, ...
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub data_warnings: Vec<String>,
+    /// FLTrust's root sample (`robust.root-samples`): site → indices of the training
+    /// rows (in the site's training split) moved to the server.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub root_sample: Option<BTreeMap<String, Vec<usize>>>,
 }
 
 /// Writes `value` as pretty JSON to `path`, atomically.

@@ -5,7 +5,8 @@ use ward_fl::{Aggregator, FedAvg};
 use crate::error::RobustError;
 use crate::pre::{Bucketing, Composed, Nnm, NormClip, PreAggregator, PreSpec};
 use crate::{
-    Bulyan, CenteredClipping, Fltrust, GeometricMedian, Krum, Mean, Median, MultiKrum, TrimmedMean,
+    Bulyan, CenteredClipping, ClippedClustering, Dnc, Flame, Fltrust, GeometricMedian, Krum, Mean,
+    Median, MultiKrum, SignGuard, TrimmedMean,
 };
 
 /// Options of [`rule_from_name`]; each rule uses some and refuses the others.
@@ -24,7 +25,14 @@ pub struct RuleOptions {
     pub iterations: Option<usize>,
     /// `geometric-median`: the smoothing `eps` (default 1e-8).
     pub eps: Option<f64>,
-    /// Seed of the `bucketing` pre-aggregator's shuffle.
+    /// `dnc`: the subsample dimension `b` (default 10000; all coordinates when `b >= d`).
+    pub b: Option<usize>,
+    /// `dnc`: the filtering fraction `c` (default 1.0: `floor(c f)` updates removed).
+    pub c: Option<f64>,
+    /// `flame`: the noise level `lambda` (default 0.001; noise std `lambda * S`).
+    pub lambda: Option<f64>,
+    /// Seed of the `bucketing` pre-aggregator's shuffle and of the random draws of
+    /// `dnc`, `signguard` and `flame` (combined with the round number).
     pub seed: u64,
     /// Pre-aggregators, applied in order before the rule.
     pub pre: Vec<PreSpec>,
@@ -34,7 +42,9 @@ pub struct RuleOptions {
 /// `opts.pre` is not empty.
 ///
 /// Names: `mean` (unweighted), `fedavg` (example-weighted), `median`, `trimmed-mean`,
-/// `krum`, `multi-krum`, `geometric-median`, `bulyan`, `centered-clipping`, `fltrust`.
+/// `krum`, `multi-krum`, `geometric-median`, `bulyan`, `centered-clipping`, `fltrust`,
+/// `dnc` (`f`, `b`, `c`, `iterations`), `signguard`, `clipped-clustering`, `flame`
+/// (`lambda`).
 /// A missing required option, an option the rule does not use, or an out-of-range
 /// value is an error naming it.
 ///
@@ -65,6 +75,8 @@ pub fn rule_from_name(name: &str, opts: &RuleOptions) -> Result<Box<dyn Aggregat
         "multi-krum" => &["f", "m"],
         "centered-clipping" => &["tau", "iterations"],
         "geometric-median" => &["iterations", "eps"],
+        "dnc" => &["f", "iterations", "b", "c"],
+        "flame" => &["lambda"],
         _ => &[],
     };
     let nnm = opts.pre.contains(&PreSpec::Nnm);
@@ -74,6 +86,9 @@ pub fn rule_from_name(name: &str, opts: &RuleOptions) -> Result<Box<dyn Aggregat
         ("tau", opts.tau.is_some()),
         ("iterations", opts.iterations.is_some()),
         ("eps", opts.eps.is_some()),
+        ("b", opts.b.is_some()),
+        ("c", opts.c.is_some()),
+        ("lambda", opts.lambda.is_some()),
     ];
     let rule: Box<dyn Aggregator> = match name {
         "mean" => Box::new(Mean),
@@ -98,6 +113,16 @@ pub fn rule_from_name(name: &str, opts: &RuleOptions) -> Result<Box<dyn Aggregat
             Box::new(CenteredClipping::new(tau, opts.iterations.unwrap_or(1))?)
         }
         "fltrust" => Box::new(Fltrust),
+        "dnc" => Box::new(Dnc::new(
+            need_f()?,
+            opts.b.unwrap_or(10_000),
+            opts.c.unwrap_or(1.0),
+            opts.iterations.unwrap_or(1),
+            opts.seed,
+        )?),
+        "signguard" => Box::new(SignGuard::new(opts.seed)),
+        "clipped-clustering" => Box::new(ClippedClustering),
+        "flame" => Box::new(Flame::new(opts.lambda.unwrap_or(0.001), opts.seed)?),
         other => return Err(RobustError::UnknownRule(other.to_string())),
     };
     for (opt, set) in given {
@@ -166,6 +191,27 @@ mod tests {
                 1,
             ),
             ("fltrust", opts(), 1),
+            ("dnc", f1.clone(), 3),
+            (
+                "dnc",
+                RuleOptions {
+                    b: Some(100),
+                    c: Some(2.0),
+                    iterations: Some(3),
+                    ..f1.clone()
+                },
+                3,
+            ),
+            ("signguard", opts(), 1),
+            ("clipped-clustering", opts(), 2),
+            (
+                "flame",
+                RuleOptions {
+                    lambda: Some(0.01),
+                    ..opts()
+                },
+                2,
+            ),
         ];
         for (name, o, min) in cases {
             let r = rule_from_name(name, &o).unwrap();
@@ -220,6 +266,30 @@ mod tests {
                 }
             ),
             "krum: does not use the option tau"
+        );
+        assert_eq!(
+            msg("dnc", opts()),
+            "dnc: needs f, the number of Byzantine updates to tolerate (--f N)"
+        );
+        assert_eq!(
+            msg(
+                "flame",
+                RuleOptions {
+                    lambda: Some(-0.5),
+                    ..opts()
+                }
+            ),
+            "flame: lambda = -0.5: must be a number >= 0"
+        );
+        assert_eq!(
+            msg(
+                "signguard",
+                RuleOptions {
+                    lambda: Some(0.1),
+                    ..opts()
+                }
+            ),
+            "signguard: does not use the option lambda"
         );
         assert_eq!(
             msg("centered-clipping", opts()),

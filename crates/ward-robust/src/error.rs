@@ -71,7 +71,8 @@ pub enum RobustError {
 
 /// The names [`crate::rule_from_name`] accepts.
 pub const RULE_NAMES: &str = "mean, fedavg, median, trimmed-mean, krum, multi-krum, \
-                              geometric-median, bulyan, centered-clipping, fltrust";
+                              geometric-median, bulyan, centered-clipping, fltrust, dnc, \
+                              signguard, clipped-clustering, flame";
 
 fn too_few(rule: &str, f: Option<usize>, formula: &str, need: usize, got: usize) -> String {
     let unit = if need == 1 { "update" } else { "updates" };

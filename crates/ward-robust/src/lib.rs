@@ -13,6 +13,10 @@
 //! | [`GeometricMedian`] | `geometric-median` | `n >= 1` (breakdown point 1/2) |
 //! | [`CenteredClipping`] | `centered-clipping` | `n >= 1` (moves at most `tau` a step) |
 //! | [`Fltrust`] | `fltrust` | `n >= 1` and the server's update in the round |
+//! | [`Dnc`] | `dnc` | `n >= 2f+1` (honest majority; keeps `n - floor(c f)` a pass) |
+//! | [`SignGuard`] | `signguard` | `n >= 1` (robust with an honest majority) |
+//! | [`ClippedClustering`] | `clipped-clustering` | `n >= 2` (two clusters; honest majority) |
+//! | [`Flame`] | `flame` | `n >= 2` (cluster of `n/2 + 1`; honest majority) |
 //!
 //! Each rule has a `check(n)` that returns the assumption's violation as a
 //! [`RobustError`] (e.g. `bulyan with f = 2 needs n >= 4f+3 = 11 updates, got 8`), and
@@ -29,6 +33,12 @@
 //! coordinates in chunks (sorting networks for small `n`, selection otherwise) in
 //! parallel with rayon; Krum, Multi-Krum, Bulyan and NNM share one pairwise distance
 //! matrix computed in parallel with `f64` accumulation.
+//!
+//! DnC, SignGuard and FLAME draw at random (coordinate subsets, noise) from ChaCha8
+//! seeded with the configured seed and the round number, so they keep no state and a
+//! resumed run is exact; their clustering and eigen kernels (mean shift, average
+//! linkage, HDBSCAN's majority cluster, Jacobi) are small exact implementations checked
+//! against scikit-learn and numpy on small inputs.
 //!
 //! [`attacks`] holds the poisoning attacks (data and model poisoning).
 //!
@@ -56,6 +66,7 @@
 pub mod attacks;
 
 mod builder;
+mod cluster;
 mod common;
 mod coordinate;
 mod distance;
@@ -73,11 +84,15 @@ pub use error::{RULE_NAMES, RobustError};
 pub use pre::{Bucketing, Composed, Nnm, NormClip, PreAggregator, PreOutput, PreSpec};
 pub use rules::bulyan::Bulyan;
 pub use rules::centered_clipping::CenteredClipping;
+pub use rules::clipped_clustering::ClippedClustering;
+pub use rules::dnc::Dnc;
+pub use rules::flame::Flame;
 pub use rules::fltrust::Fltrust;
 pub use rules::geometric_median::GeometricMedian;
 pub use rules::krum::{Krum, MultiKrum};
 pub use rules::mean::Mean;
 pub use rules::median::Median;
+pub use rules::signguard::SignGuard;
 pub use rules::trimmed_mean::TrimmedMean;
 #[doc(no_inline)]
 pub use ward_fl::Aggregator;

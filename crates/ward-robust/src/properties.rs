@@ -10,7 +10,8 @@ use ward_fl::{Aggregate, Aggregator, RoundContext};
 use crate::common::testing::upds;
 use crate::pre::{Bucketing, Composed, Nnm, NormClip};
 use crate::{
-    Bulyan, CenteredClipping, Fltrust, GeometricMedian, Krum, Mean, Median, MultiKrum, TrimmedMean,
+    Bulyan, CenteredClipping, ClippedClustering, Dnc, Flame, Fltrust, GeometricMedian, Krum, Mean,
+    Median, MultiKrum, SignGuard, TrimmedMean,
 };
 
 fn config(seed: u64) -> ProptestConfig {
@@ -35,6 +36,13 @@ fn rules() -> Vec<Box<dyn Aggregator>> {
         Box::new(GeometricMedian::default()),
         Box::new(CenteredClipping::new(2.0, 3).unwrap()),
         Box::new(Fltrust),
+        // b = 5 < d for most cases: the subsampled path; 2 iterations intersect.
+        Box::new(Dnc::new(1, 5, 1.0, 2, 11).unwrap()),
+        Box::new(Dnc::with_defaults(1, 0)),
+        Box::new(SignGuard::new(3)),
+        Box::new(ClippedClustering),
+        // lambda = 0: the laws below hold exactly; the noise is tested in flame.rs.
+        Box::new(Flame::new(0.0, 5).unwrap()),
         Box::new(Composed::new(
             vec![Box::new(Nnm::new(1))],
             Box::new(Krum::new(1)),
@@ -102,12 +110,11 @@ proptest! {
         let u = upds(&x);
         let pu: Vec<Update> = perm.iter().map(|&i| u[i].clone()).collect();
         for rule in rules() {
-            let ctx_ok = rule.name() != "fltrust" || {
-                // FLTrust refuses a round where no update agrees with the server.
-                let ctx = RoundContext { round: 3, global: &global, server_update: Some(&server) };
-                rule.aggregate(&u, &ctx).is_ok()
-            };
-            if !ctx_ok {
+            // SignGuard refuses a round where no update passes both filters: then the
+            // permuted round must be refused too.
+            let ctx = RoundContext { round: 3, global: &global, server_update: Some(&server) };
+            if rule.name() == "signguard" && rule.aggregate(&u, &ctx).is_err() {
+                prop_assert!(rule.aggregate(&pu, &ctx).is_err(), "{}", rule.name());
                 continue;
             }
             let a = agg(rule.as_ref(), &u, &global, &server);
@@ -144,8 +151,11 @@ proptest! {
         let u = upds(&vec![v.clone(); n]);
         for rule in rules() {
             let name = rule.name();
-            if (name == "fltrust" && norm(&v) == 0.0) || (name.starts_with("clip") && norm(&v) > 3.0) {
-                // a zero server delta is refused; clipping shortens a long v
+            if (matches!(name.as_str(), "fltrust" | "signguard") && norm(&v) == 0.0)
+                || (name.starts_with("clip+") && norm(&v) > 3.0)
+            {
+                // a zero server delta is refused (FLTrust), a zero median norm filters
+                // everything (SignGuard); clipping shortens a long v
                 continue;
             }
             let a = agg(rule.as_ref(), &u, &global, &server);
@@ -176,6 +186,8 @@ proptest! {
             Box::new(TrimmedMean::new(0)),
             Box::new(CenteredClipping::new(1e6, 1).unwrap()),
             Box::new(Composed::new(vec![Box::new(Nnm::new(0))], Box::new(Mean))),
+            // DnC with f = 0 removes nothing.
+            Box::new(Dnc::new(0, 3, 1.0, 2, 1).unwrap()),
         ];
         if n >= 3 {
             same.push(Box::new(MultiKrum::new(0, Some(n)).unwrap()));
@@ -260,6 +272,24 @@ proptest! {
         // combination stays within it.
         let ft = agg(&Fltrust, &u, &global, &server);
         prop_assert!(norm(ft.params.values()) <= norm(server.values()) * (1.0 + 1e-6) + 1e-6);
+        // DnC: the Byzantine copies dominate the top singular direction and score
+        // highest, so exactly the honest updates are kept.
+        for dnc in [Dnc::with_defaults(f, 0), Dnc::new(f, 4, 1.0, 3, 9).unwrap()] {
+            let a = agg(&dnc, &u, &global, &server);
+            prop_assert!(in_box(a.params.values()), "dnc: {:?}", a.params.values());
+            prop_assert_eq!(a.selected, Some((f..n).collect::<Vec<_>>()));
+        }
+        // SignGuard, clipped clustering and FLAME clip to a median norm, which an
+        // honest majority keeps an honest norm: the output is no longer than the
+        // longest honest update. SignGuard's norm filter drops the Byzantine ones.
+        let longest = honest.iter().map(|r| norm(r)).fold(0.0, f64::max);
+        let sg = agg(&SignGuard::new(1), &u, &global, &server);
+        prop_assert!(norm(sg.params.values()) <= longest * (1.0 + 1e-6), "signguard");
+        prop_assert!(sg.selected.unwrap().iter().all(|&i| i >= f));
+        for rule in [&ClippedClustering as &dyn Aggregator, &Flame::new(0.0, 1).unwrap()] {
+            let a = agg(rule, &u, &global, &server);
+            prop_assert!(norm(a.params.values()) <= longest * (1.0 + 1e-6), "{}", rule.name());
+        }
     }
 }
 
@@ -276,6 +306,7 @@ proptest! {
             (Box::new(Krum::new(f)), "2f+3", 2 * f + 3),
             (Box::new(MultiKrum::new(f, None).unwrap()), "2f+3", 2 * f + 3),
             (Box::new(Bulyan::new(f)), "4f+3", 4 * f + 3),
+            (Box::new(Dnc::with_defaults(f, 0)), "2f+1", 2 * f + 1),
         ];
         for (rule, formula, need) in cases {
             prop_assert_eq!(rule.min_updates(), need);

@@ -113,6 +113,9 @@ pub(crate) fn aggregate(a: AggregateArgs) -> Result<()> {
         tau: a.tau,
         iterations: a.iterations,
         eps: a.eps,
+        b: a.subsample_dim,
+        c: a.filter_fraction,
+        lambda: a.lambda,
         seed: a.seed,
         pre,
     };

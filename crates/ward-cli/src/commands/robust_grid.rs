@@ -64,8 +64,9 @@ fn attack_kind(name: &str) -> Option<AttackKind> {
     toml::Value::String(name.into()).try_into().ok()
 }
 
-/// The `[robust]` section of a defence (its `f` is the grid's defence f).
-fn defence_spec(kind: AggregatorKind, f: usize, tau: f64) -> RobustSpec {
+/// The `[robust]` section of a defence (its `f` is the grid's defence f; FLTrust's
+/// root sample is `root_samples` rows; the random rules draw from the cell's seed).
+fn defence_spec(kind: AggregatorKind, f: usize, tau: f64, root_samples: usize) -> RobustSpec {
     RobustSpec {
         aggregator: kind,
         f: kind.takes_f().then_some(f),
@@ -73,6 +74,11 @@ fn defence_spec(kind: AggregatorKind, f: usize, tau: f64) -> RobustSpec {
         tau: (kind == AggregatorKind::CenteredClipping).then_some(tau),
         iterations: None,
         pre: Vec::new(),
+        seed: None,
+        lambda: None,
+        subsample_dim: None,
+        filter_fraction: None,
+        root_samples: (kind == AggregatorKind::Fltrust).then_some(root_samples),
     }
 }
 
@@ -233,7 +239,7 @@ pub(crate) fn robust_grid(args: RobustGridArgs) -> Result<()> {
                 &base,
                 &data,
                 attack.map(|a| attack_spec(a, f, base.attack.as_ref())),
-                defence_spec(d, defence_f, args.tau),
+                defence_spec(d, defence_f, args.tau, args.root_samples),
                 seed,
                 opts,
             );
@@ -248,12 +254,22 @@ pub(crate) fn robust_grid(args: RobustGridArgs) -> Result<()> {
                 cell.acc_drop = clean.get(&(cell.defence.clone(), seed)).map(|c| c - acc);
                 cell.asr = o.summary.backdoor_success_mean;
                 cell.compromised = o.summary.compromised_sites.clone();
-                let selects = o.records.iter().any(|r| r.selected.is_some());
+                // FLTrust excludes by a zero trust score (its weight), the others by
+                // not selecting.
+                let by_weight = d == AggregatorKind::Fltrust;
+                let selects = o
+                    .records
+                    .iter()
+                    .any(|r| r.selected.is_some() || (by_weight && r.aggregation_weight.is_some()));
                 if selects && attack.is_some() {
                     let excluded = |comp: bool| {
                         o.records
                             .iter()
-                            .filter(|r| r.selected == Some(false) && r.compromised == Some(comp))
+                            .filter(|r| {
+                                (r.selected == Some(false)
+                                    || (by_weight && r.aggregation_weight == Some(0.0)))
+                                    && r.compromised == Some(comp)
+                            })
                             .count()
                     };
                     cell.tp = Some(excluded(true));

@@ -1342,3 +1342,131 @@ fn privacy_calculator_refuses_bad_arguments_with_exit_code_2() {
         assert!(o.stdout.is_empty(), "case {i}");
     }
 }
+
+/// FLTrust in `ward run`: the server trains on a root sample of 50 training rows drawn
+/// from the sites (recorded in the summary, removed from the sites); Cleveland, the
+/// largest hospital, flips the sign of its update, which then points away from the
+/// server's, so its trust score is 0 in every one of the 15 rounds. (A flipping VA Long
+/// Beach or Switzerland is not excluded every round: on this non-IID data their honest
+/// updates often oppose the server's already, so the flipped ones agree with it.)
+#[test]
+fn fltrust_gives_a_sign_flip_attacker_zero_trust() {
+    let tmp = tempfile::tempdir().unwrap();
+    let attack = "[attack]\nkind = \"sign-flip\"\nscale = 3.0\nsites = [\"Cleveland\"]\n";
+    let base = "[data]\ndataset = \"fed-heart-disease\"\n[train]\nlr = 0.01\n";
+    let ft = write_experiment(
+        tmp.path(),
+        "fltrust",
+        &format!("{base}[robust]\naggregator = \"fltrust\"\nroot-samples = 50\n{attack}"),
+    );
+    run_ok(
+        ward()
+            .arg("run")
+            .arg("--quiet")
+            .arg(&ft)
+            .arg("--out")
+            .arg(tmp.path().join("ft")),
+    );
+    let s = json(&tmp.path().join("ft/summary.json"));
+    assert_eq!(s["aggregator"], "fltrust");
+    let root = s["root_sample"].as_object().unwrap();
+    let taken: usize = root.values().map(|v| v.as_array().unwrap().len()).sum();
+    assert_eq!(taken, 50, "{root:?}");
+    let metrics = fs_err::read_to_string(tmp.path().join("ft/metrics.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 15 * 4);
+    // Training rows per site (fed-heart-disease's split: 200, 171, 30, 85) less the
+    // rows moved to the server: no row is used twice.
+    let full = [
+        ("Cleveland", 200),
+        ("Hungary", 171),
+        ("Switzerland", 30),
+        ("VA Long Beach", 85),
+    ];
+    for r in &rows {
+        let site = r["site"].as_str().unwrap();
+        let n = full.iter().find(|(s, _)| *s == site).unwrap().1;
+        let moved = root.get(site).map_or(0, |v| v.as_array().unwrap().len());
+        assert_eq!(
+            r["num_examples"].as_u64().unwrap() as usize,
+            n - moved,
+            "{r}"
+        );
+        let w = r["aggregation_weight"].as_f64().unwrap();
+        if r["compromised"] == true {
+            assert_eq!(w, 0.0, "the attacker got weight: {r}");
+        }
+    }
+    // The honest sites carry all the weight each round (or, in a round where no update
+    // agrees with the server, nobody does).
+    for round in rows.chunks(4) {
+        let honest: f64 = round
+            .iter()
+            .filter(|r| r["compromised"] == false)
+            .map(|r| r["aggregation_weight"].as_f64().unwrap())
+            .sum();
+        assert!((honest - 1.0).abs() < 1e-9 || honest == 0.0, "{round:?}");
+    }
+}
+
+#[test]
+fn kill_9_and_resume_with_fltrust_is_exact() {
+    kill_and_resume(&[
+        "robust.aggregator=fltrust",
+        "robust.root-samples=40",
+        "train.lr=0.01",
+    ]);
+}
+
+/// `ward aggregate` with the clustering and filtering rules, on inputs checked by hand
+/// in their unit tests (dnc.rs, flame.rs, clipped_clustering.rs).
+#[test]
+fn aggregate_runs_dnc_flame_signguard_and_clipped_clustering() {
+    let tmp = tempfile::tempdir().unwrap();
+    // DnC, f = 1: rows (0, 0), (1, 0), (-1, 0), (0, 10); the last scores highest along
+    // the top singular direction (0, 1) and is dropped: mean (0, 0).
+    let d = tmp.path().join("d.npy");
+    write_npy::<f32>(&d, &[4, 2], &[0., 0., 1., 0., -1., 0., 0., 10.], false);
+    let v = aggregate_line(&["--rule", "dnc", "--f", "1", "--seed", "3"], &d);
+    assert_eq!(
+        v,
+        serde_json::json!({"rule": "dnc", "result": [0.0, 0.0], "selected": [0, 1, 2]})
+    );
+    // FLAME without noise: the cluster is {0, 1, 2} (see flame.rs).
+    let f = tmp.path().join("f.npy");
+    write_npy::<f32>(
+        &f,
+        &[5, 2],
+        &[1., 0., 1., 0.1, 2., 0.1, 1., -0.1, 0., 3.],
+        false,
+    );
+    let v = aggregate_line(&["--rule", "flame", "--lambda", "0", "--seed", "1"], &f);
+    assert_eq!(v["selected"], serde_json::json!([0, 1, 2]));
+    // With noise the result moves, the selection does not.
+    let w = aggregate_line(&["--rule", "flame", "--seed", "1"], &f);
+    assert_eq!(w["selected"], serde_json::json!([0, 1, 2]));
+    assert_ne!(w["result"], v["result"]);
+    // Clipped clustering: {0, 1, 2} against (-8, 0).
+    let c = tmp.path().join("c.npy");
+    write_npy::<f32>(&c, &[4, 2], &[1., 0.1, 2., 0., 1., -0.1, -8., 0.], false);
+    let v = aggregate_line(&["--rule", "clipped-clustering"], &c);
+    assert_eq!(v["selected"], serde_json::json!([0, 1, 2]));
+    // SignGuard drops the update 20 times longer than the median (d = 1: 1, 1.1, 0.9, 20).
+    let s = tmp.path().join("s.npy");
+    write_npy::<f32>(&s, &[4, 1], &[1., 1.1, 0.9, 20.], false);
+    let v = aggregate_line(&["--rule", "signguard"], &s);
+    assert_eq!(v["selected"], serde_json::json!([0, 1, 2]));
+    // Options a rule does not take are refused.
+    let o = ward()
+        .args(["aggregate", "--rule", "signguard", "--lambda", "0.1"])
+        .arg(&s)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("signguard: does not use the option lambda")
+    );
+}

@@ -25,8 +25,12 @@ const RULE: &str = "fltrust";
 /// output stays within `||g_0||` of the global model. Unweighted: `num_examples` is
 /// ignored. `weights` reports `TS_i / sum_j TS_j`.
 ///
-/// Errors (never a silent fallback): no server update in the round, a server update
-/// equal to the global model (no direction to trust), or every trust score 0.
+/// Errors: no server update in the round, or a server update equal to the global model
+/// (no direction to trust). A round where every trust score is 0 (no update has a
+/// positive cosine with the server's: the paper's `sum_j TS_j` is 0) trusts nobody:
+/// the aggregate is the global model unchanged and every weight is 0, which the round's
+/// records show (late in training, when the server's update on its small root sample is
+/// mostly noise, this happens on real data: fed-heart-disease after a dozen rounds).
 ///
 /// # Shapes
 /// - updates and `ctx.server_update`: vectors of length `d`; aggregate: `d`;
@@ -116,12 +120,10 @@ impl Fltrust {
             .collect();
         let total: f64 = trust.iter().sum();
         if total <= 0.0 {
-            return Err(RobustError::Unusable {
-                rule: RULE.into(),
-                reason: format!(
-                    "every trust score is 0: none of the {n} updates has a positive cosine \
-                     with the server update, so there is nothing to aggregate"
-                ),
+            return Ok(Aggregate {
+                params: ctx.global.clone(),
+                selected: None,
+                weights: Some(vec![0.0; n]),
             });
         }
         // global + sum_i a_i (x_i - global), a_i = TS_i ||g_0|| / (||g_i|| sum_j TS_j).
@@ -212,12 +214,10 @@ mod tests {
             global: &g,
             server_update: Some(&server),
         };
-        let err = Fltrust.aggregate(&u, &ctx).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "federation config: fltrust: every trust score is 0: none of the 1 updates has a \
-             positive cosine with the server update, so there is nothing to aggregate"
-        );
+        // No update agrees with the server: nobody is trusted, the model stays.
+        let a = Fltrust.aggregate(&u, &ctx).unwrap();
+        assert_eq!(a.params, g);
+        assert_eq!(a.weights, Some(vec![0.0]));
         let ctx = RoundContext {
             round: 1,
             global: &g,
