@@ -1191,6 +1191,7 @@ fn run_on_dicom_files_reports_skipped_files() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.dcm"), "{err}");
+}
 
 fn privacy_json(args: &[&str]) -> serde_json::Value {
     let o = run_ok(ward().arg("privacy").args(args));
