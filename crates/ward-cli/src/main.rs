@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Command::Robustness(a) => commands::robustness::robustness(a),
         Command::Bench(BenchCommand::Aggregate(a)) => commands::bench_aggregate::bench_aggregate(a),
         Command::Bench(BenchCommand::Cnn(a)) => commands::bench_cnn::bench_cnn(a),
+        Command::Bench(BenchCommand::Secagg(a)) => commands::bench_secagg::bench_secagg(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
