@@ -90,7 +90,7 @@ struct RingVisitor;
 
 impl RingVisitor {
     fn words<E: de::Error>(v: &[u8]) -> Result<RingVector, E> {
-        if v.len() % 4 != 0 {
+        if !v.len().is_multiple_of(4) {
             return Err(E::invalid_length(v.len(), &"a multiple of 4 bytes"));
         }
         Ok(RingVector(

@@ -113,7 +113,7 @@ impl SecAggParams {
     /// The majority of a neighbourhood of `k` neighbours and the site itself:
     /// `floor((k + 1) / 2) + 1`.
     pub fn majority(k: u32) -> u32 {
-        (k + 1) / 2 + 1
+        k.div_ceil(2) + 1
     }
 
     /// These settings with `k` neighbours per site (SecAgg+) and the majority threshold
