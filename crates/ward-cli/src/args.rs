@@ -378,6 +378,70 @@ pub(crate) enum BenchCommand {
     /// in the same invocation when the anchor's venv exists. Slow: ResNet-18 steps take
     /// seconds on 2 cores.
     Cnn(BenchCnnArgs),
+    /// SecAgg+ round time and bytes per site at n = 10, 50, 100 sites and d = 1e5, 1e6,
+    /// with 0 % and 20 % of the sites dropping after sharing keys, on the complete graph
+    /// and on a sparse SecAgg+ graph (Flower's example: 2 neighbours, threshold 2),
+    /// beside Flower's SecAgg+ (../shared/anchors/secagg) run in the same invocation when
+    /// its venv exists.
+    Secagg(BenchSecaggArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchSecaggArgs {
+    /// Numbers of sites, comma-separated.
+    #[arg(long, default_value = "10,50,100")]
+    pub(crate) n: String,
+    /// Vector lengths, comma-separated (1e5 notation accepted).
+    #[arg(long, default_value = "1e5,1e6")]
+    pub(crate) d: String,
+    /// Dropout fractions, comma-separated: round(fraction x n) sites leave after sharing
+    /// keys (chosen as the anchor does, so every neighbourhood keeps the threshold).
+    #[arg(long, default_value = "0,0.2")]
+    pub(crate) drop: String,
+    /// Graphs, comma-separated: complete (the anchor's `full`: threshold round(n/2)),
+    /// sparse (the anchor's `example`: --neighbours and --threshold).
+    #[arg(long, default_value = "complete,sparse")]
+    pub(crate) graphs: String,
+    /// Neighbours of each site in the sparse graph (Flower's num_shares minus the site
+    /// itself).
+    #[arg(long, default_value_t = 2)]
+    pub(crate) neighbours: u32,
+    /// Shamir threshold in the sparse graph.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) threshold: u32,
+    /// Clipping range of the quantiser (Flower's default 8).
+    #[arg(long, default_value_t = 8.0)]
+    pub(crate) clip: f32,
+    /// Bits per value (Flower's default 2^22 levels).
+    #[arg(long, default_value_t = 22)]
+    pub(crate) bits: u32,
+    /// Mask generator: chacha8, chacha12 or chacha20.
+    #[arg(long, default_value = "chacha12")]
+    pub(crate) prg: String,
+    /// Threads (0: all cores; 1: everything on one thread, like the anchor).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) threads: usize,
+    /// Rounds per case (the median is reported).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) repeats: usize,
+    /// Write every measurement as JSON to this file.
+    #[arg(long)]
+    pub(crate) json: Option<PathBuf>,
+    /// The anchor folder (default: shared/anchors/secagg found from the current or the
+    /// executable's directory).
+    #[arg(long)]
+    pub(crate) anchor: Option<PathBuf>,
+    /// Python virtual environment for the anchor (its setup.sh creates it; this command
+    /// never runs setup.sh).
+    #[arg(long, default_value = "/tmp/flower-venv")]
+    pub(crate) venv: PathBuf,
+    /// Seconds allowed to one anchor round (as the anchor's own cap); larger cases of the
+    /// same graph are then skipped.
+    #[arg(long, default_value_t = 180.0)]
+    pub(crate) anchor_cap: f64,
+    /// Do not run the anchor.
+    #[arg(long)]
+    pub(crate) no_anchor: bool,
 }
 
 #[derive(Debug, Args)]

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Cnn(a)) => commands::bench_cnn::bench_cnn(a),
         Command::Privacy(PrivacyCommand::Epsilon(a)) => commands::privacy::epsilon(a),
         Command::Privacy(PrivacyCommand::Sigma(a)) => commands::privacy::sigma(a),
+        Command::Bench(BenchCommand::Secagg(a)) => commands::bench_secagg::bench_secagg(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,1 +1,0 @@
-//! Secure aggregation, SecAgg+ (in progress).
