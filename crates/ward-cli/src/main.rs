@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod experiment;
+mod privacy;
 mod runner;
 
 use std::process::ExitCode;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         Command::Robustness(a) => commands::robustness::robustness(a),
         Command::Bench(BenchCommand::Aggregate(a)) => commands::bench_aggregate::bench_aggregate(a),
         Command::Bench(BenchCommand::Cnn(a)) => commands::bench_cnn::bench_cnn(a),
+        Command::Bench(BenchCommand::Dp(a)) => commands::bench_dp::bench_dp(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

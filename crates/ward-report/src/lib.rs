@@ -43,6 +43,8 @@ pub mod files {
     pub const MODEL: &str = "model.safetensors";
     /// Federation state after the last completed round.
     pub const CHECKPOINT: &str = "checkpoint.bin";
+    /// The privacy report (runs with a privacy mechanism).
+    pub const PRIVACY: &str = "privacy.json";
 }
 
 /// Errors writing or reading results.
@@ -120,6 +122,11 @@ pub struct Summary {
     pub wall_time_s: f64,
     /// Updates rejected over the run (NaN/Inf, wrong length, ...).
     pub rejected_updates: usize,
+    /// The privacy report (runs with a privacy mechanism): mechanisms, clip norms,
+    /// noise multipliers, sampling rates, steps and (epsilon, delta) per accountant,
+    /// per site and overall; also written to `privacy.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<serde_json::Value>,
 }
 
 /// Writes `value` as pretty JSON to `path`, atomically.

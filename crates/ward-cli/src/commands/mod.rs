@@ -4,6 +4,7 @@ pub(crate) mod aggregate;
 pub(crate) mod bench;
 pub(crate) mod bench_aggregate;
 pub(crate) mod bench_cnn;
+pub(crate) mod bench_dp;
 pub(crate) mod data;
 pub(crate) mod reproduce;
 pub(crate) mod robust_grid;

@@ -1118,3 +1118,114 @@ fn robust_grid_on_the_imaging_task() {
     }
     assert!(out.join("heatmap_synth_clean_acc.svg").exists());
 }
+
+/// DP-SGD at the sites and adaptive central DP at the server: their random streams,
+/// steps and clip norm are checkpointed, so `kill -9` and `--resume` give exactly the
+/// uninterrupted run (issue 6).
+#[test]
+fn kill_9_and_resume_with_dp_is_exact() {
+    kill_and_resume(&[
+        "privacy.dp-sgd.clip=1.1",
+        "privacy.dp-sgd.noise-multiplier=1.0",
+        "privacy.dp-sgd.delta=0.001",
+        "privacy.central.clip=0.1",
+        "privacy.central.adaptive=true",
+        "privacy.central.noise-multiplier=0.5",
+        "privacy.central.count-noise=1.0",
+        "privacy.central.delta=0.001",
+        "train.lr=0.01",
+    ]);
+}
+
+/// Issue 6: the privacy report records each site's mechanism settings and the steps it
+/// really ran: with 2 of 4 sites sampled per round, a site runs 5 local steps in each
+/// round it was sampled (counted from metrics.jsonl), not 5 x rounds.
+#[test]
+fn dp_run_reports_the_steps_each_site_really_ran() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("dp");
+    let o = run_ok(
+        ward()
+            .args(["run", "--quiet"])
+            .args(["--set", "federation.rounds=6", "--set", "federation.sites-per-round=2"])
+            .args(["--set", "train.local-steps=5"])
+            .args(["--set", "privacy.dp-sgd.clip=1.1", "--set", "privacy.dp-sgd.noise-multiplier=1.3"])
+            .args(["--set", "privacy.dp-sgd.delta=0.001"])
+            .arg("--out")
+            .arg(&out),
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("record-level DP-SGD"), "{stdout}");
+    let p = json(&out.join("privacy.json"));
+    let s = json(&out.join("summary.json"));
+    assert_eq!(s["privacy"], p);
+    let rl = &p["record_level"];
+    assert_eq!(rl["clip"], 1.1);
+    assert_eq!(rl["sampling"], "poisson");
+    let metrics = fs_err::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let sites = rl["sites"].as_array().unwrap();
+    assert_eq!(sites.len(), 4);
+    let mut total = 0;
+    for site in sites {
+        let name = site["site"].as_str().unwrap();
+        let ran = metrics
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["site"] == name && r["status"] != "idle")
+            .count() as u64;
+        assert_eq!(site["steps"].as_u64().unwrap(), 5 * ran, "{name}");
+        total += ran;
+        assert_eq!(site["noise_multiplier"], 1.3);
+        let q = 4.0 / site["training_rows"].as_f64().unwrap();
+        assert!((site["sample_rate"].as_f64().unwrap() - q).abs() < 1e-12);
+    }
+    assert_eq!(total, 12, "2 sites x 6 rounds");
+}
+
+/// Issue 6: DP-SGD is refused with BatchNorm, central DP with robust rules, both with
+/// user errors naming the key.
+#[test]
+fn dp_with_batch_norm_or_robust_rules_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &[
+                "privacy.central.clip=1.0",
+                "privacy.central.noise-multiplier=1.0",
+                "robust.aggregator=\"median\"",
+            ],
+            "privacy.central",
+        ),
+        (
+            &[
+                "privacy.dp-sgd.clip=1.0",
+                "privacy.dp-sgd.noise-multiplier=1.0",
+                "privacy.dp-sgd.target-epsilon=1.0",
+            ],
+            "exactly one of noise-multiplier and target-epsilon",
+        ),
+    ];
+    for (i, (sets, want)) in cases.iter().enumerate() {
+        let mut c = ward();
+        c.arg("run").arg("--out").arg(tmp.path().join(format!("o{i}")));
+        for s in *sets {
+            c.args(["--set", s]);
+        }
+        let o = c.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "case {i}: {err}");
+    }
+    let o = ward()
+        .arg("run")
+        .arg(repo().join("examples/scanner-shift-fedbn.toml"))
+        .args(["--set", "federation.strategy=\"fedavg\""])
+        .args(["--set", "privacy.dp-sgd.clip=1.0", "--set", "privacy.dp-sgd.noise-multiplier=1.0"])
+        .arg("--out")
+        .arg(tmp.path().join("bn"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("BatchNorm") && err.contains("privacy.dp-sgd"), "{err}");
+}
