@@ -17,7 +17,9 @@ use serde::Serialize;
 use ward_core::ExperimentSpec;
 use ward_core::config::{AccountantChoice, DpSamplingKind};
 use ward_core::{Params, Update};
-use ward_fl::{Aggregate, Federation, FlError, LocalWork, RoundContext, ServerMechanism, Simulation};
+use ward_fl::{
+    Aggregate, Federation, FlError, LocalWork, RoundContext, ServerMechanism, Simulation,
+};
 use ward_models::dp::{DpSgdConfig, Sampling};
 use ward_privacy::accountant::{self, AccountantKind, GaussianEvent};
 use ward_privacy::central::{CentralDp, CentralDpConfig, Clipping};
@@ -62,7 +64,11 @@ impl ServerMechanism for CentralMechanism {
         "central-dp".into()
     }
 
-    fn aggregate(&mut self, updates: &[Update], ctx: &RoundContext<'_>) -> Result<Aggregate, FlError> {
+    fn aggregate(
+        &mut self,
+        updates: &[Update],
+        ctx: &RoundContext<'_>,
+    ) -> Result<Aggregate, FlError> {
         let deltas = updates
             .iter()
             .map(|u| u.params.sub(ctx.global))
@@ -80,7 +86,8 @@ impl ServerMechanism for CentralMechanism {
     }
 
     fn save_state(&self) -> Result<Vec<u8>, FlError> {
-        serde_json::to_vec(&self.dp).map_err(|e| FlError::Checkpoint(format!("central DP state: {e}")))
+        serde_json::to_vec(&self.dp)
+            .map_err(|e| FlError::Checkpoint(format!("central DP state: {e}")))
     }
 
     fn load_state(&mut self, state: &[u8]) -> Result<(), FlError> {
@@ -134,7 +141,11 @@ fn site_sampling(spec: &ExperimentSpec, fed: &Federation) -> (usize, usize) {
     let trainers = fed.roles().iter().filter(|r| r.trains).count();
     let per_round = match spec.federation.strategy {
         ward_core::config::StrategyKind::Cyclic => 1,
-        _ => spec.federation.sites_per_round.unwrap_or(trainers).min(trainers),
+        _ => spec
+            .federation
+            .sites_per_round
+            .unwrap_or(trainers)
+            .min(trainers),
     };
     (per_round, trainers)
 }
@@ -265,8 +276,13 @@ pub(crate) fn budget_stop(
             let taken = states[s.index].as_ref().map_or(0, |st| st.steps());
             let q = s.config.sample_rate(s.rows);
             let next = taken + s.steps_per_round;
-            if let Some(e) = eps(kind(d.accountant), s.config.noise_multiplier, q, next, d.delta)?
-                && e <= budget
+            if let Some(e) = eps(
+                kind(d.accountant),
+                s.config.noise_multiplier,
+                q,
+                next,
+                d.delta,
+            )? && e <= budget
             {
                 continue;
             }
@@ -274,8 +290,14 @@ pub(crate) fn budget_stop(
                 "privacy budget: round {} would take site {}'s record-level epsilon to {} after {next} steps, above privacy.dp-sgd.budget = {budget} ({} accountant, delta {}); the run stops after round {}",
                 fed.round() + 1,
                 s.name,
-                eps(kind(d.accountant), s.config.noise_multiplier, q, next, d.delta)?
-                    .map_or("infinity (no noise)".to_string(), |e| format!("{e:.4}")),
+                eps(
+                    kind(d.accountant),
+                    s.config.noise_multiplier,
+                    q,
+                    next,
+                    d.delta
+                )?
+                .map_or("infinity (no noise)".to_string(), |e| format!("{e:.4}")),
                 kind(d.accountant).as_str(),
                 d.delta,
                 fed.round()
@@ -287,7 +309,13 @@ pub(crate) fn budget_stop(
         && let Some((config, q)) = &plan.central
     {
         let rounds = central_state(fed)?.map_or(0, |s| s.rounds()) + 1;
-        let e = eps(kind(c.accountant), config.noise_multiplier, *q, rounds, c.delta)?;
+        let e = eps(
+            kind(c.accountant),
+            config.noise_multiplier,
+            *q,
+            rounds,
+            c.delta,
+        )?;
         if e.is_none_or(|e| e > budget) {
             return Ok(Some(format!(
                 "privacy budget: round {} would take the site-level epsilon to {} after {rounds} rounds, above privacy.central.budget = {budget} ({} accountant, delta {}); the run stops after round {}",

@@ -180,14 +180,18 @@ fn check_noise(
                 "give exactly one of noise-multiplier and target-epsilon",
             ));
         }
-        (Some(z), None) => check(z.is_finite() && z >= 0.0, &format!("{table}.noise-multiplier"), || {
-            format!("must be a finite number >= 0, got {z}")
-        })?,
+        (Some(z), None) => check(
+            z.is_finite() && z >= 0.0,
+            &format!("{table}.noise-multiplier"),
+            || format!("must be a finite number >= 0, got {z}"),
+        )?,
         (None, Some(e)) => positive(e, &format!("{table}.target-epsilon"))?,
     }
-    check(delta > 0.0 && delta < 1.0, &format!("{table}.delta"), || {
-        format!("must be in (0, 1), got {delta}")
-    })?;
+    check(
+        delta > 0.0 && delta < 1.0,
+        &format!("{table}.delta"),
+        || format!("must be in (0, 1), got {delta}"),
+    )?;
     if let Some(b) = budget {
         positive(b, &format!("{table}.budget"))?;
     }
@@ -198,15 +202,26 @@ impl PrivacySpec {
     fn validate(&self, spec: &ExperimentSpec) -> Result<(), ConfigError> {
         if let Some(d) = &self.dp_sgd {
             positive(d.clip, "privacy.dp-sgd.clip")?;
-            check_noise("privacy.dp-sgd", d.noise_multiplier, d.target_epsilon, d.delta, d.budget)?;
-            check(d.physical_batch != Some(0), "privacy.dp-sgd.physical-batch", || {
-                "must be >= 1".into()
-            })?;
-            let norm = spec.model.norm.unwrap_or(if spec.model.kind == ModelKind::Resnet18 {
-                NormKind::Batch
-            } else {
-                NormKind::None
-            });
+            check_noise(
+                "privacy.dp-sgd",
+                d.noise_multiplier,
+                d.target_epsilon,
+                d.delta,
+                d.budget,
+            )?;
+            check(
+                d.physical_batch != Some(0),
+                "privacy.dp-sgd.physical-batch",
+                || "must be >= 1".into(),
+            )?;
+            let norm = spec
+                .model
+                .norm
+                .unwrap_or(if spec.model.kind == ModelKind::Resnet18 {
+                    NormKind::Batch
+                } else {
+                    NormKind::None
+                });
             check(norm != NormKind::Batch, "privacy.dp-sgd", || {
                 "DP-SGD clips each example's gradient, but BatchNorm's batch statistics mix examples: use model.norm = \"group\" or \"none\"".into()
             })?;
@@ -216,7 +231,13 @@ impl PrivacySpec {
         }
         if let Some(c) = &self.central {
             positive(c.clip, "privacy.central.clip")?;
-            check_noise("privacy.central", c.noise_multiplier, c.target_epsilon, c.delta, c.budget)?;
+            check_noise(
+                "privacy.central",
+                c.noise_multiplier,
+                c.target_epsilon,
+                c.delta,
+                c.budget,
+            )?;
             if c.adaptive {
                 check(
                     c.target_quantile > 0.0 && c.target_quantile < 1.0,
@@ -225,28 +246,42 @@ impl PrivacySpec {
                 )?;
                 positive(c.clip_lr, "privacy.central.clip-lr")?;
                 if let Some(s) = c.count_noise {
-                    check(s.is_finite() && s >= 0.0, "privacy.central.count-noise", || {
-                        format!("must be a finite number >= 0, got {s}")
-                    })?;
+                    check(
+                        s.is_finite() && s >= 0.0,
+                        "privacy.central.count-noise",
+                        || format!("must be a finite number >= 0, got {s}"),
+                    )?;
                 }
             }
             let strategy = spec.federation.strategy;
             check(
                 !matches!(strategy, StrategyKind::Pooled | StrategyKind::Local),
                 "privacy.central",
-                || format!("central DP needs a federation; strategy \"{}\" is a baseline", strategy.as_str()),
+                || {
+                    format!(
+                        "central DP needs a federation; strategy \"{}\" is a baseline",
+                        strategy.as_str()
+                    )
+                },
             )?;
-            check(strategy != StrategyKind::Scaffold, "privacy.central", || {
-                "SCAFFOLD's control variates would reach the server without clipping or noise; central DP is refused with scaffold".into()
-            })?;
+            check(
+                strategy != StrategyKind::Scaffold,
+                "privacy.central",
+                || {
+                    "SCAFFOLD's control variates would reach the server without clipping or noise; central DP is refused with scaffold".into()
+                },
+            )?;
             let rule = spec.robust.aggregator;
             check(
-                matches!(rule, AggregatorKind::Fedavg | AggregatorKind::Mean) && spec.robust.pre.is_empty(),
+                matches!(rule, AggregatorKind::Fedavg | AggregatorKind::Mean)
+                    && spec.robust.pre.is_empty(),
                 "privacy.central",
-                || format!(
-                    "central DP replaces aggregation with a clipped, noised mean; it cannot be combined with robust.aggregator = \"{}\" or pre-aggregators (use \"fedavg\" or \"mean\")",
-                    rule.as_str()
-                ),
+                || {
+                    format!(
+                        "central DP replaces aggregation with a clipped, noised mean; it cannot be combined with robust.aggregator = \"{}\" or pre-aggregators (use \"fedavg\" or \"mean\")",
+                        rule.as_str()
+                    )
+                },
             )?;
         }
         Ok(())
@@ -2074,7 +2109,16 @@ mod tests {
         walk("", &toml::Value::try_from(&spec).unwrap(), &mut out);
         // Sections themselves are headings of their own, not keys.
         out.retain(|k| {
-            !["data", "model", "train", "federation", "robust", "attack", "privacy"].contains(&k.as_str())
+            ![
+                "data",
+                "model",
+                "train",
+                "federation",
+                "robust",
+                "attack",
+                "privacy",
+            ]
+            .contains(&k.as_str())
         });
         out.sort();
         out

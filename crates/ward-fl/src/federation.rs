@@ -309,7 +309,9 @@ impl Federation {
     /// The server mechanism's current state (what its `save_state` wrote), if one is
     /// installed.
     pub fn mechanism_state(&self) -> Option<&[u8]> {
-        self.mechanism.as_ref().map(|_| self.state.mechanism.as_slice())
+        self.mechanism
+            .as_ref()
+            .map(|_| self.state.mechanism.as_slice())
     }
 
     /// Switches site `i`'s local training to DP-SGD with `config`.

@@ -393,7 +393,9 @@ impl SiteHandle for InProcessSite {
         if s.dp.is_some() != self.state.dp.is_some() {
             return Err(FlError::Site {
                 site: self.name.clone(),
-                reason: "the checkpoint and this run differ in DP-SGD (on in one, off in the other)".into(),
+                reason:
+                    "the checkpoint and this run differ in DP-SGD (on in one, off in the other)"
+                        .into(),
             });
         }
         self.state = s;

@@ -676,7 +676,11 @@ fn dp_sgd_sites_count_steps_and_resume_exactly() {
     }
     assert_eq!(resumed.global(), full.global());
     // A checkpoint without DP-SGD does not restore into a DP run.
-    let plain_bytes = scaffold_federation(3).snapshot().unwrap().to_bytes().unwrap();
+    let plain_bytes = scaffold_federation(3)
+        .snapshot()
+        .unwrap()
+        .to_bytes()
+        .unwrap();
     let err = dp_federation(3)
         .restore(&Checkpoint::from_bytes(&plain_bytes).unwrap())
         .unwrap_err();
@@ -701,7 +705,11 @@ impl ServerMechanism for Halve {
     fn name(&self) -> String {
         "halve".into()
     }
-    fn aggregate(&mut self, updates: &[Update], ctx: &RoundContext<'_>) -> Result<Aggregate, FlError> {
+    fn aggregate(
+        &mut self,
+        updates: &[Update],
+        ctx: &RoundContext<'_>,
+    ) -> Result<Aggregate, FlError> {
         self.rounds += 1;
         let mean = FedAvg.aggregate(updates, ctx)?.params;
         let mut next = ctx.global.clone();

@@ -168,10 +168,11 @@ impl DpSgd {
                 }
             }
             Sampling::FixedSize => {
-                let mut idx: Vec<u32> = index::sample(&mut self.rng, self.rows, self.config.batch_size)
-                    .into_iter()
-                    .map(|i| i as u32)
-                    .collect();
+                let mut idx: Vec<u32> =
+                    index::sample(&mut self.rng, self.rows, self.config.batch_size)
+                        .into_iter()
+                        .map(|i| i as u32)
+                        .collect();
                 idx.sort_unstable();
                 out.extend(idx);
             }
@@ -269,7 +270,8 @@ pub fn dp_gradient(
     let mut total = 0.0f32;
     for ids in idx.chunks(chunk) {
         gather(data, ids, &mut xb, &mut yb);
-        total += engine.clipped_grad_sum(params, &xb, &yb, dp.config.clip, &mut part, &mut norms)?;
+        total +=
+            engine.clipped_grad_sum(params, &xb, &yb, dp.config.clip, &mut part, &mut norms)?;
         for (g, p) in grad.iter_mut().zip(&part) {
             *g += p;
         }
@@ -376,7 +378,11 @@ mod tests {
         dp.privatise(&mut g);
         let n = g.len() as f64;
         let mean = g.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = g.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        let var = g
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1.0);
         assert!(mean.abs() < 0.0042, "{mean}");
         assert!((var.sqrt() / 0.1 - 1.0).abs() < 0.03, "{}", var.sqrt());
     }
@@ -412,14 +418,27 @@ mod tests {
         let mut b = vec![0.0; params.len()];
         e.clipped_grad_sum(params.values(), &x2, &[1, 0, 0], clip, &mut b, &mut norms)
             .unwrap();
-        let diff = a.iter().zip(&b).map(|(p, q)| (p - q).powi(2)).sum::<f32>().sqrt();
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).powi(2))
+            .sum::<f32>()
+            .sqrt();
         assert!(diff <= 2.0 * clip + 1e-6, "{diff}");
         assert!(diff > 0.0);
         let mut c = vec![0.0; params.len()];
         e.clipped_grad_sum(params.values(), &x[..6], &y[..2], clip, &mut c, &mut norms)
             .unwrap();
-        let diff = a.iter().zip(&c).map(|(p, q)| (p - q).powi(2)).sum::<f32>().sqrt();
-        assert!((diff - clip).abs() < 1e-5, "removing a clipped example moves the sum by C: {diff}");
+        let diff = a
+            .iter()
+            .zip(&c)
+            .map(|(p, q)| (p - q).powi(2))
+            .sum::<f32>()
+            .sqrt();
+        assert!(
+            (diff - clip).abs() < 1e-5,
+            "removing a clipped example moves the sum by C: {diff}"
+        );
     }
 
     /// Virtual batches: computing the logical batch in chunks of 2 gives the step of one
@@ -457,9 +476,19 @@ mod tests {
     fn bad_settings_are_errors() {
         let mut c = cfg(Sampling::Poisson, 1.0);
         c.batch_size = 101;
-        assert!(DpSgd::new(c, 100, 0).unwrap_err().to_string().contains("batch size"));
+        assert!(
+            DpSgd::new(c, 100, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("batch size")
+        );
         c.batch_size = 10;
         c.clip = 0.0;
-        assert!(DpSgd::new(c, 100, 0).unwrap_err().to_string().contains("clip"));
+        assert!(
+            DpSgd::new(c, 100, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("clip")
+        );
     }
 }

@@ -355,8 +355,7 @@ impl GradientEngine for NativeDense {
         for l in 0..layers {
             let (n_in, n_out) = (self.widths[l], self.widths[l + 1]);
             let input = &self.acts[l];
-            let (gw, gb) =
-                sum[offs[l]..offs[l] + n_out * n_in + n_out].split_at_mut(n_out * n_in);
+            let (gw, gb) = sum[offs[l]..offs[l] + n_out * n_in + n_out].split_at_mut(n_out * n_in);
             for r in 0..rows {
                 let c = crate::dp::clip_factor(norms[r], clip);
                 let a = &input[r * n_in..(r + 1) * n_in];
@@ -405,8 +404,9 @@ mod tests {
     /// DP-SGD's per-sample gradients: for an MLP (tanh and ReLU) and a 3-class softmax
     /// model, the clipped sum of the one-pass per-sample gradients equals the clipped sum
     /// of gradients of one-example batches (computed by `loss_and_grad` one row at a
-    /// time), and the reported norms are those gradients' norms. The clip (0.3) binds for
-    /// some examples and not others, so a wrong per-example norm would show.
+    /// time), and the reported norms are those gradients' norms. The clip (the median
+    /// norm) binds for some examples and not others, so a wrong per-example norm would
+    /// show.
     #[test]
     fn per_sample_gradients_equal_single_example_batches() {
         use rand::SeedableRng;
@@ -429,10 +429,11 @@ mod tests {
             let params = arch.init(&mut rand_chacha::ChaCha8Rng::seed_from_u64(5));
             let mut k = NativeDense::new(arch);
             let rows = 7;
-            let x: Vec<f32> = (0..rows * 4).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0).collect();
+            let x: Vec<f32> = (0..rows * 4)
+                .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
+                .collect();
             let y: Vec<u32> = (0..rows).map(|r| (r % classes) as u32).collect();
-            let clip = 0.3;
-            let mut want = vec![0.0f32; params.len()];
+            let mut grads = Vec::new();
             let mut want_norms = Vec::new();
             let mut g = vec![0.0f32; params.len()];
             let mut want_loss = 0.0;
@@ -440,13 +441,22 @@ mod tests {
                 want_loss += k
                     .loss_and_grad(params.values(), &x[r * 4..(r + 1) * 4], &y[r..=r], &mut g)
                     .unwrap();
-                let n = g.iter().map(|v| v * v).sum::<f32>().sqrt();
-                want_norms.push(n);
-                let c = if n > clip { clip / n } else { 1.0 };
-                want.iter_mut().zip(&g).for_each(|(w, v)| *w += c * v);
+                want_norms.push(g.iter().map(|v| v * v).sum::<f32>().sqrt());
+                grads.push(g.clone());
             }
-            assert!(want_norms.iter().any(|&n| n > clip) && want_norms.iter().any(|&n| n < clip),
-                "the clip should bind for some examples only: {want_norms:?}");
+            // The clip: the median norm, so it binds for some examples and not others.
+            let mut sorted = want_norms.clone();
+            sorted.sort_by(f32::total_cmp);
+            let clip = sorted[rows / 2];
+            let mut want = vec![0.0f32; params.len()];
+            for (g, &n) in grads.iter().zip(&want_norms) {
+                let c = if n > clip { clip / n } else { 1.0 };
+                want.iter_mut().zip(g).for_each(|(w, v)| *w += c * v);
+            }
+            assert!(
+                want_norms.iter().any(|&n| n > clip) && want_norms.iter().any(|&n| n < clip),
+                "the clip should bind for some examples only: {want_norms:?}"
+            );
             let mut got = vec![0.0f32; params.len()];
             let mut norms = Vec::new();
             let loss = k
@@ -454,7 +464,10 @@ mod tests {
                 .unwrap();
             assert!((loss - want_loss).abs() < 1e-4, "{loss} vs {want_loss}");
             for (a, b) in norms.iter().zip(&want_norms) {
-                assert!((a - b).abs() < 1e-5 * (1.0 + b), "{norms:?} vs {want_norms:?}");
+                assert!(
+                    (a - b).abs() < 1e-5 * (1.0 + b),
+                    "{norms:?} vs {want_norms:?}"
+                );
             }
             for (a, b) in got.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-5, "{got:?} vs {want:?}");

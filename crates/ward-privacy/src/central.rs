@@ -326,12 +326,19 @@ mod tests {
                 assert!(dp.clip() > last, "round {r}: {} <= {last}", dp.clip());
             }
             if r == 9 {
-                assert!((dp.clip() - 0.1 * 1f64.exp()).abs() < 1e-12, "{}", dp.clip());
+                assert!(
+                    (dp.clip() - 0.1 * 1f64.exp()).abs() < 1e-12,
+                    "{}",
+                    dp.clip()
+                );
             }
             last = dp.clip();
         }
         let c = dp.clip();
-        assert!(c > 10.0 * (-0.1f64).exp() - 1e-9 && c < 10.0 * 0.1f64.exp() + 1e-9, "{c}");
+        assert!(
+            c > 10.0 * (-0.1f64).exp() - 1e-9 && c < 10.0 * 0.1f64.exp() + 1e-9,
+            "{c}"
+        );
     }
 
     /// The same with the paper's noise (z = 1, sigma_b = m/20 is too small for 4 sites,

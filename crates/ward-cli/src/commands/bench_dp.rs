@@ -93,7 +93,9 @@ fn random_split(rows: usize, cols: usize, classes: u32, seed: u64) -> Split {
         x: Matrix {
             rows,
             cols,
-            data: (0..rows * cols).map(|_| rng.random_range(-1.0f32..1.0)).collect(),
+            data: (0..rows * cols)
+                .map(|_| rng.random_range(-1.0f32..1.0))
+                .collect(),
         },
         y: (0..rows).map(|_| rng.random_range(0..classes)).collect(),
     }
@@ -122,13 +124,26 @@ pub(crate) fn bench_dp(args: BenchDpArgs) -> Result<()> {
             let params = arch.init(&mut rng).values().to_vec();
             let data = random_split(batch.max(8), inputs, outputs.max(2) as u32, 1);
             let mut engine = NativeDense::new(arch.clone());
-            let (p, d) = time_steps(&mut engine, params, &data, batch, args.warmup, args.steps * 10)?;
+            let (p, d) = time_steps(
+                &mut engine,
+                params,
+                &data,
+                batch,
+                args.warmup,
+                args.steps * 10,
+            )?;
             let shape: Vec<String> = std::iter::once(inputs)
                 .chain(hidden)
                 .chain(std::iter::once(outputs))
                 .map(|v| v.to_string())
                 .collect();
-            rows.push((format!("mlp {}", shape.join("-")), "cpu:native".into(), batch, p, d));
+            rows.push((
+                format!("mlp {}", shape.join("-")),
+                "cpu:native".into(),
+                batch,
+                p,
+                d,
+            ));
         }
     }
     if want("cnn") {
@@ -146,12 +161,32 @@ pub(crate) fn bench_dp(args: BenchDpArgs) -> Result<()> {
         let data = random_split(args.batch, arch.input.len(), 9, 2);
         let mut engine = BurnConv::new(arch, DeviceChoice::Cpu)?;
         let name = engine.name();
-        let (p, d) = time_steps(&mut engine, params, &data, args.batch, args.warmup, args.steps)?;
-        rows.push(("cnn 1x28x28 GroupNorm (microbatching)".into(), name, args.batch, p, d));
+        let (p, d) = time_steps(
+            &mut engine,
+            params,
+            &data,
+            args.batch,
+            args.warmup,
+            args.steps,
+        )?;
+        rows.push((
+            "cnn 1x28x28 GroupNorm (microbatching)".into(),
+            name,
+            args.batch,
+            p,
+            d,
+        ));
     }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(vec!["model", "engine", "batch", "step ms", "DP-SGD step ms", "ratio"]);
+    t.set_header(vec![
+        "model",
+        "engine",
+        "batch",
+        "step ms",
+        "DP-SGD step ms",
+        "ratio",
+    ]);
     for (m, e, b, p, d) in &rows {
         t.add_row(vec![
             m.clone(),
@@ -163,6 +198,8 @@ pub(crate) fn bench_dp(args: BenchDpArgs) -> Result<()> {
         ]);
     }
     out(t);
-    out("DP-SGD step: per-example gradients clipped to 1, Gaussian noise (sigma 1), SGD; medians over the timed steps; goal: ratio < 3x");
+    out(
+        "DP-SGD step: per-example gradients clipped to 1, Gaussian noise (sigma 1), SGD; medians over the timed steps; goal: ratio < 3x",
+    );
     Ok(())
 }

@@ -1147,9 +1147,19 @@ fn dp_run_reports_the_steps_each_site_really_ran() {
     let o = run_ok(
         ward()
             .args(["run", "--quiet"])
-            .args(["--set", "federation.rounds=6", "--set", "federation.sites-per-round=2"])
+            .args([
+                "--set",
+                "federation.rounds=6",
+                "--set",
+                "federation.sites-per-round=2",
+            ])
             .args(["--set", "train.local-steps=5"])
-            .args(["--set", "privacy.dp-sgd.clip=1.1", "--set", "privacy.dp-sgd.noise-multiplier=1.3"])
+            .args([
+                "--set",
+                "privacy.dp-sgd.clip=1.1",
+                "--set",
+                "privacy.dp-sgd.noise-multiplier=1.3",
+            ])
             .args(["--set", "privacy.dp-sgd.delta=0.001"])
             .arg("--out")
             .arg(&out),
@@ -1180,6 +1190,62 @@ fn dp_run_reports_the_steps_each_site_really_ran() {
         assert!((site["sample_rate"].as_f64().unwrap() - q).abs() < 1e-12);
     }
     assert_eq!(total, 12, "2 sites x 6 rounds");
+    // The federation's record-level epsilon is the max over sites, never a sum, for
+    // both accountants.
+    for acc in ["rdp", "prv"] {
+        let per: Vec<f64> = sites
+            .iter()
+            .map(|s| s["epsilon"][acc].as_f64().unwrap())
+            .collect();
+        assert!(per.iter().all(|&e| e > 0.0), "{acc}: {per:?}");
+        let max = per.iter().copied().fold(0.0, f64::max);
+        assert_eq!(rl["epsilon"][acc].as_f64().unwrap(), max, "{acc}");
+    }
+
+    // A budget below the full run's epsilon stops the run before a round would exceed
+    // it; every site stays within it.
+    let budget = 0.6 * rl["epsilon"]["rdp"].as_f64().unwrap();
+    let out2 = tmp.path().join("budget");
+    let o = run_ok(
+        ward()
+            .args(["run", "--quiet"])
+            .args([
+                "--set",
+                "federation.rounds=6",
+                "--set",
+                "federation.sites-per-round=2",
+            ])
+            .args(["--set", "train.local-steps=5"])
+            .args([
+                "--set",
+                "privacy.dp-sgd.clip=1.1",
+                "--set",
+                "privacy.dp-sgd.noise-multiplier=1.3",
+            ])
+            .args(["--set", "privacy.dp-sgd.delta=0.001"])
+            .args(["--set", &format!("privacy.dp-sgd.budget={budget}")])
+            .arg("--out")
+            .arg(&out2),
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let p = json(&out2.join("privacy.json"));
+    let run = p["rounds_run"].as_u64().unwrap();
+    assert!(run < 6, "{p}");
+    assert!(
+        p["stopped_by_budget"]
+            .as_str()
+            .unwrap()
+            .contains("privacy budget"),
+        "{p}"
+    );
+    assert!(stdout.contains("stopped: privacy budget"), "{stdout}");
+    for s in p["record_level"]["sites"].as_array().unwrap() {
+        assert!(s["epsilon"]["rdp"].as_f64().unwrap() <= budget, "{s}");
+    }
+    assert_eq!(
+        json(&out2.join("summary.json"))["rounds"].as_u64().unwrap(),
+        run
+    );
 }
 
 /// Issue 6: DP-SGD is refused with BatchNorm, central DP with robust rules, both with
@@ -1207,7 +1273,9 @@ fn dp_with_batch_norm_or_robust_rules_is_refused() {
     ];
     for (i, (sets, want)) in cases.iter().enumerate() {
         let mut c = ward();
-        c.arg("run").arg("--out").arg(tmp.path().join(format!("o{i}")));
+        c.arg("run")
+            .arg("--out")
+            .arg(tmp.path().join(format!("o{i}")));
         for s in *sets {
             c.args(["--set", s]);
         }
@@ -1220,12 +1288,62 @@ fn dp_with_batch_norm_or_robust_rules_is_refused() {
         .arg("run")
         .arg(repo().join("examples/scanner-shift-fedbn.toml"))
         .args(["--set", "federation.strategy=\"fedavg\""])
-        .args(["--set", "privacy.dp-sgd.clip=1.0", "--set", "privacy.dp-sgd.noise-multiplier=1.0"])
+        .args([
+            "--set",
+            "privacy.dp-sgd.clip=1.0",
+            "--set",
+            "privacy.dp-sgd.noise-multiplier=1.0",
+        ])
         .arg("--out")
         .arg(tmp.path().join("bn"))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("BatchNorm") && err.contains("privacy.dp-sgd"), "{err}");
+    assert!(
+        err.contains("BatchNorm") && err.contains("privacy.dp-sgd"),
+        "{err}"
+    );
+}
+
+/// Issue 6: adaptive central DP records its clip norms, the site sampling rate (2 of 4
+/// sites per round: q = 0.5) and the rounds it released; its site-level epsilon grows
+/// with the rounds.
+#[test]
+fn central_dp_reports_site_level_epsilon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut eps = Vec::new();
+    for rounds in [2, 4] {
+        let out = tmp.path().join(format!("c{rounds}"));
+        run_ok(
+            ward()
+                .args(["run", "--quiet"])
+                .args(["--set", &format!("federation.rounds={rounds}")])
+                .args([
+                    "--set",
+                    "federation.sites-per-round=2",
+                    "--set",
+                    "train.local-steps=5",
+                ])
+                .args([
+                    "--set",
+                    "privacy.central.clip=0.01",
+                    "--set",
+                    "privacy.central.adaptive=true",
+                ])
+                .args(["--set", "privacy.central.noise-multiplier=1.0"])
+                .args(["--set", "privacy.central.count-noise=1.0"])
+                .arg("--out")
+                .arg(&out),
+        );
+        let p = json(&out.join("privacy.json"));
+        let sl = &p["site_level"];
+        assert_eq!(sl["rounds"].as_u64().unwrap(), rounds);
+        assert_eq!(sl["site_sample_rate"], 0.5);
+        assert_eq!(sl["initial_clip"], 0.01);
+        // z_sum = (1 - 1/4)^(-1/2) (Andrew et al. 2021's split).
+        assert!((sl["sum_noise_multiplier"].as_f64().unwrap() - 1.154_700_5).abs() < 1e-6);
+        eps.push(sl["epsilon"]["rdp"].as_f64().unwrap());
+    }
+    assert!(eps[1] > eps[0] && eps[0] > 0.0, "{eps:?}");
 }

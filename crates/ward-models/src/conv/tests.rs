@@ -342,16 +342,24 @@ fn group_norm_per_sample_gradients_sum_to_the_batch_gradient() {
     let rows = 3;
     let (x, y) = batch(&arch, rows, 8);
     let mut whole = vec![0.0f32; params.len()];
-    let loss = e.loss_and_grad(params.values(), &x, &y, &mut whole).unwrap();
+    let loss = e
+        .loss_and_grad(params.values(), &x, &y, &mut whole)
+        .unwrap();
     let mut sum = vec![0.0f32; params.len()];
     let mut norms = Vec::new();
     let total = e
         .clipped_grad_sum(params.values(), &x, &y, f32::MAX, &mut sum, &mut norms)
         .unwrap();
-    assert!((total - loss * rows as f32).abs() < 1e-4, "{total} vs {loss}");
+    assert!(
+        (total - loss * rows as f32).abs() < 1e-4,
+        "{total} vs {loss}"
+    );
     assert_eq!(norms.len(), rows);
     for (s, w) in sum.iter().zip(&whole) {
-        assert!((s - w * rows as f32).abs() < 1e-4 * (1.0 + w.abs()), "{s} vs {w}");
+        assert!(
+            (s - w * rows as f32).abs() < 1e-4 * (1.0 + w.abs()),
+            "{s} vs {w}"
+        );
     }
     let clip = norms.iter().copied().fold(f32::INFINITY, f32::min) / 2.0;
     let mut clipped = vec![0.0f32; params.len()];
