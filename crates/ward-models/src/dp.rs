@@ -218,7 +218,7 @@ pub fn microbatch_clipped_sum<E: GradientEngine + ?Sized>(
     if rows == 0 {
         return Ok(0.0);
     }
-    if x.len() % rows != 0 {
+    if !x.len().is_multiple_of(rows) {
         return Err(ModelError::Shape(format!(
             "{} input values for {rows} rows",
             x.len()

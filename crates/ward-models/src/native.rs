@@ -340,14 +340,14 @@ impl GradientEngine for NativeDense {
         }
         // Ghost norms, then clip factors.
         norms.resize(rows, 0.0);
-        for l in 0..layers {
+        for (l, dl) in deltas.iter().enumerate() {
             let (n_in, n_out) = (self.widths[l], self.widths[l + 1]);
-            for r in 0..rows {
+            for (r, n) in norms.iter_mut().enumerate() {
                 let a = &self.acts[l][r * n_in..(r + 1) * n_in];
-                let d = &deltas[l][r * n_out..(r + 1) * n_out];
+                let d = &dl[r * n_out..(r + 1) * n_out];
                 let a2: f32 = a.iter().map(|v| v * v).sum();
                 let d2: f32 = d.iter().map(|v| v * v).sum();
-                norms[r] += d2 * (a2 + 1.0);
+                *n += d2 * (a2 + 1.0);
             }
         }
         norms.iter_mut().for_each(|n| *n = n.sqrt());
