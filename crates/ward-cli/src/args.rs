@@ -384,6 +384,10 @@ pub(crate) enum BenchCommand {
     /// beside Flower's SecAgg+ (../shared/anchors/secagg) run in the same invocation when
     /// its venv exists.
     Secagg(BenchSecaggArgs),
+    /// DP-SGD step time against the non-private step (ratio) for an MLP on the native
+    /// engine and the small CNN with GroupNorm on Burn, in one invocation (use
+    /// --release).
+    Dp(BenchDpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -442,6 +446,22 @@ pub(crate) struct BenchSecaggArgs {
     /// Do not run the anchor.
     #[arg(long)]
     pub(crate) no_anchor: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchDpArgs {
+    /// Timed steps per CNN case (MLP cases take 10 times as many; median reported).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) steps: usize,
+    /// Untimed warm-up steps per case.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) warmup: usize,
+    /// CNN batch size.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) batch: usize,
+    /// Models, comma-separated (mlp, cnn); empty: both.
+    #[arg(long, default_value = "")]
+    pub(crate) only: String,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod experiment;
+mod privacy;
 mod runner;
 
 use std::process::ExitCode;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
         Command::Privacy(PrivacyCommand::Epsilon(a)) => commands::privacy::epsilon(a),
         Command::Privacy(PrivacyCommand::Sigma(a)) => commands::privacy::sigma(a),
         Command::Bench(BenchCommand::Secagg(a)) => commands::bench_secagg::bench_secagg(a),
+        Command::Bench(BenchCommand::Dp(a)) => commands::bench_dp::bench_dp(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -21,6 +21,8 @@ pub(crate) struct Outcome {
     /// Every round's site records (in-memory runs only; a run directory has them in
     /// metrics.jsonl).
     pub(crate) records: Vec<ward_fl::SiteRecord>,
+    /// The privacy report as terminal lines (runs with a privacy mechanism).
+    pub(crate) privacy_lines: Vec<String>,
 }
 
 /// Where a run writes (or nothing, for in-memory runs).
@@ -287,6 +289,7 @@ pub(crate) fn execute(
     let spec = &resolved;
     let (mut sim, compromised, root_sample) =
         build(spec, data, opts).map_err(|e| UserError(e.to_string()))?;
+    let plan = crate::privacy::install(spec, &mut sim)?;
     if persist.is_some() {
         for w in &sim.warnings {
             tracing::warn!("{w}");
@@ -343,7 +346,15 @@ pub(crate) fn execute(
         ProgressBar::hidden()
     };
     let mut records = Vec::new();
+    let mut stopped = None;
     while !fed.is_done() {
+        if plan.is_on()
+            && let Some(msg) = crate::privacy::budget_stop(spec, &plan, fed)?
+        {
+            tracing::warn!("{msg}");
+            stopped = Some(msg);
+            break;
+        }
         let report = fed.run_round()?;
         rejected += report
             .sites
@@ -434,6 +445,12 @@ pub(crate) fn execute(
         .as_ref()
         .filter(|m| !m.is_empty())
         .map(|m| m.values().sum::<f64>() / m.len() as f64);
+    let privacy = if plan.is_on() {
+        Some(crate::privacy::report(spec, &plan, fed, stopped)?)
+    } else {
+        None
+    };
+    let privacy_lines = privacy.as_ref().map(|p| p.lines()).unwrap_or_default();
     let global = fed.global();
     let summary = Summary {
         experiment: spec.name.clone(),
@@ -444,7 +461,7 @@ pub(crate) fn execute(
         personalised_mean_accuracy: personalised_mean,
         fine_tune_steps: (spec.federation.fine_tune_steps > 0)
             .then_some(spec.federation.fine_tune_steps),
-        rounds: fed.config().rounds,
+        rounds: fed.round(),
         aggregator: fed.aggregator_name(),
         attack: spec.attack.as_ref().map(|a| a.kind.as_str().to_string()),
         compromised_sites: names
@@ -464,6 +481,7 @@ pub(crate) fn execute(
         rejected_updates: rejected,
         data_warnings: sim.warnings.clone(),
         root_sample,
+        privacy: privacy.as_ref().map(serde_json::to_value).transpose()?,
     };
     if let Some(p) = persist {
         let meta = serde_json::json!({
@@ -483,9 +501,16 @@ pub(crate) fn execute(
             let name = format!("model.{}.safetensors", sanitize_file_name(&site));
             ward_fl::checkpoint::write_atomic(&p.dir.join(name), &bytes)?;
         }
+        if let Some(pr) = &privacy {
+            ward_report::write_json_atomic(&p.dir.join(files::PRIVACY), pr)?;
+        }
         ward_report::write_json_atomic(&p.dir.join(files::SUMMARY), &summary)?;
     }
-    Ok(Outcome { summary, records })
+    Ok(Outcome {
+        summary,
+        records,
+        privacy_lines,
+    })
 }
 
 /// A site name as a file-name component: ASCII letters, digits, `-`, `_`, `.`; anything

@@ -38,6 +38,254 @@ pub struct ExperimentSpec {
     /// A simulated poisoning attack (none unless given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attack: Option<AttackSpec>,
+    /// Differential privacy: record-level DP-SGD at the sites and/or site-level central
+    /// DP at the server (none unless given).
+    #[serde(default, skip_serializing_if = "PrivacySpec::is_off")]
+    pub privacy: PrivacySpec,
+}
+
+/// `[privacy]`: differential-privacy mechanisms and their accounting.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PrivacySpec {
+    /// `[privacy.dp-sgd]`: record-level DP-SGD at every training site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp_sgd: Option<DpSgdSpec>,
+    /// `[privacy.central]`: site-level central DP for federated averaging.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub central: Option<CentralDpSpec>,
+}
+
+impl PrivacySpec {
+    /// Whether no privacy mechanism is configured.
+    pub fn is_off(&self) -> bool {
+        self.dp_sgd.is_none() && self.central.is_none()
+    }
+}
+
+/// Which privacy accountant computes epsilon (and calibrates the noise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccountantChoice {
+    /// Rényi DP (Mironov 2017; subsampled Gaussian, Mironov et al. 2019).
+    #[default]
+    Rdp,
+    /// Privacy random variables (Gopi et al. 2021).
+    Prv,
+}
+
+/// How DP-SGD draws batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DpSamplingKind {
+    /// Each example independently with rate `batch-size / rows`.
+    #[default]
+    Poisson,
+    /// Exactly `batch-size` examples without replacement (accounted as Poisson, as
+    /// Opacus does: an approximation).
+    FixedSize,
+}
+
+/// `[privacy.dp-sgd]`: record-level DP-SGD (Abadi et al. 2016) at every training site.
+/// The logical batch size is `train.batch-size` (expected size under Poisson sampling).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DpSgdSpec {
+    /// Per-example gradient clip norm (> 0).
+    pub clip: f64,
+    /// Noise multiplier sigma (noise std / clip, >= 0). Give this or `target-epsilon`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_multiplier: Option<f64>,
+    /// Calibrate sigma per site so that its epsilon after every planned step is at most
+    /// this (> 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_epsilon: Option<f64>,
+    /// delta of the (epsilon, delta) guarantee, in (0, 1).
+    #[serde(default = "default_delta")]
+    pub delta: f64,
+    /// `poisson` (default) or `fixed-size`.
+    #[serde(default)]
+    pub sampling: DpSamplingKind,
+    /// `rdp` (default) or `prv`: calibrates the noise and checks the budget.
+    #[serde(default)]
+    pub accountant: AccountantChoice,
+    /// Virtual batches: at most this many rows per backward pass (>= 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical_batch: Option<usize>,
+    /// Privacy budget: the run stops before a round that would take any site's epsilon
+    /// above this (> 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<f64>,
+}
+
+/// `[privacy.central]`: site-level central DP for federated averaging (McMahan et al.
+/// 2018), fixed or adaptive clipping (Andrew et al. 2021).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CentralDpSpec {
+    /// Clip norm of each site's update (fixed), or its initial value (adaptive), > 0.
+    pub clip: f64,
+    /// Adaptive clipping: the clip norm tracks `target-quantile` of the update norms.
+    #[serde(default)]
+    pub adaptive: bool,
+    /// Adaptive: the fraction of updates to leave unclipped, in (0, 1).
+    #[serde(default = "default_target_quantile")]
+    pub target_quantile: f64,
+    /// Adaptive: learning rate eta of the geometric clip update (> 0).
+    #[serde(default = "default_clip_lr")]
+    pub clip_lr: f64,
+    /// Adaptive: std of the noise on the count of unclipped updates (default: sites per
+    /// round / 20, as in the paper); must exceed `noise-multiplier / 2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_noise: Option<f64>,
+    /// Noise multiplier z of the mechanism (>= 0). Give this or `target-epsilon`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_multiplier: Option<f64>,
+    /// Calibrate z so that the site-level epsilon after every round is at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_epsilon: Option<f64>,
+    /// delta of the site-level guarantee, in (0, 1).
+    #[serde(default = "default_delta")]
+    pub delta: f64,
+    /// `rdp` (default) or `prv`.
+    #[serde(default)]
+    pub accountant: AccountantChoice,
+    /// Site-level privacy budget: the run stops before a round that would exceed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<f64>,
+}
+
+fn default_delta() -> f64 {
+    1e-5
+}
+fn default_target_quantile() -> f64 {
+    0.5
+}
+fn default_clip_lr() -> f64 {
+    0.2
+}
+
+/// `noise-multiplier` xor `target-epsilon`, `delta` and `budget` of a privacy table.
+fn check_noise(
+    table: &str,
+    noise: Option<f64>,
+    target: Option<f64>,
+    delta: f64,
+    budget: Option<f64>,
+) -> Result<(), ConfigError> {
+    match (noise, target) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(ConfigError::new(
+                format!("{table}.noise-multiplier"),
+                "give exactly one of noise-multiplier and target-epsilon",
+            ));
+        }
+        (Some(z), None) => check(
+            z.is_finite() && z >= 0.0,
+            &format!("{table}.noise-multiplier"),
+            || format!("must be a finite number >= 0, got {z}"),
+        )?,
+        (None, Some(e)) => positive(e, &format!("{table}.target-epsilon"))?,
+    }
+    check(
+        delta > 0.0 && delta < 1.0,
+        &format!("{table}.delta"),
+        || format!("must be in (0, 1), got {delta}"),
+    )?;
+    if let Some(b) = budget {
+        positive(b, &format!("{table}.budget"))?;
+    }
+    Ok(())
+}
+
+impl PrivacySpec {
+    fn validate(&self, spec: &ExperimentSpec) -> Result<(), ConfigError> {
+        if let Some(d) = &self.dp_sgd {
+            positive(d.clip, "privacy.dp-sgd.clip")?;
+            check_noise(
+                "privacy.dp-sgd",
+                d.noise_multiplier,
+                d.target_epsilon,
+                d.delta,
+                d.budget,
+            )?;
+            check(
+                d.physical_batch != Some(0),
+                "privacy.dp-sgd.physical-batch",
+                || "must be >= 1".into(),
+            )?;
+            let norm = spec
+                .model
+                .norm
+                .unwrap_or(if spec.model.kind == ModelKind::Resnet18 {
+                    NormKind::Batch
+                } else {
+                    NormKind::None
+                });
+            check(norm != NormKind::Batch, "privacy.dp-sgd", || {
+                "DP-SGD clips each example's gradient, but BatchNorm's batch statistics mix examples: use model.norm = \"group\" or \"none\"".into()
+            })?;
+            check(spec.train.augment.is_off(), "privacy.dp-sgd", || {
+                "DP-SGD with train.augment is not supported".into()
+            })?;
+        }
+        if let Some(c) = &self.central {
+            positive(c.clip, "privacy.central.clip")?;
+            check_noise(
+                "privacy.central",
+                c.noise_multiplier,
+                c.target_epsilon,
+                c.delta,
+                c.budget,
+            )?;
+            if c.adaptive {
+                check(
+                    c.target_quantile > 0.0 && c.target_quantile < 1.0,
+                    "privacy.central.target-quantile",
+                    || format!("must be in (0, 1), got {}", c.target_quantile),
+                )?;
+                positive(c.clip_lr, "privacy.central.clip-lr")?;
+                if let Some(s) = c.count_noise {
+                    check(
+                        s.is_finite() && s >= 0.0,
+                        "privacy.central.count-noise",
+                        || format!("must be a finite number >= 0, got {s}"),
+                    )?;
+                }
+            }
+            let strategy = spec.federation.strategy;
+            check(
+                !matches!(strategy, StrategyKind::Pooled | StrategyKind::Local),
+                "privacy.central",
+                || {
+                    format!(
+                        "central DP needs a federation; strategy \"{}\" is a baseline",
+                        strategy.as_str()
+                    )
+                },
+            )?;
+            check(
+                strategy != StrategyKind::Scaffold,
+                "privacy.central",
+                || {
+                    "SCAFFOLD's control variates would reach the server without clipping or noise; central DP is refused with scaffold".into()
+                },
+            )?;
+            let rule = spec.robust.aggregator;
+            check(
+                matches!(rule, AggregatorKind::Fedavg | AggregatorKind::Mean)
+                    && spec.robust.pre.is_empty(),
+                "privacy.central",
+                || {
+                    format!(
+                        "central DP replaces aggregation with a clipped, noised mean; it cannot be combined with robust.aggregator = \"{}\" or pre-aggregators (use \"fedavg\" or \"mean\")",
+                        rule.as_str()
+                    )
+                },
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Aggregation rule.
@@ -1105,6 +1353,7 @@ impl ExperimentSpec {
             federation: FederationSpec::default(),
             robust: RobustSpec::default(),
             attack: None,
+            privacy: PrivacySpec::default(),
         }
     }
 
@@ -1168,6 +1417,7 @@ impl ExperimentSpec {
                 )
             })?;
         }
+        self.privacy.validate(self)?;
         if let Some(a) = &self.attack {
             a.validate()?;
             if matches!(
@@ -2204,6 +2454,30 @@ mod tests {
                     value: 1.0,
                 }),
             }),
+            privacy: PrivacySpec {
+                dp_sgd: Some(DpSgdSpec {
+                    clip: 1.0,
+                    noise_multiplier: Some(1.0),
+                    target_epsilon: Some(1.0),
+                    delta: 1e-5,
+                    sampling: DpSamplingKind::FixedSize,
+                    accountant: AccountantChoice::Prv,
+                    physical_batch: Some(2),
+                    budget: Some(1.0),
+                }),
+                central: Some(CentralDpSpec {
+                    clip: 1.0,
+                    adaptive: true,
+                    target_quantile: 0.5,
+                    clip_lr: 0.2,
+                    count_noise: Some(1.0),
+                    noise_multiplier: Some(1.0),
+                    target_epsilon: Some(1.0),
+                    delta: 1e-5,
+                    accountant: AccountantChoice::Rdp,
+                    budget: Some(1.0),
+                }),
+            },
         };
         fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
             match v {
@@ -2230,7 +2504,16 @@ mod tests {
         walk("", &toml::Value::try_from(&spec).unwrap(), &mut out);
         // Sections themselves are headings of their own, not keys.
         out.retain(|k| {
-            !["data", "model", "train", "federation", "robust", "attack"].contains(&k.as_str())
+            ![
+                "data",
+                "model",
+                "train",
+                "federation",
+                "robust",
+                "attack",
+                "privacy",
+            ]
+            .contains(&k.as_str())
         });
         out.sort();
         out

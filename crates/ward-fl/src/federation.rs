@@ -10,7 +10,8 @@ use ward_models::Evaluation;
 
 use crate::site::{FitInstructions, LocalWork, SiteHandle};
 use crate::strategy::{
-    Aggregator, FedAvg, FedOptKind, RoundContext, ServerOpt, ServerOptimizer, UpdateAttack,
+    Aggregator, FedAvg, FedOptKind, RoundContext, ServerMechanism, ServerOpt, ServerOptimizer,
+    UpdateAttack,
 };
 use crate::{FlError, checkpoint::Checkpoint};
 
@@ -159,6 +160,8 @@ pub(crate) struct ServerState {
     pub(crate) cycle: Vec<usize>,
     pub(crate) cycle_pos: usize,
     pub(crate) attack: Vec<u8>,
+    /// The server mechanism's state (central DP: clip norm, noise RNG).
+    pub(crate) mechanism: Vec<u8>,
 }
 
 /// The round engine: runs rounds over [`SiteHandle`]s with a strategy.
@@ -172,6 +175,7 @@ pub struct Federation {
     config: FederationConfig,
     aggregator: Box<dyn Aggregator>,
     attack: Option<Box<dyn UpdateAttack>>,
+    mechanism: Option<Box<dyn ServerMechanism>>,
     compromised: Option<Vec<bool>>,
     state: ServerState,
     /// FLTrust: the server's own trainer on its root sample (see
@@ -230,6 +234,7 @@ impl Federation {
             config,
             aggregator: Box::new(FedAvg),
             attack: None,
+            mechanism: None,
             compromised: None,
             state: ServerState {
                 round: 0,
@@ -240,6 +245,7 @@ impl Federation {
                 cycle: Vec::new(),
                 cycle_pos: 0,
                 attack: Vec::new(),
+                mechanism: Vec::new(),
             },
             root: None,
         })
@@ -297,6 +303,53 @@ impl Federation {
         self.root = Some(trainer);
     }
 
+    /// Installs a server mechanism (central DP) that replaces the aggregation rule.
+    /// Refused unless the rule is `fedavg` or `mean`: central DP's guarantee is for the
+    /// clipped, noised mean, and robust rules would change what is released.
+    pub fn set_mechanism(&mut self, mechanism: Box<dyn ServerMechanism>) -> Result<(), FlError> {
+        let rule = self.aggregator.name();
+        if rule != "fedavg" && rule != "mean" {
+            return Err(FlError::Config(format!(
+                "{} replaces aggregation with a clipped, noised mean; it cannot be combined with the robust aggregator {rule} (use robust.aggregator = \"fedavg\" or \"mean\")",
+                mechanism.name()
+            )));
+        }
+        self.state.mechanism = mechanism.save_state()?;
+        self.mechanism = Some(mechanism);
+        Ok(())
+    }
+
+    /// The server mechanism's current state (what its `save_state` wrote), if one is
+    /// installed.
+    pub fn mechanism_state(&self) -> Option<&[u8]> {
+        self.mechanism
+            .as_ref()
+            .map(|_| self.state.mechanism.as_slice())
+    }
+
+    /// Switches site `i`'s local training to DP-SGD with `config`.
+    pub fn enable_dp_sgd(
+        &mut self,
+        i: usize,
+        config: ward_models::dp::DpSgdConfig,
+    ) -> Result<(), FlError> {
+        let n = self.sites.len();
+        self.sites
+            .get_mut(i)
+            .ok_or_else(|| FlError::Config(format!("site {i} of {n}")))?
+            .enable_dp_sgd(config)
+    }
+
+    /// Every site's DP-SGD state (None for sites without DP-SGD), in site order.
+    pub fn dp_sgd_states(&self) -> Vec<Option<ward_models::dp::DpSgd>> {
+        self.sites.iter().map(|s| s.dp_sgd().cloned()).collect()
+    }
+
+    /// Every site's number of training examples, in site order.
+    pub fn num_train(&self) -> Vec<usize> {
+        self.sites.iter().map(|s| s.num_train()).collect()
+    }
+
     /// Marks sites as compromised in the round records without an update attack (data
     /// poisoning happens inside the sites).
     pub fn set_compromised(&mut self, compromised: Vec<bool>) -> Result<(), FlError> {
@@ -313,7 +366,10 @@ impl Federation {
 
     /// The aggregation rule's name.
     pub fn aggregator_name(&self) -> String {
-        self.aggregator.name()
+        match &self.mechanism {
+            Some(m) => format!("{}({})", m.name(), self.aggregator.name()),
+            None => self.aggregator.name(),
+        }
     }
 
     /// Rounds completed.
@@ -552,7 +608,14 @@ impl Federation {
                 global: &self.state.global,
                 server_update: server_update.as_ref(),
             };
-            let agg = self.aggregator.aggregate(&accepted, &ctx)?;
+            let agg = match self.mechanism.as_mut() {
+                Some(m) => {
+                    let a = m.aggregate(&accepted, &ctx)?;
+                    self.state.mechanism = m.save_state()?;
+                    a
+                }
+                None => self.aggregator.aggregate(&accepted, &ctx)?,
+            };
             let agg_delta = agg.params.sub(&self.state.global)?;
             let agg_norm = agg_delta.l2_norm();
             for (k, u) in accepted.iter().enumerate() {
@@ -668,6 +731,9 @@ impl Federation {
         }
         if let Some(a) = self.attack.as_mut() {
             a.load_state(&state.attack)?;
+        }
+        if let Some(m) = self.mechanism.as_mut() {
+            m.load_state(&state.mechanism)?;
         }
         self.state = state.clone();
         Ok(())

@@ -34,8 +34,8 @@ pub use sim::{
 };
 pub use site::{FitInstructions, InProcessSite, LocalWork, SiteHandle};
 pub use strategy::{
-    Aggregate, Aggregator, FedAvg, FedOptKind, RoundContext, ServerOpt, ServerOptimizer,
-    UpdateAttack, weighted_mean,
+    Aggregate, Aggregator, FedAvg, FedOptKind, RoundContext, ServerMechanism, ServerOpt,
+    ServerOptimizer, UpdateAttack, weighted_mean,
 };
 
 /// Errors of the round engine.

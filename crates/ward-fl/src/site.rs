@@ -5,6 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use ward_core::{Metrics, Params, Update};
 use ward_data::SiteData;
+use ward_models::dp::{DpSgd, DpSgdConfig, train_local_dp};
 use ward_models::{
     Augmenter, BatchStream, Evaluation, GradientEngine, LocalFit, ModelArch, Optimizer,
     OptimizerConfig, evaluate, train_local_augmented,
@@ -69,6 +70,19 @@ pub trait SiteHandle {
     fn save_state(&self) -> Result<Vec<u8>, FlError>;
     /// Restores what [`SiteHandle::save_state`] wrote.
     fn load_state(&mut self, state: &[u8]) -> Result<(), FlError>;
+    /// Switches local training to record-level DP-SGD with `config` (sites that
+    /// cannot run it refuse).
+    fn enable_dp_sgd(&mut self, config: DpSgdConfig) -> Result<(), FlError> {
+        let _ = config;
+        Err(FlError::Site {
+            site: self.name().to_string(),
+            reason: "this site does not run DP-SGD".into(),
+        })
+    }
+    /// The site's DP-SGD state (settings, steps taken), if it trains with DP-SGD.
+    fn dp_sgd(&self) -> Option<&DpSgd> {
+        None
+    }
 }
 
 /// Site state that survives rounds (and is checkpointed).
@@ -83,6 +97,8 @@ struct SiteState {
     /// FedBN: this site's normalisation layers (values of `fedbn` ranges, in order),
     /// once it has trained.
     local_norm: Option<Vec<f32>>,
+    /// Record-level DP-SGD: its sampling/noise stream and steps taken.
+    dp: Option<DpSgd>,
 }
 
 /// A site living in this process (simulation): its data, a gradient engine, and its
@@ -95,6 +111,8 @@ pub struct InProcessSite {
     opt_config: OptimizerConfig,
     /// FedBN: value ranges kept at the site (empty: none).
     fedbn: Vec<(usize, usize)>,
+    /// Seed of the site's DP-SGD stream (drawn from the run seed's site stream).
+    dp_seed: u64,
     state: SiteState,
 }
 
@@ -124,12 +142,14 @@ impl InProcessSite {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(stream);
         let stream_seed = rand::Rng::next_u64(&mut rng);
+        let dp_seed = rand::Rng::next_u64(&mut rng);
         let state = SiteState {
             stream: BatchStream::new(data.train.y.len(), batch_size, stream_seed),
             optimizer: Optimizer::new(opt_config),
             control: None,
             augment: None,
             local_norm: None,
+            dp: None,
         };
         Self {
             name: data.name.clone(),
@@ -138,6 +158,7 @@ impl InProcessSite {
             engine,
             opt_config,
             fedbn: Vec::new(),
+            dp_seed,
             state,
         }
     }
@@ -182,7 +203,10 @@ impl InProcessSite {
     fn steps(&self, work: LocalWork) -> usize {
         match work {
             LocalWork::Steps(n) => n,
-            LocalWork::Epochs(e) => e * self.state.stream.batches_per_pass(),
+            LocalWork::Epochs(e) => match &self.state.dp {
+                Some(dp) => e * dp.steps_per_pass(),
+                None => e * self.state.stream.batches_per_pass(),
+            },
         }
     }
 }
@@ -239,15 +263,25 @@ impl SiteHandle for InProcessSite {
             prox: ins.prox_mu.map(|mu| (mu, x0)),
             correction: correction.as_deref(),
         };
-        let stats = train_local_augmented(
-            self.engine.as_mut(),
-            params.values_mut(),
-            &self.data.train,
-            &mut self.state.stream,
-            &mut self.state.optimizer,
-            &fit,
-            self.state.augment.as_mut(),
-        )
+        let stats = match self.state.dp.as_mut() {
+            Some(dp) => train_local_dp(
+                self.engine.as_mut(),
+                params.values_mut(),
+                &self.data.train,
+                dp,
+                &mut self.state.optimizer,
+                &fit,
+            ),
+            None => train_local_augmented(
+                self.engine.as_mut(),
+                params.values_mut(),
+                &self.data.train,
+                &mut self.state.stream,
+                &mut self.state.optimizer,
+                &fit,
+                self.state.augment.as_mut(),
+            ),
+        }
         .map_err(|e| FlError::site(&self.name, e))?;
         if !self.fedbn.is_empty() {
             let v = params.values();
@@ -356,7 +390,41 @@ impl SiteHandle for InProcessSite {
                 ),
             });
         }
+        if s.dp.is_some() != self.state.dp.is_some() {
+            return Err(FlError::Site {
+                site: self.name.clone(),
+                reason:
+                    "the checkpoint and this run differ in DP-SGD (on in one, off in the other)"
+                        .into(),
+            });
+        }
         self.state = s;
         Ok(())
+    }
+
+    fn enable_dp_sgd(&mut self, config: DpSgdConfig) -> Result<(), FlError> {
+        if self.arch.has_batch_norm() {
+            return Err(FlError::Site {
+                site: self.name.clone(),
+                reason: format!(
+                    "DP-SGD clips each example's gradient, but the model {} has BatchNorm, whose batch statistics mix examples: use model.norm = \"group\" or \"none\"",
+                    self.arch.describe()
+                ),
+            });
+        }
+        if self.state.augment.is_some() {
+            return Err(FlError::Site {
+                site: self.name.clone(),
+                reason: "DP-SGD with train.augment is not supported".into(),
+            });
+        }
+        let dp = DpSgd::new(config, self.num_train(), self.dp_seed)
+            .map_err(|e| FlError::site(&self.name, e))?;
+        self.state.dp = Some(dp);
+        Ok(())
+    }
+
+    fn dp_sgd(&self) -> Option<&DpSgd> {
+        self.state.dp.as_ref()
     }
 }

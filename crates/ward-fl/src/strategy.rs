@@ -97,6 +97,27 @@ pub trait UpdateAttack {
     fn load_state(&mut self, state: &[u8]) -> Result<(), FlError>;
 }
 
+/// A stateful server-side mechanism that replaces the aggregation rule, e.g. central
+/// DP (clip every update, add noise to the sum). Its state (clip norm, RNG) is
+/// checkpointed with the server. Implemented in `ward-cli` over `ward-privacy`.
+pub trait ServerMechanism {
+    /// Name as written in results (e.g. `central-dp`).
+    fn name(&self) -> String;
+
+    /// The round's aggregate from its accepted, validated updates.
+    fn aggregate(
+        &mut self,
+        updates: &[Update],
+        ctx: &RoundContext<'_>,
+    ) -> Result<Aggregate, FlError>;
+
+    /// The mechanism's state, for the checkpoint.
+    fn save_state(&self) -> Result<Vec<u8>, FlError>;
+
+    /// Restores what [`ServerMechanism::save_state`] wrote.
+    fn load_state(&mut self, state: &[u8]) -> Result<(), FlError>;
+}
+
 /// FedAvg's aggregation (McMahan et al. 2017): `sum_k n_k w_k / sum_k n_k`.
 ///
 /// Accumulates in `f64` in one pass over the updates, so memory is O(model).

@@ -625,3 +625,126 @@ fn fedbn_without_batch_norm_is_refused() {
     let err = build_simulation(&spec, &data, EngineOptions::default()).unwrap_err();
     assert!(err.to_string().contains("GroupNorm"), "{err}");
 }
+
+fn dp_config() -> ward_models::dp::DpSgdConfig {
+    ward_models::dp::DpSgdConfig {
+        clip: 0.5,
+        noise_multiplier: 1.0,
+        sampling: ward_models::dp::Sampling::Poisson,
+        batch_size: 1,
+        physical_batch: None,
+    }
+}
+
+fn dp_federation(seed: u64) -> Federation {
+    let mut f = scaffold_federation(seed);
+    for i in 0..2 {
+        f.enable_dp_sgd(i, dp_config()).unwrap();
+    }
+    f
+}
+
+/// DP-SGD sites: their steps are counted, and their sampling/noise streams are site
+/// state, so a restored federation continues bit for bit.
+#[test]
+fn dp_sgd_sites_count_steps_and_resume_exactly() {
+    let mut full = dp_federation(3);
+    for _ in 0..4 {
+        full.run_round().unwrap();
+    }
+    let steps: Vec<u64> = full
+        .dp_sgd_states()
+        .iter()
+        .map(|s| s.as_ref().unwrap().steps())
+        .collect();
+    assert_eq!(steps, vec![12, 12]); // 4 rounds x 3 local steps
+    // The noise changes the result: DP-SGD is not plain SGD.
+    let mut plain = scaffold_federation(3);
+    for _ in 0..4 {
+        plain.run_round().unwrap();
+    }
+    assert_ne!(plain.global(), full.global());
+    let mut first = dp_federation(3);
+    first.run_round().unwrap();
+    let bytes = first.snapshot().unwrap().to_bytes().unwrap();
+    let mut resumed = dp_federation(3);
+    resumed
+        .restore(&Checkpoint::from_bytes(&bytes).unwrap())
+        .unwrap();
+    for _ in 0..3 {
+        resumed.run_round().unwrap();
+    }
+    assert_eq!(resumed.global(), full.global());
+    // A checkpoint without DP-SGD does not restore into a DP run.
+    let plain_bytes = scaffold_federation(3)
+        .snapshot()
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let err = dp_federation(3)
+        .restore(&Checkpoint::from_bytes(&plain_bytes).unwrap())
+        .unwrap_err();
+    assert!(err.to_string().contains("DP-SGD"), "{err}");
+}
+
+#[test]
+fn dp_sgd_with_batch_norm_is_refused() {
+    let data = image_dataset();
+    let spec = image_spec(StrategyKind::Fedavg);
+    let mut sim = build_simulation(&spec, &data, EngineOptions::default()).unwrap();
+    let err = sim.federation.enable_dp_sgd(0, dp_config()).unwrap_err();
+    assert!(err.to_string().contains("BatchNorm"), "{err}");
+}
+
+/// A server mechanism that halves the FedAvg delta and counts its rounds in its state.
+struct Halve {
+    rounds: u8,
+}
+
+impl ServerMechanism for Halve {
+    fn name(&self) -> String {
+        "halve".into()
+    }
+    fn aggregate(
+        &mut self,
+        updates: &[Update],
+        ctx: &RoundContext<'_>,
+    ) -> Result<Aggregate, FlError> {
+        self.rounds += 1;
+        let mean = FedAvg.aggregate(updates, ctx)?.params;
+        let mut next = ctx.global.clone();
+        next.axpy(0.5, &mean.sub(ctx.global)?)?;
+        Ok(Aggregate::plain(next))
+    }
+    fn save_state(&self) -> Result<Vec<u8>, FlError> {
+        Ok(vec![self.rounds])
+    }
+    fn load_state(&mut self, state: &[u8]) -> Result<(), FlError> {
+        self.rounds = state[0];
+        Ok(())
+    }
+}
+
+/// The mechanism replaces aggregation (sites reply 2 and 4 from 0: FedAvg 3 with equal
+/// weights, halved 1.5), its state is checkpointed, and robust rules are refused.
+#[test]
+fn server_mechanism_replaces_aggregation_and_is_checkpointed() {
+    let mut f = Federation::new(
+        vec![fixed("a", vec![2.0], 1), fixed("b", vec![4.0], 1)],
+        vec![trains(); 2],
+        fedavg_config(2),
+        Params::from_flat(vec![0.0]),
+        0,
+    )
+    .unwrap();
+    f.set_mechanism(Box::new(Halve { rounds: 0 })).unwrap();
+    f.run_round().unwrap();
+    assert_eq!(f.global().values(), &[1.5]);
+    assert_eq!(f.mechanism_state(), Some(&[1u8][..]));
+    assert_eq!(f.aggregator_name(), "halve(fedavg)");
+    let snap = f.snapshot().unwrap();
+    f.run_round().unwrap();
+    assert_eq!(f.mechanism_state(), Some(&[2u8][..]));
+    f.restore(&snap).unwrap();
+    assert_eq!(f.mechanism_state(), Some(&[1u8][..]));
+}

@@ -97,6 +97,27 @@ pub trait GradientEngine {
     fn write_buffers(&mut self, params: &mut [f32]) {
         let _ = params;
     }
+
+    /// DP-SGD's per-sample step: every example's gradient (the gradient of its own loss,
+    /// as from a one-example batch) clipped to L2 norm `clip`, summed into `sum`.
+    /// Returns the sum of the examples' losses; `norms` receives each example's
+    /// unclipped gradient norm. The default runs one backward pass per example
+    /// (microbatching); [`NativeDense`] derives per-sample gradients in one pass.
+    ///
+    /// # Shapes
+    /// - `params`, `sum`: `[num_params]`; `x`: `[rows, inputs]`; `y`: `[rows]`;
+    ///   `norms`: `[rows]`.
+    fn clipped_grad_sum(
+        &mut self,
+        params: &[f32],
+        x: &[f32],
+        y: &[u32],
+        clip: f32,
+        sum: &mut [f32],
+        norms: &mut Vec<f32>,
+    ) -> Result<f32, ModelError> {
+        dp::microbatch_clipped_sum(self, params, x, y, clip, sum, norms)
+    }
 }
 
 /// Where tensors live, chosen by the binary's `--device` (`cpu`, `cuda:N`, `wgpu`).

@@ -23,6 +23,8 @@ pub struct NativeDense {
     delta: Vec<f32>,
     /// Gradient w.r.t. the current layer's input.
     delta_in: Vec<f32>,
+    /// DP-SGD: every layer's per-example output gradients, `[rows, widths[l + 1]]`.
+    deltas: Vec<Vec<f32>>,
 }
 
 impl NativeDense {
@@ -35,6 +37,7 @@ impl NativeDense {
             arch,
             delta: Vec::new(),
             delta_in: Vec::new(),
+            deltas: Vec::new(),
         }
     }
 
@@ -249,6 +252,126 @@ impl GradientEngine for NativeDense {
         self.forward(params, x, rows);
         Ok(self.acts[self.widths.len() - 1].clone())
     }
+
+    /// Exact per-sample gradients in one backward pass. Example `r`'s gradient of layer
+    /// `l` is `delta_{l,r} a_{l,r}^T` (weights) and `delta_{l,r}` (bias), where
+    /// `delta_{l,r}` is the gradient of example `r`'s own loss w.r.t. the layer's output
+    /// (the batch-mean error times `rows`) and `a_{l,r}` the layer's input; its squared
+    /// norm is `|delta_{l,r}|^2 (|a_{l,r}|^2 + 1)` (ghost norm), so nothing per-sample is
+    /// materialised. The clipped sum is then the backward pass's weight sums with each
+    /// example weighted by its clip factor.
+    fn clipped_grad_sum(
+        &mut self,
+        params: &[f32],
+        x: &[f32],
+        y: &[u32],
+        clip: f32,
+        sum: &mut [f32],
+        norms: &mut Vec<f32>,
+    ) -> Result<f32, ModelError> {
+        let rows = y.len();
+        norms.clear();
+        if sum.len() != params.len() {
+            return Err(ModelError::Shape(format!(
+                "gradient buffer has {} values, expected {}",
+                sum.len(),
+                params.len()
+            )));
+        }
+        sum.iter_mut().for_each(|g| *g = 0.0);
+        if rows == 0 {
+            return Ok(0.0);
+        }
+        self.arch.check_batch(params, x, rows)?;
+        self.forward(params, x, rows);
+        let layers = self.widths.len() - 1;
+        let mut deltas = std::mem::take(&mut self.deltas);
+        deltas.resize(layers, Vec::new());
+        let mean_loss = loss_from_logits(
+            self.arch.loss,
+            self.arch.outputs,
+            &self.acts[layers],
+            y,
+            Some(&mut deltas[layers - 1]),
+        );
+        // The loss is a batch mean: example r's own error is `rows` times its share.
+        let per = rows as f32;
+        deltas[layers - 1].iter_mut().for_each(|d| *d *= per);
+        let mut offs = Vec::with_capacity(layers);
+        let mut off = 0;
+        for l in 0..layers {
+            offs.push(off);
+            off += self.widths[l + 1] * self.widths[l] + self.widths[l + 1];
+        }
+        // Backward: per-example errors of every layer.
+        for l in (1..layers).rev() {
+            let (n_in, n_out) = (self.widths[l], self.widths[l + 1]);
+            let w = &params[offs[l]..offs[l] + n_out * n_in];
+            let (lower, upper) = deltas.split_at_mut(l);
+            let d_out = &upper[0];
+            let d_in = &mut lower[l - 1];
+            d_in.clear();
+            d_in.resize(rows * n_in, 0.0);
+            for r in 0..rows {
+                let di = &mut d_in[r * n_in..(r + 1) * n_in];
+                for o in 0..n_out {
+                    let d = d_out[r * n_out + o];
+                    let wo = &w[o * n_in..(o + 1) * n_in];
+                    for i in 0..n_in {
+                        di[i] += d * wo[i];
+                    }
+                }
+            }
+            let input = &self.acts[l];
+            match self.arch.activation {
+                Activation::Relu => {
+                    for (d, a) in d_in.iter_mut().zip(input) {
+                        if *a <= 0.0 {
+                            *d = 0.0;
+                        }
+                    }
+                }
+                Activation::Tanh => {
+                    for (d, a) in d_in.iter_mut().zip(input) {
+                        *d *= 1.0 - a * a;
+                    }
+                }
+            }
+        }
+        // Ghost norms, then clip factors.
+        norms.resize(rows, 0.0);
+        for (l, dl) in deltas.iter().enumerate() {
+            let (n_in, n_out) = (self.widths[l], self.widths[l + 1]);
+            for (r, n) in norms.iter_mut().enumerate() {
+                let a = &self.acts[l][r * n_in..(r + 1) * n_in];
+                let d = &dl[r * n_out..(r + 1) * n_out];
+                let a2: f32 = a.iter().map(|v| v * v).sum();
+                let d2: f32 = d.iter().map(|v| v * v).sum();
+                *n += d2 * (a2 + 1.0);
+            }
+        }
+        norms.iter_mut().for_each(|n| *n = n.sqrt());
+        // Weighted sums: sum_r c_r delta_{l,r} a_{l,r}^T.
+        for l in 0..layers {
+            let (n_in, n_out) = (self.widths[l], self.widths[l + 1]);
+            let input = &self.acts[l];
+            let (gw, gb) = sum[offs[l]..offs[l] + n_out * n_in + n_out].split_at_mut(n_out * n_in);
+            for r in 0..rows {
+                let c = crate::dp::clip_factor(norms[r], clip);
+                let a = &input[r * n_in..(r + 1) * n_in];
+                for o in 0..n_out {
+                    let d = c * deltas[l][r * n_out + o];
+                    gb[o] += d;
+                    let g = &mut gw[o * n_in..(o + 1) * n_in];
+                    for i in 0..n_in {
+                        g[i] += d * a[i];
+                    }
+                }
+            }
+        }
+        self.deltas = deltas;
+        Ok(mean_loss * per)
+    }
 }
 
 #[cfg(test)]
@@ -275,6 +398,80 @@ mod tests {
         let want = [-0.311_230, -0.281_918, -0.296_574];
         for (a, b) in g.iter().zip(want) {
             assert!((a - b).abs() < 1e-5, "{g:?}");
+        }
+    }
+
+    /// DP-SGD's per-sample gradients: for an MLP (tanh and ReLU) and a 3-class softmax
+    /// model, the clipped sum of the one-pass per-sample gradients equals the clipped sum
+    /// of gradients of one-example batches (computed by `loss_and_grad` one row at a
+    /// time), and the reported norms are those gradients' norms. The clip (the median
+    /// norm) binds for some examples and not others, so a wrong per-example norm would
+    /// show.
+    #[test]
+    fn per_sample_gradients_equal_single_example_batches() {
+        use rand::SeedableRng;
+        for (act, classes, hidden) in [
+            (Activation::Tanh, 2, vec![6, 4]),
+            (Activation::Relu, 3, vec![5]),
+            (Activation::Relu, 2, vec![]),
+        ] {
+            let spec = ModelSpec {
+                kind: if hidden.is_empty() {
+                    ward_core::config::ModelKind::Logistic
+                } else {
+                    ward_core::config::ModelKind::Mlp
+                },
+                hidden,
+                activation: act,
+                ..ModelSpec::default()
+            };
+            let arch = DenseArch::from_spec(&spec, LossKind::Auto, 4, classes).unwrap();
+            let params = arch.init(&mut rand_chacha::ChaCha8Rng::seed_from_u64(5));
+            let mut k = NativeDense::new(arch);
+            let rows = 7;
+            let x: Vec<f32> = (0..rows * 4)
+                .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
+                .collect();
+            let y: Vec<u32> = (0..rows).map(|r| (r % classes) as u32).collect();
+            let mut grads = Vec::new();
+            let mut want_norms = Vec::new();
+            let mut g = vec![0.0f32; params.len()];
+            let mut want_loss = 0.0;
+            for r in 0..rows {
+                want_loss += k
+                    .loss_and_grad(params.values(), &x[r * 4..(r + 1) * 4], &y[r..=r], &mut g)
+                    .unwrap();
+                want_norms.push(g.iter().map(|v| v * v).sum::<f32>().sqrt());
+                grads.push(g.clone());
+            }
+            // The clip: the median norm, so it binds for some examples and not others.
+            let mut sorted = want_norms.clone();
+            sorted.sort_by(f32::total_cmp);
+            let clip = sorted[rows / 2];
+            let mut want = vec![0.0f32; params.len()];
+            for (g, &n) in grads.iter().zip(&want_norms) {
+                let c = if n > clip { clip / n } else { 1.0 };
+                want.iter_mut().zip(g).for_each(|(w, v)| *w += c * v);
+            }
+            assert!(
+                want_norms.iter().any(|&n| n > clip) && want_norms.iter().any(|&n| n < clip),
+                "the clip should bind for some examples only: {want_norms:?}"
+            );
+            let mut got = vec![0.0f32; params.len()];
+            let mut norms = Vec::new();
+            let loss = k
+                .clipped_grad_sum(params.values(), &x, &y, clip, &mut got, &mut norms)
+                .unwrap();
+            assert!((loss - want_loss).abs() < 1e-4, "{loss} vs {want_loss}");
+            for (a, b) in norms.iter().zip(&want_norms) {
+                assert!(
+                    (a - b).abs() < 1e-5 * (1.0 + b),
+                    "{norms:?} vs {want_norms:?}"
+                );
+            }
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{got:?} vs {want:?}");
+            }
         }
     }
 

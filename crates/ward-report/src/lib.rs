@@ -43,6 +43,8 @@ pub mod files {
     pub const MODEL: &str = "model.safetensors";
     /// Federation state after the last completed round.
     pub const CHECKPOINT: &str = "checkpoint.bin";
+    /// The privacy report (runs with a privacy mechanism).
+    pub const PRIVACY: &str = "privacy.json";
 }
 
 /// Errors writing or reading results.
@@ -128,6 +130,11 @@ pub struct Summary {
     /// rows (in the site's training split) moved to the server.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub root_sample: Option<BTreeMap<String, Vec<usize>>>,
+    /// The privacy report (runs with a privacy mechanism): mechanisms, clip norms,
+    /// noise multipliers, sampling rates, steps and (epsilon, delta) per accountant,
+    /// per site and overall; also written to `privacy.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<serde_json::Value>,
 }
 
 /// Writes `value` as pretty JSON to `path`, atomically.

@@ -6,6 +6,7 @@ pub(crate) mod bench_aggregate;
 pub(crate) mod bench_cnn;
 pub(crate) mod bench_readers;
 pub(crate) mod bench_secagg;
+pub(crate) mod bench_dp;
 pub(crate) mod data;
 pub(crate) mod privacy;
 pub(crate) mod reproduce;

@@ -72,6 +72,9 @@ pub(crate) fn run(args: RunArgs) -> Result<()> {
         !args.quiet,
     )?;
     print_summary(&outcome.summary, &dir);
+    for line in &outcome.privacy_lines {
+        out(line);
+    }
     Ok(())
 }
 

@@ -1470,6 +1470,24 @@ fn kill_9_and_resume_with_fltrust_is_exact() {
     ]);
 }
 
+/// DP-SGD at the sites and adaptive central DP at the server: their random streams,
+/// steps and clip norm are checkpointed, so `kill -9` and `--resume` give exactly the
+/// uninterrupted run (issue 6).
+#[test]
+fn kill_9_and_resume_with_dp_is_exact() {
+    kill_and_resume(&[
+        "privacy.dp-sgd.clip=1.1",
+        "privacy.dp-sgd.noise-multiplier=1.0",
+        "privacy.dp-sgd.delta=0.001",
+        "privacy.central.clip=0.1",
+        "privacy.central.adaptive=true",
+        "privacy.central.noise-multiplier=0.5",
+        "privacy.central.count-noise=1.0",
+        "privacy.central.delta=0.001",
+        "train.lr=0.01",
+    ]);
+}
+
 /// `ward aggregate` with the clustering and filtering rules, on inputs checked by hand
 /// in their unit tests (dnc.rs, flame.rs, clipped_clustering.rs).
 #[test]
@@ -1518,4 +1536,215 @@ fn aggregate_runs_dnc_flame_signguard_and_clipped_clustering() {
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("signguard: does not use the option lambda")
     );
+}
+
+/// Issue 6: the privacy report records each site's mechanism settings and the steps it
+/// really ran: with 2 of 4 sites sampled per round, a site runs 5 local steps in each
+/// round it was sampled (counted from metrics.jsonl), not 5 x rounds.
+#[test]
+fn dp_run_reports_the_steps_each_site_really_ran() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("dp");
+    let o = run_ok(
+        ward()
+            .args(["run", "--quiet"])
+            .args([
+                "--set",
+                "federation.rounds=6",
+                "--set",
+                "federation.sites-per-round=2",
+            ])
+            .args(["--set", "train.local-steps=5"])
+            .args([
+                "--set",
+                "privacy.dp-sgd.clip=1.1",
+                "--set",
+                "privacy.dp-sgd.noise-multiplier=1.3",
+            ])
+            .args(["--set", "privacy.dp-sgd.delta=0.001"])
+            .arg("--out")
+            .arg(&out),
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("record-level DP-SGD"), "{stdout}");
+    let p = json(&out.join("privacy.json"));
+    let s = json(&out.join("summary.json"));
+    assert_eq!(s["privacy"], p);
+    let rl = &p["record_level"];
+    assert_eq!(rl["clip"], 1.1);
+    assert_eq!(rl["sampling"], "poisson");
+    let metrics = fs_err::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let sites = rl["sites"].as_array().unwrap();
+    assert_eq!(sites.len(), 4);
+    let mut total = 0;
+    for site in sites {
+        let name = site["site"].as_str().unwrap();
+        let ran = metrics
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["site"] == name && r["status"] != "idle")
+            .count() as u64;
+        assert_eq!(site["steps"].as_u64().unwrap(), 5 * ran, "{name}");
+        total += ran;
+        assert_eq!(site["noise_multiplier"], 1.3);
+        let q = 4.0 / site["training_rows"].as_f64().unwrap();
+        assert!((site["sample_rate"].as_f64().unwrap() - q).abs() < 1e-12);
+    }
+    assert_eq!(total, 12, "2 sites x 6 rounds");
+    // The federation's record-level epsilon is the max over sites, never a sum, for
+    // both accountants.
+    for acc in ["rdp", "prv"] {
+        let per: Vec<f64> = sites
+            .iter()
+            .map(|s| s["epsilon"][acc].as_f64().unwrap())
+            .collect();
+        assert!(per.iter().all(|&e| e > 0.0), "{acc}: {per:?}");
+        let max = per.iter().copied().fold(0.0, f64::max);
+        assert_eq!(rl["epsilon"][acc].as_f64().unwrap(), max, "{acc}");
+    }
+
+    // A budget below the full run's epsilon stops the run before a round would exceed
+    // it; every site stays within it.
+    let budget = 0.6 * rl["epsilon"]["rdp"].as_f64().unwrap();
+    let out2 = tmp.path().join("budget");
+    let o = run_ok(
+        ward()
+            .args(["run", "--quiet"])
+            .args([
+                "--set",
+                "federation.rounds=6",
+                "--set",
+                "federation.sites-per-round=2",
+            ])
+            .args(["--set", "train.local-steps=5"])
+            .args([
+                "--set",
+                "privacy.dp-sgd.clip=1.1",
+                "--set",
+                "privacy.dp-sgd.noise-multiplier=1.3",
+            ])
+            .args(["--set", "privacy.dp-sgd.delta=0.001"])
+            .args(["--set", &format!("privacy.dp-sgd.budget={budget}")])
+            .arg("--out")
+            .arg(&out2),
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let p = json(&out2.join("privacy.json"));
+    let run = p["rounds_run"].as_u64().unwrap();
+    assert!(run < 6, "{p}");
+    assert!(
+        p["stopped_by_budget"]
+            .as_str()
+            .unwrap()
+            .contains("privacy budget"),
+        "{p}"
+    );
+    assert!(stdout.contains("stopped: privacy budget"), "{stdout}");
+    for s in p["record_level"]["sites"].as_array().unwrap() {
+        assert!(s["epsilon"]["rdp"].as_f64().unwrap() <= budget, "{s}");
+    }
+    assert_eq!(
+        json(&out2.join("summary.json"))["rounds"].as_u64().unwrap(),
+        run
+    );
+}
+
+/// Issue 6: DP-SGD is refused with BatchNorm, central DP with robust rules, both with
+/// user errors naming the key.
+#[test]
+fn dp_with_batch_norm_or_robust_rules_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &[
+                "privacy.central.clip=1.0",
+                "privacy.central.noise-multiplier=1.0",
+                "robust.aggregator=\"median\"",
+            ],
+            "privacy.central",
+        ),
+        (
+            &[
+                "privacy.dp-sgd.clip=1.0",
+                "privacy.dp-sgd.noise-multiplier=1.0",
+                "privacy.dp-sgd.target-epsilon=1.0",
+            ],
+            "exactly one of noise-multiplier and target-epsilon",
+        ),
+    ];
+    for (i, (sets, want)) in cases.iter().enumerate() {
+        let mut c = ward();
+        c.arg("run")
+            .arg("--out")
+            .arg(tmp.path().join(format!("o{i}")));
+        for s in *sets {
+            c.args(["--set", s]);
+        }
+        let o = c.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "case {i}: {err}");
+    }
+    let o = ward()
+        .arg("run")
+        .arg(repo().join("examples/scanner-shift-fedbn.toml"))
+        .args(["--set", "federation.strategy=\"fedavg\""])
+        .args([
+            "--set",
+            "privacy.dp-sgd.clip=1.0",
+            "--set",
+            "privacy.dp-sgd.noise-multiplier=1.0",
+        ])
+        .arg("--out")
+        .arg(tmp.path().join("bn"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("BatchNorm") && err.contains("privacy.dp-sgd"),
+        "{err}"
+    );
+}
+
+/// Issue 6: adaptive central DP records its clip norms, the site sampling rate (2 of 4
+/// sites per round: q = 0.5) and the rounds it released; its site-level epsilon grows
+/// with the rounds.
+#[test]
+fn central_dp_reports_site_level_epsilon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut eps = Vec::new();
+    for rounds in [2, 4] {
+        let out = tmp.path().join(format!("c{rounds}"));
+        run_ok(
+            ward()
+                .args(["run", "--quiet"])
+                .args(["--set", &format!("federation.rounds={rounds}")])
+                .args([
+                    "--set",
+                    "federation.sites-per-round=2",
+                    "--set",
+                    "train.local-steps=5",
+                ])
+                .args([
+                    "--set",
+                    "privacy.central.clip=0.01",
+                    "--set",
+                    "privacy.central.adaptive=true",
+                ])
+                .args(["--set", "privacy.central.noise-multiplier=1.0"])
+                .args(["--set", "privacy.central.count-noise=1.0"])
+                .arg("--out")
+                .arg(&out),
+        );
+        let p = json(&out.join("privacy.json"));
+        let sl = &p["site_level"];
+        assert_eq!(sl["rounds"].as_u64().unwrap(), rounds);
+        assert_eq!(sl["site_sample_rate"], 0.5);
+        assert_eq!(sl["initial_clip"], 0.01);
+        // z_sum = (1 - 1/4)^(-1/2) (Andrew et al. 2021's split).
+        assert!((sl["sum_noise_multiplier"].as_f64().unwrap() - 1.154_700_5).abs() < 1e-6);
+        eps.push(sl["epsilon"]["rdp"].as_f64().unwrap());
+    }
+    assert!(eps[1] > eps[0] && eps[0] > 0.0, "{eps:?}");
 }

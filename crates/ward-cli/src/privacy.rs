@@ -1,0 +1,587 @@
+//! The experiment's `[privacy]` table in a run: DP-SGD at the sites, central DP at the
+//! server, the budget check before each round and the privacy report.
+//!
+//! Accounting rules (stated in every report):
+//! - Record-level (DP-SGD): each site is accounted over the steps it really ran (a site
+//!   sampled in some rounds only runs in those), with its own sampling rate
+//!   `q = batch / rows`. The sites' data are disjoint, so the federation's record-level
+//!   epsilon is the MAX over sites, never a sum. No amplification by site sampling is
+//!   claimed (it would need the selection to stay secret from the adversary; Ward logs
+//!   it). Fixed-size batches are accounted as Poisson with the same `q`, as Opacus does.
+//! - Site-level (central DP): `rounds` compositions of the subsampled Gaussian with the
+//!   mechanism's noise multiplier `z` and site sampling rate `sites per round / sites`
+//!   (McMahan et al. 2018); this assumes the server's selection is not published.
+
+use anyhow::Result;
+use serde::Serialize;
+use ward_core::ExperimentSpec;
+use ward_core::config::{AccountantChoice, DpSamplingKind};
+use ward_core::{Params, Update};
+use ward_fl::{
+    Aggregate, Federation, FlError, LocalWork, RoundContext, ServerMechanism, Simulation,
+};
+use ward_models::dp::{DpSgdConfig, Sampling};
+use ward_privacy::accountant::{self, AccountantKind, GaussianEvent};
+use ward_privacy::central::{CentralDp, CentralDpConfig, Clipping};
+
+use crate::experiment::UserError;
+
+/// The seed of the server's central-DP noise stream (a stream of the run seed).
+const CENTRAL_STREAM: u64 = 0xCE27_DA7A;
+
+fn kind(c: AccountantChoice) -> AccountantKind {
+    match c {
+        AccountantChoice::Rdp => AccountantKind::Rdp,
+        AccountantChoice::Prv => AccountantKind::Prv,
+    }
+}
+
+/// Epsilon of `steps` subsampled-Gaussian steps; `None` without noise (no guarantee)
+/// or without steps' noise.
+fn eps(kind: AccountantKind, sigma: f64, q: f64, steps: u64, delta: f64) -> Result<Option<f64>> {
+    if steps == 0 {
+        return Ok(Some(0.0));
+    }
+    if sigma == 0.0 {
+        return Ok(None);
+    }
+    Ok(Some(accountant::epsilon(
+        kind,
+        &[GaussianEvent { sigma, q, steps }],
+        delta,
+    )?))
+}
+
+/// Central DP as the federation's server mechanism: the aggregate is
+/// `global + (sum of clipped deltas + noise) / m`.
+#[derive(Debug)]
+pub(crate) struct CentralMechanism {
+    dp: CentralDp,
+}
+
+impl ServerMechanism for CentralMechanism {
+    fn name(&self) -> String {
+        "central-dp".into()
+    }
+
+    fn aggregate(
+        &mut self,
+        updates: &[Update],
+        ctx: &RoundContext<'_>,
+    ) -> Result<Aggregate, FlError> {
+        let deltas = updates
+            .iter()
+            .map(|u| u.params.sub(ctx.global))
+            .collect::<Result<Vec<Params>, _>>()?;
+        let refs: Vec<&[f32]> = deltas.iter().map(Params::values).collect();
+        let out = self
+            .dp
+            .privatise(&refs)
+            .map_err(|e| FlError::Config(format!("central DP: {e}")))?;
+        let mut next = ctx.global.clone();
+        for (x, d) in next.values_mut().iter_mut().zip(&out.mean) {
+            *x += d;
+        }
+        Ok(Aggregate::plain(next))
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>, FlError> {
+        serde_json::to_vec(&self.dp)
+            .map_err(|e| FlError::Checkpoint(format!("central DP state: {e}")))
+    }
+
+    fn load_state(&mut self, state: &[u8]) -> Result<(), FlError> {
+        let dp: CentralDp = serde_json::from_slice(state)
+            .map_err(|e| FlError::Checkpoint(format!("central DP state does not decode: {e}")))?;
+        if dp.config() != self.dp.config() {
+            return Err(FlError::Checkpoint(
+                "the checkpoint's central-DP settings differ from this run's".into(),
+            ));
+        }
+        self.dp = dp;
+        Ok(())
+    }
+}
+
+/// One site's resolved DP-SGD settings.
+#[derive(Debug, Clone)]
+struct SitePlan {
+    index: usize,
+    name: String,
+    config: DpSgdConfig,
+    rows: usize,
+    steps_per_round: u64,
+}
+
+/// The privacy settings of a run, resolved (noise calibrated) and installed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PrivacyPlan {
+    sites: Vec<SitePlan>,
+    central: Option<(CentralDpConfig, f64)>,
+    rounds: usize,
+}
+
+impl PrivacyPlan {
+    /// Whether any mechanism is on.
+    pub(crate) fn is_on(&self) -> bool {
+        !self.sites.is_empty() || self.central.is_some()
+    }
+}
+
+/// Steps a site with `rows` training rows takes per round under DP-SGD.
+fn steps_per_round(work: LocalWork, rows: usize, batch: usize) -> u64 {
+    match work {
+        LocalWork::Steps(n) => n as u64,
+        LocalWork::Epochs(e) => (e * rows.div_ceil(batch.max(1))) as u64,
+    }
+}
+
+/// Sites that train per round, and sites that train.
+fn site_sampling(spec: &ExperimentSpec, fed: &Federation) -> (usize, usize) {
+    let trainers = fed.roles().iter().filter(|r| r.trains).count();
+    let per_round = match spec.federation.strategy {
+        ward_core::config::StrategyKind::Cyclic => 1,
+        _ => spec
+            .federation
+            .sites_per_round
+            .unwrap_or(trainers)
+            .min(trainers),
+    };
+    (per_round, trainers)
+}
+
+/// Resolves `[privacy]` (calibrating noise for `target-epsilon` over every planned step)
+/// and installs DP-SGD at the training sites and central DP at the server.
+pub(crate) fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<PrivacyPlan> {
+    let mut plan = PrivacyPlan {
+        rounds: spec.federation.rounds,
+        ..PrivacyPlan::default()
+    };
+    let work = ward_fl::local_work(spec);
+    let names = sim.federation.site_names();
+    let rows = sim.federation.num_train();
+    if let Some(d) = &spec.privacy.dp_sgd {
+        let batch = spec.train.batch_size;
+        let trains: Vec<bool> = sim.federation.roles().iter().map(|r| r.trains).collect();
+        for i in 0..names.len() {
+            if !trains[i] {
+                continue;
+            }
+            let n = rows[i];
+            if batch > n {
+                return Err(UserError(format!(
+                    "privacy.dp-sgd: train.batch-size = {batch} exceeds site {}'s {n} training rows",
+                    names[i]
+                ))
+                .into());
+            }
+            let per_round = steps_per_round(work, n, batch);
+            let q = batch as f64 / n as f64;
+            let sigma = match (d.noise_multiplier, d.target_epsilon) {
+                (Some(z), _) => z,
+                (None, Some(target)) => {
+                    let planned = per_round * spec.federation.rounds as u64;
+                    accountant::calibrate_sigma(kind(d.accountant), target, q, planned, d.delta)
+                        .map_err(|e| {
+                            UserError(format!(
+                                "privacy.dp-sgd.target-epsilon: site {}: {e}",
+                                names[i]
+                            ))
+                        })?
+                }
+                (None, None) => unreachable!("checked by the config"),
+            };
+            let config = DpSgdConfig {
+                clip: d.clip as f32,
+                noise_multiplier: sigma,
+                sampling: match d.sampling {
+                    DpSamplingKind::Poisson => Sampling::Poisson,
+                    DpSamplingKind::FixedSize => Sampling::FixedSize,
+                },
+                batch_size: batch,
+                physical_batch: d.physical_batch,
+            };
+            sim.federation
+                .enable_dp_sgd(i, config)
+                .map_err(|e| UserError(format!("privacy.dp-sgd: {e}")))?;
+            plan.sites.push(SitePlan {
+                index: i,
+                name: names[i].clone(),
+                config,
+                rows: n,
+                steps_per_round: per_round,
+            });
+        }
+    }
+    if let Some(c) = &spec.privacy.central {
+        let (m, trainers) = site_sampling(spec, &sim.federation);
+        let q = m as f64 / trainers as f64;
+        let z = match (c.noise_multiplier, c.target_epsilon) {
+            (Some(z), _) => z,
+            (None, Some(target)) => accountant::calibrate_sigma(
+                kind(c.accountant),
+                target,
+                q,
+                spec.federation.rounds as u64,
+                c.delta,
+            )
+            .map_err(|e| UserError(format!("privacy.central.target-epsilon: {e}")))?,
+            (None, None) => unreachable!("checked by the config"),
+        };
+        let clipping = if c.adaptive {
+            Clipping::Adaptive {
+                initial: c.clip,
+                target_quantile: c.target_quantile,
+                lr: c.clip_lr,
+                count_noise: c.count_noise.unwrap_or(m as f64 / 20.0),
+            }
+        } else {
+            Clipping::Fixed { clip: c.clip }
+        };
+        let config = CentralDpConfig {
+            clipping,
+            noise_multiplier: z,
+        };
+        let dp = CentralDp::new(config, spec.seed ^ CENTRAL_STREAM)
+            .map_err(|e| UserError(format!("privacy.central: {e}")))?;
+        sim.federation
+            .set_mechanism(Box::new(CentralMechanism { dp }))
+            .map_err(|e| UserError(format!("privacy.central: {e}")))?;
+        plan.central = Some((config, q));
+    }
+    Ok(plan)
+}
+
+/// The central-DP state of a running federation.
+fn central_state(fed: &Federation) -> Result<Option<CentralDp>> {
+    match fed.mechanism_state() {
+        Some(b) => Ok(Some(serde_json::from_slice(b)?)),
+        None => Ok(None),
+    }
+}
+
+/// Why the next round must not run: `Some(message)` if it would take a site's
+/// record-level epsilon, or the site-level epsilon, above its budget (assuming every
+/// site runs in it, as a site sampled this round would).
+pub(crate) fn budget_stop(
+    spec: &ExperimentSpec,
+    plan: &PrivacyPlan,
+    fed: &Federation,
+) -> Result<Option<String>> {
+    if let Some(d) = &spec.privacy.dp_sgd
+        && let Some(budget) = d.budget
+    {
+        let states = fed.dp_sgd_states();
+        for s in &plan.sites {
+            let taken = states[s.index].as_ref().map_or(0, |st| st.steps());
+            let q = s.config.sample_rate(s.rows);
+            let next = taken + s.steps_per_round;
+            if let Some(e) = eps(
+                kind(d.accountant),
+                s.config.noise_multiplier,
+                q,
+                next,
+                d.delta,
+            )? && e <= budget
+            {
+                continue;
+            }
+            return Ok(Some(format!(
+                "privacy budget: round {} would take site {}'s record-level epsilon to {} after {next} steps, above privacy.dp-sgd.budget = {budget} ({} accountant, delta {}); the run stops after round {}",
+                fed.round() + 1,
+                s.name,
+                eps(
+                    kind(d.accountant),
+                    s.config.noise_multiplier,
+                    q,
+                    next,
+                    d.delta
+                )?
+                .map_or("infinity (no noise)".to_string(), |e| format!("{e:.4}")),
+                kind(d.accountant).as_str(),
+                d.delta,
+                fed.round()
+            )));
+        }
+    }
+    if let Some(c) = &spec.privacy.central
+        && let Some(budget) = c.budget
+        && let Some((config, q)) = &plan.central
+    {
+        let rounds = central_state(fed)?.map_or(0, |s| s.rounds()) + 1;
+        let e = eps(
+            kind(c.accountant),
+            config.noise_multiplier,
+            *q,
+            rounds,
+            c.delta,
+        )?;
+        if e.is_none_or(|e| e > budget) {
+            return Ok(Some(format!(
+                "privacy budget: round {} would take the site-level epsilon to {} after {rounds} rounds, above privacy.central.budget = {budget} ({} accountant, delta {}); the run stops after round {}",
+                fed.round() + 1,
+                e.map_or("infinity (no noise)".to_string(), |e| format!("{e:.4}")),
+                kind(c.accountant).as_str(),
+                c.delta,
+                fed.round()
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Epsilon by each accountant (`null` where it has none: no noise, or an error, whose
+/// message goes to `errors`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Epsilons {
+    rdp: Option<f64>,
+    prv: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<String>,
+}
+
+fn epsilons(sigma: f64, q: f64, steps: u64, delta: f64) -> Epsilons {
+    let mut errors = Vec::new();
+    let mut one = |k: AccountantKind| match eps(k, sigma, q, steps, delta) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(format!("{}: {e:#}", k.as_str()));
+            None
+        }
+    };
+    let rdp = one(AccountantKind::Rdp);
+    let prv = one(AccountantKind::Prv);
+    Epsilons { rdp, prv, errors }
+}
+
+fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct SiteReport {
+    site: String,
+    noise_multiplier: f64,
+    sample_rate: f64,
+    expected_batch: usize,
+    training_rows: usize,
+    steps: u64,
+    epsilon: Epsilons,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct RecordLevel {
+    mechanism: &'static str,
+    clip: f64,
+    sampling: &'static str,
+    physical_batch: Option<usize>,
+    delta: f64,
+    accountant: &'static str,
+    budget: Option<f64>,
+    sites: Vec<SiteReport>,
+    /// Max over sites (disjoint data).
+    epsilon: Epsilons,
+    notes: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct SiteLevel {
+    mechanism: &'static str,
+    clipping: &'static str,
+    initial_clip: f64,
+    last_clip: Option<f64>,
+    min_clip: Option<f64>,
+    max_clip: Option<f64>,
+    next_clip: f64,
+    noise_multiplier: f64,
+    sum_noise_multiplier: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count_noise: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_quantile: Option<f64>,
+    site_sample_rate: f64,
+    rounds: u64,
+    delta: f64,
+    accountant: &'static str,
+    budget: Option<f64>,
+    epsilon: Epsilons,
+    notes: Vec<&'static str>,
+}
+
+/// The privacy report of a run (privacy.json, and `privacy` in summary.json).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PrivacyReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_level: Option<RecordLevel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    site_level: Option<SiteLevel>,
+    rounds_run: usize,
+    rounds_planned: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped_by_budget: Option<String>,
+}
+
+/// The report for the federation's state now.
+pub(crate) fn report(
+    spec: &ExperimentSpec,
+    plan: &PrivacyPlan,
+    fed: &Federation,
+    stopped: Option<String>,
+) -> Result<PrivacyReport> {
+    let record_level = match &spec.privacy.dp_sgd {
+        Some(d) if !plan.sites.is_empty() => {
+            let states = fed.dp_sgd_states();
+            let mut sites = Vec::new();
+            let (mut rdp, mut prv) = (Some(0.0), Some(0.0));
+            let mut errors = Vec::new();
+            for s in &plan.sites {
+                let steps = states[s.index].as_ref().map_or(0, |st| st.steps());
+                let q = s.config.sample_rate(s.rows);
+                let e = epsilons(s.config.noise_multiplier, q, steps, d.delta);
+                rdp = max_opt(rdp, e.rdp);
+                prv = max_opt(prv, e.prv);
+                errors.extend(e.errors.iter().map(|m| format!("{}: {m}", s.name)));
+                sites.push(SiteReport {
+                    site: s.name.clone(),
+                    noise_multiplier: s.config.noise_multiplier,
+                    sample_rate: q,
+                    expected_batch: s.config.batch_size,
+                    training_rows: s.rows,
+                    steps,
+                    epsilon: e,
+                });
+            }
+            let mut notes = vec![
+                "record-level epsilon of the federation = max over sites (their data are disjoint), each site accounted over the steps it really ran",
+                "no amplification by site sampling is claimed (the selection is not secret)",
+                "train_loss in metrics.jsonl is a non-private diagnostic",
+            ];
+            if d.sampling == DpSamplingKind::FixedSize {
+                notes.push("fixed-size batches (sampling without replacement) are accounted as Poisson with q = batch / rows, as Opacus does: an approximation, not a proven bound");
+            }
+            if spec.federation.fine_tune_steps > 0 {
+                notes.push("federation.fine-tune-steps fine-tuning is not private (its scores are local diagnostics)");
+            }
+            Some(RecordLevel {
+                mechanism: "dp-sgd (Abadi et al. 2016): per-example clipping, Gaussian noise sigma*C on the sum, divided by the expected batch",
+                clip: d.clip,
+                sampling: match d.sampling {
+                    DpSamplingKind::Poisson => "poisson",
+                    DpSamplingKind::FixedSize => "fixed-size",
+                },
+                physical_batch: d.physical_batch,
+                delta: d.delta,
+                accountant: kind(d.accountant).as_str(),
+                budget: d.budget,
+                sites,
+                epsilon: Epsilons { rdp, prv, errors },
+                notes,
+            })
+        }
+        _ => None,
+    };
+    let site_level = match (&spec.privacy.central, &plan.central, central_state(fed)?) {
+        (Some(c), Some((config, q)), Some(state)) => {
+            let h = state.clip_history();
+            let (count_noise, target_quantile) = match config.clipping {
+                Clipping::Adaptive {
+                    count_noise,
+                    target_quantile,
+                    ..
+                } => (Some(count_noise), Some(target_quantile)),
+                Clipping::Fixed { .. } => (None, None),
+            };
+            Some(SiteLevel {
+                mechanism: "central DP for federated averaging (McMahan et al. 2018): each site's update clipped, Gaussian noise on the sum, divided by the number of updates",
+                clipping: if c.adaptive {
+                    "adaptive (Andrew et al. 2021)"
+                } else {
+                    "fixed"
+                },
+                initial_clip: c.clip,
+                last_clip: h.last().copied(),
+                min_clip: h.iter().copied().reduce(f64::min),
+                max_clip: h.iter().copied().reduce(f64::max),
+                next_clip: state.clip(),
+                noise_multiplier: config.noise_multiplier,
+                sum_noise_multiplier: config.sum_noise_multiplier(),
+                count_noise,
+                target_quantile,
+                site_sample_rate: *q,
+                rounds: state.rounds(),
+                delta: c.delta,
+                accountant: kind(c.accountant).as_str(),
+                budget: c.budget,
+                epsilon: epsilons(config.noise_multiplier, *q, state.rounds(), c.delta),
+                notes: vec![
+                    "site-level: neighbouring federations differ in one site's whole data",
+                    "accounted with site sampling rate sites-per-round / sites (the server's selection is assumed not to be published)",
+                ],
+            })
+        }
+        _ => None,
+    };
+    Ok(PrivacyReport {
+        record_level,
+        site_level,
+        rounds_run: fed.round(),
+        rounds_planned: plan.rounds,
+        stopped_by_budget: stopped,
+    })
+}
+
+fn fmt_eps(e: &Epsilons) -> String {
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    format!("RDP {} · PRV {}", f(e.rdp), f(e.prv))
+}
+
+impl PrivacyReport {
+    /// Lines for the terminal.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(r) = &self.record_level {
+            out.push(format!(
+                "privacy (record-level DP-SGD, clip {}, {} sampling, delta {}): epsilon {} (max over sites; RDP: Balle et al. 2020 conversion; PRV: upper estimate)",
+                r.clip,
+                r.sampling,
+                r.delta,
+                fmt_eps(&r.epsilon)
+            ));
+            for s in &r.sites {
+                out.push(format!(
+                    "  {}: sigma {:.4}, q {:.4}, {} steps: epsilon {}",
+                    s.site,
+                    s.noise_multiplier,
+                    s.sample_rate,
+                    s.steps,
+                    fmt_eps(&s.epsilon)
+                ));
+            }
+            for e in &r.epsilon.errors {
+                out.push(format!("  accountant error: {e}"));
+            }
+        }
+        if let Some(s) = &self.site_level {
+            out.push(format!(
+                "privacy (site-level central DP, {} clipping, last clip {}, z {:.4}, q {:.4}, {} rounds, delta {}): epsilon {}",
+                s.clipping,
+                s.last_clip.map_or("-".into(), |c| format!("{c:.4}")),
+                s.noise_multiplier,
+                s.site_sample_rate,
+                s.rounds,
+                s.delta,
+                fmt_eps(&s.epsilon)
+            ));
+            for e in &s.epsilon.errors {
+                out.push(format!("  accountant error: {e}"));
+            }
+        }
+        if let Some(m) = &self.stopped_by_budget {
+            out.push(format!("stopped: {m}"));
+        }
+        out
+    }
+}
