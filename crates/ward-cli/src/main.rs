@@ -3,13 +3,14 @@
 mod args;
 mod commands;
 mod experiment;
+mod run_dir;
 mod runner;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{BenchCommand, Cli, Command, DataCommand, ReproduceCommand};
+use crate::args::{BenchCommand, Cli, Command, DataCommand, PrivacyCommand, ReproduceCommand};
 use crate::experiment::UserError;
 
 fn main() -> ExitCode {
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         Command::Robustness(a) => commands::robustness::robustness(a),
         Command::Bench(BenchCommand::Aggregate(a)) => commands::bench_aggregate::bench_aggregate(a),
         Command::Bench(BenchCommand::Cnn(a)) => commands::bench_cnn::bench_cnn(a),
+        Command::Privacy(PrivacyCommand::Audit(a)) => commands::privacy_audit::privacy_audit(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

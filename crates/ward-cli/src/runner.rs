@@ -23,6 +23,20 @@ pub(crate) struct Outcome {
     /// Every round's site records (in-memory runs only; a run directory has them in
     /// metrics.jsonl).
     pub(crate) records: Vec<ward_fl::SiteRecord>,
+    /// The trained model(s) and the standardised data they saw (for audits that score
+    /// in-memory runs, e.g. `ward privacy audit`'s shadow models).
+    pub(crate) trained: Trained,
+}
+
+/// What a run trained, beside its summary.
+#[derive(Debug, Clone)]
+pub(crate) struct Trained {
+    /// The final global model.
+    pub(crate) global: ward_core::Params,
+    /// Each site's own model where the run kept site layers (FedBN); empty otherwise.
+    pub(crate) site_models: Vec<(String, ward_core::Params)>,
+    /// The data as the sites held it (standardised; before any data poisoning).
+    pub(crate) data: FederatedDataset,
 }
 
 /// Where a run writes (or nothing, for in-memory runs).
@@ -350,7 +364,16 @@ pub(crate) fn execute(
         }
         ward_report::write_json_atomic(&p.dir.join(files::SUMMARY), &summary)?;
     }
-    Ok(Outcome { summary, records })
+    let trained = Trained {
+        global: global.clone(),
+        site_models: fed.personalised_models(),
+        data: sim.data,
+    };
+    Ok(Outcome {
+        summary,
+        records,
+        trained,
+    })
 }
 
 /// A site name as a file-name component: ASCII letters, digits, `-`, `_`, `.`; anything

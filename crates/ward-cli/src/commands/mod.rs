@@ -6,6 +6,7 @@ pub(crate) mod bench_aggregate;
 pub(crate) mod bench_cnn;
 pub(crate) mod bench_readers;
 pub(crate) mod data;
+pub(crate) mod privacy_audit;
 pub(crate) mod reproduce;
 pub(crate) mod robust_grid;
 pub(crate) mod robustness;

@@ -1192,3 +1192,142 @@ fn run_on_dicom_files_reports_skipped_files() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.dcm"), "{err}");
 }
+
+/// `ward privacy audit` on `run`: the audit.csv rows as (attack, scope) -> columns.
+fn audit_rows(
+    run: &Path,
+    out: &Path,
+    shadows: &str,
+) -> (Vec<String>, Vec<Vec<String>>, serde_json::Value) {
+    run_ok(
+        ward()
+            .args(["privacy", "audit"])
+            .arg(run)
+            .args(["--shadows", shadows, "--out"])
+            .arg(out),
+    );
+    let csv = fs_err::read_to_string(out.join("audit.csv")).unwrap();
+    let mut lines = csv.lines();
+    let head: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    (head, rows, json(&out.join("audit.json")))
+}
+
+fn cell<'a>(head: &[String], row: &'a [String], col: &str) -> &'a str {
+    let i = head.iter().position(|h| h == col).unwrap_or_else(|| panic!("no column {col}"));
+    &row[i]
+}
+
+#[test]
+fn privacy_audit_measures_more_leakage_on_an_overfit_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A short, heavily regularised logistic regression against an MLP trained to
+    // overfit (Adam, many local steps per round).
+    let short = tmp.path().join("short");
+    run_ok(
+        ward()
+            .args(["run", "--quiet", "--set", "federation.rounds=1"])
+            .args(["--set", "train.local-steps=5", "--set", "train.weight-decay=0.5"])
+            .arg("--out")
+            .arg(&short),
+    );
+    let overfit = tmp.path().join("overfit");
+    run_ok(
+        ward()
+            .args(["run", "--quiet", "--set", "model.kind=\"mlp\""])
+            .args(["--set", "model.hidden=[32]", "--set", "train.optimizer=\"adam\""])
+            .args(["--set", "train.lr=0.01", "--set", "train.local-steps=200"])
+            .args(["--set", "federation.rounds=5", "--out"])
+            .arg(&overfit),
+    );
+    let (head, rows, report) = audit_rows(&overfit, &tmp.path().join("a1"), "4");
+    for col in [
+        "attack",
+        "scope",
+        "members",
+        "non_members",
+        "auc",
+        "tpr_at_fpr_0.001",
+        "fp_allowed_at_fpr_0.001",
+        "tpr_at_fpr_0.01",
+        "fp_allowed_at_fpr_0.01",
+        "epsilon_lower_bound",
+        "delta",
+        "accountant_epsilon",
+    ] {
+        assert!(head.iter().any(|h| h == col), "{col} missing from {head:?}");
+    }
+    // 3 attacks x (overall + 4 sites).
+    assert_eq!(rows.len(), 15, "{rows:?}");
+    let mut overall = std::collections::BTreeMap::new();
+    for r in &rows {
+        let auc: f64 = cell(&head, r, "auc").parse().unwrap();
+        assert!((0.0..=1.0).contains(&auc), "{r:?}");
+        let eps: f64 = cell(&head, r, "epsilon_lower_bound").parse().unwrap();
+        assert!(eps >= 0.0 && eps.is_finite(), "{r:?}");
+        // No privacy mechanism: no accountant epsilon.
+        assert_eq!(cell(&head, r, "accountant_epsilon"), "", "{r:?}");
+        if cell(&head, r, "scope") == "overall" {
+            let members: usize = cell(&head, r, "members").parse().unwrap();
+            let non: usize = cell(&head, r, "non_members").parse().unwrap();
+            // fed-heart-disease: 740 rows after dropping missing values, all audited.
+            assert_eq!(members + non, 740, "{r:?}");
+            // floor(0.01 x non-members) false positives allowed at 1 % FPR.
+            let allowed: usize = cell(&head, r, "fp_allowed_at_fpr_0.01").parse().unwrap();
+            assert_eq!(allowed, non / 100);
+            overall.insert(cell(&head, r, "attack").to_string(), auc);
+        }
+    }
+    assert_eq!(
+        overall.keys().cloned().collect::<Vec<_>>(),
+        ["lira-offline", "lira-online", "loss"]
+    );
+    assert!(report["accountant"].is_null());
+    assert_eq!(report["shadow_seeds"].as_array().unwrap().len(), 4);
+    assert!(
+        report["notes"]
+            .to_string()
+            .contains("no privacy mechanism: accountant epsilon n/a")
+    );
+    let examples = fs_err::read_to_string(tmp.path().join("a1/audit_examples.csv")).unwrap();
+    assert_eq!(
+        examples.lines().next().unwrap(),
+        "site,split,row,member,loss,confidence,lira_online,lira_offline"
+    );
+    assert_eq!(examples.lines().count(), 741);
+
+    let (h2, rows2, _) = audit_rows(&short, &short.join("audit"), "0");
+    assert_eq!(rows2.len(), 5, "the loss attack only: {rows2:?}");
+    let short_auc: f64 = cell(&h2, &rows2[0], "auc").parse().unwrap();
+    assert_eq!(cell(&h2, &rows2[0], "scope"), "overall");
+    // The overfit model leaks membership clearly more than the short regularised one.
+    assert!(
+        overall["loss"] > short_auc + 0.05,
+        "overfit loss-attack AUC {} vs short {short_auc}",
+        overall["loss"]
+    );
+
+    // Bad flags are the user's error.
+    let o = ward()
+        .args(["privacy", "audit"])
+        .arg(&short)
+        .args(["--shadows", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--shadows"));
+    let o = ward()
+        .args(["privacy", "audit"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("config.toml"));
+}
