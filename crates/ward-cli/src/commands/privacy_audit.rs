@@ -192,8 +192,8 @@ struct Report {
     seed: u64,
     model: String,
     strategy: String,
-    /// The sites whose rows are audited.
-    sites: Vec<String>,
+    /// The sites whose rows are audited, with the model file each was scored with.
+    sites: BTreeMap<String, String>,
     shadows: usize,
     /// The experiment seed of each shadow run.
     shadow_seeds: Vec<u64>,
@@ -248,7 +248,8 @@ fn select(train: &Split, test: &Split, take: impl Iterator<Item = usize>) -> Spl
         } else {
             (test, i - train.y.len())
         };
-        x.data.extend_from_slice(&s.x.data[r * cols..(r + 1) * cols]);
+        x.data
+            .extend_from_slice(&s.x.data[r * cols..(r + 1) * cols]);
         x.rows += 1;
         y.push(s.y[r]);
     }
@@ -299,13 +300,12 @@ fn shadows(
     for (k, (inc, &seed)) in inclusion.iter().zip(seeds).enumerate() {
         let mut data = run.data.clone();
         for (a, &i) in pool.sites.iter().enumerate() {
-            let range = pool.offsets[a]..pool.offsets[a + 1];
+            let (lo, hi) = (pool.offsets[a], pool.offsets[a + 1]);
             let site = &run.data.sites[i];
             let local = |keep: bool| {
-                range
-                    .clone()
+                (lo..hi)
                     .filter(move |&g| inc[g] == keep)
-                    .map(|g| g - pool.offsets[a])
+                    .map(move |g| g - lo)
             };
             data.sites[i].train = select(&site.train, &site.test, local(true));
             data.sites[i].test = select(&site.train, &site.test, local(false));
@@ -371,7 +371,12 @@ pub(crate) fn privacy_audit(args: PrivacyAuditArgs) -> Result<()> {
     // The sites whose training rows trained the model.
     let audited: Vec<usize> = match run.spec.federation.strategy {
         StrategyKind::Local => {
-            let want = run.spec.federation.local_site.as_deref().unwrap_or_default();
+            let want = run
+                .spec
+                .federation
+                .local_site
+                .as_deref()
+                .unwrap_or_default();
             run.data
                 .sites
                 .iter()
@@ -438,7 +443,7 @@ pub(crate) fn privacy_audit(args: PrivacyAuditArgs) -> Result<()> {
                 .as_ref()
                 .and_then(|g| g.for_scope((scope != "overall").then_some(scope.as_str())));
             rows.push(AttackRow {
-                attack: name,
+                attack: *name,
                 scope,
                 summary,
                 accountant_epsilon: g.as_ref().map(|x| x.0),
@@ -479,11 +484,7 @@ pub(crate) fn privacy_audit(args: PrivacyAuditArgs) -> Result<()> {
         seed: args.seed,
         model: arch.describe(),
         strategy: run.spec.federation.strategy.as_str().to_string(),
-        sites: pool
-            .sites
-            .iter()
-            .map(|&i| run.data.sites[i].name.clone())
-            .collect(),
+        sites: model_files,
         shadows: args.shadows,
         shadow_seeds: seeds,
         delta,
@@ -548,7 +549,10 @@ fn write_csv(dir: &std::path::Path, rows: &[AttackRow], fprs: &[f64]) -> Result<
         cells.push(format!("{}", s.epsilon.threshold));
         cells.push(format!("{}", s.epsilon.delta));
         cells.push(format!("{}", s.epsilon.confidence));
-        cells.push(r.accountant_epsilon.map_or(String::new(), |e| format!("{e:.6}")));
+        cells.push(
+            r.accountant_epsilon
+                .map_or(String::new(), |e| format!("{e:.6}")),
+        );
         cells.push(r.accountant.as_deref().map(csv_cell).unwrap_or_default());
         csv.push_str(&cells.join(","));
         csv.push('\n');
@@ -656,9 +660,6 @@ fn print_table(report: &Report, fprs: &[f64]) {
     }
     out(format!(
         "FP allowed: false positives the FPR leaves among the non-members (0: the TPR at zero false positives; {} non-members overall)",
-        report
-            .attacks
-            .first()
-            .map_or(0, |r| r.summary.non_members)
+        report.attacks.first().map_or(0, |r| r.summary.non_members)
     ));
 }
