@@ -1351,6 +1351,25 @@ fn privacy_audit_measures_more_leakage_on_an_overfit_run() {
         cell(&h3, &rows3[0], "fp_allowed_at_fpr_0.01"),
         (n / 100).to_string()
     );
+    // With an accountant's report beside it (the layout of privacy.json), each row
+    // shows the record-level epsilon of its site (the tighter accountant), the
+    // federation's where a site has none of its own, and the bound uses its delta.
+    fs_err::write(
+        fed.join("privacy.json"),
+        r#"{"record_level": {"delta": 0.001, "epsilon": {"rdp": 7.3, "prv": 6.8},
+            "sites": [{"site": "Cleveland", "epsilon": {"rdp": 5.0, "prv": 4.5}}]}}"#,
+    )
+    .unwrap();
+    let (h4, rows4, rep4) = audit_rows(&fed, &fed.join("audit2"), "0");
+    let eps: Vec<(&str, &str)> = rows4
+        .iter()
+        .map(|r| (cell(&h4, r, "scope"), cell(&h4, r, "accountant_epsilon")))
+        .collect();
+    assert_eq!(eps[0], ("overall", "6.800000"));
+    assert_eq!(eps[1], ("Cleveland", "4.500000"));
+    assert_eq!(eps[2], ("Hungary", "6.800000"));
+    assert_eq!(cell(&h4, &rows4[0], "delta"), "0.001");
+    assert_eq!(rep4["delta_source"], "the run's accountant");
 
     // Bad flags are the user's error.
     let o = ward()
