@@ -466,7 +466,7 @@ pub fn balanced_inclusion(
     shadows: usize,
     seed: u64,
 ) -> Result<Vec<Vec<bool>>, PrivacyError> {
-    if shadows < 4 || shadows % 2 != 0 {
+    if shadows < 4 || !shadows.is_multiple_of(2) {
         return Err(PrivacyError::parameter(
             "shadows",
             shadows,
@@ -475,8 +475,11 @@ pub fn balanced_inclusion(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut inc = vec![vec![false; examples]; shadows];
-    for j in 0..examples {
-        for k in rand::seq::index::sample(&mut rng, shadows, shadows / 2) {
+    let picks: Vec<_> = (0..examples)
+        .map(|_| rand::seq::index::sample(&mut rng, shadows, shadows / 2))
+        .collect();
+    for (j, p) in picks.into_iter().enumerate() {
+        for k in p {
             inc[k][j] = true;
         }
     }

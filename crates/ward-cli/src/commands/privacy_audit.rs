@@ -283,6 +283,10 @@ impl Pool {
     }
 }
 
+/// Shadow runs' logit-scaled confidences `[shadow][pool row]` and whether each
+/// trained on each row (same shape).
+type ShadowRuns = (Vec<Vec<f64>>, Vec<Vec<bool>>);
+
 /// The shadow runs' logit-scaled confidences, `[shadow][pool row]`, with the
 /// inclusion they trained with.
 fn shadows(
@@ -291,7 +295,7 @@ fn shadows(
     engine: &mut dyn GradientEngine,
     args: &PrivacyAuditArgs,
     seeds: &[u64],
-) -> Result<(Vec<Vec<f64>>, Vec<Vec<bool>>)> {
+) -> Result<ShadowRuns> {
     let opts = engine_options(&args.engine)?;
     let kind = output_kind(run.sim.arch.loss());
     let inclusion = balanced_inclusion(pool.member.len(), args.shadows, args.seed)
@@ -339,7 +343,7 @@ fn shadows(
 
 /// Runs the audit of `args.run`.
 pub(crate) fn privacy_audit(args: PrivacyAuditArgs) -> Result<()> {
-    if args.shadows != 0 && (args.shadows < 4 || args.shadows % 2 != 0) {
+    if args.shadows != 0 && (args.shadows < 4 || !args.shadows.is_multiple_of(2)) {
         return Err(UserError(format!(
             "--shadows = {}: LiRA needs an even number of at least 4 shadow models (0 skips it)",
             args.shadows
@@ -443,7 +447,7 @@ pub(crate) fn privacy_audit(args: PrivacyAuditArgs) -> Result<()> {
                 .as_ref()
                 .and_then(|g| g.for_scope((scope != "overall").then_some(scope.as_str())));
             rows.push(AttackRow {
-                attack: *name,
+                attack: name,
                 scope,
                 summary,
                 accountant_epsilon: g.as_ref().map(|x| x.0),
