@@ -745,7 +745,7 @@ mod tests {
     }
 
     #[test]
-    fn separated_gaussians_give_a_positive_bound_below_the_point() {
+    fn separated_gaussians_give_a_positive_bound() {
         // Members N(2, 1), non-members N(0, 1): AUC = Phi(2 / sqrt 2) = 0.9214.
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let d = Normal::new(0.0, 1.0).unwrap();
