@@ -54,7 +54,8 @@ pub(crate) enum Command {
     /// k-space spikes) x 5 severities on every site's test images. Writes
     /// robustness.csv, robustness.json, robustness.svg and `examples/<corruption>_s<k>.png`.
     Robustness(RobustnessArgs),
-    /// Differential-privacy calculators for data-protection officers.
+    /// Differential-privacy calculators for data-protection officers, and an empirical
+    /// audit of a trained run.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
 }
@@ -78,6 +79,15 @@ pub(crate) enum PrivacyCommand {
     /// Prints one JSON object: {"epsilon" (reached at that sigma, at most the target),
     /// "target_epsilon", "sigma", "q", "steps", "delta", "accountant", "bound"}.
     Sigma(PrivacySigmaArgs),
+    /// Membership-inference audit of a trained run: the loss-threshold attack (Yeom et
+    /// al. 2018) and LiRA (Carlini et al. 2022) with shadow runs of the same
+    /// experiment, on each site's training rows (members) against its test rows.
+    ///
+    /// Prints AUC, TPR at low FPR and the epsilon lower bound the attack proves
+    /// (Clopper-Pearson intervals), overall and per site, beside the accountant's
+    /// epsilon where the run had a privacy mechanism. Writes audit.json, audit.csv and
+    /// audit_examples.csv.
+    Audit(PrivacyAuditArgs),
 }
 
 /// Sampling and accounting shared by both privacy calculators.
@@ -548,4 +558,32 @@ pub(crate) struct BenchFlArgs {
     /// Skip Flower (run only the numpy loop of the anchor).
     #[arg(long)]
     pub(crate) no_flower: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PrivacyAuditArgs {
+    /// A run directory written by `ward run` (config.toml, model.safetensors).
+    pub(crate) run: PathBuf,
+    /// Output directory (default: `<run>/audit`).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Seed of the shadow models' data halves and run seeds.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Shadow runs for LiRA (even, at least 4; 0 runs only the loss attack). Each is a
+    /// full run of the experiment.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) shadows: usize,
+    /// False-positive rates at which to report the TPR, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.001,0.01")]
+    pub(crate) fpr: Vec<f64>,
+    /// Delta of the epsilon lower bound (default: the run accountant's delta, else
+    /// 1e-5).
+    #[arg(long)]
+    pub(crate) delta: Option<f64>,
+    /// Confidence of the Clopper-Pearson intervals behind the epsilon bound.
+    #[arg(long, default_value_t = 0.95)]
+    pub(crate) confidence: f64,
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
 }

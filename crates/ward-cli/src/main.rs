@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod experiment;
 mod privacy;
+mod run_dir;
 mod runner;
 
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         Command::Privacy(PrivacyCommand::Sigma(a)) => commands::privacy::sigma(a),
         Command::Bench(BenchCommand::Secagg(a)) => commands::bench_secagg::bench_secagg(a),
         Command::Bench(BenchCommand::Dp(a)) => commands::bench_dp::bench_dp(a),
+        Command::Privacy(PrivacyCommand::Audit(a)) => commands::privacy_audit::privacy_audit(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

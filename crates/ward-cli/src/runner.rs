@@ -23,6 +23,20 @@ pub(crate) struct Outcome {
     pub(crate) records: Vec<ward_fl::SiteRecord>,
     /// The privacy report as terminal lines (runs with a privacy mechanism).
     pub(crate) privacy_lines: Vec<String>,
+    /// The trained model(s) and the standardised data they saw (for audits that score
+    /// in-memory runs, e.g. `ward privacy audit`'s shadow models).
+    pub(crate) trained: Trained,
+}
+
+/// What a run trained, beside its summary.
+#[derive(Debug, Clone)]
+pub(crate) struct Trained {
+    /// The final global model.
+    pub(crate) global: ward_core::Params,
+    /// Each site's own model where the run kept site layers (FedBN); empty otherwise.
+    pub(crate) site_models: Vec<(String, ward_core::Params)>,
+    /// The data as the sites held it (standardised; before any data poisoning).
+    pub(crate) data: FederatedDataset,
 }
 
 /// Where a run writes (or nothing, for in-memory runs).
@@ -506,9 +520,15 @@ pub(crate) fn execute(
         }
         ward_report::write_json_atomic(&p.dir.join(files::SUMMARY), &summary)?;
     }
+    let trained = Trained {
+        global: global.clone(),
+        site_models: fed.personalised_models(),
+        data: sim.data,
+    };
     Ok(Outcome {
         summary,
         records,
+        trained,
         privacy_lines,
     })
 }

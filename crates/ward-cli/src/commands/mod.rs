@@ -9,6 +9,7 @@ pub(crate) mod bench_secagg;
 pub(crate) mod bench_dp;
 pub(crate) mod data;
 pub(crate) mod privacy;
+pub(crate) mod privacy_audit;
 pub(crate) mod reproduce;
 pub(crate) mod robust_grid;
 pub(crate) mod robustness;

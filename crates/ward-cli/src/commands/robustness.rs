@@ -12,21 +12,20 @@
 //! corrupted versions, for a clinician to judge realism).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 use ward_data::corrupt::{Corruption, SEVERITIES, corrupt_set, write_examples};
 use ward_data::{ImageSet, ImageShape, ImageTask, Matrix, Split};
-use ward_fl::build_simulation;
-use ward_models::{Evaluation, ModelArch, evaluate, make_engine};
-use ward_report::{LineChart, files};
+use ward_models::{Evaluation, evaluate, make_engine};
+use ward_report::LineChart;
 
 use crate::args::RobustnessArgs;
 use crate::commands::{engine_options, out};
-use crate::experiment::{self, UserError};
-use crate::runner;
+use crate::experiment::UserError;
+use crate::run_dir::RunDir;
 
 /// One line of `robustness.csv`.
 #[derive(Debug, Clone, Serialize)]
@@ -96,29 +95,12 @@ fn to_split(set: ImageSet, y: &[u32]) -> Split {
     }
 }
 
-fn load_params(dir: &Path, name: &str, arch: &ModelArch) -> Result<ward_core::Params> {
-    let path = dir.join(name);
-    let bytes = fs_err::read(&path)?;
-    let params = ward_report::params_from_safetensors_as(&bytes, &arch.layout())
-        .map_err(|e| UserError(format!("{}: {e}", path.display())))?;
-    Ok(params)
-}
-
 /// Runs the suite on the run in `args.run`.
 pub(crate) fn robustness(args: RobustnessArgs) -> Result<()> {
     let run = &args.run;
-    let cfg = run.join(files::CONFIG);
-    if !cfg.exists() {
-        return Err(UserError(format!(
-            "{}: no {} here; point ward robustness at a run directory written by ward run",
-            run.display(),
-            files::CONFIG
-        ))
-        .into());
-    }
-    let loaded = experiment::load(&cfg, &[])?;
-    let spec = loaded.spec;
-    let data = runner::load_data(&spec, &loaded.base_dir)?;
+    let opts = engine_options(&args.engine)?;
+    let loaded = RunDir::open(run, "ward robustness", opts)?;
+    let data = &loaded.data;
     let Some((shape, task)) = data.image else {
         return Err(UserError(format!(
             "{}: the run trained on {}, a table; ward robustness corrupts images",
@@ -127,10 +109,7 @@ pub(crate) fn robustness(args: RobustnessArgs) -> Result<()> {
         ))
         .into());
     };
-    let opts = engine_options(&args.engine)?;
-    let sim = build_simulation(&spec, &data, opts).map_err(|e| UserError(e.to_string()))?;
-    let arch = sim.arch.clone();
-    let global = load_params(run, files::MODEL, &arch)?;
+    let arch = loaded.sim.arch.clone();
     let mut engine = make_engine(&arch, opts.device, opts.engine)?;
     let loss = arch.loss();
     let out_dir = args.out.clone().unwrap_or_else(|| run.join("robustness"));
@@ -142,15 +121,7 @@ pub(crate) fn robustness(args: RobustnessArgs) -> Result<()> {
         if site.test.is_empty() {
             continue;
         }
-        let own = format!(
-            "model.{}.safetensors",
-            runner::sanitize_file_name(&site.name)
-        );
-        let (params, model_file) = if run.join(&own).exists() {
-            (load_params(run, &own, &arch)?, own)
-        } else {
-            (global.clone(), files::MODEL.to_string())
-        };
+        let (params, model_file) = loaded.site_model(&site.name)?;
         let mut score = |split: &Split| -> Result<Evaluation> {
             Ok(evaluate(engine.as_mut(), params.values(), split, loss)?)
         };

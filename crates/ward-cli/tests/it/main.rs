@@ -1747,4 +1747,199 @@ fn central_dp_reports_site_level_epsilon() {
         eps.push(sl["epsilon"]["rdp"].as_f64().unwrap());
     }
     assert!(eps[1] > eps[0] && eps[0] > 0.0, "{eps:?}");
+
+/// `ward privacy audit` on `run`: the audit.csv rows as (attack, scope) -> columns.
+fn audit_rows(
+    run: &Path,
+    out: &Path,
+    shadows: &str,
+) -> (Vec<String>, Vec<Vec<String>>, serde_json::Value) {
+    run_ok(
+        ward()
+            .args(["privacy", "audit"])
+            .arg(run)
+            .args(["--shadows", shadows, "--out"])
+            .arg(out),
+    );
+    let csv = fs_err::read_to_string(out.join("audit.csv")).unwrap();
+    let mut lines = csv.lines();
+    let head: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    (head, rows, json(&out.join("audit.json")))
+}
+
+fn cell<'a>(head: &[String], row: &'a [String], col: &str) -> &'a str {
+    let i = head
+        .iter()
+        .position(|h| h == col)
+        .unwrap_or_else(|| panic!("no column {col}"));
+    &row[i]
+}
+
+#[test]
+fn privacy_audit_measures_more_leakage_on_an_overfit_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let va = [
+        "--set",
+        "federation.strategy=\"local\"",
+        "--set",
+        "federation.local-site=\"VA Long Beach\"",
+    ];
+    // One small site (VA Long Beach: 85 training, 45 test rows) trained alone: a short,
+    // heavily regularised logistic regression against an MLP trained to overfit (Adam,
+    // 5 rounds x 300 local steps).
+    let short = tmp.path().join("short");
+    run_ok(
+        ward()
+            .args(["run", "--quiet", "--set", "federation.rounds=1"])
+            .args([
+                "--set",
+                "train.local-steps=5",
+                "--set",
+                "train.weight-decay=0.5",
+            ])
+            .args(va)
+            .arg("--out")
+            .arg(&short),
+    );
+    let overfit = tmp.path().join("overfit");
+    run_ok(
+        ward()
+            .args(["run", "--quiet", "--set", "model.kind=\"mlp\""])
+            .args([
+                "--set",
+                "model.hidden=[64]",
+                "--set",
+                "train.optimizer=\"adam\"",
+            ])
+            .args(["--set", "train.lr=0.01", "--set", "train.local-steps=300"])
+            .args(["--set", "federation.rounds=5"])
+            .args(va)
+            .arg("--out")
+            .arg(&overfit),
+    );
+    let (head, rows, report) = audit_rows(&overfit, &tmp.path().join("a1"), "4");
+    for col in [
+        "attack",
+        "scope",
+        "members",
+        "non_members",
+        "auc",
+        "tpr_at_fpr_0.001",
+        "fp_allowed_at_fpr_0.001",
+        "tpr_at_fpr_0.01",
+        "fp_allowed_at_fpr_0.01",
+        "epsilon_lower_bound",
+        "delta",
+        "accountant_epsilon",
+    ] {
+        assert!(head.iter().any(|h| h == col), "{col} missing from {head:?}");
+    }
+    // 3 attacks x (overall + the one site that trained).
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    let mut overall = std::collections::BTreeMap::new();
+    for r in &rows {
+        let auc: f64 = cell(&head, r, "auc").parse().unwrap();
+        assert!((0.0..=1.0).contains(&auc), "{r:?}");
+        let eps: f64 = cell(&head, r, "epsilon_lower_bound").parse().unwrap();
+        assert!(eps >= 0.0 && eps.is_finite(), "{r:?}");
+        // No privacy mechanism: no accountant epsilon.
+        assert_eq!(cell(&head, r, "accountant_epsilon"), "", "{r:?}");
+        assert_eq!(cell(&head, r, "members"), "85", "{r:?}");
+        assert_eq!(cell(&head, r, "non_members"), "45", "{r:?}");
+        // floor(0.01 x 45) = 0 false positives allowed at 1 % FPR.
+        assert_eq!(cell(&head, r, "fp_allowed_at_fpr_0.01"), "0");
+        if cell(&head, r, "scope") == "overall" {
+            overall.insert(cell(&head, r, "attack").to_string(), auc);
+        }
+    }
+    assert_eq!(
+        overall.keys().cloned().collect::<Vec<_>>(),
+        ["lira-offline", "lira-online", "loss"]
+    );
+    assert!(report["accountant"].is_null());
+    assert_eq!(report["shadow_seeds"].as_array().unwrap().len(), 4);
+    assert!(
+        report["notes"]
+            .to_string()
+            .contains("no privacy mechanism: accountant epsilon n/a")
+    );
+    let examples = fs_err::read_to_string(tmp.path().join("a1/audit_examples.csv")).unwrap();
+    assert_eq!(
+        examples.lines().next().unwrap(),
+        "site,split,row,member,loss,confidence,lira_online,lira_offline"
+    );
+    assert_eq!(examples.lines().count(), 1 + 130);
+
+    let (h2, rows2, _) = audit_rows(&short, &short.join("audit"), "0");
+    assert_eq!(rows2.len(), 2, "the loss attack only: {rows2:?}");
+    let short_auc: f64 = cell(&h2, &rows2[0], "auc").parse().unwrap();
+    assert_eq!(cell(&h2, &rows2[0], "scope"), "overall");
+    // The overfit model leaks membership clearly more than the short regularised one
+    // (the AUC's standard error with 85 x 45 rows is about 0.05).
+    assert!(
+        overall["loss"] > short_auc + 0.08,
+        "overfit loss-attack AUC {} vs short {short_auc}",
+        overall["loss"]
+    );
+
+    // A federated run audits every site's rows: fed-heart-disease's 740.
+    let fed = tmp.path().join("fed");
+    run_ok(
+        ward()
+            .args(["run", "--quiet", "--set", "federation.rounds=1", "--out"])
+            .arg(&fed),
+    );
+    let (h3, rows3, _) = audit_rows(&fed, &fed.join("audit"), "0");
+    assert_eq!(rows3.len(), 5, "overall + 4 sites: {rows3:?}");
+    let m: usize = cell(&h3, &rows3[0], "members").parse().unwrap();
+    let n: usize = cell(&h3, &rows3[0], "non_members").parse().unwrap();
+    assert_eq!(m + n, 740);
+    assert_eq!(
+        cell(&h3, &rows3[0], "fp_allowed_at_fpr_0.01"),
+        (n / 100).to_string()
+    );
+    // With an accountant's report beside it (the layout of privacy.json), each row
+    // shows the record-level epsilon of its site (the tighter accountant), the
+    // federation's where a site has none of its own, and the bound uses its delta.
+    fs_err::write(
+        fed.join("privacy.json"),
+        r#"{"record_level": {"delta": 0.001, "epsilon": {"rdp": 7.3, "prv": 6.8},
+            "sites": [{"site": "Cleveland", "epsilon": {"rdp": 5.0, "prv": 4.5}}]}}"#,
+    )
+    .unwrap();
+    let (h4, rows4, rep4) = audit_rows(&fed, &fed.join("audit2"), "0");
+    let eps: Vec<(&str, &str)> = rows4
+        .iter()
+        .map(|r| (cell(&h4, r, "scope"), cell(&h4, r, "accountant_epsilon")))
+        .collect();
+    assert_eq!(eps[0], ("overall", "6.800000"));
+    assert_eq!(eps[1], ("Cleveland", "4.500000"));
+    assert_eq!(eps[2], ("Hungary", "6.800000"));
+    assert_eq!(cell(&h4, &rows4[0], "delta"), "0.001");
+    assert_eq!(rep4["delta_source"], "the run's accountant");
+
+    // Bad flags are the user's error.
+    let o = ward()
+        .args(["privacy", "audit"])
+        .arg(&short)
+        .args(["--shadows", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--shadows"));
+    let o = ward()
+        .args(["privacy", "audit"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("config.toml"));
 }

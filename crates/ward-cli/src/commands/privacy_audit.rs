@@ -1,0 +1,669 @@
+//! `ward privacy audit <run dir>`: an empirical privacy audit of a trained run by
+//! membership inference, beside the accountant's guarantee.
+//!
+//! Members are the training rows of every site whose data trained the model (for the
+//! `local` baseline: the local site's); non-members are the same sites' test rows.
+//! Each site is scored with the model it uses (see [`RunDir::site_model`]). Attacks:
+//! - `loss` (Yeom et al. 2018): score `-loss` of the run's model.
+//! - `lira-online` / `lira-offline` (Carlini et al. 2022): `--shadows` shadow runs of
+//!   the same experiment (the code path of `ward run`, nothing persisted), each with
+//!   its own seed and trained on a random half of every audited site's rows (train
+//!   and test together; each row in exactly half of the shadows, the rest of the
+//!   site's rows as its test split); per row, Gaussians fitted to the shadows'
+//!   logit-scaled confidence with (in) and without (out) it, global variance.
+//!
+//! For each attack, overall and per site: AUC, TPR at each `--fpr` (with the number
+//! of false positives the non-members allow), and the epsilon lower bound the attack
+//! proves at `delta` with Clopper-Pearson intervals ([`ward_privacy::audit`]); beside
+//! the accountant's epsilon from the run's `privacy.json` (or `summary.json`'s
+//! `privacy`) where the run had a privacy mechanism. Writes `audit.json`, `audit.csv`
+//! (one row per attack and scope) and `audit_examples.csv` (every row's scores).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde_json::Value;
+use ward_core::Params;
+use ward_core::config::StrategyKind;
+use ward_data::{FederatedDataset, Matrix, Split};
+use ward_models::{GradientEngine, Loss, make_engine};
+use ward_privacy::audit::{
+    AttackSummary, ExampleScore, LiraVariance, OutputKind, balanced_inclusion, example_scores,
+    lira_scores, summarize_attack,
+};
+use ward_report::files;
+
+use crate::args::PrivacyAuditArgs;
+use crate::commands::{engine_options, out};
+use crate::experiment::UserError;
+use crate::run_dir::RunDir;
+use crate::runner;
+
+/// The delta of the epsilon bound when neither `--delta` nor the run's accountant
+/// gives one.
+const DEFAULT_DELTA: f64 = 1e-5;
+
+/// Rows scored per forward pass.
+const CHUNK: usize = 256;
+
+/// Epsilon from an accountant's report.
+#[derive(Debug, Clone, Serialize)]
+struct Accounted {
+    rdp: Option<f64>,
+    prv: Option<f64>,
+    delta: Option<f64>,
+}
+
+impl Accounted {
+    fn from_json(v: &Value, delta: Option<f64>) -> Option<Self> {
+        let e = v.get("epsilon")?;
+        let (rdp, prv) = match e {
+            Value::Number(n) => (n.as_f64(), None),
+            _ => (
+                e.get("rdp").and_then(Value::as_f64),
+                e.get("prv").and_then(Value::as_f64),
+            ),
+        };
+        (rdp.is_some() || prv.is_some()).then(|| Self {
+            rdp,
+            prv,
+            delta: v.get("delta").and_then(Value::as_f64).or(delta),
+        })
+    }
+
+    /// The tighter stated value and its accountant.
+    fn best(&self) -> (f64, &'static str) {
+        match (self.rdp, self.prv) {
+            (Some(r), Some(p)) if p <= r => (p, "prv"),
+            (Some(r), _) => (r, "rdp"),
+            (None, Some(p)) => (p, "prv"),
+            (None, None) => (f64::NAN, "none"),
+        }
+    }
+}
+
+/// The run's privacy guarantee, as its accountant reported it.
+#[derive(Debug, Clone, Serialize)]
+struct Guarantee {
+    /// The file it was read from.
+    source: String,
+    /// Record-level DP-SGD: the federation's epsilon (max over sites).
+    record_level: Option<Accounted>,
+    /// Record-level DP-SGD: each site's epsilon.
+    per_site: BTreeMap<String, Accounted>,
+    /// Site-level central DP (also bounds any one record of the site).
+    site_level: Option<Accounted>,
+}
+
+impl Guarantee {
+    /// Reads `privacy.json`, else `summary.json`'s `privacy`; `None` without either.
+    fn read(run: &std::path::Path) -> Result<Option<Self>> {
+        let pj = run.join("privacy.json");
+        let (v, source) = if pj.exists() {
+            let text = fs_err::read_to_string(&pj)?;
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| UserError(format!("{}: {e}", pj.display())))?;
+            (v, "privacy.json".to_string())
+        } else {
+            let sj = run.join(files::SUMMARY);
+            if !sj.exists() {
+                return Ok(None);
+            }
+            let text = fs_err::read_to_string(&sj)?;
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| UserError(format!("{}: {e}", sj.display())))?;
+            match v.get("privacy") {
+                Some(p) if !p.is_null() => (p.clone(), format!("{} privacy", files::SUMMARY)),
+                _ => return Ok(None),
+            }
+        };
+        let rl = v.get("record_level").filter(|x| !x.is_null());
+        let record_delta = rl.and_then(|r| r.get("delta")).and_then(Value::as_f64);
+        let mut per_site = BTreeMap::new();
+        if let Some(sites) = rl.and_then(|r| r.get("sites")).and_then(Value::as_array) {
+            for s in sites {
+                if let (Some(name), Some(a)) = (
+                    s.get("site").and_then(Value::as_str),
+                    Accounted::from_json(s, record_delta),
+                ) {
+                    per_site.insert(name.to_string(), a);
+                }
+            }
+        }
+        let g = Self {
+            source,
+            record_level: rl.and_then(|r| Accounted::from_json(r, None)),
+            per_site,
+            site_level: v
+                .get("site_level")
+                .filter(|x| !x.is_null())
+                .and_then(|s| Accounted::from_json(s, None)),
+        };
+        Ok((g.record_level.is_some() || g.site_level.is_some()).then_some(g))
+    }
+
+    /// The delta the accountant used (record level first).
+    fn delta(&self) -> Option<f64> {
+        self.record_level
+            .as_ref()
+            .and_then(|a| a.delta)
+            .or_else(|| self.site_level.as_ref().and_then(|a| a.delta))
+    }
+
+    /// The guarantee for one row of the table: a site's record-level epsilon, or the
+    /// federation's (`None` site), or else the site-level one; `(epsilon, label)`.
+    fn for_scope(&self, site: Option<&str>) -> Option<(f64, String)> {
+        let rl = site
+            .and_then(|s| self.per_site.get(s))
+            .or(self.record_level.as_ref());
+        if let Some(a) = rl {
+            let (e, k) = a.best();
+            return Some((e, format!("record-level, {k}")));
+        }
+        self.site_level.as_ref().map(|a| {
+            let (e, k) = a.best();
+            (e, format!("site-level, {k}"))
+        })
+    }
+}
+
+/// One line of `audit.csv` and of `audit.json`'s `attacks`.
+#[derive(Debug, Clone, Serialize)]
+struct AttackRow {
+    attack: &'static str,
+    /// `overall` or a site's name.
+    scope: String,
+    #[serde(flatten)]
+    summary: AttackSummary,
+    /// The accountant's epsilon for the same records, where the run had a mechanism.
+    accountant_epsilon: Option<f64>,
+    /// Which bound that is (`record-level, prv`, ...).
+    accountant: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    run: PathBuf,
+    seed: u64,
+    model: String,
+    strategy: String,
+    /// The sites whose rows are audited, with the model file each was scored with.
+    sites: BTreeMap<String, String>,
+    shadows: usize,
+    /// The experiment seed of each shadow run.
+    shadow_seeds: Vec<u64>,
+    delta: f64,
+    /// Where `delta` came from: `--delta`, the accountant, or the default.
+    delta_source: String,
+    confidence: f64,
+    fprs: Vec<f64>,
+    /// The run's privacy guarantee, `null` without a privacy mechanism.
+    accountant: Option<Guarantee>,
+    attacks: Vec<AttackRow>,
+    notes: Vec<String>,
+}
+
+fn output_kind(loss: Loss) -> OutputKind {
+    match loss {
+        Loss::Bce => OutputKind::Sigmoid,
+        Loss::CrossEntropy => OutputKind::Softmax,
+        Loss::MultiLabel => OutputKind::MultiLabel,
+    }
+}
+
+/// Every row of `split` scored by `params`.
+fn score(
+    engine: &mut dyn GradientEngine,
+    params: &Params,
+    split: &Split,
+    kind: OutputKind,
+) -> Result<Vec<ExampleScore>> {
+    let cols = split.x.cols;
+    let mut scores = Vec::with_capacity(split.y.len());
+    for (start, y) in (0..split.y.len())
+        .step_by(CHUNK)
+        .map(|s| (s, &split.y[s..(s + CHUNK).min(split.y.len())]))
+    {
+        let x = &split.x.data[start * cols..(start + y.len()) * cols];
+        let z = engine.logits(params.values(), x, y.len())?;
+        let outputs = z.len() / y.len().max(1);
+        scores.extend(example_scores(kind, outputs, &z, y)?);
+    }
+    Ok(scores)
+}
+
+/// The rows `take` (indices into `train` then `test`, concatenated) as one split.
+fn select(train: &Split, test: &Split, take: impl Iterator<Item = usize>) -> Split {
+    let cols = train.x.cols;
+    let mut x = Matrix::empty(cols);
+    let mut y = Vec::new();
+    for i in take {
+        let (s, r) = if i < train.y.len() {
+            (train, i)
+        } else {
+            (test, i - train.y.len())
+        };
+        x.data
+            .extend_from_slice(&s.x.data[r * cols..(r + 1) * cols]);
+        x.rows += 1;
+        y.push(s.y[r]);
+    }
+    Split { x, y }
+}
+
+/// The audited rows: per audited site (index into the data's sites), its training
+/// rows then its test rows.
+struct Pool {
+    sites: Vec<usize>,
+    /// First pool index of each audited site, and one past the last.
+    offsets: Vec<usize>,
+    member: Vec<bool>,
+}
+
+impl Pool {
+    fn new(data: &FederatedDataset, sites: Vec<usize>) -> Self {
+        let mut offsets = vec![0];
+        let mut member = Vec::new();
+        for &i in &sites {
+            let s = &data.sites[i];
+            member.extend(std::iter::repeat_n(true, s.train.y.len()));
+            member.extend(std::iter::repeat_n(false, s.test.y.len()));
+            offsets.push(member.len());
+        }
+        Self {
+            sites,
+            offsets,
+            member,
+        }
+    }
+}
+
+/// Shadow runs' logit-scaled confidences `[shadow][pool row]` and whether each
+/// trained on each row (same shape).
+type ShadowRuns = (Vec<Vec<f64>>, Vec<Vec<bool>>);
+
+/// The shadow runs' logit-scaled confidences, `[shadow][pool row]`, with the
+/// inclusion they trained with.
+fn shadows(
+    run: &RunDir,
+    pool: &Pool,
+    engine: &mut dyn GradientEngine,
+    args: &PrivacyAuditArgs,
+    seeds: &[u64],
+) -> Result<ShadowRuns> {
+    let opts = engine_options(&args.engine)?;
+    let kind = output_kind(run.sim.arch.loss());
+    let inclusion = balanced_inclusion(pool.member.len(), args.shadows, args.seed)
+        .map_err(|e| UserError(format!("--shadows: {e}")))?;
+    let mut confidence = Vec::with_capacity(args.shadows);
+    for (k, (inc, &seed)) in inclusion.iter().zip(seeds).enumerate() {
+        let mut data = run.data.clone();
+        for (a, &i) in pool.sites.iter().enumerate() {
+            let (lo, hi) = (pool.offsets[a], pool.offsets[a + 1]);
+            let site = &run.data.sites[i];
+            let local = |keep: bool| {
+                (lo..hi)
+                    .filter(move |&g| inc[g] == keep)
+                    .map(move |g| g - lo)
+            };
+            data.sites[i].train = select(&site.train, &site.test, local(true));
+            data.sites[i].test = select(&site.train, &site.test, local(false));
+        }
+        let mut spec = run.spec.clone();
+        spec.seed = seed;
+        tracing::info!(shadow = k + 1, seed, "training shadow model");
+        let o = runner::execute(&spec, &data, opts, None, false)
+            .with_context(|| format!("shadow model {} (seed {seed})", k + 1))?;
+        let mut conf = vec![f64::NAN; pool.member.len()];
+        for (a, &i) in pool.sites.iter().enumerate() {
+            let name = &run.data.sites[i].name;
+            let params = o
+                .trained
+                .site_models
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(&o.trained.global, |(_, p)| p);
+            let sd = &o.trained.data.sites[i];
+            let mut tr = score(engine, params, &sd.train, kind)?.into_iter();
+            let mut te = score(engine, params, &sd.test, kind)?.into_iter();
+            for g in pool.offsets[a]..pool.offsets[a + 1] {
+                let s = if inc[g] { tr.next() } else { te.next() };
+                conf[g] = s.context("shadow rows out of step")?.confidence;
+            }
+        }
+        confidence.push(conf);
+    }
+    Ok((confidence, inclusion))
+}
+
+/// Runs the audit of `args.run`.
+pub(crate) fn privacy_audit(args: PrivacyAuditArgs) -> Result<()> {
+    if args.shadows != 0 && (args.shadows < 4 || !args.shadows.is_multiple_of(2)) {
+        return Err(UserError(format!(
+            "--shadows = {}: LiRA needs an even number of at least 4 shadow models (0 skips it)",
+            args.shadows
+        ))
+        .into());
+    }
+    if !(args.confidence > 0.0 && args.confidence < 1.0) {
+        return Err(UserError(format!(
+            "--confidence = {}: must be in (0, 1)",
+            args.confidence
+        ))
+        .into());
+    }
+    if let Some(f) = args.fpr.iter().find(|f| !(**f > 0.0 && **f < 1.0)) {
+        return Err(UserError(format!("--fpr {f}: each FPR must be in (0, 1)")).into());
+    }
+    let opts = engine_options(&args.engine)?;
+    let run = RunDir::open(&args.run, "ward privacy audit", opts)?;
+    let guarantee = Guarantee::read(&run.dir)?;
+    let (delta, delta_source) = match (args.delta, guarantee.as_ref().and_then(Guarantee::delta)) {
+        (Some(d), _) => (d, "--delta".to_string()),
+        (None, Some(d)) => (d, "the run's accountant".to_string()),
+        (None, None) => (DEFAULT_DELTA, "default".to_string()),
+    };
+    if !(0.0..1.0).contains(&delta) {
+        return Err(UserError(format!("--delta = {delta}: must be in [0, 1)")).into());
+    }
+
+    // The sites whose training rows trained the model.
+    let audited: Vec<usize> = match run.spec.federation.strategy {
+        StrategyKind::Local => {
+            let want = run
+                .spec
+                .federation
+                .local_site
+                .as_deref()
+                .unwrap_or_default();
+            run.data
+                .sites
+                .iter()
+                .position(|s| s.name == want)
+                .into_iter()
+                .collect()
+        }
+        _ => (0..run.data.sites.len()).collect(),
+    };
+    let pool = Pool::new(&run.data, audited);
+    let arch = run.sim.arch.clone();
+    let kind = output_kind(arch.loss());
+    let mut engine = make_engine(&arch, opts.device, opts.engine)?;
+
+    // The run's model on every audited row.
+    let mut target = Vec::with_capacity(pool.member.len());
+    let mut model_files = BTreeMap::new();
+    for &i in &pool.sites {
+        let site = &run.sim.data.sites[i];
+        let (params, file) = run.site_model(&site.name)?;
+        model_files.insert(site.name.clone(), file);
+        target.extend(score(engine.as_mut(), &params, &site.train, kind)?);
+        target.extend(score(engine.as_mut(), &params, &site.test, kind)?);
+    }
+
+    // Attack scores over the pool.
+    let mut attacks: Vec<(&'static str, Vec<f64>)> =
+        vec![("loss", target.iter().map(|s| -s.loss).collect())];
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    rng.set_stream(1);
+    let seeds: Vec<u64> = (0..args.shadows).map(|_| rng.next_u64()).collect();
+    if args.shadows > 0 {
+        let (conf, inc) = shadows(&run, &pool, engine.as_mut(), &args, &seeds)?;
+        let x: Vec<f64> = target.iter().map(|s| s.confidence).collect();
+        let l = lira_scores(&x, &conf, &inc, LiraVariance::Global)?;
+        attacks.push(("lira-online", l.online));
+        attacks.push(("lira-offline", l.offline));
+    }
+
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for (name, scores) in &attacks {
+        let mut scopes: Vec<(String, std::ops::Range<usize>)> =
+            vec![("overall".into(), 0..pool.member.len())];
+        for (a, &i) in pool.sites.iter().enumerate() {
+            scopes.push((
+                run.data.sites[i].name.clone(),
+                pool.offsets[a]..pool.offsets[a + 1],
+            ));
+        }
+        for (scope, r) in scopes {
+            let m = &pool.member[r.clone()];
+            if !m.contains(&true) || !m.contains(&false) {
+                if *name == "loss" {
+                    notes.push(format!(
+                        "{scope}: skipped, it needs both training and test rows"
+                    ));
+                }
+                continue;
+            }
+            let summary = summarize_attack(&scores[r], m, &args.fpr, delta, args.confidence)
+                .map_err(|e| anyhow::anyhow!("attack {name} on {scope}: {e}"))?;
+            let g = guarantee
+                .as_ref()
+                .and_then(|g| g.for_scope((scope != "overall").then_some(scope.as_str())));
+            rows.push(AttackRow {
+                attack: name,
+                scope,
+                summary,
+                accountant_epsilon: g.as_ref().map(|x| x.0),
+                accountant: g.map(|x| x.1),
+            });
+        }
+    }
+    if rows.is_empty() {
+        return Err(UserError(
+            "no audited site has both training and test rows: nothing to attack".into(),
+        )
+        .into());
+    }
+    notes.push(format!(
+        "members: the training rows of {} sites; non-members: their test rows",
+        pool.sites.len()
+    ));
+    notes.push(format!(
+        "epsilon lower bound: max over thresholds of max(ln((TPR - delta) / FPR), ln((TNR - delta) / FNR)) with {}% Clopper-Pearson ends (Jagielski et al. 2020; Nasr et al. 2021); the threshold is chosen on the same rows, which is slightly optimistic",
+        100.0 * args.confidence
+    ));
+    if args.shadows > 0 {
+        notes.push(format!(
+            "LiRA (Carlini et al. 2022): {} shadow runs of the same experiment, each row in exactly half of them; Gaussians with the median of the in/out confidences and a global (pooled) variance",
+            args.shadows
+        ));
+    }
+    if guarantee.is_none() {
+        notes.push("no privacy mechanism: accountant epsilon n/a".into());
+    }
+
+    let out_dir = args.out.clone().unwrap_or_else(|| run.dir.join("audit"));
+    fs_err::create_dir_all(&out_dir)?;
+    write_csv(&out_dir, &rows, &args.fpr)?;
+    write_examples(&out_dir, &run, &pool, &target, &attacks)?;
+    let report = Report {
+        run: run.dir.clone(),
+        seed: args.seed,
+        model: arch.describe(),
+        strategy: run.spec.federation.strategy.as_str().to_string(),
+        sites: model_files,
+        shadows: args.shadows,
+        shadow_seeds: seeds,
+        delta,
+        delta_source,
+        confidence: args.confidence,
+        fprs: args.fpr.clone(),
+        accountant: guarantee,
+        attacks: rows,
+        notes,
+    };
+    ward_report::write_json_atomic(&out_dir.join("audit.json"), &report)?;
+    print_table(&report, &args.fpr);
+    out(format!(
+        "written: {} (audit.json, audit.csv, audit_examples.csv)",
+        out_dir.display()
+    ));
+    Ok(())
+}
+
+fn fpr_label(f: f64) -> String {
+    format!("{}%", 100.0 * f)
+}
+
+fn write_csv(dir: &std::path::Path, rows: &[AttackRow], fprs: &[f64]) -> Result<()> {
+    let mut head = vec![
+        "attack".to_string(),
+        "scope".into(),
+        "members".into(),
+        "non_members".into(),
+        "auc".into(),
+    ];
+    for f in fprs {
+        head.push(format!("tpr_at_fpr_{f}"));
+        head.push(format!("fp_allowed_at_fpr_{f}"));
+    }
+    for h in [
+        "epsilon_lower_bound",
+        "epsilon_threshold",
+        "delta",
+        "confidence",
+        "accountant_epsilon",
+        "accountant",
+    ] {
+        head.push(h.into());
+    }
+    let mut csv = head.join(",");
+    csv.push('\n');
+    for r in rows {
+        let s = &r.summary;
+        let mut cells = vec![
+            r.attack.to_string(),
+            csv_cell(&r.scope),
+            s.members.to_string(),
+            s.non_members.to_string(),
+            format!("{:.6}", s.auc),
+        ];
+        for t in &s.tpr_at_fpr {
+            cells.push(format!("{:.6}", t.tpr));
+            cells.push(t.false_positives_allowed.to_string());
+        }
+        cells.push(format!("{:.6}", s.epsilon.ci));
+        cells.push(format!("{}", s.epsilon.threshold));
+        cells.push(format!("{}", s.epsilon.delta));
+        cells.push(format!("{}", s.epsilon.confidence));
+        cells.push(
+            r.accountant_epsilon
+                .map_or(String::new(), |e| format!("{e:.6}")),
+        );
+        cells.push(r.accountant.as_deref().map(csv_cell).unwrap_or_default());
+        csv.push_str(&cells.join(","));
+        csv.push('\n');
+    }
+    ward_fl::checkpoint::write_atomic(&dir.join("audit.csv"), csv.as_bytes())?;
+    Ok(())
+}
+
+/// A CSV field, quoted where it holds a comma or a quote.
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn write_examples(
+    dir: &std::path::Path,
+    run: &RunDir,
+    pool: &Pool,
+    target: &[ExampleScore],
+    attacks: &[(&'static str, Vec<f64>)],
+) -> Result<()> {
+    let mut csv = String::from("site,split,row,member,loss,confidence");
+    for (name, _) in attacks.iter().skip(1) {
+        csv.push_str(&format!(",{}", name.replace('-', "_")));
+    }
+    csv.push('\n');
+    for (a, &i) in pool.sites.iter().enumerate() {
+        let site = &run.data.sites[i];
+        for g in pool.offsets[a]..pool.offsets[a + 1] {
+            let local = g - pool.offsets[a];
+            let (split, row) = if local < site.train.y.len() {
+                ("train", local)
+            } else {
+                ("test", local - site.train.y.len())
+            };
+            csv.push_str(&format!(
+                "{},{split},{row},{},{:.6},{:.6}",
+                csv_cell(&site.name),
+                u8::from(pool.member[g]),
+                target[g].loss,
+                target[g].confidence
+            ));
+            for (_, s) in attacks.iter().skip(1) {
+                csv.push_str(&format!(",{:.6}", s[g]));
+            }
+            csv.push('\n');
+        }
+    }
+    ward_fl::checkpoint::write_atomic(&dir.join("audit_examples.csv"), csv.as_bytes())?;
+    Ok(())
+}
+
+fn print_table(report: &Report, fprs: &[f64]) {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    let mut head = vec![
+        "attack".to_string(),
+        "scope".into(),
+        "members / non".into(),
+        "AUC".into(),
+    ];
+    for &f in fprs {
+        head.push(format!("TPR @ {} FPR (FP allowed)", fpr_label(f)));
+    }
+    head.push(format!(
+        "measured eps >= ({}%, delta {:e})",
+        100.0 * report.confidence,
+        report.delta
+    ));
+    head.push("accountant eps".into());
+    t.set_header(head);
+    for r in &report.attacks {
+        let s = &r.summary;
+        let mut cells = vec![
+            r.attack.to_string(),
+            r.scope.clone(),
+            format!("{} / {}", s.members, s.non_members),
+            format!("{:.3}", s.auc),
+        ];
+        for x in &s.tpr_at_fpr {
+            cells.push(format!("{:.3} ({})", x.tpr, x.false_positives_allowed));
+        }
+        cells.push(format!("{:.3}", s.epsilon.ci));
+        cells.push(match (&r.accountant_epsilon, &r.accountant) {
+            (Some(e), Some(k)) => format!("{e:.3} ({k})"),
+            _ => "n/a".into(),
+        });
+        t.add_row(cells);
+    }
+    out(format!(
+        "Membership-inference audit of {} ({}, {}; {} shadow models, seed {})",
+        report.run.display(),
+        report.model,
+        report.strategy,
+        report.shadows,
+        report.seed
+    ));
+    out(t);
+    match &report.accountant {
+        Some(g) => out(format!("accountant: {}", g.source)),
+        None => out("no privacy mechanism: accountant epsilon n/a"),
+    }
+    out(format!(
+        "FP allowed: false positives the FPR leaves among the non-members (0: the TPR at zero false positives; {} non-members overall)",
+        report.attacks.first().map_or(0, |r| r.summary.non_members)
+    ));
+}
