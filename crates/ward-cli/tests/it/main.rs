@@ -1747,6 +1747,7 @@ fn central_dp_reports_site_level_epsilon() {
         eps.push(sl["epsilon"]["rdp"].as_f64().unwrap());
     }
     assert!(eps[1] > eps[0] && eps[0] > 0.0, "{eps:?}");
+}
 
 /// `ward privacy audit` on `run`: the audit.csv rows as (attack, scope) -> columns.
 fn audit_rows(
