@@ -2,26 +2,13 @@
 //! [`ward_data::load`], on PNGs written here, the nibabel-written NIfTI fixtures
 //! (`tests/fixtures/make_fixtures.py`) and pydicom's DICOM test files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ward_core::config::ExperimentSpec;
 use ward_data::{ImageShape, load};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn pydicom_file(name: &str) -> PathBuf {
-    let dir = Path::new("/usr/lib/python3/dist-packages/pydicom/data/test_files");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: run `apt-get install python3-pydicom`",
-        dir.display()
-    );
-    dir.join(name)
-}
+mod common;
+use common::{fixture, pydicom_file};
 
 /// An experiment with this `[data]` body (and a CNN, which image data needs), checked.
 fn spec(data: &str) -> Result<ExperimentSpec, String> {

@@ -14,23 +14,8 @@ use ward_data::readers::nifti::{NiftiOptions, NiftiOutput, read_nifti, read_volu
 use ward_data::readers::{BadFile, Dims, Intensity, Resample};
 use ward_data::{DataError, ImageShape, ImageTask};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// pydicom's test files, as Debian's python3-pydicom installs them.
-fn pydicom_file(name: &str) -> PathBuf {
-    let dir = Path::new("/usr/lib/python3/dist-packages/pydicom/data/test_files");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the DICOM reader tests read pydicom's test files; run \
-         `apt-get install python3-pydicom`",
-        dir.display()
-    );
-    dir.join(name)
-}
+mod common;
+use common::{fixture, pydicom_file};
 
 /// The fixture script's pixel formula, `/ 255`.
 fn medmnist_px(i: usize, d: usize, h: usize, w: usize, c: usize) -> f32 {

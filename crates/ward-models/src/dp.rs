@@ -239,18 +239,6 @@ pub fn microbatch_clipped_sum<E: GradientEngine + ?Sized>(
     Ok(total)
 }
 
-/// Gathers the rows `idx` of `split` into `x` and `y`.
-fn gather(split: &Split, idx: &[u32], x: &mut Vec<f32>, y: &mut Vec<u32>) {
-    let cols = split.x.cols;
-    x.clear();
-    y.clear();
-    for &i in idx {
-        let i = i as usize;
-        x.extend_from_slice(&split.x.data[i * cols..(i + 1) * cols]);
-        y.push(split.y[i]);
-    }
-}
-
 /// The private gradient of one DP-SGD step at `params` on the batch `idx` of `data`
 /// (clipped sum over physical chunks, then noise and division by the expected batch).
 /// Returns the sum of the batch's losses.
@@ -269,7 +257,7 @@ pub fn dp_gradient(
     grad.iter_mut().for_each(|g| *g = 0.0);
     let mut total = 0.0f32;
     for ids in idx.chunks(chunk) {
-        gather(data, ids, &mut xb, &mut yb);
+        crate::train::gather(data, ids, &mut xb, &mut yb);
         total +=
             engine.clipped_grad_sum(params, &xb, &yb, dp.config.clip, &mut part, &mut norms)?;
         for (g, p) in grad.iter_mut().zip(&part) {

@@ -29,7 +29,7 @@ pub struct FitStats {
 }
 
 /// Gathers the rows `idx` of `split` into `x` and `y`.
-fn gather(split: &Split, idx: &[u32], x: &mut Vec<f32>, y: &mut Vec<u32>) {
+pub(crate) fn gather(split: &Split, idx: &[u32], x: &mut Vec<f32>, y: &mut Vec<u32>) {
     let cols = split.x.cols;
     x.clear();
     y.clear();

@@ -1538,6 +1538,22 @@ fn aggregate_runs_dnc_flame_signguard_and_clipped_clustering() {
     );
 }
 
+/// The DP-SGD run of the privacy-report tests: 2 of 4 sites a round, 5 local steps.
+const DP_RUN_SETS: [&str; 12] = [
+    "--set",
+    "federation.rounds=6",
+    "--set",
+    "federation.sites-per-round=2",
+    "--set",
+    "train.local-steps=5",
+    "--set",
+    "privacy.dp-sgd.clip=1.1",
+    "--set",
+    "privacy.dp-sgd.noise-multiplier=1.3",
+    "--set",
+    "privacy.dp-sgd.delta=0.001",
+];
+
 /// Issue 6: the privacy report records each site's mechanism settings and the steps it
 /// really ran: with 2 of 4 sites sampled per round, a site runs 5 local steps in each
 /// round it was sampled (counted from metrics.jsonl), not 5 x rounds.
@@ -1548,20 +1564,7 @@ fn dp_run_reports_the_steps_each_site_really_ran() {
     let o = run_ok(
         ward()
             .args(["run", "--quiet"])
-            .args([
-                "--set",
-                "federation.rounds=6",
-                "--set",
-                "federation.sites-per-round=2",
-            ])
-            .args(["--set", "train.local-steps=5"])
-            .args([
-                "--set",
-                "privacy.dp-sgd.clip=1.1",
-                "--set",
-                "privacy.dp-sgd.noise-multiplier=1.3",
-            ])
-            .args(["--set", "privacy.dp-sgd.delta=0.001"])
+            .args(DP_RUN_SETS)
             .arg("--out")
             .arg(&out),
     );
@@ -1610,20 +1613,7 @@ fn dp_run_reports_the_steps_each_site_really_ran() {
     let o = run_ok(
         ward()
             .args(["run", "--quiet"])
-            .args([
-                "--set",
-                "federation.rounds=6",
-                "--set",
-                "federation.sites-per-round=2",
-            ])
-            .args(["--set", "train.local-steps=5"])
-            .args([
-                "--set",
-                "privacy.dp-sgd.clip=1.1",
-                "--set",
-                "privacy.dp-sgd.noise-multiplier=1.3",
-            ])
-            .args(["--set", "privacy.dp-sgd.delta=0.001"])
+            .args(DP_RUN_SETS)
             .args(["--set", &format!("privacy.dp-sgd.budget={budget}")])
             .arg("--out")
             .arg(&out2),
