@@ -33,6 +33,9 @@ fn main() -> ExitCode {
         Command::Reproduce(ReproduceCommand::FlambyHeart(a)) => {
             commands::reproduce::flamby_heart(a)
         }
+        Command::Reproduce(ReproduceCommand::FlambyHeartDp(a)) => {
+            commands::reproduce_dp::flamby_heart_dp(a)
+        }
         Command::Reproduce(ReproduceCommand::ScannerShift(a)) => {
             commands::scanner_shift::scanner_shift(a)
         }

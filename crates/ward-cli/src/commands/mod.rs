@@ -11,6 +11,7 @@ pub(crate) mod data;
 pub(crate) mod privacy;
 pub(crate) mod privacy_audit;
 pub(crate) mod reproduce;
+pub(crate) mod reproduce_dp;
 pub(crate) mod robust_grid;
 pub(crate) mod robustness;
 pub(crate) mod run;

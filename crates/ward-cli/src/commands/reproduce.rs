@@ -43,7 +43,7 @@ struct Row {
     config: ExperimentSpec,
 }
 
-fn base(name: &str) -> ExperimentSpec {
+pub(crate) fn base(name: &str) -> ExperimentSpec {
     let mut s = ExperimentSpec::default_heart();
     s.name = name.into();
     s.data = DataSpec::builtin(DatasetKind::FedHeartDisease);
@@ -52,7 +52,7 @@ fn base(name: &str) -> ExperimentSpec {
 }
 
 /// SGD, 100 local steps, 15 rounds, batch 4 (FLamby's federated settings).
-fn federated(
+pub(crate) fn federated(
     name: &str,
     strategy: StrategyKind,
     lr: f64,
@@ -166,7 +166,8 @@ fn flamby_methods() -> Vec<Method> {
     m
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
+/// Mean and sample standard deviation (ddof 1; 0 for a single value).
+pub(crate) fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;
     let std = if v.len() > 1 {
@@ -175,6 +176,45 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
         0.0
     };
     (mean, std)
+}
+
+/// One line of `table.csv`: the method, its mean and std over seeds, the published
+/// reference (empty where there is none) and the per-seed values.
+pub(crate) struct CsvRow<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) mean: f64,
+    pub(crate) std: f64,
+    pub(crate) flamby: Option<f64>,
+    pub(crate) per_seed: &'a [f64],
+}
+
+/// Writes `table.csv` atomically in the columns every `ward reproduce` table shares:
+/// `method,mean,std,flamby,seed0..seed{N-1}`.
+pub(crate) fn write_table_csv(
+    path: &std::path::Path,
+    seeds: u64,
+    rows: &[CsvRow<'_>],
+) -> Result<()> {
+    let mut csv = String::from("method,mean,std,flamby");
+    for s in 0..seeds {
+        csv.push_str(&format!(",seed{s}"));
+    }
+    csv.push('\n');
+    for r in rows {
+        csv.push_str(&format!(
+            "{},{:.6},{:.6},{}",
+            r.method,
+            r.mean,
+            r.std,
+            r.flamby.map_or(String::new(), |f| format!("{f:.3}"))
+        ));
+        for v in r.per_seed {
+            csv.push_str(&format!(",{v:.6}"));
+        }
+        csv.push('\n');
+    }
+    ward_fl::checkpoint::write_atomic(path, csv.as_bytes())?;
+    Ok(())
 }
 
 fn run_method(
@@ -392,26 +432,17 @@ pub(crate) fn flamby_heart(args: ReproduceArgs) -> Result<()> {
             rows.push(run_method(&m, &data, seeds, opts, true)?);
         }
     }
-    // table.csv: method,mean,std,flamby,seed0..seedN-1
-    let mut csv = String::from("method,mean,std,flamby");
-    for s in 0..seeds {
-        csv.push_str(&format!(",seed{s}"));
-    }
-    csv.push('\n');
-    for r in &rows {
-        csv.push_str(&format!(
-            "{},{:.6},{:.6},{}",
-            r.method,
-            r.mean,
-            r.std,
-            r.flamby.map_or(String::new(), |f| format!("{f:.3}"))
-        ));
-        for v in &r.per_seed {
-            csv.push_str(&format!(",{v:.6}"));
-        }
-        csv.push('\n');
-    }
-    ward_fl::checkpoint::write_atomic(&dir.join("table.csv"), csv.as_bytes())?;
+    let csv_rows: Vec<CsvRow<'_>> = rows
+        .iter()
+        .map(|r| CsvRow {
+            method: &r.method,
+            mean: r.mean,
+            std: r.std,
+            flamby: r.flamby,
+            per_seed: &r.per_seed,
+        })
+        .collect();
+    write_table_csv(&dir.join("table.csv"), seeds, &csv_rows)?;
     ward_report::write_json_atomic(&dir.join("table.json"), &rows)?;
 
     let mut t = Table::new();

@@ -19,6 +19,7 @@ use ward_core::config::{
 };
 
 use crate::args::ScannerShiftArgs;
+use crate::commands::reproduce::{CsvRow, mean_std, write_table_csv};
 use crate::commands::{engine_options, out};
 use crate::runner;
 
@@ -35,17 +36,6 @@ struct Row {
     per_seed: Vec<f64>,
     per_site: BTreeMap<String, f64>,
     config: ExperimentSpec,
-}
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
 }
 
 /// The base experiment: the synthetic task and a small CNN with BatchNorm (so FedBN has
@@ -162,19 +152,17 @@ pub(crate) fn scanner_shift(args: ScannerShiftArgs) -> Result<()> {
         });
     }
 
-    let mut csv = String::from("method,mean,std,flamby");
-    for s in 0..seeds {
-        csv.push_str(&format!(",seed{s}"));
-    }
-    csv.push('\n');
-    for r in &rows {
-        csv.push_str(&format!("{},{:.6},{:.6},", r.method, r.mean, r.std));
-        for v in &r.per_seed {
-            csv.push_str(&format!(",{v:.6}"));
-        }
-        csv.push('\n');
-    }
-    ward_fl::checkpoint::write_atomic(&dir.join("table.csv"), csv.as_bytes())?;
+    let csv_rows: Vec<CsvRow<'_>> = rows
+        .iter()
+        .map(|r| CsvRow {
+            method: &r.method,
+            mean: r.mean,
+            std: r.std,
+            flamby: r.flamby,
+            per_seed: &r.per_seed,
+        })
+        .collect();
+    write_table_csv(&dir.join("table.csv"), seeds, &csv_rows)?;
     ward_report::write_json_atomic(&dir.join("table.json"), &rows)?;
 
     // cross_site.csv: the local models, trained on one site, scored on each.
