@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ward_core::ExperimentSpec;
 use ward_core::config::{AccountantChoice, DpSamplingKind, DpSgdSpec, StrategyKind};
 use ward_privacy::accountant::{self, AccountantKind, GaussianEvent};
@@ -243,40 +243,32 @@ fn label(cell: Cell) -> String {
     }
 }
 
-/// Reads `record_level` of a summary's privacy report: the overall epsilons and each
-/// site's (name, rows, sigma, q, steps, rdp, prv).
-#[allow(clippy::type_complexity)]
-fn record_level(
-    privacy: &serde_json::Value,
-) -> Result<(
-    Option<f64>,
-    Option<f64>,
-    Vec<(String, u64, f64, f64, u64, Option<f64>, Option<f64>)>,
-)> {
-    let r = privacy
-        .get("record_level")
-        .context("the run's privacy report has no record_level section")?;
-    let f = |v: &serde_json::Value, p: &str| v.pointer(p).and_then(serde_json::Value::as_f64);
-    let mut sites = Vec::new();
-    for s in r
-        .get("sites")
-        .and_then(|s| s.as_array())
-        .context("record_level has no sites")?
-    {
-        sites.push((
-            s.get("site")
-                .and_then(|v| v.as_str())
-                .unwrap_or("?")
-                .to_string(),
-            s.get("training_rows").and_then(|v| v.as_u64()).unwrap_or(0),
-            f(s, "/noise_multiplier").unwrap_or(f64::NAN),
-            f(s, "/sample_rate").unwrap_or(f64::NAN),
-            s.get("steps").and_then(|v| v.as_u64()).unwrap_or(0),
-            f(s, "/epsilon/rdp"),
-            f(s, "/epsilon/prv"),
-        ));
-    }
-    Ok((f(r, "/epsilon/rdp"), f(r, "/epsilon/prv"), sites))
+/// The parts of a run's privacy report (`record_level`) this table shows.
+#[derive(Debug, Deserialize)]
+struct ReportIn {
+    record_level: RecordLevelIn,
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordLevelIn {
+    epsilon: EpsilonsIn,
+    sites: Vec<SiteIn>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EpsilonsIn {
+    rdp: Option<f64>,
+    prv: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SiteIn {
+    site: String,
+    training_rows: u64,
+    noise_multiplier: f64,
+    sample_rate: f64,
+    steps: u64,
+    epsilon: EpsilonsIn,
 }
 
 /// Runs the grid and writes `table.csv` and `table.json`.
@@ -333,7 +325,9 @@ pub(crate) fn flamby_heart_dp(args: ReproduceDpArgs) -> Result<()> {
                 .with_context(|| format!("{}: seed {seed}", label(cell)))?;
             if let (Some(_), Some(p), None) = (cell.target(), &outcome.summary.privacy, &accounting)
             {
-                accounting = Some(record_level(p)?);
+                let r: ReportIn = serde_json::from_value(p.clone())
+                    .context("the run's privacy report has no record-level section")?;
+                accounting = Some(r.record_level);
             }
             per_seed.push(outcome.summary.mean_accuracy);
         }
@@ -348,11 +342,11 @@ pub(crate) fn flamby_heart_dp(args: ReproduceDpArgs) -> Result<()> {
         let local_steps = spec.train.local_steps.unwrap_or(0) as u64;
         let rounds = spec.federation.rounds as u64;
         let (epsilon_rdp, epsilon_prv, sites) = match (cell.target(), accounting) {
-            (Some((e, d)), Some((rdp, prv, sites))) => {
+            (Some((e, d)), Some(rl)) => {
                 let mut out = Vec::new();
-                for (site, rows_n, sigma, q, steps, s_rdp, s_prv) in sites {
+                for s in rl.sites {
                     let flamby = flamby_account(
-                        rows_n as usize,
+                        s.training_rows as usize,
                         spec.train.batch_size,
                         rounds,
                         local_steps,
@@ -361,22 +355,23 @@ pub(crate) fn flamby_heart_dp(args: ReproduceDpArgs) -> Result<()> {
                     )
                     .map_err(|err| {
                         UserError(format!(
-                            "{}: FLamby's calibration at {site}: {err}",
-                            label(cell)
+                            "{}: FLamby's calibration at {}: {err}",
+                            label(cell),
+                            s.site
                         ))
                     })?;
                     out.push(SiteAccount {
-                        site,
-                        training_rows: rows_n,
-                        sigma,
-                        sample_rate: q,
-                        steps,
-                        epsilon_rdp: s_rdp,
-                        epsilon_prv: s_prv,
+                        site: s.site,
+                        training_rows: s.training_rows,
+                        sigma: s.noise_multiplier,
+                        sample_rate: s.sample_rate,
+                        steps: s.steps,
+                        epsilon_rdp: s.epsilon.rdp,
+                        epsilon_prv: s.epsilon.prv,
                         flamby,
                     });
                 }
-                (rdp, prv, out)
+                (rl.epsilon.rdp, rl.epsilon.prv, out)
             }
             _ => (None, None, Vec::new()),
         };
