@@ -72,14 +72,26 @@ pub enum FlError {
     Io(String),
     /// Secure aggregation could not finish a round (too many dropouts:
     /// [`ward_privacy::PrivacyError::SecAggDropouts`], or a protocol error).
-    #[error("round {round}: {source}")]
+    #[error("round {round}: {source} (sites are numbered in the round: {})", numbered(.sites))]
     SecAgg {
         /// The round (from 1).
         round: usize,
-        /// The protocol's reason.
+        /// The protocol's reason (it names sites by their number in the round).
         #[source]
         source: ward_privacy::PrivacyError,
+        /// The round's sites, in the protocol's numbering.
+        sites: Vec<String>,
     },
+}
+
+/// `0 = a, 1 = b, ...`.
+fn numbered(sites: &[String]) -> String {
+    sites
+        .iter()
+        .enumerate()
+        .map(|(k, s)| format!("{k} = {s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl From<std::io::Error> for FlError {

@@ -145,6 +145,8 @@ pub struct SecAggRoundRecord {
     pub up_bytes: BTreeMap<String, u64>,
     /// Bytes each selected site received.
     pub down_bytes: BTreeMap<String, u64>,
+    /// Values each site that trained clipped to the quantiser's range (its own count).
+    pub clipped_values: BTreeMap<String, usize>,
     /// The survivors' total weight `W`.
     pub survivor_weight: f64,
     /// Bound on each coordinate's error of the aggregate update (`S / W` against the
@@ -183,7 +185,12 @@ pub(crate) fn secure_round(
     round: usize,
     records: &mut [SiteRecord],
 ) -> Result<SecureOutcome, FlError> {
-    let fail = |source: PrivacyError| FlError::SecAgg { round, source };
+    let names: Vec<String> = sites.iter().map(|s| s.name().to_string()).collect();
+    let fail = |source: PrivacyError| FlError::SecAgg {
+        round,
+        source,
+        sites: selected.iter().map(|&i| names[i].clone()).collect(),
+    };
     let m = selected.len() as u32;
     let params = settings.params(m, global.len(), round);
     params.validate().map_err(fail)?;
@@ -196,16 +203,20 @@ pub(crate) fn secure_round(
             n[k] as f64 / total as f64
         }
     };
-    let names: Vec<String> = sites.iter().map(|s| s.name().to_string()).collect();
     let name = |i: usize| names[i].clone();
     let mut up = vec![0u64; selected.len()];
     let mut down = vec![0u64; selected.len()];
     // Participants still in the round, by index in the round.
     let mut live: BTreeSet<u32> = BTreeSet::new();
     let mut dropped: Vec<(u32, String)> = Vec::new();
+    let mut clipped: BTreeMap<String, usize> = BTreeMap::new();
     let leave = |k: u32, why: String, records: &mut [SiteRecord], dropped: &mut Vec<_>| {
         let i = selected[k as usize];
-        tracing::warn!(round, site = records[i].site, "secure aggregation: {why}");
+        if settings.dropouts(m, round).contains(&k) {
+            tracing::info!(round, site = records[i].site, "secure aggregation: {why}");
+        } else {
+            tracing::warn!(round, site = records[i].site, "secure aggregation: {why}");
+        }
         records[i].status = SiteStatus::Dropped {
             reason: why.clone(),
         };
@@ -231,6 +242,7 @@ pub(crate) fn secure_round(
                 records[i].num_examples = Some(r.num_examples);
                 records[i].train_loss = r.train_loss;
                 records[i].clipped_values = Some(r.clipped_values);
+                clipped.insert(name(i), r.clipped_values);
                 if r.clipped_values > 0 {
                     tracing::warn!(
                         round,
@@ -261,6 +273,7 @@ pub(crate) fn secure_round(
             down_bytes: (0..selected.len())
                 .map(|k| (name(selected[k]), down[k]))
                 .collect(),
+            clipped_values: clipped.clone(),
             survivor_weight: w,
             error_bound: if w > 0.0 {
                 params.quantizer.error_bound(live.len() as u32) / w

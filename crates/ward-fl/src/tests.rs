@@ -932,14 +932,17 @@ fn too_many_dropouts_fail_the_round_naming_it() {
             &err,
             FlError::SecAgg {
                 round: 1,
-                source: ward_privacy::PrivacyError::SecAggDropouts { needed: 3, .. }
+                source: ward_privacy::PrivacyError::SecAggDropouts { needed: 3, .. },
+                ..
             }
         ),
         "{err:?}"
     );
     let msg = err.to_string();
     assert!(
-        msg.starts_with("round 1: ") && msg.contains("too many dropouts"),
+        msg.starts_with("round 1: ")
+            && msg.contains("too many dropouts")
+            && msg.contains("0 = a, 1 = b, 2 = c, 3 = d"),
         "{msg}"
     );
 }
