@@ -141,16 +141,12 @@ impl SecAggSpec {
             "privacy.secagg.clip",
             || format!("must be a finite number > 0, got {}", self.clip),
         )?;
-        check(
-            (1..=31).contains(&self.bits),
-            "privacy.secagg.bits",
-            || {
-                format!(
-                    "must be in 1..=31 (values live in the ring 2^32), got {}",
-                    self.bits
-                )
-            },
-        )?;
+        check((1..=31).contains(&self.bits), "privacy.secagg.bits", || {
+            format!(
+                "must be in 1..=31 (values live in the ring 2^32), got {}",
+                self.bits
+            )
+        })?;
         if let Some(k) = self.neighbours {
             check(k >= 1, "privacy.secagg.neighbours", || {
                 "must be >= 1".into()
@@ -2407,8 +2403,14 @@ mod tests {
         assert_eq!(bad(&|s| s.clip = f64::NAN).key, "privacy.secagg.clip");
         assert_eq!(bad(&|s| s.bits = 32).key, "privacy.secagg.bits");
         assert_eq!(bad(&|s| s.bits = 0).key, "privacy.secagg.bits");
-        assert_eq!(bad(&|s| s.neighbours = Some(0)).key, "privacy.secagg.neighbours");
-        assert_eq!(bad(&|s| s.threshold = Some(1)).key, "privacy.secagg.threshold");
+        assert_eq!(
+            bad(&|s| s.neighbours = Some(0)).key,
+            "privacy.secagg.neighbours"
+        );
+        assert_eq!(
+            bad(&|s| s.threshold = Some(1)).key,
+            "privacy.secagg.threshold"
+        );
         let e = bad(&|s| {
             s.neighbours = Some(2);
             s.threshold = Some(4);
@@ -2421,13 +2423,16 @@ mod tests {
             assert_eq!(e.key, "privacy.secagg", "{extra}: {e}");
             assert!(e.to_string().contains(want), "{extra}: {e}");
         };
-        refused("[robust]\naggregator = \"krum\"", "robust.aggregator = \"krum\"");
-        refused("[robust]\naggregator = \"mean\"", "robust.aggregator = \"mean\"");
-        refused("[robust]\npre = [\"nnm\"]", "pre-aggregators");
         refused(
-            "[attack]\nkind = \"sign-flip\"\nf = 1",
-            "[attack]",
+            "[robust]\naggregator = \"krum\"",
+            "robust.aggregator = \"krum\"",
         );
+        refused(
+            "[robust]\naggregator = \"mean\"",
+            "robust.aggregator = \"mean\"",
+        );
+        refused("[robust]\npre = [\"nnm\"]", "pre-aggregators");
+        refused("[attack]\nkind = \"sign-flip\"\nf = 1", "[attack]");
         refused(
             "[privacy.central]\nclip = 1.0\nnoise-multiplier = 1.0",
             "[privacy.central]",
@@ -2438,7 +2443,9 @@ mod tests {
         );
         refused("[federation]\nstrategy = \"pooled\"", "baseline");
         refused("[federation]\nstrategy = \"cyclic\"", "at least 2 sites");
-        let e = with("[federation]\nsites-per-round = 1").validate().unwrap_err();
+        let e = with("[federation]\nsites-per-round = 1")
+            .validate()
+            .unwrap_err();
         assert_eq!(e.key, "federation.sites-per-round");
         // DP-SGD at the sites with masking on top is fine.
         with("[privacy.dp-sgd]\nclip = 1.0\nnoise-multiplier = 1.0")

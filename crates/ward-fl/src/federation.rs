@@ -8,12 +8,12 @@ use ward_core::config::{FederationSpec, StrategyKind};
 use ward_core::{Params, Update};
 use ward_models::Evaluation;
 
+use crate::secagg::{SecAggRoundRecord, SecAggSettings, secure_round};
 use crate::site::{FitInstructions, LocalWork, SiteHandle};
 use crate::strategy::{
     Aggregator, FedAvg, FedOptKind, RoundContext, ServerMechanism, ServerOpt, ServerOptimizer,
     UpdateAttack,
 };
-use crate::secagg::{SecAggRoundRecord, SecAggSettings, secure_round};
 use crate::{FlError, checkpoint::Checkpoint};
 
 /// A site's role in the federation.
@@ -376,10 +376,7 @@ impl Federation {
                 | StrategyKind::Pooled
                 | StrategyKind::Local
         ) {
-            return refuse(format!(
-                "not available with strategy {}",
-                strategy.as_str()
-            ));
+            return refuse(format!("not available with strategy {}", strategy.as_str()));
         }
         let rule = self.aggregator.name();
         if rule != "fedavg" {
@@ -393,16 +390,22 @@ impl Federation {
             );
         }
         let trainers = self.roles.iter().filter(|r| r.trains).count();
-        let per_round = self.config.sites_per_round.unwrap_or(trainers).min(trainers);
+        let per_round = self
+            .config
+            .sites_per_round
+            .unwrap_or(trainers)
+            .min(trainers);
         if per_round < 2 {
             return refuse(format!(
                 "{per_round} site(s) train per round; the sum of one update is that update"
             ));
         }
         let params = settings.params(per_round as u32, self.state.global.len(), 1);
-        params
-            .validate()
-            .map_err(|e| FlError::Config(format!("secure aggregation with {per_round} sites per round: {e}")))?;
+        params.validate().map_err(|e| {
+            FlError::Config(format!(
+                "secure aggregation with {per_round} sites per round: {e}"
+            ))
+        })?;
         for i in 0..self.sites.len() {
             if self.roles[i].trains {
                 self.sites[i].enable_secagg()?;

@@ -32,8 +32,8 @@ mod site;
 mod strategy;
 
 pub use checkpoint::Checkpoint;
-pub use secagg::{SecAggFitReport, SecAggInstructions, SecAggRoundRecord, SecAggSettings};
 pub use federation::{Federation, FederationConfig, RoundReport, SiteRecord, SiteRole, SiteStatus};
+pub use secagg::{SecAggFitReport, SecAggInstructions, SecAggRoundRecord, SecAggSettings};
 pub use sim::{
     DataPoisoner, EngineOptions, Simulation, build_simulation, build_simulation_with, local_work,
 };

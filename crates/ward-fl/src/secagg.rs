@@ -175,7 +175,6 @@ pub(crate) struct SecureOutcome {
 }
 
 /// Runs one secure round over `sites[selected]`, filling their `records`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn secure_round(
     sites: &mut [Box<dyn SiteHandle>],
     selected: &[usize],
@@ -355,7 +354,12 @@ pub(crate) fn secure_round(
             Err(e) => e.to_string(),
         };
         live.remove(&k);
-        leave(k, format!("masking its update: {why}"), records, &mut dropped);
+        leave(
+            k,
+            format!("masking its update: {why}"),
+            records,
+            &mut dropped,
+        );
     }
 
     // 5. Unmask. A survivor that fails here is still in the sum (its masked input

@@ -760,7 +760,12 @@ fn sized_site(name: &str, copies: usize, stream: u64) -> InProcessSite {
     for c in 0..copies {
         x.extend(&t.train.x.data);
         // Alternate the labels of every other copy so the sites' updates differ.
-        y.extend(t.train.y.iter().map(|&l| if c % 2 == 0 { l } else { 1 - l }));
+        y.extend(
+            t.train
+                .y
+                .iter()
+                .map(|&l| if c % 2 == 0 { l } else { 1 - l }),
+        );
     }
     let split = Split {
         x: Matrix {
@@ -791,7 +796,7 @@ fn sized_federation(keep: &[usize], rounds: usize) -> Federation {
     let sites: Vec<Box<dyn SiteHandle>> = keep
         .iter()
         .map(|&i| {
-            Box::new(sized_site(&["a", "b", "c", "d"][i], i + 1, i as u64 + 1))
+            Box::new(sized_site(["a", "b", "c", "d"][i], i + 1, i as u64 + 1))
                 as Box<dyn SiteHandle>
         })
         .collect();
@@ -865,7 +870,10 @@ fn a_secure_round_equals_fedavg_within_the_quantisation_bound() {
         let d = max_diff(plain.global(), secure.global());
         assert!(d <= bound + 1e-6, "bits {bits}: {d} > {bound}");
         if bits == 12 {
-            assert!(d > 0.0, "quantisation left no trace: is the sum masked at all?");
+            assert!(
+                d > 0.0,
+                "quantisation left no trace: is the sum masked at all?"
+            );
         }
         for r in &report.sites {
             // The server never saw an update: no norm, no cosine.
@@ -896,14 +904,18 @@ fn dropouts_below_the_threshold_recover_the_survivors_weighted_mean() {
     let keep: Vec<usize> = (0..4).filter(|&i| names[i] != gone).collect();
     assert_eq!(
         rec.survivors,
-        keep.iter().map(|&i| names[i].to_string()).collect::<Vec<_>>()
+        keep.iter()
+            .map(|&i| names[i].to_string())
+            .collect::<Vec<_>>()
     );
     // Weights 0.1..0.4 by rows: W = 1 - the dropped site's weight.
     let w_gone = (names.iter().position(|n| n == gone).unwrap() + 1) as f64 / 10.0;
     assert!((rec.survivor_weight - (1.0 - w_gone)).abs() < 1e-12);
     for r in &report.sites {
         if &r.site == gone {
-            assert!(matches!(&r.status, SiteStatus::Dropped { reason } if reason.contains("after sharing keys")));
+            assert!(
+                matches!(&r.status, SiteStatus::Dropped { reason } if reason.contains("after sharing keys"))
+            );
         } else {
             assert_eq!(r.status, SiteStatus::Accepted);
         }
@@ -970,7 +982,10 @@ fn a_site_without_secure_aggregation_refuses_clearly() {
     );
     let mut fed = secure_federation(1, 22, 0.0);
     let err = fed.set_aggregator(Box::new(FedAvg)).unwrap_err();
-    assert!(err.to_string().contains("secure aggregation hides"), "{err}");
+    assert!(
+        err.to_string().contains("secure aggregation hides"),
+        "{err}"
+    );
     // The protocol's settings must fit the round: 5 neighbours of 4 sites.
     let mut fed = sized_federation(&[0, 1, 2, 3], 1);
     let err = fed

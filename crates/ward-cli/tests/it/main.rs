@@ -1964,7 +1964,12 @@ fn secagg_run_matches_fedavg_and_reports_the_protocol() {
     let b = s["mean_accuracy"].as_f64().unwrap();
     assert!((a - b).abs() <= 0.01, "plain {a}, secure {b}");
     let sa = &s["privacy"]["secure_aggregation"];
-    assert!(sa["protocol"].as_str().unwrap().starts_with("SecAgg+ (Bell et al. 2020"));
+    assert!(
+        sa["protocol"]
+            .as_str()
+            .unwrap()
+            .starts_with("SecAgg+ (Bell et al. 2020")
+    );
     assert_eq!(sa["graph"], "complete");
     // SecAggParams::majority(3) = floor(4 / 2) + 1 = 3; Quantizer::default: clip 8,
     // 22 bits; stochastic rounding: bound = 4 sites x 2 x 8 / (2^22 - 1).
@@ -1988,7 +1993,13 @@ fn secagg_run_matches_fedavg_and_reports_the_protocol() {
     let dropped = tmp.path().join("dropped");
     run_ok(
         ward()
-            .args(["run", "--quiet", "--set", "privacy.secagg.dropout=0.25", "--out"])
+            .args([
+                "run",
+                "--quiet",
+                "--set",
+                "privacy.secagg.dropout=0.25",
+                "--out",
+            ])
             .arg(&dropped),
     );
     let sa = &json(&dropped.join("privacy.json"))["secure_aggregation"];
@@ -2002,7 +2013,11 @@ fn secagg_run_matches_fedavg_and_reports_the_protocol() {
     let cases: [(&[&str], &[&str]); 4] = [
         (
             &["privacy.secagg.dropout=0.75"],
-            &["privacy.secagg: round 1", "too many dropouts", "0 = Cleveland"],
+            &[
+                "privacy.secagg: round 1",
+                "too many dropouts",
+                "0 = Cleveland",
+            ],
         ),
         (
             &["privacy.secagg.dropout=0", "robust.aggregator=\"median\""],
