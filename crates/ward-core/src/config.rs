@@ -2424,14 +2424,14 @@ mod tests {
             assert!(e.to_string().contains(want), "{extra}: {e}");
         };
         refused(
-            "[robust]\naggregator = \"krum\"",
+            "[robust]\naggregator = \"krum\"\nf = 1",
             "robust.aggregator = \"krum\"",
         );
         refused(
             "[robust]\naggregator = \"mean\"",
             "robust.aggregator = \"mean\"",
         );
-        refused("[robust]\npre = [\"nnm\"]", "pre-aggregators");
+        refused("[robust]\npre = [\"nnm\"]\nf = 1", "pre-aggregators");
         refused("[attack]\nkind = \"sign-flip\"\nf = 1", "[attack]");
         refused(
             "[privacy.central]\nclip = 1.0\nnoise-multiplier = 1.0",
