@@ -369,7 +369,13 @@ pub(crate) fn execute(
             stopped = Some(msg);
             break;
         }
-        let report = fed.run_round()?;
+        // Too many secure-aggregation dropouts come from the experiment's settings.
+        let report = fed.run_round().map_err(|e| match e {
+            ward_fl::FlError::SecAgg { .. } => {
+                anyhow::Error::from(UserError(format!("privacy.secagg: {e}")))
+            }
+            e => e.into(),
+        })?;
         rejected += report
             .sites
             .iter()

@@ -54,12 +54,169 @@ pub struct PrivacySpec {
     /// `[privacy.central]`: site-level central DP for federated averaging.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub central: Option<CentralDpSpec>,
+    /// `[privacy.secagg]`: secure aggregation (SecAgg+) of the sites' updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secagg: Option<SecAggSpec>,
 }
 
 impl PrivacySpec {
     /// Whether no privacy mechanism is configured.
     pub fn is_off(&self) -> bool {
-        self.dp_sgd.is_none() && self.central.is_none()
+        self.dp_sgd.is_none() && self.central.is_none() && self.secagg.is_none()
+    }
+}
+
+/// The stream cipher that expands secure aggregation's mask seeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecAggPrgKind {
+    /// ChaCha with 8 rounds.
+    Chacha8,
+    /// ChaCha with 12 rounds (the default).
+    #[default]
+    Chacha12,
+    /// ChaCha with 20 rounds.
+    Chacha20,
+}
+
+/// `[privacy.secagg]`: secure aggregation, SecAgg+ (Bell et al. 2020, building on
+/// Bonawitz et al. 2017): each site sends only its weighted update, quantised and
+/// masked; the server learns the sum over the sites that finished the round and
+/// nothing else about any one of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SecAggSpec {
+    /// Neighbours of each site in the communication graph (>= 1; default: every other
+    /// site of the round, the complete graph of Bonawitz et al.).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbours: Option<u32>,
+    /// Shamir threshold: shares that rebuild a site's secrets (>= 2; default: the
+    /// majority of a neighbourhood, `floor((k + 1) / 2) + 1` for `k` neighbours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u32>,
+    /// Quantiser range: each coordinate a site sends (its example-weighted update)
+    /// is clipped to `[-clip, clip]` (> 0, default 8).
+    #[serde(default = "default_secagg_clip")]
+    pub clip: f64,
+    /// Bits per coordinate: `2^bits` quantisation levels (1..=31, default 22).
+    #[serde(default = "default_secagg_bits")]
+    pub bits: u32,
+    /// Mask generator: `chacha8`, `chacha12` (default) or `chacha20`.
+    #[serde(default)]
+    pub prg: SecAggPrgKind,
+    /// Simulation only: the fraction of each round's participating sites (rounded
+    /// down) that drop after sharing keys, chosen from the run seed and the round, to
+    /// exercise dropout recovery. In [0, 1), default 0.
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+fn default_secagg_clip() -> f64 {
+    8.0
+}
+fn default_secagg_bits() -> u32 {
+    22
+}
+
+impl Default for SecAggSpec {
+    fn default() -> Self {
+        Self {
+            neighbours: None,
+            threshold: None,
+            clip: default_secagg_clip(),
+            bits: default_secagg_bits(),
+            prg: SecAggPrgKind::default(),
+            dropout: 0.0,
+        }
+    }
+}
+
+impl SecAggSpec {
+    /// Checks ranges and what secure aggregation cannot run with: the server sees only
+    /// the sum of the updates, so rules and mechanisms that need each update are refused.
+    fn validate(&self, spec: &ExperimentSpec) -> Result<(), ConfigError> {
+        const T: &str = "privacy.secagg";
+        check(
+            self.clip.is_finite() && self.clip > 0.0 && self.clip <= f64::from(f32::MAX),
+            "privacy.secagg.clip",
+            || format!("must be a finite number > 0, got {}", self.clip),
+        )?;
+        check((1..=31).contains(&self.bits), "privacy.secagg.bits", || {
+            format!(
+                "must be in 1..=31 (values live in the ring 2^32), got {}",
+                self.bits
+            )
+        })?;
+        if let Some(k) = self.neighbours {
+            check(k >= 1, "privacy.secagg.neighbours", || {
+                "must be >= 1".into()
+            })?;
+        }
+        if let Some(t) = self.threshold {
+            check(t >= 2, "privacy.secagg.threshold", || {
+                format!("must be >= 2 (one share would reveal the secret), got {t}")
+            })?;
+            if let Some(k) = self.neighbours {
+                check(t <= k + 1, "privacy.secagg.threshold", || {
+                    format!(
+                        "must be at most neighbours + 1 = {} (a neighbourhood holds {} shares), got {t}",
+                        k + 1,
+                        k + 1
+                    )
+                })?;
+            }
+        }
+        unit_interval(self.dropout, "privacy.secagg.dropout")?;
+        let strategy = spec.federation.strategy;
+        check(
+            !matches!(strategy, StrategyKind::Pooled | StrategyKind::Local),
+            T,
+            || {
+                format!(
+                    "secure aggregation needs a federation; strategy \"{}\" is a baseline",
+                    strategy.as_str()
+                )
+            },
+        )?;
+        check(strategy != StrategyKind::Scaffold, T, || {
+            "SCAFFOLD's control variates would reach the server unmasked; secure aggregation is refused with federation.strategy = \"scaffold\"".into()
+        })?;
+        check(strategy != StrategyKind::Fedbn, T, || {
+            "FedBN keeps BatchNorm layers at the sites, so the sum of the updates is not FedBN's aggregate; secure aggregation is refused with federation.strategy = \"fedbn\"".into()
+        })?;
+        check(strategy != StrategyKind::Cyclic, T, || {
+            "cyclic trains one site per round: the sum of one update is that update; secure aggregation needs at least 2 sites per round".into()
+        })?;
+        if let Some(k) = spec.federation.sites_per_round {
+            check(k >= 2, "federation.sites-per-round", || {
+                format!(
+                    "secure aggregation needs at least 2 sites per round (the sum of one update is that update), got {k}"
+                )
+            })?;
+        }
+        let rule = spec.robust.aggregator;
+        check(
+            rule == AggregatorKind::Fedavg && spec.robust.pre.is_empty(),
+            T,
+            || {
+                format!(
+                    "the server sees only the sum of the updates, so robust.aggregator = \"{}\"{} cannot run: robust rules and pre-aggregators need each update (use \"fedavg\")",
+                    rule.as_str(),
+                    if spec.robust.pre.is_empty() {
+                        ""
+                    } else {
+                        " with pre-aggregators"
+                    }
+                )
+            },
+        )?;
+        check(spec.attack.is_none(), T, || {
+            "[attack] rewrites or reads individual updates at the server, which secure aggregation hides: the two are refused together".into()
+        })?;
+        check(spec.privacy.central.is_none(), T, || {
+            "[privacy.central] clips and noises each update at the server, which secure aggregation hides: the two are refused together (site-side clipping with noise on the sum is future work)".into()
+        })?;
+        Ok(())
     }
 }
 
@@ -283,6 +440,9 @@ impl PrivacySpec {
                     )
                 },
             )?;
+        }
+        if let Some(s) = &self.secagg {
+            s.validate(spec)?;
         }
         Ok(())
     }
@@ -2216,6 +2376,83 @@ mod tests {
         assert_eq!(back, spec);
     }
 
+    /// `[privacy.secagg]`: defaults from an empty table, ranges named by key, and
+    /// every combination that needs individual updates refused naming
+    /// `privacy.secagg` and the other key.
+    #[test]
+    fn secagg_defaults_ranges_and_refusals_name_their_key() {
+        let with = |extra: &str| -> ExperimentSpec {
+            toml::from_str(&format!(
+                "[data]\ndataset = \"fed-heart-disease\"\n{extra}\n[privacy.secagg]\n"
+            ))
+            .unwrap()
+        };
+        let spec = with("");
+        // The library's defaults (ward_privacy::secagg::Quantizer::default: clip 8,
+        // 22 bits; MaskPrg::default: ChaCha12).
+        assert_eq!(spec.privacy.secagg, Some(SecAggSpec::default()));
+        assert_eq!(SecAggSpec::default().clip, 8.0);
+        assert_eq!(SecAggSpec::default().bits, 22);
+        spec.validate().unwrap();
+        let bad = |f: &dyn Fn(&mut SecAggSpec)| {
+            let mut spec = with("");
+            f(spec.privacy.secagg.as_mut().unwrap());
+            spec.validate().unwrap_err()
+        };
+        assert_eq!(bad(&|s| s.clip = 0.0).key, "privacy.secagg.clip");
+        assert_eq!(bad(&|s| s.clip = f64::NAN).key, "privacy.secagg.clip");
+        assert_eq!(bad(&|s| s.bits = 32).key, "privacy.secagg.bits");
+        assert_eq!(bad(&|s| s.bits = 0).key, "privacy.secagg.bits");
+        assert_eq!(
+            bad(&|s| s.neighbours = Some(0)).key,
+            "privacy.secagg.neighbours"
+        );
+        assert_eq!(
+            bad(&|s| s.threshold = Some(1)).key,
+            "privacy.secagg.threshold"
+        );
+        let e = bad(&|s| {
+            s.neighbours = Some(2);
+            s.threshold = Some(4);
+        });
+        assert_eq!(e.key, "privacy.secagg.threshold");
+        assert_eq!(bad(&|s| s.dropout = 1.0).key, "privacy.secagg.dropout");
+        assert_eq!(bad(&|s| s.dropout = -0.1).key, "privacy.secagg.dropout");
+        let refused = |extra: &str, want: &str| {
+            let e = with(extra).validate().unwrap_err();
+            assert_eq!(e.key, "privacy.secagg", "{extra}: {e}");
+            assert!(e.to_string().contains(want), "{extra}: {e}");
+        };
+        refused(
+            "[robust]\naggregator = \"krum\"\nf = 1",
+            "robust.aggregator = \"krum\"",
+        );
+        refused(
+            "[robust]\naggregator = \"mean\"",
+            "robust.aggregator = \"mean\"",
+        );
+        refused("[robust]\npre = [\"nnm\"]\nf = 1", "pre-aggregators");
+        refused("[attack]\nkind = \"sign-flip\"\nf = 1", "[attack]");
+        refused(
+            "[privacy.central]\nclip = 1.0\nnoise-multiplier = 1.0",
+            "[privacy.central]",
+        );
+        refused(
+            "[federation]\nstrategy = \"scaffold\"\nserver-lr = 1.0",
+            "scaffold",
+        );
+        refused("[federation]\nstrategy = \"pooled\"", "baseline");
+        refused("[federation]\nstrategy = \"cyclic\"", "at least 2 sites");
+        let e = with("[federation]\nsites-per-round = 1")
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.key, "federation.sites-per-round");
+        // DP-SGD at the sites with masking on top is fine.
+        with("[privacy.dp-sgd]\nclip = 1.0\nnoise-multiplier = 1.0")
+            .validate()
+            .unwrap();
+    }
+
     #[test]
     fn unknown_key_is_rejected() {
         let err = toml::from_str::<ExperimentSpec>(
@@ -2476,6 +2713,14 @@ mod tests {
                     delta: 1e-5,
                     accountant: AccountantChoice::Rdp,
                     budget: Some(1.0),
+                }),
+                secagg: Some(SecAggSpec {
+                    neighbours: Some(2),
+                    threshold: Some(2),
+                    clip: 1.0,
+                    bits: 16,
+                    prg: SecAggPrgKind::Chacha8,
+                    dropout: 0.25,
                 }),
             },
         };

@@ -15,7 +15,8 @@ use crate::FlError;
 use crate::federation::ServerState;
 
 const MAGIC: &[u8; 8] = b"WARDCKPT";
-const VERSION: u32 = 1;
+/// Format version. 2 adds secure aggregation's round records to the server state.
+const VERSION: u32 = 2;
 
 /// The federation's state after a round: global model, server optimizer state, SCAFFOLD
 /// control, selection RNG, and every site's state (batch order, RNG, optimizer state,
@@ -79,7 +80,12 @@ impl Checkpoint {
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
         if version != VERSION {
             return Err(FlError::Checkpoint(format!(
-                "checkpoint format version {version}, this Ward reads {VERSION}"
+                "checkpoint format version {version}, this Ward reads version {VERSION} only{}",
+                if version < VERSION {
+                    ": it was written by an older Ward and cannot be resumed; rerun the experiment without --resume"
+                } else {
+                    ": it was written by a newer Ward"
+                }
             )));
         }
         let sum = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
@@ -160,6 +166,20 @@ mod tests {
         bad.extend_from_slice(b"body");
         let err = Checkpoint::from_bytes(&bad).unwrap_err().to_string();
         assert!(err.contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn an_older_version_says_it_cannot_be_resumed() {
+        let mut old = MAGIC.to_vec();
+        old.extend_from_slice(&1u32.to_le_bytes());
+        old.extend_from_slice(&fnv1a(b"body").to_le_bytes());
+        old.extend_from_slice(b"body");
+        let err = Checkpoint::from_bytes(&old).unwrap_err().to_string();
+        assert!(
+            err.contains("version 1, this Ward reads version 2")
+                && err.contains("without --resume"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use ward_core::config::{FederationSpec, StrategyKind};
 use ward_core::{Params, Update};
 use ward_models::Evaluation;
 
+use crate::secagg::{SecAggRoundRecord, SecAggSettings, secure_round};
 use crate::site::{FitInstructions, LocalWork, SiteHandle};
 use crate::strategy::{
     Aggregator, FedAvg, FedOptKind, RoundContext, ServerMechanism, ServerOpt, ServerOptimizer,
@@ -94,6 +95,13 @@ pub enum SiteStatus {
         /// The error.
         reason: String,
     },
+    /// Secure aggregation: it left the round before its masked input reached the
+    /// server (simulated or real), so its update is not in the sum; the protocol
+    /// removed its masks.
+    Dropped {
+        /// When and why.
+        reason: String,
+    },
 }
 
 /// One site's record of one round (one line of `metrics.jsonl`).
@@ -136,6 +144,11 @@ pub struct SiteRecord {
     /// Whether the site is compromised by the simulated attack (attack runs only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compromised: Option<bool>,
+    /// Secure aggregation: coordinates of the site's weighted update outside the
+    /// quantiser's range, clipped by the site before masking (the site reports the
+    /// count; the server never sees the update).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clipped_values: Option<usize>,
 }
 
 /// The outcome of one round.
@@ -162,6 +175,8 @@ pub(crate) struct ServerState {
     pub(crate) attack: Vec<u8>,
     /// The server mechanism's state (central DP: clip norm, noise RNG).
     pub(crate) mechanism: Vec<u8>,
+    /// Secure aggregation's round records (None: secure aggregation is off).
+    pub(crate) secagg: Option<Vec<SecAggRoundRecord>>,
 }
 
 /// The round engine: runs rounds over [`SiteHandle`]s with a strategy.
@@ -181,6 +196,8 @@ pub struct Federation {
     /// FLTrust: the server's own trainer on its root sample (see
     /// [`Federation::set_root_trainer`]).
     root: Option<Box<dyn SiteHandle>>,
+    /// Secure aggregation (see [`Federation::enable_secagg`]).
+    secagg: Option<SecAggSettings>,
 }
 
 impl std::fmt::Debug for Federation {
@@ -246,14 +263,17 @@ impl Federation {
                 cycle_pos: 0,
                 attack: Vec::new(),
                 mechanism: Vec::new(),
+                secagg: None,
             },
             root: None,
+            secagg: None,
         })
     }
 
     /// Replaces the aggregation rule (FedAvg by default). Refused if the rule needs more
     /// updates per round than the federation can give.
     pub fn set_aggregator(&mut self, aggregator: Box<dyn Aggregator>) -> Result<(), FlError> {
+        self.refuse_with_secagg(&format!("the aggregation rule {}", aggregator.name()))?;
         let trainers = self.roles.iter().filter(|r| r.trains).count();
         let per_round = match self.config.strategy {
             StrategyKind::Cyclic => 1,
@@ -281,6 +301,7 @@ impl Federation {
         attack: Box<dyn UpdateAttack>,
         compromised: Vec<bool>,
     ) -> Result<(), FlError> {
+        self.refuse_with_secagg(&format!("the attack {}", attack.name()))?;
         if compromised.len() != self.sites.len() {
             return Err(FlError::Config(format!(
                 "{} compromised flags for {} sites",
@@ -307,6 +328,7 @@ impl Federation {
     /// Refused unless the rule is `fedavg` or `mean`: central DP's guarantee is for the
     /// clipped, noised mean, and robust rules would change what is released.
     pub fn set_mechanism(&mut self, mechanism: Box<dyn ServerMechanism>) -> Result<(), FlError> {
+        self.refuse_with_secagg(&format!("the server mechanism {}", mechanism.name()))?;
         let rule = self.aggregator.name();
         if rule != "fedavg" && rule != "mean" {
             return Err(FlError::Config(format!(
@@ -325,6 +347,83 @@ impl Federation {
         self.mechanism
             .as_ref()
             .map(|_| self.state.mechanism.as_slice())
+    }
+
+    fn refuse_with_secagg(&self, what: &str) -> Result<(), FlError> {
+        if self.secagg.is_some() {
+            return Err(FlError::Config(format!(
+                "{what} needs each site's update, which secure aggregation hides"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Switches the federation to secure aggregation (SecAgg+) with `settings`: the
+    /// server receives only masked, quantised, example-weighted updates and aggregates
+    /// their sum (see [`crate::secagg`]). Refused with SCAFFOLD, FedBN, cyclic or a
+    /// baseline, with an aggregation rule other than FedAvg, an attack, a server
+    /// mechanism or a root trainer (they need each update), when fewer than 2 sites
+    /// train per round, when the protocol's settings do not fit the round's sites, and
+    /// by any training site that does not run secure aggregation.
+    pub fn enable_secagg(&mut self, settings: SecAggSettings) -> Result<(), FlError> {
+        let refuse = |why: String| Err(FlError::Config(format!("secure aggregation: {why}")));
+        let strategy = self.config.strategy;
+        if matches!(
+            strategy,
+            StrategyKind::Scaffold
+                | StrategyKind::Fedbn
+                | StrategyKind::Cyclic
+                | StrategyKind::Pooled
+                | StrategyKind::Local
+        ) {
+            return refuse(format!("not available with strategy {}", strategy.as_str()));
+        }
+        let rule = self.aggregator.name();
+        if rule != "fedavg" {
+            return refuse(format!(
+                "the aggregation rule {rule} needs each update; only fedavg runs on the sum"
+            ));
+        }
+        if self.attack.is_some() || self.mechanism.is_some() || self.root.is_some() {
+            return refuse(
+                "an attack, a server mechanism or a root trainer needs each update".into(),
+            );
+        }
+        let trainers = self.roles.iter().filter(|r| r.trains).count();
+        let per_round = self
+            .config
+            .sites_per_round
+            .unwrap_or(trainers)
+            .min(trainers);
+        if per_round < 2 {
+            return refuse(format!(
+                "{per_round} site(s) train per round; the sum of one update is that update"
+            ));
+        }
+        let params = settings.params(per_round as u32, self.state.global.len(), 1);
+        params.validate().map_err(|e| {
+            FlError::Config(format!(
+                "secure aggregation with {per_round} sites per round: {e}"
+            ))
+        })?;
+        for i in 0..self.sites.len() {
+            if self.roles[i].trains {
+                self.sites[i].enable_secagg()?;
+            }
+        }
+        self.secagg = Some(settings);
+        self.state.secagg = Some(Vec::new());
+        Ok(())
+    }
+
+    /// Secure aggregation's settings, if it is on.
+    pub fn secagg_settings(&self) -> Option<&SecAggSettings> {
+        self.secagg.as_ref()
+    }
+
+    /// Secure aggregation's record of every round run so far (empty when it is off).
+    pub fn secagg_rounds(&self) -> &[SecAggRoundRecord] {
+        self.state.secagg.as_deref().unwrap_or_default()
     }
 
     /// Switches site `i`'s local training to DP-SGD with `config`.
@@ -513,12 +612,29 @@ impl Federation {
                 selected: None,
                 aggregation_weight: None,
                 compromised: None,
+                clipped_values: None,
             })
             .collect();
         if let Some(c) = &self.compromised {
             for (r, &c) in records.iter_mut().zip(c) {
                 r.compromised = Some(c);
             }
+        }
+        if let Some(settings) = &self.secagg {
+            let out = secure_round(
+                &mut self.sites,
+                &selected,
+                settings,
+                &self.state.global,
+                &ins,
+                round,
+                &mut records,
+            )?;
+            if let Some(agg) = &out.aggregate {
+                self.state.global = self.state.server.step(&self.state.global, agg)?;
+            }
+            self.state.secagg.get_or_insert_default().push(out.record);
+            return self.finish_round(round, records, out.aggregated);
         }
         let mut accepted: Vec<Update> = Vec::with_capacity(selected.len());
         for &i in &selected {
@@ -645,6 +761,16 @@ impl Federation {
         } else {
             tracing::warn!(round, "no valid update this round: global model unchanged");
         }
+        self.finish_round(round, records, accepted.len())
+    }
+
+    /// Ends round `round`: counts it, evaluates where due, and reports.
+    fn finish_round(
+        &mut self,
+        round: usize,
+        mut records: Vec<SiteRecord>,
+        aggregated: usize,
+    ) -> Result<RoundReport, FlError> {
         self.state.round = round;
         let evaluate = self.is_done()
             || (self.config.eval_every > 0 && round.is_multiple_of(self.config.eval_every));
@@ -658,7 +784,7 @@ impl Federation {
         Ok(RoundReport {
             round,
             sites: records,
-            aggregated: accepted.len(),
+            aggregated,
         })
     }
 
@@ -724,6 +850,11 @@ impl Federation {
         if std::mem::discriminant(&state.server) != std::mem::discriminant(&self.config.server) {
             return Err(FlError::Checkpoint(
                 "checkpoint was written by another strategy".into(),
+            ));
+        }
+        if state.secagg.is_some() != self.secagg.is_some() {
+            return Err(FlError::Checkpoint(
+                "the checkpoint and this run differ in secure aggregation (on in one, off in the other)".into(),
             ));
         }
         for (site, bytes) in self.sites.iter_mut().zip(sites) {

@@ -8,6 +8,9 @@
 //! - Strategies: [`FedAvg`] aggregation with [`ServerOpt`] (replace for FedAvg, FedProx
 //!   and Cyclic; server SGD for SCAFFOLD; FedAdam/FedYogi/FedAdagrad), FedProx's
 //!   proximal term and SCAFFOLD's control variates on the site side.
+//! - [`secagg`]: secure aggregation (SecAgg+ from `ward_privacy`) over the
+//!   [`SiteHandle`] protocol steps ([`Federation::enable_secagg`]): the server sums
+//!   masked, example-weighted updates and never sees one site's update.
 //!
 //! ```
 //! use ward_core::{Metrics, Params, Update};
@@ -23,12 +26,14 @@
 
 pub mod checkpoint;
 mod federation;
+pub mod secagg;
 mod sim;
 mod site;
 mod strategy;
 
 pub use checkpoint::Checkpoint;
 pub use federation::{Federation, FederationConfig, RoundReport, SiteRecord, SiteRole, SiteStatus};
+pub use secagg::{SecAggFitReport, SecAggInstructions, SecAggRoundRecord, SecAggSettings};
 pub use sim::{
     DataPoisoner, EngineOptions, Simulation, build_simulation, build_simulation_with, local_work,
 };
@@ -65,6 +70,28 @@ pub enum FlError {
     /// File I/O.
     #[error("{0}")]
     Io(String),
+    /// Secure aggregation could not finish a round (too many dropouts:
+    /// [`ward_privacy::PrivacyError::SecAggDropouts`], or a protocol error).
+    #[error("round {round}: {source} (sites are numbered in the round: {})", numbered(.sites))]
+    SecAgg {
+        /// The round (from 1).
+        round: usize,
+        /// The protocol's reason (it names sites by their number in the round).
+        #[source]
+        source: ward_privacy::PrivacyError,
+        /// The round's sites, in the protocol's numbering.
+        sites: Vec<String>,
+    },
+}
+
+/// `0 = a, 1 = b, ...`.
+fn numbered(sites: &[String]) -> String {
+    sites
+        .iter()
+        .enumerate()
+        .map(|(k, s)| format!("{k} = {s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl From<std::io::Error> for FlError {

@@ -11,7 +11,13 @@ use ward_models::{
     OptimizerConfig, evaluate, train_local_augmented,
 };
 
+use ward_privacy::secagg::{
+    AdvertiseKeys, ForwardedShares, MaskedInput, NeighbourKeys, SecAggClient, ShareKeys,
+    UnmaskRequest, UnmaskResponse,
+};
+
 use crate::FlError;
+use crate::secagg::{SecAggFitReport, SecAggInstructions};
 
 /// How much local work a round asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +89,62 @@ pub trait SiteHandle {
     fn dp_sgd(&self) -> Option<&DpSgd> {
         None
     }
+    /// Switches the site to secure aggregation: from now on the coordinator asks for
+    /// the protocol steps below instead of [`SiteHandle::fit`] (sites that cannot run
+    /// it refuse).
+    fn enable_secagg(&mut self) -> Result<(), FlError> {
+        Err(refuse_secagg(self.name()))
+    }
+    /// Secure round, step 1: trains from `global` like [`SiteHandle::fit`], and keeps
+    /// `secagg.weight * (local - global)` at the site for the masked input; answers with
+    /// public facts only (examples, training loss, values clipped to the quantiser's
+    /// range). Refuses an update with NaN or infinite values (it is not sent).
+    fn secagg_fit(
+        &mut self,
+        global: &Params,
+        ins: &FitInstructions,
+        secagg: &SecAggInstructions,
+    ) -> Result<SecAggFitReport, FlError> {
+        let _ = (global, ins, secagg);
+        Err(refuse_secagg(self.name()))
+    }
+    /// Step 2: the round's public keys (SecAgg+ stage 1).
+    fn secagg_advertise_keys(&mut self) -> Result<AdvertiseKeys, FlError> {
+        Err(refuse_secagg(self.name()))
+    }
+    /// Step 3: Shamir shares of the site's secrets, encrypted for its neighbours.
+    fn secagg_share_keys(&mut self, msg: &NeighbourKeys) -> Result<ShareKeys, FlError> {
+        let _ = msg;
+        Err(refuse_secagg(self.name()))
+    }
+    /// Step 4: the kept update, quantised and masked.
+    fn secagg_masked_input(&mut self, msg: &ForwardedShares) -> Result<MaskedInput, FlError> {
+        let _ = msg;
+        Err(refuse_secagg(self.name()))
+    }
+    /// Step 5: the shares the server asks for to remove the masks.
+    fn secagg_unmask(&mut self, msg: &UnmaskRequest) -> Result<UnmaskResponse, FlError> {
+        let _ = msg;
+        Err(refuse_secagg(self.name()))
+    }
+}
+
+fn refuse_secagg(site: &str) -> FlError {
+    FlError::Site {
+        site: site.to_string(),
+        reason: "this site does not run secure aggregation".into(),
+    }
+}
+
+/// A site's secure-aggregation state within one round (never checkpointed: rounds
+/// are checkpointed between, and each round starts afresh).
+#[derive(Default)]
+struct SecAggSession {
+    /// The round's settings, this site's number and weight.
+    ins: Option<SecAggInstructions>,
+    /// `weight * (local - global)`, kept until the masked input.
+    update: Option<Vec<f32>>,
+    client: Option<SecAggClient>,
 }
 
 /// Site state that survives rounds (and is checkpointed).
@@ -113,6 +175,12 @@ pub struct InProcessSite {
     fedbn: Vec<(usize, usize)>,
     /// Seed of the site's DP-SGD stream (drawn from the run seed's site stream).
     dp_seed: u64,
+    /// Seed of the site's secure-aggregation keys (drawn from the run seed's site
+    /// stream; each round's key seed is a ChaCha20 stream of it, numbered by the
+    /// round). A deployed site would draw its keys from the operating system.
+    secagg_seed: u64,
+    /// Secure aggregation, when enabled.
+    secagg: Option<SecAggSession>,
     state: SiteState,
 }
 
@@ -143,6 +211,7 @@ impl InProcessSite {
         rng.set_stream(stream);
         let stream_seed = rand::Rng::next_u64(&mut rng);
         let dp_seed = rand::Rng::next_u64(&mut rng);
+        let secagg_seed = rand::Rng::next_u64(&mut rng);
         let state = SiteState {
             stream: BatchStream::new(data.train.y.len(), batch_size, stream_seed),
             optimizer: Optimizer::new(opt_config),
@@ -159,6 +228,8 @@ impl InProcessSite {
             opt_config,
             fedbn: Vec::new(),
             dp_seed,
+            secagg_seed,
+            secagg: None,
             state,
         }
     }
@@ -198,6 +269,14 @@ impl InProcessSite {
             self.arch.loss(),
         )
         .map_err(|e| FlError::site(&self.name, e))
+    }
+
+    fn session(&mut self) -> Result<&mut SecAggSession, FlError> {
+        let name = self.name.clone();
+        self.secagg.as_mut().ok_or_else(|| FlError::Site {
+            site: name,
+            reason: "secure aggregation is not enabled at this site".into(),
+        })
     }
 
     fn steps(&self, work: LocalWork) -> usize {
@@ -426,5 +505,123 @@ impl SiteHandle for InProcessSite {
 
     fn dp_sgd(&self) -> Option<&DpSgd> {
         self.state.dp.as_ref()
+    }
+
+    fn enable_secagg(&mut self) -> Result<(), FlError> {
+        if !self.fedbn.is_empty() {
+            return Err(FlError::Site {
+                site: self.name.clone(),
+                reason: "FedBN keeps layers at the site; secure aggregation sums whole updates"
+                    .into(),
+            });
+        }
+        self.secagg = Some(SecAggSession::default());
+        Ok(())
+    }
+
+    fn secagg_fit(
+        &mut self,
+        global: &Params,
+        ins: &FitInstructions,
+        secagg: &SecAggInstructions,
+    ) -> Result<SecAggFitReport, FlError> {
+        // A new round: nothing of the last one is kept.
+        *self.session()? = SecAggSession::default();
+        let u = self.fit(global, ins)?;
+        let w = secagg.weight;
+        let update: Vec<f32> = u
+            .params
+            .values()
+            .iter()
+            .zip(global.values())
+            .map(|(&x, &g)| ((f64::from(x) - f64::from(g)) * w) as f32)
+            .collect();
+        if let Some(i) = update.iter().position(|v| !v.is_finite()) {
+            return Err(FlError::Site {
+                site: self.name.clone(),
+                reason: format!(
+                    "the weighted update has the non-finite value {} at index {i}: not sent",
+                    update[i]
+                ),
+            });
+        }
+        let clip = secagg.params.quantizer.clip;
+        let clipped_values = update.iter().filter(|v| v.abs() > clip).count();
+        let session = self.session()?;
+        session.update = Some(update);
+        session.ins = Some(secagg.clone());
+        Ok(SecAggFitReport {
+            num_examples: u.num_examples,
+            train_loss: u.metrics.get("train_loss").copied(),
+            clipped_values,
+        })
+    }
+
+    fn secagg_advertise_keys(&mut self) -> Result<AdvertiseKeys, FlError> {
+        let name = self.name.clone();
+        let base = self.secagg_seed;
+        let session = self.session()?;
+        let ins = session.ins.as_ref().ok_or_else(|| FlError::Site {
+            site: name.clone(),
+            reason: "secure aggregation: advertise keys before the round's fit".into(),
+        })?;
+        // Key material: a ChaCha20 stream of the site's seed, numbered by the round.
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(base);
+        rng.set_stream(ins.params.round);
+        let mut seed = [0u8; 32];
+        rand::Rng::fill_bytes(&mut rng, &mut seed);
+        let parallel = ins.params.dim >= 1 << 16;
+        let mut client = SecAggClient::new(&ins.params, ins.index, seed)
+            .map_err(|e| FlError::site(&name, e))?
+            .parallel(parallel);
+        let msg = client
+            .advertise_keys()
+            .map_err(|e| FlError::site(&name, e))?;
+        session.client = Some(client);
+        Ok(msg)
+    }
+
+    fn secagg_share_keys(&mut self, msg: &NeighbourKeys) -> Result<ShareKeys, FlError> {
+        let name = self.name.clone();
+        self.client()?
+            .share_keys(msg)
+            .map_err(|e| FlError::site(&name, e))
+    }
+
+    fn secagg_masked_input(&mut self, msg: &ForwardedShares) -> Result<MaskedInput, FlError> {
+        let name = self.name.clone();
+        let session = self.session()?;
+        let update = session.update.take().ok_or_else(|| FlError::Site {
+            site: name.clone(),
+            reason: "secure aggregation: no update kept for this round".into(),
+        })?;
+        let client = session.client.as_mut().ok_or_else(|| FlError::Site {
+            site: name.clone(),
+            reason: "secure aggregation: masked input before advertising keys".into(),
+        })?;
+        client
+            .masked_input(msg, &update)
+            .map_err(|e| FlError::site(&name, e))
+    }
+
+    fn secagg_unmask(&mut self, msg: &UnmaskRequest) -> Result<UnmaskResponse, FlError> {
+        let name = self.name.clone();
+        self.client()?
+            .unmask(msg)
+            .map_err(|e| FlError::site(&name, e))
+    }
+}
+
+impl InProcessSite {
+    /// The round's secure-aggregation client.
+    fn client(&mut self) -> Result<&mut SecAggClient, FlError> {
+        let name = self.name.clone();
+        self.session()?
+            .client
+            .as_mut()
+            .ok_or_else(|| FlError::Site {
+                site: name,
+                reason: "secure aggregation: a protocol step before advertising keys".into(),
+            })
     }
 }

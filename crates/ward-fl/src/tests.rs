@@ -748,3 +748,286 @@ fn server_mechanism_replaces_aggregation_and_is_checkpointed() {
     f.restore(&snap).unwrap();
     assert_eq!(f.mechanism_state(), Some(&[1u8][..]));
 }
+
+// Secure aggregation (SecAgg+ over the SiteHandle protocol steps).
+
+/// A site holding `copies` copies of the tiny data (2 rows each, so `2 * copies`
+/// training rows: FedAvg weights differ), batch order from stream `stream`.
+fn sized_site(name: &str, copies: usize, stream: u64) -> InProcessSite {
+    let t = tiny_site(name);
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for c in 0..copies {
+        x.extend(&t.train.x.data);
+        // Alternate the labels of every other copy so the sites' updates differ.
+        y.extend(
+            t.train
+                .y
+                .iter()
+                .map(|&l| if c % 2 == 0 { l } else { 1 - l }),
+        );
+    }
+    let split = Split {
+        x: Matrix {
+            rows: 2 * copies,
+            cols: 2,
+            data: x,
+        },
+        y,
+    };
+    InProcessSite::new(
+        SiteData {
+            name: name.into(),
+            train: split.clone(),
+            test: split,
+        },
+        tiny_arch().into(),
+        Box::new(NativeDense::new(tiny_arch())),
+        sgd(0.5),
+        2,
+        11,
+        stream,
+    )
+}
+
+/// Sites `a..d` with 2, 4, 6 and 8 rows (FedAvg weights 0.1, 0.2, 0.3, 0.4); `keep`
+/// picks some of them, each with its own batch stream as in the full federation.
+fn sized_federation(keep: &[usize], rounds: usize) -> Federation {
+    let sites: Vec<Box<dyn SiteHandle>> = keep
+        .iter()
+        .map(|&i| {
+            Box::new(sized_site(["a", "b", "c", "d"][i], i + 1, i as u64 + 1))
+                as Box<dyn SiteHandle>
+        })
+        .collect();
+    let initial = Params::new(tiny_arch().layout(), vec![0.3, -0.2, 0.1]).unwrap();
+    Federation::new(
+        sites,
+        vec![trains(); keep.len()],
+        FederationConfig::from_spec(
+            &FederationSpec {
+                rounds,
+                ..FederationSpec::default()
+            },
+            LocalWork::Steps(3),
+        ),
+        initial,
+        11,
+    )
+    .unwrap()
+}
+
+fn secagg_settings(bits: u32, dropout: f64) -> SecAggSettings {
+    SecAggSettings {
+        neighbours: None,
+        threshold: None,
+        quantizer: ward_privacy::secagg::Quantizer::new(
+            1.0,
+            bits,
+            ward_privacy::secagg::Rounding::Stochastic,
+        )
+        .unwrap(),
+        prg: ward_privacy::secagg::MaskPrg::ChaCha12,
+        dropout,
+        seed: 11,
+    }
+}
+
+fn secure_federation(rounds: usize, bits: u32, dropout: f64) -> Federation {
+    let mut f = sized_federation(&[0, 1, 2, 3], rounds);
+    f.enable_secagg(secagg_settings(bits, dropout)).unwrap();
+    f
+}
+
+/// Largest coordinate difference of two models.
+fn max_diff(a: &Params, b: &Params) -> f64 {
+    a.values()
+        .iter()
+        .zip(b.values())
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
+        .fold(0.0, f64::max)
+}
+
+/// One secure round gives plain FedAvg's aggregate (the reference: `Federation` with
+/// the same sites and seeds, aggregating the plaintext updates) to within the
+/// library's quantisation bound `Quantizer::error_bound(4) / 1`, plus f32 rounding of
+/// the sum and of the model. 12 bits make the bound (4 * 2 / 4095 ~ 2e-3) large enough
+/// to be visible, and the error is seen to be nonzero.
+#[test]
+fn a_secure_round_equals_fedavg_within_the_quantisation_bound() {
+    let mut plain = sized_federation(&[0, 1, 2, 3], 1);
+    plain.run_round().unwrap();
+    for bits in [12, 22] {
+        let mut secure = secure_federation(1, bits, 0.0);
+        let report = secure.run_round().unwrap();
+        assert_eq!(report.aggregated, 4);
+        let rec = &secure.secagg_rounds()[0];
+        assert_eq!(rec.survivors, vec!["a", "b", "c", "d"]);
+        assert!(rec.dropped.is_empty());
+        assert!((rec.survivor_weight - 1.0).abs() < 1e-12);
+        let bound = secagg_settings(bits, 0.0).quantizer.error_bound(4);
+        assert_eq!(rec.error_bound, bound);
+        let d = max_diff(plain.global(), secure.global());
+        assert!(d <= bound + 1e-6, "bits {bits}: {d} > {bound}");
+        if bits == 12 {
+            assert!(
+                d > 0.0,
+                "quantisation left no trace: is the sum masked at all?"
+            );
+        }
+        for r in &report.sites {
+            // The server never saw an update: no norm, no cosine.
+            assert_eq!(r.status, SiteStatus::Accepted);
+            assert_eq!(r.update_norm, None);
+            assert_eq!(r.cosine_to_aggregate, None);
+            assert_eq!(r.clipped_values, Some(0));
+            assert!(r.num_examples.is_some() && r.train_loss.is_some());
+            assert!(rec.up_bytes[&r.site] > 0 && rec.down_bytes[&r.site] > 0);
+        }
+    }
+}
+
+/// With one of four sites dropping after sharing keys (dropout 0.25, below what the
+/// threshold 3 tolerates), the aggregate is FedAvg over the three survivors (the
+/// reference: `Federation` over just those sites, same seeds and batch streams), to
+/// within `error_bound(3) / W`, W the survivors' weight.
+#[test]
+fn dropouts_below_the_threshold_recover_the_survivors_weighted_mean() {
+    let mut secure = secure_federation(1, 12, 0.25);
+    let report = secure.run_round().unwrap();
+    assert_eq!(report.aggregated, 3);
+    let rec = secure.secagg_rounds()[0].clone();
+    assert_eq!(rec.dropped.len(), 1);
+    let gone = &rec.dropped[0].0;
+    assert!(rec.dropped[0].1.contains("simulated"), "{rec:?}");
+    let names = ["a", "b", "c", "d"];
+    let keep: Vec<usize> = (0..4).filter(|&i| names[i] != gone).collect();
+    assert_eq!(
+        rec.survivors,
+        keep.iter()
+            .map(|&i| names[i].to_string())
+            .collect::<Vec<_>>()
+    );
+    // Weights 0.1..0.4 by rows: W = 1 - the dropped site's weight.
+    let w_gone = (names.iter().position(|n| n == gone).unwrap() + 1) as f64 / 10.0;
+    assert!((rec.survivor_weight - (1.0 - w_gone)).abs() < 1e-12);
+    for r in &report.sites {
+        if &r.site == gone {
+            assert!(
+                matches!(&r.status, SiteStatus::Dropped { reason } if reason.contains("after sharing keys"))
+            );
+        } else {
+            assert_eq!(r.status, SiteStatus::Accepted);
+        }
+    }
+    let mut survivors = sized_federation(&keep, 1);
+    survivors.run_round().unwrap();
+    let bound = secagg_settings(12, 0.0).quantizer.error_bound(3) / rec.survivor_weight;
+    assert!((rec.error_bound - bound).abs() < 1e-15);
+    let d = max_diff(survivors.global(), secure.global());
+    assert!(d <= bound + 1e-6, "{d} > {bound}");
+    // And it is not the mean over all four.
+    let mut all = sized_federation(&[0, 1, 2, 3], 1);
+    all.run_round().unwrap();
+    assert!(max_diff(all.global(), secure.global()) > bound);
+}
+
+/// Three of four sites dropping leave one survivor, below the threshold 3 (the
+/// majority of a neighbourhood of 3 + 1): the round fails with the library's
+/// `SecAggDropouts`, naming the round.
+#[test]
+fn too_many_dropouts_fail_the_round_naming_it() {
+    let mut secure = secure_federation(2, 22, 0.75);
+    let err = secure.run_round().unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            FlError::SecAgg {
+                round: 1,
+                source: ward_privacy::PrivacyError::SecAggDropouts { needed: 3, .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("round 1: ")
+            && msg.contains("too many dropouts")
+            && msg.contains("0 = a, 1 = b, 2 = c, 3 = d"),
+        "{msg}"
+    );
+}
+
+/// A site without the protocol steps (the trait's default bodies) refuses, naming
+/// itself; so do rules that need each update.
+#[test]
+fn a_site_without_secure_aggregation_refuses_clearly() {
+    let sites = vec![
+        Box::new(sized_site("a", 1, 1)) as Box<dyn SiteHandle>,
+        fixed("plain", vec![1.0, 2.0, 3.0], 2),
+    ];
+    let mut fed = Federation::new(
+        sites,
+        vec![trains(); 2],
+        fedavg_config(1),
+        Params::zeros(tiny_arch().layout()),
+        0,
+    )
+    .unwrap();
+    let err = fed.enable_secagg(secagg_settings(22, 0.0)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "site plain: this site does not run secure aggregation"
+    );
+    let mut fed = secure_federation(1, 22, 0.0);
+    let err = fed.set_aggregator(Box::new(FedAvg)).unwrap_err();
+    assert!(
+        err.to_string().contains("secure aggregation hides"),
+        "{err}"
+    );
+    // The protocol's settings must fit the round: 5 neighbours of 4 sites.
+    let mut fed = sized_federation(&[0, 1, 2, 3], 1);
+    let err = fed
+        .enable_secagg(SecAggSettings {
+            neighbours: Some(5),
+            ..secagg_settings(22, 0.0)
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("neighbours = 5"), "{err}");
+}
+
+/// Keys, masks, rounding and dropouts come from (run seed, round, site): a restored
+/// federation continues bit for bit, and a plain checkpoint does not restore into a
+/// secure run.
+#[test]
+fn secure_rounds_resume_bit_identically() {
+    let mut full = secure_federation(3, 22, 0.25);
+    for _ in 0..3 {
+        full.run_round().unwrap();
+    }
+    let mut first = secure_federation(3, 22, 0.25);
+    first.run_round().unwrap();
+    let bytes = first.snapshot().unwrap().to_bytes().unwrap();
+    let mut resumed = secure_federation(3, 22, 0.25);
+    resumed
+        .restore(&Checkpoint::from_bytes(&bytes).unwrap())
+        .unwrap();
+    resumed.run_round().unwrap();
+    resumed.run_round().unwrap();
+    assert_eq!(resumed.global(), full.global());
+    assert_eq!(resumed.secagg_rounds(), full.secagg_rounds());
+    assert_eq!(
+        resumed.snapshot().unwrap().to_bytes().unwrap(),
+        full.snapshot().unwrap().to_bytes().unwrap()
+    );
+    let plain = sized_federation(&[0, 1, 2, 3], 3)
+        .snapshot()
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let err = secure_federation(3, 22, 0.25)
+        .restore(&Checkpoint::from_bytes(&plain).unwrap())
+        .unwrap_err();
+    assert!(err.to_string().contains("secure aggregation"), "{err}");
+}

@@ -347,6 +347,7 @@ mod tests {
             selected: None,
             aggregation_weight: None,
             compromised: None,
+            clipped_values: None,
         };
         let n1 = append_metrics(&p, std::slice::from_ref(&rec)).unwrap();
         let n2 = append_metrics(&p, &[rec]).unwrap();
