@@ -8,7 +8,7 @@
 //! - Strategies: [`FedAvg`] aggregation with [`ServerOpt`] (replace for FedAvg, FedProx
 //!   and Cyclic; server SGD for SCAFFOLD; FedAdam/FedYogi/FedAdagrad), FedProx's
 //!   proximal term and SCAFFOLD's control variates on the site side.
-//! - [`secagg`]: secure aggregation (SecAgg+ from `ward_privacy`) over the
+//! - [`secagg`]: secure aggregation (SecAgg+ from `ward_secagg`) over the
 //!   [`SiteHandle`] protocol steps ([`Federation::enable_secagg`]): the server sums
 //!   masked, example-weighted updates and never sees one site's update.
 //!
@@ -71,14 +71,14 @@ pub enum FlError {
     #[error("{0}")]
     Io(String),
     /// Secure aggregation could not finish a round (too many dropouts:
-    /// [`ward_privacy::PrivacyError::SecAggDropouts`], or a protocol error).
+    /// [`ward_secagg::SecAggError::Dropouts`], or a protocol error).
     #[error("round {round}: {source} (sites are numbered in the round: {})", numbered(.sites))]
     SecAgg {
         /// The round (from 1).
         round: usize,
         /// The protocol's reason (it names sites by their number in the round).
         #[source]
-        source: ward_privacy::PrivacyError,
+        source: ward_secagg::SecAggError,
         /// The round's sites, in the protocol's numbering.
         sites: Vec<String>,
     },

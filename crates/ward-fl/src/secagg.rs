@@ -1,4 +1,4 @@
-//! Secure aggregation in the round engine: SecAgg+ (`ward_privacy::secagg`) over the
+//! Secure aggregation in the round engine: SecAgg+ (`ward_secagg`) over the
 //! [`SiteHandle`] protocol steps.
 //!
 //! A secure round, with `m` selected sites numbered `0..m` in site order:
@@ -11,7 +11,7 @@
 //! 2. **Advertise keys**, 3. **share keys**, 4. **masked input**, 5. **unmask**: the
 //!    library's messages, each encoded with `postcard` by its sender and decoded by its
 //!    receiver (the bytes are counted per site), routed by the server
-//!    ([`ward_privacy::secagg::SecAggServer`]).
+//!    ([`ward_secagg::SecAggServer`]).
 //!
 //! The server gets the sum `S` of the survivors' weighted updates (survivors: sites whose
 //! masked input arrived) and sets the aggregate to `global + S / W`, `W` the survivors'
@@ -21,7 +21,7 @@
 //! dropout (the protocol removes its masks); in simulation
 //! [`SecAggSettings::dropout`] of the sites drop after sharing keys on purpose. Too many
 //! dropouts for the threshold fail the round with [`FlError::SecAgg`] carrying the
-//! library's [`PrivacyError::SecAggDropouts`].
+//! library's [`SecAggError::Dropouts`].
 //!
 //! Everything random is drawn from the run seed, the round and the site, so a round
 //! repeats bit for bit and a resumed run continues exactly.
@@ -34,8 +34,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use ward_core::Params;
-use ward_privacy::PrivacyError;
-use ward_privacy::secagg::{MaskPrg, Quantizer, SecAggParams, SecAggServer};
+use ward_secagg::SecAggError;
+use ward_secagg::{MaskPrg, Quantizer, SecAggParams, SecAggServer};
 
 use crate::FlError;
 use crate::federation::{SiteRecord, SiteStatus};
@@ -185,7 +185,7 @@ pub(crate) fn secure_round(
     records: &mut [SiteRecord],
 ) -> Result<SecureOutcome, FlError> {
     let names: Vec<String> = sites.iter().map(|s| s.name().to_string()).collect();
-    let fail = |source: PrivacyError| FlError::SecAgg {
+    let fail = |source: SecAggError| FlError::SecAgg {
         round,
         source,
         sites: selected.iter().map(|&i| names[i].clone()).collect(),

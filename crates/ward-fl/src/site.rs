@@ -11,7 +11,7 @@ use ward_models::{
     OptimizerConfig, evaluate, train_local_augmented,
 };
 
-use ward_privacy::secagg::{
+use ward_secagg::{
     AdvertiseKeys, ForwardedShares, MaskedInput, NeighbourKeys, SecAggClient, ShareKeys,
     UnmaskRequest, UnmaskResponse,
 };

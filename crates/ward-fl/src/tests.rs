@@ -821,13 +821,9 @@ fn secagg_settings(bits: u32, dropout: f64) -> SecAggSettings {
     SecAggSettings {
         neighbours: None,
         threshold: None,
-        quantizer: ward_privacy::secagg::Quantizer::new(
-            1.0,
-            bits,
-            ward_privacy::secagg::Rounding::Stochastic,
-        )
-        .unwrap(),
-        prg: ward_privacy::secagg::MaskPrg::ChaCha12,
+        quantizer: ward_secagg::Quantizer::new(1.0, bits, ward_secagg::Rounding::Stochastic)
+            .unwrap(),
+        prg: ward_secagg::MaskPrg::ChaCha12,
         dropout,
         seed: 11,
     }
@@ -934,7 +930,7 @@ fn dropouts_below_the_threshold_recover_the_survivors_weighted_mean() {
 
 /// Three of four sites dropping leave one survivor, below the threshold 3 (the
 /// majority of a neighbourhood of 3 + 1): the round fails with the library's
-/// `SecAggDropouts`, naming the round.
+/// `SecAggError::Dropouts`, naming the round.
 #[test]
 fn too_many_dropouts_fail_the_round_naming_it() {
     let mut secure = secure_federation(2, 22, 0.75);
@@ -944,7 +940,7 @@ fn too_many_dropouts_fail_the_round_naming_it() {
             &err,
             FlError::SecAgg {
                 round: 1,
-                source: ward_privacy::PrivacyError::SecAggDropouts { needed: 3, .. },
+                source: ward_secagg::SecAggError::Dropouts { needed: 3, .. },
                 ..
             }
         ),

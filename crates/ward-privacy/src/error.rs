@@ -26,37 +26,9 @@ pub enum PrivacyError {
     /// The configured privacy budget would be exceeded.
     #[error("privacy budget: {0}")]
     Budget(String),
-    /// Secure aggregation failed (too many dropouts, a bad message, a failed check).
-    #[error("secure aggregation: {0}")]
-    SecAgg(String),
-    /// Secure aggregation cannot go on: too few sites of one site's neighbourhood are
-    /// left for the threshold (too many dropouts).
-    #[error(
-        "secure aggregation: too many dropouts: {what} of site {site} needs {needed} sites \
-         of its neighbourhood (the threshold), {answered} answered"
-    )]
-    SecAggDropouts {
-        /// The site whose secret (or whose masking) cannot go on.
-        site: u32,
-        /// What is missing, e.g. `the self-mask seed`.
-        what: String,
-        /// Sites of its neighbourhood (itself included) that are left.
-        answered: usize,
-        /// The threshold.
-        needed: usize,
-    },
-    /// A ciphertext of Shamir shares failed authentication (tampered with, or not made
-    /// with the pairwise key of the sites it claims).
-    #[error(
-        "secure aggregation: the share ciphertext from site {from} to site {to} failed \
-         authentication (tampered with or encrypted with another key)"
-    )]
-    SecAggAuthentication {
-        /// The site the ciphertext claims to come from.
-        from: u32,
-        /// The site that tried to decrypt it.
-        to: u32,
-    },
+    /// Secure aggregation failed ([`ward_secagg::SecAggError`]).
+    #[error(transparent)]
+    SecAgg(#[from] ward_secagg::SecAggError),
 }
 
 impl PrivacyError {
@@ -67,10 +39,5 @@ impl PrivacyError {
             value: value.to_string(),
             reason: reason.to_string(),
         }
-    }
-
-    /// A [`PrivacyError::SecAgg`] from a message.
-    pub(crate) fn secagg(msg: impl Into<String>) -> Self {
-        Self::SecAgg(msg.into())
     }
 }

@@ -5,6 +5,8 @@ pub mod accountant;
 pub mod audit;
 pub mod central;
 mod error;
-pub mod secagg;
+/// Secure aggregation (SecAgg+): the `ward-secagg` crate, which sits below the round
+/// engine (`ward-fl` drives its protocol steps) so that this crate can build on `ward-fl`.
+pub use ward_secagg as secagg;
 
 pub use error::PrivacyError;

@@ -324,7 +324,7 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
     let prg: MaskPrg = a
         .prg
         .parse()
-        .map_err(|e: ward_privacy::PrivacyError| UserError(format!("--prg: {e}")))?;
+        .map_err(|e: ward_privacy::secagg::SecAggError| UserError(format!("--prg: {e}")))?;
     let threads = if a.threads == 0 {
         std::thread::available_parallelism().map_or(1, |t| t.get())
     } else {

@@ -19,7 +19,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::PrivacyError;
+use crate::SecAggError;
 
 /// How a value between two levels is rounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -61,9 +61,9 @@ impl Quantizer {
     /// A quantiser with clipping range `clip`, `2^bits` levels and `rounding`.
     ///
     /// # Errors
-    /// [`PrivacyError::Parameter`] when `clip` is not positive and finite or `bits` is not
+    /// [`SecAggError::Parameter`] when `clip` is not positive and finite or `bits` is not
     /// in `1..=31`.
-    pub fn new(clip: f32, bits: u32, rounding: Rounding) -> Result<Self, PrivacyError> {
+    pub fn new(clip: f32, bits: u32, rounding: Rounding) -> Result<Self, SecAggError> {
         let q = Self {
             clip,
             bits,
@@ -76,18 +76,18 @@ impl Quantizer {
     /// Checks the settings for a sum of up to `sites` values.
     ///
     /// # Errors
-    /// [`PrivacyError::Parameter`] naming `clip` or `bits`, also when `sites` values of
+    /// [`SecAggError::Parameter`] naming `clip` or `bits`, also when `sites` values of
     /// `2^bits - 1` would overflow the ring `2^32`.
-    pub fn validate(&self, sites: u32) -> Result<(), PrivacyError> {
+    pub fn validate(&self, sites: u32) -> Result<(), SecAggError> {
         if !(self.clip.is_finite() && self.clip > 0.0) {
-            return Err(PrivacyError::parameter(
+            return Err(SecAggError::parameter(
                 "clip",
                 self.clip,
                 "must be positive and finite",
             ));
         }
         if !(1..=31).contains(&self.bits) {
-            return Err(PrivacyError::parameter(
+            return Err(SecAggError::parameter(
                 "bits",
                 self.bits,
                 "must be in 1..=31 (values live in the ring 2^32)",
@@ -99,7 +99,7 @@ impl Quantizer {
                 .rev()
                 .find(|b| u64::from(sites) * ((1u64 << b) - 1) <= u64::from(u32::MAX))
                 .unwrap_or(0);
-            return Err(PrivacyError::parameter(
+            return Err(SecAggError::parameter(
                 "bits",
                 self.bits,
                 &format!(
@@ -136,23 +136,23 @@ impl Quantizer {
     /// Quantises `x` into `out` (same length), drawing stochastic rounding from `rng`.
     ///
     /// # Errors
-    /// [`PrivacyError::SecAgg`] naming the first NaN or infinite coordinate, or a length
+    /// [`SecAggError::Protocol`] naming the first NaN or infinite coordinate, or a length
     /// mismatch.
     pub fn quantize_into<R: Rng + ?Sized>(
         &self,
         x: &[f32],
         rng: &mut R,
         out: &mut [u32],
-    ) -> Result<(), PrivacyError> {
+    ) -> Result<(), SecAggError> {
         if x.len() != out.len() {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "quantize: {} values for a vector of {}",
                 x.len(),
                 out.len()
             )));
         }
         if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "update coordinate {i} is {}: only finite values can be aggregated",
                 x[i]
             )));

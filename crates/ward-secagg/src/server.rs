@@ -13,7 +13,7 @@ use super::messages::{
     ShareKeys, SiteKeys, UnmaskRequest, UnmaskResponse,
 };
 use super::params::SecAggParams;
-use crate::PrivacyError;
+use crate::SecAggError;
 
 /// Largest share ciphertext accepted: the postcard payload (at most 74 bytes) and the
 /// 16-byte tag, with room to spare.
@@ -76,7 +76,7 @@ impl SecAggServer {
     ///
     /// # Errors
     /// Parameter errors.
-    pub fn new(params: &SecAggParams) -> Result<Self, PrivacyError> {
+    pub fn new(params: &SecAggParams) -> Result<Self, SecAggError> {
         let graph = CommunicationGraph::new(params)?;
         Ok(Self {
             params: *params,
@@ -107,9 +107,9 @@ impl SecAggServer {
         &self.graph
     }
 
-    fn expect(&self, stage: Stage, call: &str) -> Result<(), PrivacyError> {
+    fn expect(&self, stage: Stage, call: &str) -> Result<(), SecAggError> {
         if self.stage != stage {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: {call} called in stage {:?} (expected {stage:?})",
                 self.stage
             )));
@@ -134,16 +134,16 @@ impl SecAggServer {
     ///
     /// # Errors
     /// Out of stage, unknown or repeated sender, two equal keys.
-    pub fn receive_keys(&mut self, from: u32, msg: AdvertiseKeys) -> Result<(), PrivacyError> {
+    pub fn receive_keys(&mut self, from: u32, msg: AdvertiseKeys) -> Result<(), SecAggError> {
         self.expect(Stage::Keys, "receive_keys")?;
         check_site(&self.params, from)?;
         if self.keys.contains_key(&from) {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: site {from} advertised keys twice"
             )));
         }
         if msg.enc_key == msg.mask_key {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: site {from} advertised the same key for encryption and masking"
             )));
         }
@@ -161,9 +161,9 @@ impl SecAggServer {
     /// Closes stage 1: for each site that advertised keys, its neighbours' keys.
     ///
     /// # Errors
-    /// [`PrivacyError::SecAggDropouts`] when a site has fewer than `t - 1` neighbours
+    /// [`SecAggError::Dropouts`] when a site has fewer than `t - 1` neighbours
     /// with keys.
-    pub fn broadcast_keys(&mut self) -> Result<BTreeMap<u32, NeighbourKeys>, PrivacyError> {
+    pub fn broadcast_keys(&mut self) -> Result<BTreeMap<u32, NeighbourKeys>, SecAggError> {
         self.expect(Stage::Keys, "broadcast_keys")?;
         let t = self.params.threshold as usize;
         let has = |v: u32| self.keys.contains_key(&v);
@@ -174,7 +174,7 @@ impl SecAggServer {
                 .map(|v| self.keys[&v].clone())
                 .collect();
             if keys.len() + 1 < t {
-                return Err(PrivacyError::SecAggDropouts {
+                return Err(SecAggError::Dropouts {
                     site: u,
                     what: "sharing the keys (neighbours that advertised keys)".into(),
                     answered: keys.len() + 1,
@@ -184,7 +184,7 @@ impl SecAggServer {
             out.insert(u, NeighbourKeys { keys });
         }
         if out.is_empty() {
-            return Err(PrivacyError::secagg("no site advertised keys"));
+            return Err(SecAggError::protocol("no site advertised keys"));
         }
         self.stage = Stage::Shares;
         Ok(out)
@@ -195,16 +195,16 @@ impl SecAggServer {
     /// # Errors
     /// Out of stage, a sender that did not advertise keys or sends twice, ciphertexts
     /// not exactly for its neighbours with keys, an oversized ciphertext.
-    pub fn receive_shares(&mut self, from: u32, msg: ShareKeys) -> Result<(), PrivacyError> {
+    pub fn receive_shares(&mut self, from: u32, msg: ShareKeys) -> Result<(), SecAggError> {
         self.expect(Stage::Shares, "receive_shares")?;
         check_site(&self.params, from)?;
         if !self.keys.contains_key(&from) {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: site {from} shared keys without advertising them"
             )));
         }
         if self.shares.contains_key(&from) {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: site {from} shared keys twice"
             )));
         }
@@ -213,7 +213,7 @@ impl SecAggServer {
         let mut got: Vec<u32> = msg.shares.iter().map(|s| s.peer).collect();
         got.sort_unstable();
         if got != expected {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: site {from} sent shares for sites {got:?}; its neighbours with keys are {expected:?}"
             )));
         }
@@ -222,7 +222,7 @@ impl SecAggServer {
             .iter()
             .find(|s| s.ciphertext.len() > MAX_CIPHERTEXT)
         {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: site {from}'s ciphertext for site {} has {} bytes (at most {MAX_CIPHERTEXT})",
                 s.peer,
                 s.ciphertext.len()
@@ -236,9 +236,9 @@ impl SecAggServer {
     /// made for it.
     ///
     /// # Errors
-    /// [`PrivacyError::SecAggDropouts`] when a site has fewer than `t - 1` neighbours
+    /// [`SecAggError::Dropouts`] when a site has fewer than `t - 1` neighbours
     /// that shared keys.
-    pub fn forward_shares(&mut self) -> Result<BTreeMap<u32, ForwardedShares>, PrivacyError> {
+    pub fn forward_shares(&mut self) -> Result<BTreeMap<u32, ForwardedShares>, SecAggError> {
         self.expect(Stage::Shares, "forward_shares")?;
         let t = self.params.threshold as usize;
         let has = |v: u32| self.shares.contains_key(&v);
@@ -247,7 +247,7 @@ impl SecAggServer {
         for &v in self.shares.keys() {
             let from: Vec<u32> = self.live_neighbours(v, &has).collect();
             if from.len() + 1 < t {
-                return Err(PrivacyError::SecAggDropouts {
+                return Err(SecAggError::Dropouts {
                     site: v,
                     what: "masking (neighbours that shared keys)".into(),
                     answered: from.len() + 1,
@@ -270,7 +270,7 @@ impl SecAggServer {
             partners.insert(v, from);
         }
         if out.is_empty() {
-            return Err(PrivacyError::secagg("no site shared keys"));
+            return Err(SecAggError::protocol("no site shared keys"));
         }
         self.partners = partners;
         self.stage = Stage::Masked;
@@ -282,21 +282,21 @@ impl SecAggServer {
     /// # Errors
     /// Out of stage, a sender that did not share keys or sends twice, a vector of the
     /// wrong length.
-    pub fn receive_masked(&mut self, from: u32, msg: MaskedInput) -> Result<(), PrivacyError> {
+    pub fn receive_masked(&mut self, from: u32, msg: MaskedInput) -> Result<(), SecAggError> {
         self.expect(Stage::Masked, "receive_masked")?;
         check_site(&self.params, from)?;
         if !self.partners.contains_key(&from) {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: site {from} sent a masked input without sharing keys"
             )));
         }
         if self.masked.contains(&from) {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: site {from} sent its masked input twice"
             )));
         }
         if msg.masked.0.len() != self.params.dim {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: site {from}'s masked input has {} values, the round aggregates {}",
                 msg.masked.0.len(),
                 self.params.dim
@@ -326,11 +326,11 @@ impl SecAggServer {
     ///
     /// # Errors
     /// No masked input at all, or a site whose secret can no longer be rebuilt: fewer
-    /// than `t` holders of its shares survive ([`PrivacyError::SecAggDropouts`]).
-    pub fn unmask_requests(&mut self) -> Result<BTreeMap<u32, UnmaskRequest>, PrivacyError> {
+    /// than `t` holders of its shares survive ([`SecAggError::Dropouts`]).
+    pub fn unmask_requests(&mut self) -> Result<BTreeMap<u32, UnmaskRequest>, SecAggError> {
         self.expect(Stage::Masked, "unmask_requests")?;
         if self.masked.is_empty() {
-            return Err(PrivacyError::secagg("no site sent its masked input"));
+            return Err(SecAggError::protocol("no site sent its masked input"));
         }
         let t = self.params.threshold as usize;
         let dropped = self.dropped();
@@ -345,7 +345,7 @@ impl SecAggServer {
                 } else {
                     "the self-mask seed"
                 };
-                return Err(PrivacyError::SecAggDropouts {
+                return Err(SecAggError::Dropouts {
                     site: u,
                     what: what.into(),
                     answered: alive,
@@ -386,22 +386,22 @@ impl SecAggServer {
     /// Out of stage, a sender that was not asked or answers twice, an answer that does not
     /// match its request exactly (it would otherwise let one site's two kinds of share
     /// meet here), a share value out of the field.
-    pub fn receive_unmask(&mut self, from: u32, msg: UnmaskResponse) -> Result<(), PrivacyError> {
+    pub fn receive_unmask(&mut self, from: u32, msg: UnmaskResponse) -> Result<(), SecAggError> {
         self.expect(Stage::Unmask, "receive_unmask")?;
         check_site(&self.params, from)?;
         let Some(req) = self.requests.get(&from) else {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: site {from} sent shares without being asked"
             )));
         };
         if self.answered.contains(&from) {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: site {from} answered the unmask request twice"
             )));
         }
         let sites = |v: &[RevealedShare]| v.iter().map(|s| s.site).collect::<Vec<_>>();
         if sites(&msg.seed_shares) != req.survivors || sites(&msg.key_shares) != req.dropped {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: site {from}'s unmask response does not answer its request (seed shares \
                  of {:?} and key shares of {:?} asked)",
                 req.survivors, req.dropped
@@ -431,7 +431,7 @@ impl SecAggServer {
             .find(|(s, _)| self.key_shares.contains_key(s))
             .or_else(|| keys.iter().find(|(s, _)| self.seed_shares.contains_key(s)));
         if let Some((site, _)) = both {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "server: site {from}'s shares would give the server both kinds of share of \
                  site {site}: refused"
             )));
@@ -450,17 +450,17 @@ impl SecAggServer {
     /// mask keys, removes every mask from the sum and dequantises it.
     ///
     /// # Errors
-    /// [`PrivacyError::SecAggDropouts`] when fewer than `t` shares of some secret came
+    /// [`SecAggError::Dropouts`] when fewer than `t` shares of some secret came
     /// back (naming the site, how many answered and how many were needed); a rebuilt
     /// mask key that does not match the site's advertised key (a corrupted share).
-    pub fn finish(&mut self) -> Result<SecAggOutput, PrivacyError> {
+    pub fn finish(&mut self) -> Result<SecAggOutput, SecAggError> {
         self.expect(Stage::Unmask, "finish")?;
         let t = self.params.threshold as usize;
         let round = self.params.round;
         let dropped = self.dropped();
         let need = |site: u32, got: usize, what: &str| {
             if got < t {
-                Err(PrivacyError::SecAggDropouts {
+                Err(SecAggError::Dropouts {
                     site,
                     what: what.into(),
                     answered: got,
@@ -485,7 +485,7 @@ impl SecAggServer {
             )?;
         }
         let survivors: Vec<u32> = self.masked.iter().copied().collect();
-        let self_mask = |&u: &u32| -> Result<Mask, PrivacyError> {
+        let self_mask = |&u: &u32| -> Result<Mask, SecAggError> {
             let b = crypto::combine(&self.seed_shares[&u][..t])?;
             Ok(Mask {
                 seed: crypto::self_mask_seed(&b, round, u),
@@ -493,11 +493,11 @@ impl SecAggServer {
             })
         };
         let dropped_v: Vec<u32> = dropped.iter().copied().collect();
-        let pair_masks = |&u: &u32| -> Result<Vec<Mask>, PrivacyError> {
+        let pair_masks = |&u: &u32| -> Result<Vec<Mask>, SecAggError> {
             let m = crypto::combine(&self.key_shares[&u][..t])?;
             let sk = crypto::mask_secret(&m, round, u);
             if PublicKey::from(&sk).to_bytes() != self.keys[&u].mask_key {
-                return Err(PrivacyError::secagg(format!(
+                return Err(SecAggError::protocol(format!(
                     "the mask key rebuilt for dropped site {u} does not match the key it \
                      advertised (a corrupted share)"
                 )));

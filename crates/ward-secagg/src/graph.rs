@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha20Rng;
 
 use super::params::SecAggParams;
-use crate::PrivacyError;
+use crate::SecAggError;
 
 /// The `k`-regular communication graph of one round: each site's neighbours, sorted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl CommunicationGraph {
     ///
     /// # Errors
     /// The parameter errors of [`SecAggParams::validate`].
-    pub fn new(params: &SecAggParams) -> Result<Self, PrivacyError> {
+    pub fn new(params: &SecAggParams) -> Result<Self, SecAggError> {
         params.validate()?;
         let order = ring_order(params);
         let mut neighbours = vec![Vec::new(); order.len()];
@@ -67,7 +67,7 @@ impl CommunicationGraph {
     ///
     /// # Errors
     /// The parameter errors of [`SecAggParams::validate`], or `site` out of range.
-    pub fn neighbours_of(params: &SecAggParams, site: u32) -> Result<Vec<u32>, PrivacyError> {
+    pub fn neighbours_of(params: &SecAggParams, site: u32) -> Result<Vec<u32>, SecAggError> {
         params.validate()?;
         check_site(params, site)?;
         let order = ring_order(params);
@@ -89,9 +89,9 @@ impl CommunicationGraph {
 }
 
 /// `site` is one of `params.sites`.
-pub(crate) fn check_site(params: &SecAggParams, site: u32) -> Result<(), PrivacyError> {
+pub(crate) fn check_site(params: &SecAggParams, site: u32) -> Result<(), SecAggError> {
     if site >= params.sites {
-        return Err(PrivacyError::secagg(format!(
+        return Err(SecAggError::protocol(format!(
             "site {site} is out of range: the round has sites 0..{}",
             params.sites
         )));

@@ -26,7 +26,7 @@
 //!    the round and both ids also in the associated data. The server routes each
 //!    ciphertext to its receiver ([`SecAggServer::forward_shares`]). It cannot read them.
 //! 3. **Masked input** ([`SecAggClient::masked_input`]). `u` decrypts its neighbours' shares
-//!    (a failed tag is [`crate::PrivacyError::SecAggAuthentication`], naming the sender),
+//!    (a failed tag is [`crate::SecAggError::Authentication`], naming the sender),
 //!    quantises its update `x_u` to `q_u` in `Z_{2^32}` and sends
 //!    `y_u = q_u + PRG(b_u) + sum over v of ±PRG(s_uv)` (mod `2^32`), over the neighbours
 //!    `v` that shared keys, with `s_uv` = HKDF(X25519(s_u, s_v), round, min, max) and the
@@ -43,7 +43,7 @@
 //!
 //! Dropouts are recovered as long as every site whose secret is needed keeps `t` live
 //! members of its neighbourhood; otherwise the round stops with
-//! [`crate::PrivacyError::SecAggDropouts`] (which site, what for, how many answered, how
+//! [`crate::SecAggError::Dropouts`] (which site, what for, how many answered, how
 //! many were needed), and the server says so as soon as it knows
 //! ([`SecAggServer::unmask_requests`]), before asking for any share.
 //!
@@ -89,7 +89,7 @@
 //!
 //! ```
 //! use std::collections::BTreeMap;
-//! use ward_privacy::secagg::{DropPoint, RoundOptions, SecAggParams, run_round};
+//! use ward_secagg::{DropPoint, RoundOptions, SecAggParams, run_round};
 //!
 //! // 10 sites, 4 neighbours each, threshold 3; site 7 leaves after sharing keys.
 //! let params = SecAggParams::complete(10, 3).with_neighbours(4).with_threshold(3);
@@ -109,6 +109,7 @@
 mod client;
 mod crypto;
 mod driver;
+mod error;
 mod graph;
 mod messages;
 mod params;
@@ -117,6 +118,7 @@ mod server;
 
 pub use client::SecAggClient;
 pub use driver::{DropPoint, RoundOptions, RoundReport, StageStats, choose_dropouts, run_round};
+pub use error::SecAggError;
 pub use graph::CommunicationGraph;
 pub use messages::{
     AdvertiseKeys, EncryptedShares, ForwardedShares, MaskedInput, NeighbourKeys, RevealedShare,

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::quantize::Quantizer;
-use crate::PrivacyError;
+use crate::SecAggError;
 
 /// The stream cipher that expands a 32-byte seed into a mask (one 32-bit word per
 /// coordinate), from `rand_chacha`.
@@ -45,14 +45,14 @@ impl fmt::Display for MaskPrg {
 }
 
 impl FromStr for MaskPrg {
-    type Err = PrivacyError;
+    type Err = SecAggError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "chacha8" => Ok(Self::ChaCha8),
             "chacha12" => Ok(Self::ChaCha12),
             "chacha20" => Ok(Self::ChaCha20),
-            other => Err(PrivacyError::parameter(
+            other => Err(SecAggError::parameter(
                 "prg",
                 other,
                 "expected chacha8, chacha12 or chacha20",
@@ -162,32 +162,32 @@ impl SecAggParams {
     /// Checks every setting.
     ///
     /// # Errors
-    /// [`PrivacyError::Parameter`] naming the setting and the reason.
-    pub fn validate(&self) -> Result<(), PrivacyError> {
+    /// [`SecAggError::Parameter`] naming the setting and the reason.
+    pub fn validate(&self) -> Result<(), SecAggError> {
         let n = self.sites;
         if n < 2 {
-            return Err(PrivacyError::parameter(
+            return Err(SecAggError::parameter(
                 "sites",
                 n,
                 "secure aggregation needs at least 2 sites",
             ));
         }
         if !(1..n).contains(&self.neighbours) {
-            return Err(PrivacyError::parameter(
+            return Err(SecAggError::parameter(
                 "neighbours",
                 self.neighbours,
                 &format!("must be in 1..={} for {n} sites", n - 1),
             ));
         }
         if (u64::from(n) * u64::from(self.neighbours)) % 2 == 1 {
-            return Err(PrivacyError::parameter(
+            return Err(SecAggError::parameter(
                 "neighbours",
                 self.neighbours,
                 &format!("an odd number of neighbours needs an even number of sites ({n})"),
             ));
         }
         if !(2..=self.neighbours + 1).contains(&self.threshold) {
-            return Err(PrivacyError::parameter(
+            return Err(SecAggError::parameter(
                 "threshold",
                 self.threshold,
                 &format!(
@@ -198,7 +198,7 @@ impl SecAggParams {
             ));
         }
         if self.dim == 0 {
-            return Err(PrivacyError::parameter("dim", 0, "must be at least 1"));
+            return Err(SecAggError::parameter("dim", 0, "must be at least 1"));
         }
         self.quantizer.validate(n)
     }

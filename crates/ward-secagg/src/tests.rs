@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 use super::*;
-use crate::PrivacyError;
+use crate::SecAggError;
 
 /// Site `s`'s update: `d` values uniform in `[-c, c]` (seeded per site).
 fn update(s: u32, d: usize, c: f32) -> Vec<f32> {
@@ -46,7 +46,7 @@ fn run(
     p: &SecAggParams,
     drops: &BTreeMap<u32, DropPoint>,
     c: f32,
-) -> Result<RoundReport, PrivacyError> {
+) -> Result<RoundReport, SecAggError> {
     run_round(p, drops, &RoundOptions::default(), |s| update(s, p.dim, c))
 }
 
@@ -158,7 +158,7 @@ fn too_many_dropouts_is_a_clear_error() {
     let drops = BTreeMap::from([(a, DropPoint::AfterShares), (b, DropPoint::AfterShares)]);
     let e = run(&p, &drops, 1.0).unwrap_err();
     match &e {
-        PrivacyError::SecAggDropouts {
+        SecAggError::Dropouts {
             site,
             answered,
             needed,
@@ -185,7 +185,7 @@ fn too_many_dropouts_is_a_clear_error() {
     assert!(
         matches!(
             e,
-            PrivacyError::SecAggDropouts {
+            SecAggError::Dropouts {
                 answered: 2,
                 needed: 3,
                 ..
@@ -207,7 +207,7 @@ fn too_many_dropouts_is_a_clear_error() {
     ]);
     let e = run(&p, &drops, 1.0).unwrap_err();
     assert!(
-        matches!(e, PrivacyError::SecAggDropouts { site, answered: 1, needed: 2, .. } if site == a),
+        matches!(e, SecAggError::Dropouts { site, answered: 1, needed: 2, .. } if site == a),
         "{e}"
     );
     assert!(e.to_string().contains("self-mask seed"), "{e}");
@@ -252,7 +252,7 @@ fn a_tampered_ciphertext_is_rejected_naming_its_sender() {
     let last = msg.shares[1].ciphertext.len() - 1;
     msg.shares[1].ciphertext[last] ^= 0x40;
     let e = m.clients[2].masked_input(&msg, &[0.0; 8]).unwrap_err();
-    assert_eq!(e, PrivacyError::SecAggAuthentication { from, to: 2 });
+    assert_eq!(e, SecAggError::Authentication { from, to: 2 });
     assert!(
         e.to_string()
             .contains(&format!("from site {from} to site 2")),
@@ -263,7 +263,7 @@ fn a_tampered_ciphertext_is_rejected_naming_its_sender() {
     msg.shares[0].ciphertext = msg.shares[1].ciphertext.clone();
     let e = m.clients[2].masked_input(&msg, &[0.0; 8]).unwrap_err();
     assert!(
-        matches!(e, PrivacyError::SecAggAuthentication { to: 2, .. }),
+        matches!(e, SecAggError::Authentication { to: 2, .. }),
         "{e}"
     );
     // The untouched message still works.

@@ -15,7 +15,7 @@ use super::messages::{
     RingVector, ShareKeys, SharePayload, SiteKeys, UnmaskRequest, UnmaskResponse,
 };
 use super::params::SecAggParams;
-use crate::PrivacyError;
+use crate::SecAggError;
 
 /// Where a client is in the round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +74,7 @@ impl SecAggClient {
     ///
     /// # Errors
     /// Parameter errors, or `site` out of range.
-    pub fn new(params: &SecAggParams, site: u32, seed: [u8; 32]) -> Result<Self, PrivacyError> {
+    pub fn new(params: &SecAggParams, site: u32, seed: [u8; 32]) -> Result<Self, SecAggError> {
         check_site(params, site)?;
         let neighbours = CommunicationGraph::neighbours_of(params, site)?;
         let mut rng = ChaCha20Rng::from_seed(seed);
@@ -103,12 +103,12 @@ impl SecAggClient {
     ///
     /// # Errors
     /// As [`SecAggClient::new`].
-    pub fn from_entropy(params: &SecAggParams, site: u32) -> Result<Self, PrivacyError> {
+    pub fn from_entropy(params: &SecAggParams, site: u32) -> Result<Self, SecAggError> {
         use rand::TryRng;
         let mut seed = [0u8; 32];
         rand::rngs::SysRng
             .try_fill_bytes(&mut seed)
-            .map_err(|e| PrivacyError::secagg(format!("no entropy from the OS: {e}")))?;
+            .map_err(|e| SecAggError::protocol(format!("no entropy from the OS: {e}")))?;
         Self::new(params, site, seed)
     }
 
@@ -129,9 +129,9 @@ impl SecAggClient {
         &self.neighbours
     }
 
-    fn expect(&self, stage: Stage, call: &str) -> Result<(), PrivacyError> {
+    fn expect(&self, stage: Stage, call: &str) -> Result<(), SecAggError> {
         if self.stage != stage {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "site {}: {call} called in stage {:?} (expected {stage:?})",
                 self.site, self.stage
             )));
@@ -143,7 +143,7 @@ impl SecAggClient {
     ///
     /// # Errors
     /// When called out of order.
-    pub fn advertise_keys(&mut self) -> Result<AdvertiseKeys, PrivacyError> {
+    pub fn advertise_keys(&mut self) -> Result<AdvertiseKeys, SecAggError> {
         self.expect(Stage::Fresh, "advertise_keys")?;
         self.stage = Stage::Advertised;
         Ok(AdvertiseKeys {
@@ -157,20 +157,20 @@ impl SecAggClient {
     ///
     /// # Errors
     /// A key from a site that is not a neighbour (or twice), fewer than `t` members of
-    /// the neighbourhood left ([`PrivacyError::SecAggDropouts`]), a low-order key.
-    pub fn share_keys(&mut self, msg: &NeighbourKeys) -> Result<ShareKeys, PrivacyError> {
+    /// the neighbourhood left ([`SecAggError::Dropouts`]), a low-order key.
+    pub fn share_keys(&mut self, msg: &NeighbourKeys) -> Result<ShareKeys, SecAggError> {
         self.expect(Stage::Advertised, "share_keys")?;
         let u = self.site;
         let mut peers = BTreeMap::new();
         for k in &msg.keys {
             if self.neighbours.binary_search(&k.site).is_err() {
-                return Err(PrivacyError::secagg(format!(
+                return Err(SecAggError::protocol(format!(
                     "site {u}: got the keys of site {}, which is not one of its neighbours",
                     k.site
                 )));
             }
             if peers.insert(k.site, k.clone()).is_some() {
-                return Err(PrivacyError::secagg(format!(
+                return Err(SecAggError::protocol(format!(
                     "site {u}: got the keys of site {} twice",
                     k.site
                 )));
@@ -178,7 +178,7 @@ impl SecAggClient {
         }
         let t = self.params.threshold as usize;
         if peers.len() + 1 < t {
-            return Err(PrivacyError::SecAggDropouts {
+            return Err(SecAggError::Dropouts {
                 site: u,
                 what: "sharing the keys (neighbours that advertised keys)".into(),
                 answered: peers.len() + 1,
@@ -219,13 +219,13 @@ impl SecAggClient {
         let encrypt = |(h, p, pk): &(u32, SharePayload, [u8; 32])| {
             let shared = crypto::agree(enc, pk, *h, "encryption")?;
             let pt = postcard::to_allocvec(p)
-                .map_err(|e| PrivacyError::secagg(format!("encoding shares: {e}")))?;
+                .map_err(|e| SecAggError::protocol(format!("encoding shares: {e}")))?;
             Ok(EncryptedShares {
                 peer: *h,
                 ciphertext: crypto::seal(&shared, round, u, *h, &pt)?,
             })
         };
-        let shares: Result<Vec<_>, PrivacyError> = if self.parallel {
+        let shares: Result<Vec<_>, SecAggError> = if self.parallel {
             jobs.par_iter().map(encrypt).collect()
         } else {
             jobs.iter().map(encrypt).collect()
@@ -247,7 +247,7 @@ impl SecAggClient {
     /// adds the self mask and one pairwise mask per neighbour that shared keys.
     ///
     /// # Errors
-    /// A ciphertext that fails authentication ([`PrivacyError::SecAggAuthentication`],
+    /// A ciphertext that fails authentication ([`SecAggError::Authentication`],
     /// naming its sender), a malformed or misaddressed payload, a ciphertext from a site
     /// that did not advertise keys, too few neighbours left, an update of the wrong
     /// length or with NaN/infinite values.
@@ -255,11 +255,11 @@ impl SecAggClient {
         &mut self,
         msg: &ForwardedShares,
         update: &[f32],
-    ) -> Result<MaskedInput, PrivacyError> {
+    ) -> Result<MaskedInput, SecAggError> {
         self.expect(Stage::Shared, "masked_input")?;
         let u = self.site;
         if update.len() != self.params.dim {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "site {u}: the update has {} values, the round aggregates {}",
                 update.len(),
                 self.params.dim
@@ -269,13 +269,13 @@ impl SecAggClient {
         let mut seen = BTreeSet::new();
         for s in &msg.shares {
             if !self.peers.contains_key(&s.peer) {
-                return Err(PrivacyError::secagg(format!(
+                return Err(SecAggError::protocol(format!(
                     "site {u}: got shares from site {}, which did not advertise keys to it",
                     s.peer
                 )));
             }
             if !seen.insert(s.peer) {
-                return Err(PrivacyError::secagg(format!(
+                return Err(SecAggError::protocol(format!(
                     "site {u}: got shares from site {} twice",
                     s.peer
                 )));
@@ -283,7 +283,7 @@ impl SecAggClient {
         }
         let t = self.params.threshold as usize;
         if seen.len() + 1 < t {
-            return Err(PrivacyError::SecAggDropouts {
+            return Err(SecAggError::Dropouts {
                 site: u,
                 what: "masking (neighbours that shared keys)".into(),
                 answered: seen.len() + 1,
@@ -292,17 +292,17 @@ impl SecAggClient {
         }
         let enc = &self.enc_secret;
         let peers = &self.peers;
-        let decrypt = |s: &EncryptedShares| -> Result<(u32, Held), PrivacyError> {
+        let decrypt = |s: &EncryptedShares| -> Result<(u32, Held), SecAggError> {
             let v = s.peer;
             let shared = crypto::agree(enc, &peers[&v].enc_key, v, "encryption")?;
             let pt = crypto::open(&shared, round, v, u, &s.ciphertext)?;
             let p: SharePayload = postcard::from_bytes(&pt).map_err(|e| {
-                PrivacyError::secagg(format!(
+                SecAggError::protocol(format!(
                     "site {u}: the shares from site {v} are malformed: {e}"
                 ))
             })?;
             if p.from != v || p.to != u {
-                return Err(PrivacyError::secagg(format!(
+                return Err(SecAggError::protocol(format!(
                     "site {u}: the shares from site {v} are addressed from {} to {}",
                     p.from, p.to
                 )));
@@ -317,7 +317,7 @@ impl SecAggClient {
             ))
         };
         let mask_secret = &self.mask_secret;
-        let pair = |s: &EncryptedShares| -> Result<Mask, PrivacyError> {
+        let pair = |s: &EncryptedShares| -> Result<Mask, SecAggError> {
             let v = s.peer;
             let shared = crypto::agree(mask_secret, &peers[&v].mask_key, v, "mask")?;
             Ok(Mask {
@@ -348,7 +348,7 @@ impl SecAggClient {
             .quantizer
             .quantize_into(update, &mut self.rng, &mut y)
             .map_err(|e| match e {
-                PrivacyError::SecAgg(m) => PrivacyError::SecAgg(format!("site {u}: {m}")),
+                SecAggError::Protocol(m) => SecAggError::Protocol(format!("site {u}: {m}")),
                 other => other,
             })?;
         crypto::apply_masks(self.params.prg, &masks, &mut y, self.parallel);
@@ -369,10 +369,10 @@ impl SecAggClient {
     /// would then hold both kinds of share of that site and could unmask its input), that
     /// names this site as dropped, that names a site this site holds no shares of, that
     /// has fewer than `t` survivors in the neighbourhood, or that comes a second time.
-    pub fn unmask(&mut self, msg: &UnmaskRequest) -> Result<UnmaskResponse, PrivacyError> {
+    pub fn unmask(&mut self, msg: &UnmaskRequest) -> Result<UnmaskResponse, SecAggError> {
         let u = self.site;
         if self.stage == Stage::Done {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "site {u}: already answered an unmask request this round: refused (a second \
                  request could ask for the other kind of share)"
             )));
@@ -381,32 +381,32 @@ impl SecAggClient {
         let survivors: BTreeSet<u32> = msg.survivors.iter().copied().collect();
         let dropped: BTreeSet<u32> = msg.dropped.iter().copied().collect();
         if let Some(both) = survivors.intersection(&dropped).next() {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "site {u}: the unmask request asks for both the self-mask-seed share and the \
                  mask-key share of site {both}: refused (together they unmask its input)"
             )));
         }
         if dropped.contains(&u) {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "site {u}: the unmask request names this site as dropped, but it sent its \
                  masked input: refused"
             )));
         }
         if survivors.len() != msg.survivors.len() || dropped.len() != msg.dropped.len() {
-            return Err(PrivacyError::secagg(format!(
+            return Err(SecAggError::protocol(format!(
                 "site {u}: the unmask request names a site twice"
             )));
         }
         for v in survivors.iter().chain(&dropped) {
             if !self.held.contains_key(v) {
-                return Err(PrivacyError::secagg(format!(
+                return Err(SecAggError::protocol(format!(
                     "site {u}: the unmask request names site {v}, of which it holds no shares"
                 )));
             }
         }
         let t = self.params.threshold as usize;
         if survivors.len() < t {
-            return Err(PrivacyError::SecAggDropouts {
+            return Err(SecAggError::Dropouts {
                 site: u,
                 what: "unmasking (survivors named in the request)".into(),
                 answered: survivors.len(),

@@ -16,7 +16,7 @@ use vsss_rs::{IdentifierPrimeField, PrimeFieldShare, ReadableShareSet, Share};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::params::MaskPrg;
-use crate::PrivacyError;
+use crate::SecAggError;
 
 /// Domain separation for every derived key and every associated data.
 const DOMAIN: &[u8] = b"ward-secagg/v1";
@@ -69,10 +69,10 @@ pub(crate) fn agree(
     public: &[u8; 32],
     peer: u32,
     which: &str,
-) -> Result<[u8; 32], PrivacyError> {
+) -> Result<[u8; 32], SecAggError> {
     let shared = secret.diffie_hellman(&PublicKey::from(*public));
     if !shared.was_contributory() {
-        return Err(PrivacyError::secagg(format!(
+        return Err(SecAggError::protocol(format!(
             "the {which} public key of site {peer} is a low-order point: refused"
         )));
     }
@@ -109,7 +109,7 @@ pub(crate) fn seal(
     from: u32,
     to: u32,
     plaintext: &[u8],
-) -> Result<Vec<u8>, PrivacyError> {
+) -> Result<Vec<u8>, SecAggError> {
     let aad = aad(round, from, to);
     share_cipher(shared, round, from, to)
         .encrypt(
@@ -119,20 +119,20 @@ pub(crate) fn seal(
                 aad: &aad,
             },
         )
-        .map_err(|_| PrivacyError::secagg(format!("encrypting shares for site {to} failed")))
+        .map_err(|_| SecAggError::protocol(format!("encrypting shares for site {to} failed")))
 }
 
 /// Decrypts and authenticates the ciphertext from `from` to `to`.
 ///
 /// # Errors
-/// [`PrivacyError::SecAggAuthentication`] naming the sender.
+/// [`SecAggError::Authentication`] naming the sender.
 pub(crate) fn open(
     shared: &[u8; 32],
     round: u64,
     from: u32,
     to: u32,
     ciphertext: &[u8],
-) -> Result<Vec<u8>, PrivacyError> {
+) -> Result<Vec<u8>, SecAggError> {
     let aad = aad(round, from, to);
     share_cipher(shared, round, from, to)
         .decrypt(
@@ -142,7 +142,7 @@ pub(crate) fn open(
                 aad: &aad,
             },
         )
-        .map_err(|_| PrivacyError::SecAggAuthentication { from, to })
+        .map_err(|_| SecAggError::Authentication { from, to })
 }
 
 /// The Shamir identifier (x-coordinate) of `site`: `site + 1` (0 is the secret).
@@ -157,7 +157,7 @@ pub(crate) fn split<R: CryptoRng + ?Sized>(
     threshold: u32,
     holders: &[u32],
     rng: &mut R,
-) -> Result<Vec<(u32, Scalar)>, PrivacyError> {
+) -> Result<Vec<(u32, Scalar)>, SecAggError> {
     let shares = vsss_rs::shamir::split_secret_with_ids::<PrimeFieldShare<Scalar>>(
         threshold as usize,
         holders.len(),
@@ -165,7 +165,7 @@ pub(crate) fn split<R: CryptoRng + ?Sized>(
         rng,
         holders.iter().map(|&h| identifier(h)),
     )
-    .map_err(|e| PrivacyError::secagg(format!("Shamir split: {e}")))?;
+    .map_err(|e| SecAggError::protocol(format!("Shamir split: {e}")))?;
     Ok(holders
         .iter()
         .zip(shares)
@@ -175,7 +175,7 @@ pub(crate) fn split<R: CryptoRng + ?Sized>(
 
 /// Rebuilds a secret from shares `(holder, value)` (distinct holders; at least the
 /// threshold of them).
-pub(crate) fn combine(shares: &[(u32, Scalar)]) -> Result<Scalar, PrivacyError> {
+pub(crate) fn combine(shares: &[(u32, Scalar)]) -> Result<Scalar, SecAggError> {
     let set: Vec<PrimeFieldShare<Scalar>> = shares
         .iter()
         .map(|&(h, v)| {
@@ -184,13 +184,13 @@ pub(crate) fn combine(shares: &[(u32, Scalar)]) -> Result<Scalar, PrivacyError> 
         .collect();
     set.combine()
         .map(|s| s.0)
-        .map_err(|e| PrivacyError::secagg(format!("Shamir combine: {e}")))
+        .map_err(|e| SecAggError::protocol(format!("Shamir combine: {e}")))
 }
 
 /// A share value from the wire: a canonical scalar (below the group order).
-pub(crate) fn scalar_from_wire(bytes: [u8; 32], what: &str) -> Result<Scalar, PrivacyError> {
+pub(crate) fn scalar_from_wire(bytes: [u8; 32], what: &str) -> Result<Scalar, SecAggError> {
     Option::from(Scalar::from_canonical_bytes(bytes)).ok_or_else(|| {
-        PrivacyError::secagg(format!(
+        SecAggError::protocol(format!(
             "{what}: not a field element (a share value must be below the order of Curve25519's group)"
         ))
     })
@@ -362,14 +362,14 @@ mod tests {
         assert_eq!(open(&shared, 1, 2, 3, &ct).unwrap(), b"shares");
         assert_eq!(
             open(&shared, 1, 3, 2, &ct).unwrap_err(),
-            PrivacyError::SecAggAuthentication { from: 3, to: 2 }
+            SecAggError::Authentication { from: 3, to: 2 }
         );
         assert!(open(&shared, 2, 2, 3, &ct).is_err(), "another round");
         let mut bad = ct.clone();
         bad[0] ^= 1;
         assert_eq!(
             open(&shared, 1, 2, 3, &bad).unwrap_err(),
-            PrivacyError::SecAggAuthentication { from: 2, to: 3 }
+            SecAggError::Authentication { from: 2, to: 3 }
         );
     }
 

@@ -16,7 +16,7 @@ use super::client::SecAggClient;
 use super::graph::CommunicationGraph;
 use super::params::SecAggParams;
 use super::server::{SecAggOutput, SecAggServer};
-use crate::PrivacyError;
+use crate::SecAggError;
 
 /// When a site leaves the round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,12 +133,12 @@ fn wire<T: Serialize + DeserializeOwned>(
     msg: &T,
     bytes: &mut u64,
     secs: &mut f64,
-) -> Result<T, PrivacyError> {
+) -> Result<T, SecAggError> {
     let t = Instant::now();
     let b = postcard::to_allocvec(msg)
-        .map_err(|e| PrivacyError::secagg(format!("encoding a message: {e}")))?;
+        .map_err(|e| SecAggError::protocol(format!("encoding a message: {e}")))?;
     let back = postcard::from_bytes(&b)
-        .map_err(|e| PrivacyError::secagg(format!("decoding a message: {e}")))?;
+        .map_err(|e| SecAggError::protocol(format!("decoding a message: {e}")))?;
     *secs += t.elapsed().as_secs_f64();
     *bytes += b.len() as u64;
     Ok(back)
@@ -204,21 +204,21 @@ impl Meter {
 /// `dropouts` leaving at the given points.
 ///
 /// # Errors
-/// Any protocol error: too many dropouts ([`PrivacyError::SecAggDropouts`]), an input
+/// Any protocol error: too many dropouts ([`SecAggError::Dropouts`]), an input
 /// of the wrong length or with NaN values, parameter errors.
 pub fn run_round(
     params: &SecAggParams,
     dropouts: &BTreeMap<u32, DropPoint>,
     opts: &RoundOptions,
     input: impl Fn(u32) -> Vec<f32>,
-) -> Result<RoundReport, PrivacyError> {
+) -> Result<RoundReport, SecAggError> {
     params.validate()?;
     let n = params.sites as usize;
     let live = |site: u32, point: DropPoint| dropouts.get(&site).is_none_or(|&d| d > point);
     let mut server = SecAggServer::new(params)?.parallel(opts.parallel);
     let mut clients: Vec<SecAggClient> = (0..params.sites)
         .map(|s| Ok(SecAggClient::new(params, s, site_seed(opts.seed, s))?.parallel(opts.parallel)))
-        .collect::<Result<_, PrivacyError>>()?;
+        .collect::<Result<_, SecAggError>>()?;
     let mut up = vec![0u64; n];
     let mut down = vec![0u64; n];
     let mut stages = Vec::with_capacity(4);
@@ -301,7 +301,7 @@ pub fn choose_dropouts(
     params: &SecAggParams,
     count: usize,
     seed: u64,
-) -> Result<Vec<u32>, PrivacyError> {
+) -> Result<Vec<u32>, SecAggError> {
     let g = CommunicationGraph::new(params)?;
     let t = params.threshold as usize;
     let mut order: Vec<u32> = (0..params.sites).collect();
