@@ -44,7 +44,7 @@ pub use arch::{DenseArch, Loss};
 pub use augment::Augmenter;
 pub use batches::BatchStream;
 pub use burn_engine::BurnDense;
-pub use conv::{BurnConv, ConvArch, ConvFamily, Norm};
+pub use conv::{BurnConv, ConvArch, ConvFamily, Norm, PerSample};
 pub use model::ModelArch;
 pub use native::NativeDense;
 pub use optim::{Optimizer, OptimizerConfig};
