@@ -330,43 +330,52 @@ fn multi_label_gradients_and_loss_by_hand() {
     assert!(err.to_string().contains("beyond the 3 labels"), "{err}");
 }
 
-/// DP-SGD on Burn (microbatching, one example per backward pass): with GroupNorm no
-/// statistic mixes examples, so the per-sample gradients with a non-binding clip must sum
-/// to `rows` times the gradient of the whole batch's mean loss; with a binding clip, every
-/// per-example contribution has norm at most C and the clipped sum is smaller.
+/// DP-SGD on Burn, both per-sample paths (microbatching: one example per backward pass;
+/// vectorised): with GroupNorm no statistic mixes examples, so the per-sample gradients
+/// with a non-binding clip must sum to `rows` times the gradient of the whole batch's
+/// mean loss; with a binding clip, every per-example contribution has norm at most C
+/// and the clipped sum is smaller.
 #[test]
 fn group_norm_per_sample_gradients_sum_to_the_batch_gradient() {
     let arch = small(ImageShape::d2(1, 8, 8), Norm::Group { groups: 2 });
     let params = arch.init(&mut ChaCha8Rng::seed_from_u64(4));
-    let mut e = BurnConv::new(arch.clone(), DeviceChoice::Cpu).unwrap();
-    let rows = 3;
-    let (x, y) = batch(&arch, rows, 8);
-    let mut whole = vec![0.0f32; params.len()];
-    let loss = e
-        .loss_and_grad(params.values(), &x, &y, &mut whole)
-        .unwrap();
-    let mut sum = vec![0.0f32; params.len()];
-    let mut norms = Vec::new();
-    let total = e
-        .clipped_grad_sum(params.values(), &x, &y, f32::MAX, &mut sum, &mut norms)
-        .unwrap();
-    assert!(
-        (total - loss * rows as f32).abs() < 1e-4,
-        "{total} vs {loss}"
-    );
-    assert_eq!(norms.len(), rows);
-    for (s, w) in sum.iter().zip(&whole) {
+    for per_sample in [PerSample::Microbatch, PerSample::Auto] {
+        let mut e = BurnConv::new(arch.clone(), DeviceChoice::Cpu)
+            .unwrap()
+            .with_per_sample(per_sample);
+        assert_eq!(e.vectorised_per_sample(), per_sample == PerSample::Auto);
+        let rows = 3;
+        let (x, y) = batch(&arch, rows, 8);
+        let mut whole = vec![0.0f32; params.len()];
+        let loss = e
+            .loss_and_grad(params.values(), &x, &y, &mut whole)
+            .unwrap();
+        let mut sum = vec![0.0f32; params.len()];
+        let mut norms = Vec::new();
+        let total = e
+            .clipped_grad_sum(params.values(), &x, &y, f32::MAX, &mut sum, &mut norms)
+            .unwrap();
         assert!(
-            (s - w * rows as f32).abs() < 1e-4 * (1.0 + w.abs()),
-            "{s} vs {w}"
+            (total - loss * rows as f32).abs() < 1e-4,
+            "{per_sample:?}: {total} vs {loss}"
+        );
+        assert_eq!(norms.len(), rows);
+        for (s, w) in sum.iter().zip(&whole) {
+            assert!(
+                (s - w * rows as f32).abs() < 1e-4 * (1.0 + w.abs()),
+                "{per_sample:?}: {s} vs {w}"
+            );
+        }
+        let clip = norms.iter().copied().fold(f32::INFINITY, f32::min) / 2.0;
+        let mut clipped = vec![0.0f32; params.len()];
+        e.clipped_grad_sum(params.values(), &x, &y, clip, &mut clipped, &mut norms)
+            .unwrap();
+        let n = clipped.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!(
+            n <= rows as f32 * clip * (1.0 + 1e-5),
+            "{per_sample:?}: {n}"
         );
     }
-    let clip = norms.iter().copied().fold(f32::INFINITY, f32::min) / 2.0;
-    let mut clipped = vec![0.0f32; params.len()];
-    e.clipped_grad_sum(params.values(), &x, &y, clip, &mut clipped, &mut norms)
-        .unwrap();
-    let n = clipped.iter().map(|v| v * v).sum::<f32>().sqrt();
-    assert!(n <= rows as f32 * clip * (1.0 + 1e-5), "{n}");
 }
 
 /// `a` and `b` agree to f32 rounding: each coordinate within `1e-4 |b| + 1e-5 max|b|`.
