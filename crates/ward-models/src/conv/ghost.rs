@@ -69,7 +69,8 @@ enum Tape {
 }
 
 /// One layout entry's per-example gradients, in a form that gives both their norms and
-/// their clip-weighted sum.
+/// their clip-weighted sum. (A dozen live per step, so the variants' sizes don't matter.)
+#[allow(clippy::large_enum_variant)]
 enum PerExample {
     /// Materialised: `[rows, numel]`.
     Full(Tensor<2>),
