@@ -474,6 +474,37 @@ impl Act {
     }
 }
 
+/// GroupNorm's normalised activation `x_hat` (before the affine map): each example's
+/// channels split into `groups` groups, each standardised over its channels and
+/// positions (biased variance, eps [`GN_EPS`]).
+fn group_hat(x: Act, groups: usize) -> Act {
+    fn hat<const D: usize>(t: Tensor<D>, groups: usize) -> Tensor<D> {
+        let dims = t.dims();
+        let g = t.reshape([dims[0] as i64, groups as i64, -1]);
+        let mean = g.clone().mean_dim(2);
+        let centred = g - mean;
+        let var = centred.clone().square().mean_dim(2);
+        (centred / (var + GN_EPS).sqrt()).reshape(dims)
+    }
+    match x {
+        Act::D2(t) => Act::D2(hat(t, groups)),
+        Act::D3(t) => Act::D3(hat(t, groups)),
+    }
+}
+
+/// GroupNorm's affine map `x_hat * gamma + beta`, per channel.
+fn group_affine(x_hat: Act, gamma: &Tensor<1>, beta: &Tensor<1>) -> Act {
+    let c = x_hat.channels();
+    match x_hat {
+        Act::D2(g) => {
+            Act::D2(g * gamma.clone().reshape([1, c, 1, 1]) + beta.clone().reshape([1, c, 1, 1]))
+        }
+        Act::D3(g) => Act::D3(
+            g * gamma.clone().reshape([1, c, 1, 1, 1]) + beta.clone().reshape([1, c, 1, 1, 1]),
+        ),
+    }
+}
+
 /// Batch statistics produced by a training forward pass, for the running buffers.
 struct BnStats {
     /// Offsets of `running_mean` and `running_var` in the flat parameters.
@@ -504,7 +535,50 @@ impl Weights {
     }
 }
 
+/// How [`BurnConv`] computes DP-SGD's per-example clipped gradients
+/// ([`GradientEngine::clipped_grad_sum`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PerSample {
+    /// Vectorised where the model allows it: the small CNN, 2D or 3D, with GroupNorm or
+    /// no normalisation gets every example's gradient from one forward and one backward
+    /// pass (per-layer per-sample gradients from each layer's input and output gradient,
+    /// see [`BurnConv`]); anything else (ResNet-18, BatchNorm) falls back to
+    /// microbatching.
+    #[default]
+    Auto,
+    /// One backward pass per example, whatever the model
+    /// ([`crate::dp::microbatch_clipped_sum`]).
+    Microbatch,
+}
+
+/// How the vectorised path gets a convolution's per-example weight-gradient norms.
+/// Only tests force `Materialise` or `Ghost`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(not(test), allow(dead_code))]
+enum ConvNorms {
+    /// By size: materialise unless the per-example gradients would take more memory
+    /// than [`ghost::MATERIALISE_LIMIT`] values and the ghost form takes less.
+    #[default]
+    Auto,
+    /// Materialise each example's `[c_out, c_in k^d]` gradient (batched matmul).
+    Materialise,
+    /// Ghost norm `sum(A A^T ⊙ B B^T)`, nothing per-example of the weight's size.
+    Ghost,
+}
+
 /// Forward and backward of a [`ConvArch`] with Burn autodiff, on flat parameters.
+///
+/// DP-SGD's per-example clipped gradients ([`GradientEngine::clipped_grad_sum`]) are
+/// vectorised on the small CNN with GroupNorm or no normalisation ([`PerSample`]): one
+/// forward pass with a zero "probe" added to every trained layer's output, one backward
+/// pass of the summed loss (so the probes' gradients are each example's output
+/// gradients), then each layer's per-example gradients from its saved input `A` and
+/// output gradient `B` — linear: `B_i^T A_i` (norm `|b_i|^2 |a_i|^2`, never
+/// materialised); convolution: `B_i A_i^T` on the unfolded input (materialised by a
+/// batched matmul, or the ghost norm `sum(A_i A_i^T ⊙ B_i B_i^T)` when that is too
+/// big); GroupNorm: `sum_s x_hat ⊙ B` and `sum_s B` per channel. The clipped sum is the
+/// clip-weighted sum of those per-layer gradients, so there is no second backward pass.
+/// ResNet-18 and BatchNorm fall back to microbatching.
 #[derive(Debug)]
 pub struct BurnConv {
     arch: ConvArch,
@@ -514,6 +588,8 @@ pub struct BurnConv {
     entries: Vec<(TensorSpec, Role)>,
     /// New running statistics from the last training step: (offset, values).
     pending: Vec<(usize, Vec<f32>)>,
+    per_sample: PerSample,
+    conv_norms: ConvNorms,
 }
 
 impl BurnConv {
@@ -530,7 +606,23 @@ impl BurnConv {
             infer,
             entries,
             pending: Vec::new(),
+            per_sample: PerSample::Auto,
+            conv_norms: ConvNorms::Auto,
         })
+    }
+
+    /// The same engine computing DP-SGD's per-example gradients as `per_sample` says.
+    pub fn with_per_sample(mut self, per_sample: PerSample) -> Self {
+        self.per_sample = per_sample;
+        self
+    }
+
+    /// Whether [`GradientEngine::clipped_grad_sum`] takes the vectorised path (else it
+    /// microbatches): [`PerSample::Auto`] on a small CNN without BatchNorm.
+    pub fn vectorised_per_sample(&self) -> bool {
+        self.per_sample == PerSample::Auto
+            && matches!(self.arch.family, ConvFamily::SmallCnn { .. })
+            && self.arch.norm != Norm::Batch
     }
 
     /// The architecture.
@@ -580,6 +672,35 @@ impl BurnConv {
             )));
         }
         Ok(())
+    }
+
+    fn check_labels(&self, y: &[u32]) -> Result<(), ModelError> {
+        if self.arch.multi_label {
+            if let Some(&bad) = y
+                .iter()
+                .find(|&&m| self.arch.outputs < 32 && m >> self.arch.outputs != 0)
+            {
+                return Err(ModelError::Shape(format!(
+                    "label bitmask {bad:#b} sets a bit beyond the {} labels",
+                    self.arch.outputs
+                )));
+            }
+        } else if let Some(&bad) = y.iter().find(|&&c| c as usize >= self.arch.outputs) {
+            return Err(ModelError::Shape(format!(
+                "label {bad} is out of range for {} classes",
+                self.arch.outputs
+            )));
+        }
+        Ok(())
+    }
+
+    /// The task's loss of logits `z` against `y`, mean over the batch.
+    fn loss(&self, z: Tensor<2>, y: &[u32], device: &Device) -> Tensor<1> {
+        if self.arch.multi_label {
+            multi_label_bce(z, y, device)
+        } else {
+            cross_entropy(z, y, device)
+        }
     }
 
     fn input(&self, x: &[f32], rows: usize, device: &Device) -> Act {
@@ -663,31 +784,7 @@ impl BurnConv {
             Norm::Group { groups } => {
                 let (gamma, _) = w.get(&format!("{prefix}.weight"));
                 let (beta, _) = w.get(&format!("{prefix}.bias"));
-                let c = x.channels();
-                let gn = |t: Tensor<3>| {
-                    let mean = t.clone().mean_dim(2);
-                    let centred = t - mean;
-                    let var = centred.clone().square().mean_dim(2);
-                    centred / (var + GN_EPS).sqrt()
-                };
-                match x {
-                    Act::D2(t) => {
-                        let dims = t.dims();
-                        let g = gn(t.reshape([dims[0] as i64, groups as i64, -1])).reshape(dims);
-                        Act::D2(
-                            g * gamma.clone().reshape([1, c, 1, 1])
-                                + beta.clone().reshape([1, c, 1, 1]),
-                        )
-                    }
-                    Act::D3(t) => {
-                        let dims = t.dims();
-                        let g = gn(t.reshape([dims[0] as i64, groups as i64, -1])).reshape(dims);
-                        Act::D3(
-                            g * gamma.clone().reshape([1, c, 1, 1, 1])
-                                + beta.clone().reshape([1, c, 1, 1, 1]),
-                        )
-                    }
-                }
+                group_affine(group_hat(x, groups), gamma, beta)
             }
         }
     }
@@ -797,32 +894,13 @@ impl GradientEngine for BurnConv {
     ) -> Result<f32, ModelError> {
         let rows = y.len();
         self.check(params, x, rows)?;
-        if self.arch.multi_label {
-            if let Some(&bad) = y
-                .iter()
-                .find(|&&m| self.arch.outputs < 32 && m >> self.arch.outputs != 0)
-            {
-                return Err(ModelError::Shape(format!(
-                    "label bitmask {bad:#b} sets a bit beyond the {} labels",
-                    self.arch.outputs
-                )));
-            }
-        } else if let Some(&bad) = y.iter().find(|&&c| c as usize >= self.arch.outputs) {
-            return Err(ModelError::Shape(format!(
-                "label {bad} is out of range for {} classes",
-                self.arch.outputs
-            )));
-        }
+        self.check_labels(y)?;
         let device = self.device.clone();
         let w = self.upload(params, &device, true);
         let xt = self.input(x, rows, &device);
         let mut stats = Vec::new();
         let z = self.forward(&w, xt, true, &mut stats);
-        let loss = if self.arch.multi_label {
-            multi_label_bce(z, y, &device)
-        } else {
-            cross_entropy(z, y, &device)
-        };
+        let loss = self.loss(z, y, &device);
         let grads = loss.backward();
         grad.fill(0.0);
         for (i, (t, role)) in self.entries.iter().enumerate() {
@@ -862,6 +940,24 @@ impl GradientEngine for BurnConv {
         Ok(l[0])
     }
 
+    /// The vectorised path ([`PerSample::Auto`] on a small CNN without BatchNorm) or
+    /// microbatching (anything else).
+    fn clipped_grad_sum(
+        &mut self,
+        params: &[f32],
+        x: &[f32],
+        y: &[u32],
+        clip: f32,
+        sum: &mut [f32],
+        norms: &mut Vec<f32>,
+    ) -> Result<f32, ModelError> {
+        if self.vectorised_per_sample() {
+            self.ghost_clipped_sum(params, x, y, clip, sum, norms)
+        } else {
+            crate::dp::microbatch_clipped_sum(self, params, x, y, clip, sum, norms)
+        }
+    }
+
     fn write_buffers(&mut self, params: &mut [f32]) {
         for (off, v) in self.pending.drain(..) {
             params[off..off + v.len()].copy_from_slice(&v);
@@ -886,5 +982,6 @@ impl GradientEngine for BurnConv {
     }
 }
 
+mod ghost;
 #[cfg(test)]
 mod tests;

@@ -11,8 +11,12 @@
 //! vectorised in [`crate::NativeDense`] (the per-sample gradient of a linear layer is
 //! the outer product of the back-propagated error and the layer input, so its squared
 //! norm is `|delta|^2 (|a|^2 + 1)` without materialising it — the "ghost norm" — and
-//! the clipped sum is one weighted backward pass); one example per backward pass
-//! (microbatching) on the Burn engines.
+//! the clipped sum is one weighted backward pass); vectorised in [`crate::BurnConv`]
+//! for the small CNN with GroupNorm or no normalisation (one forward and one backward
+//! pass give every layer's per-example output gradients, from which its per-example
+//! gradients, their norms and their clip-weighted sum follow; see
+//! [`crate::PerSample`]); one example per backward pass (microbatching,
+//! [`microbatch_clipped_sum`]) for the other Burn models.
 //!
 //! Virtual batches: a logical batch larger than memory allows is computed in physical
 //! chunks of at most `physical_batch` rows whose clipped sums are added before the

@@ -44,7 +44,7 @@ pub use arch::{DenseArch, Loss};
 pub use augment::Augmenter;
 pub use batches::BatchStream;
 pub use burn_engine::BurnDense;
-pub use conv::{BurnConv, ConvArch, ConvFamily, Norm};
+pub use conv::{BurnConv, ConvArch, ConvFamily, Norm, PerSample};
 pub use model::ModelArch;
 pub use native::NativeDense;
 pub use optim::{Optimizer, OptimizerConfig};
@@ -102,7 +102,8 @@ pub trait GradientEngine {
     /// as from a one-example batch) clipped to L2 norm `clip`, summed into `sum`.
     /// Returns the sum of the examples' losses; `norms` receives each example's
     /// unclipped gradient norm. The default runs one backward pass per example
-    /// (microbatching); [`NativeDense`] derives per-sample gradients in one pass.
+    /// (microbatching); [`NativeDense`] derives per-sample gradients in one pass and
+    /// [`BurnConv`] vectorises them for the small CNN without BatchNorm ([`PerSample`]).
     ///
     /// # Shapes
     /// - `params`, `sum`: `[num_params]`; `x`: `[rows, inputs]`; `y`: `[rows]`;

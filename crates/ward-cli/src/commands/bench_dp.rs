@@ -6,9 +6,11 @@
 //! (1x28x28, batch 32 by default). A non-private step is gather + forward/backward of
 //! the batch mean loss + SGD; a DP-SGD step is gather + per-example clipped gradients +
 //! Gaussian noise + SGD (fixed-size batch, so both see the same rows). The native engine
-//! derives per-sample gradients in one pass (ghost norms); Burn has no per-sample
-//! gradients, so the CNN runs one backward pass per example (microbatching), which is
-//! what limits its ratio.
+//! derives per-sample gradients in one pass (ghost norms). Burn has no per-sample
+//! gradients: the CNN runs twice, with Ward's vectorised path (per-layer per-example
+//! gradients from one forward and one backward pass, [`ward_models::PerSample::Auto`])
+//! and with one backward pass per example (microbatching, the fallback for models the
+//! vectorised path does not cover), each against its own non-private step.
 
 use std::time::Instant;
 
@@ -21,7 +23,7 @@ use ward_data::{ImageShape, Matrix, Split};
 use ward_models::dp::{DpSgd, DpSgdConfig, Sampling, dp_gradient};
 use ward_models::{
     BurnConv, ConvArch, ConvFamily, DenseArch, DeviceChoice, GradientEngine, Loss, NativeDense,
-    Norm, Optimizer, OptimizerConfig,
+    Norm, Optimizer, OptimizerConfig, PerSample,
 };
 
 use crate::args::BenchDpArgs;
@@ -159,23 +161,29 @@ pub(crate) fn bench_dp(args: BenchDpArgs) -> Result<()> {
         };
         let params = arch.init(&mut rng).values().to_vec();
         let data = random_split(args.batch, arch.input.len(), 9, 2);
-        let mut engine = BurnConv::new(arch, DeviceChoice::Cpu)?;
-        let name = engine.name();
-        let (p, d) = time_steps(
-            &mut engine,
-            params,
-            &data,
-            args.batch,
-            args.warmup,
-            args.steps,
-        )?;
-        rows.push((
-            "cnn 1x28x28 GroupNorm (microbatching)".into(),
-            name,
-            args.batch,
-            p,
-            d,
-        ));
+        for (per_sample, label) in [
+            (PerSample::Auto, "vectorised"),
+            (PerSample::Microbatch, "microbatching"),
+        ] {
+            let mut engine =
+                BurnConv::new(arch.clone(), DeviceChoice::Cpu)?.with_per_sample(per_sample);
+            let name = engine.name();
+            let (p, d) = time_steps(
+                &mut engine,
+                params.clone(),
+                &data,
+                args.batch,
+                args.warmup,
+                args.steps,
+            )?;
+            rows.push((
+                format!("cnn 1x28x28 GroupNorm ({label})"),
+                name,
+                args.batch,
+                p,
+                d,
+            ));
+        }
     }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);

@@ -330,41 +330,205 @@ fn multi_label_gradients_and_loss_by_hand() {
     assert!(err.to_string().contains("beyond the 3 labels"), "{err}");
 }
 
-/// DP-SGD on Burn (microbatching, one example per backward pass): with GroupNorm no
-/// statistic mixes examples, so the per-sample gradients with a non-binding clip must sum
-/// to `rows` times the gradient of the whole batch's mean loss; with a binding clip, every
-/// per-example contribution has norm at most C and the clipped sum is smaller.
+/// DP-SGD on Burn, both per-sample paths (microbatching: one example per backward pass;
+/// vectorised): with GroupNorm no statistic mixes examples, so the per-sample gradients
+/// with a non-binding clip must sum to `rows` times the gradient of the whole batch's
+/// mean loss; with a binding clip, every per-example contribution has norm at most C
+/// and the clipped sum is smaller.
 #[test]
 fn group_norm_per_sample_gradients_sum_to_the_batch_gradient() {
     let arch = small(ImageShape::d2(1, 8, 8), Norm::Group { groups: 2 });
     let params = arch.init(&mut ChaCha8Rng::seed_from_u64(4));
-    let mut e = BurnConv::new(arch.clone(), DeviceChoice::Cpu).unwrap();
-    let rows = 3;
-    let (x, y) = batch(&arch, rows, 8);
-    let mut whole = vec![0.0f32; params.len()];
-    let loss = e
-        .loss_and_grad(params.values(), &x, &y, &mut whole)
-        .unwrap();
-    let mut sum = vec![0.0f32; params.len()];
-    let mut norms = Vec::new();
-    let total = e
-        .clipped_grad_sum(params.values(), &x, &y, f32::MAX, &mut sum, &mut norms)
-        .unwrap();
-    assert!(
-        (total - loss * rows as f32).abs() < 1e-4,
-        "{total} vs {loss}"
-    );
-    assert_eq!(norms.len(), rows);
-    for (s, w) in sum.iter().zip(&whole) {
+    for per_sample in [PerSample::Microbatch, PerSample::Auto] {
+        let mut e = BurnConv::new(arch.clone(), DeviceChoice::Cpu)
+            .unwrap()
+            .with_per_sample(per_sample);
+        assert_eq!(e.vectorised_per_sample(), per_sample == PerSample::Auto);
+        let rows = 3;
+        let (x, y) = batch(&arch, rows, 8);
+        let mut whole = vec![0.0f32; params.len()];
+        let loss = e
+            .loss_and_grad(params.values(), &x, &y, &mut whole)
+            .unwrap();
+        let mut sum = vec![0.0f32; params.len()];
+        let mut norms = Vec::new();
+        let total = e
+            .clipped_grad_sum(params.values(), &x, &y, f32::MAX, &mut sum, &mut norms)
+            .unwrap();
         assert!(
-            (s - w * rows as f32).abs() < 1e-4 * (1.0 + w.abs()),
-            "{s} vs {w}"
+            (total - loss * rows as f32).abs() < 1e-4,
+            "{per_sample:?}: {total} vs {loss}"
+        );
+        assert_eq!(norms.len(), rows);
+        for (s, w) in sum.iter().zip(&whole) {
+            assert!(
+                (s - w * rows as f32).abs() < 1e-4 * (1.0 + w.abs()),
+                "{per_sample:?}: {s} vs {w}"
+            );
+        }
+        let clip = norms.iter().copied().fold(f32::INFINITY, f32::min) / 2.0;
+        let mut clipped = vec![0.0f32; params.len()];
+        e.clipped_grad_sum(params.values(), &x, &y, clip, &mut clipped, &mut norms)
+            .unwrap();
+        let n = clipped.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!(
+            n <= rows as f32 * clip * (1.0 + 1e-5),
+            "{per_sample:?}: {n}"
         );
     }
-    let clip = norms.iter().copied().fold(f32::INFINITY, f32::min) / 2.0;
-    let mut clipped = vec![0.0f32; params.len()];
-    e.clipped_grad_sum(params.values(), &x, &y, clip, &mut clipped, &mut norms)
+}
+
+/// `a` and `b` agree to f32 rounding: each coordinate within `1e-4 |b| + 1e-5 max|b|`.
+fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+    for (i, (p, q)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (p - q).abs() <= 1e-4 * q.abs() + 1e-5 * scale,
+            "{what}[{i}]: vectorised {p} vs microbatched {q} (max |value| {scale})"
+        );
+    }
+}
+
+/// The vectorised per-sample path (with the convolution norms forced to `conv_norms`)
+/// gives microbatching's per-example norms, clipped sum and summed loss, at three clips:
+/// none binding, one between the second and third smallest norm (some examples
+/// clipped, some not), and half the smallest norm (every example clipped).
+fn vectorised_matches_microbatching(arch: &ConvArch, rows: usize, conv_norms: ConvNorms) {
+    let params = arch.init(&mut ChaCha8Rng::seed_from_u64(5));
+    let mut e = BurnConv::new(arch.clone(), DeviceChoice::Cpu).unwrap();
+    e.conv_norms = conv_norms;
+    assert!(e.vectorised_per_sample(), "{}", arch.describe());
+    let (x, y) = batch(arch, rows, 11);
+    let n = params.len();
+    let micro = |e: &mut BurnConv, clip: f32| {
+        let (mut sum, mut norms) = (vec![0.0f32; n], Vec::new());
+        let loss = crate::dp::microbatch_clipped_sum(
+            e,
+            params.values(),
+            &x,
+            &y,
+            clip,
+            &mut sum,
+            &mut norms,
+        )
         .unwrap();
-    let n = clipped.iter().map(|v| v * v).sum::<f32>().sqrt();
-    assert!(n <= rows as f32 * clip * (1.0 + 1e-5), "{n}");
+        (loss, sum, norms)
+    };
+    let (_, _, base) = micro(&mut e, f32::MAX);
+    let mut sorted = base.clone();
+    sorted.sort_by(f32::total_cmp);
+    assert!(sorted[0] > 0.0 && sorted[1] < sorted[2], "{sorted:?}");
+    for clip in [f32::MAX, (sorted[1] + sorted[2]) / 2.0, sorted[0] / 2.0] {
+        let (loss_m, sum_m, norms_m) = micro(&mut e, clip);
+        let (mut sum_v, mut norms_v) = (vec![f32::NAN; n], Vec::new());
+        let loss_v = e
+            .clipped_grad_sum(params.values(), &x, &y, clip, &mut sum_v, &mut norms_v)
+            .unwrap();
+        let what = format!("{} ({conv_norms:?}, clip {clip})", arch.describe());
+        assert!(
+            (loss_v - loss_m).abs() <= 1e-5 * loss_m.abs().max(1.0),
+            "{what}: loss {loss_v} vs {loss_m}"
+        );
+        assert_close(&format!("{what} norms"), &norms_v, &norms_m);
+        assert_close(&format!("{what} clipped sum"), &sum_v, &sum_m);
+        let clipped = norms_m.iter().filter(|&&v| v > clip).count();
+        if clip < f32::MAX && clip > sorted[0] {
+            assert!(clipped > 0 && clipped < rows, "{what}: {clipped} clipped");
+        }
+    }
+}
+
+/// Two 2D input sizes (square single-channel, non-square two-channel with odd pooled
+/// sizes), both convolution-norm forms, with GroupNorm.
+#[test]
+fn vectorised_per_sample_matches_microbatching_with_group_norm() {
+    let a = small(ImageShape::d2(1, 8, 8), Norm::Group { groups: 2 });
+    for mode in [ConvNorms::Auto, ConvNorms::Materialise, ConvNorms::Ghost] {
+        vectorised_matches_microbatching(&a, 5, mode);
+    }
+    let b = small(ImageShape::d2(2, 12, 10), Norm::Group { groups: 4 });
+    for mode in [ConvNorms::Auto, ConvNorms::Ghost] {
+        vectorised_matches_microbatching(&b, 4, mode);
+    }
+}
+
+/// Without normalisation, and on a volume (3D convolutions, 27-tap unfold).
+#[test]
+fn vectorised_per_sample_matches_microbatching_without_norm_and_in_3d() {
+    let a = small(ImageShape::d2(1, 8, 8), Norm::None);
+    for mode in [ConvNorms::Auto, ConvNorms::Ghost] {
+        vectorised_matches_microbatching(&a, 5, mode);
+    }
+    let v = small(ImageShape::d3(1, 4, 4, 4), Norm::Group { groups: 2 });
+    for mode in [ConvNorms::Materialise, ConvNorms::Ghost] {
+        vectorised_matches_microbatching(&v, 3, mode);
+    }
+}
+
+/// Multi-label loss (mean over labels per example): the per-example loss scale matches.
+#[test]
+fn vectorised_per_sample_matches_microbatching_multi_label() {
+    let a = ConvArch {
+        multi_label: true,
+        ..small(ImageShape::d2(1, 8, 8), Norm::Group { groups: 2 })
+    };
+    vectorised_matches_microbatching(&a, 4, ConvNorms::Auto);
+}
+
+/// Models the vectorised path does not cover (ResNet-18, BatchNorm, or microbatching
+/// asked for) fall back to one backward pass per example: the same numbers as
+/// [`crate::dp::microbatch_clipped_sum`]. An empty batch gives zeros either way.
+#[test]
+fn unsupported_models_fall_back_to_microbatching() {
+    let resnet = ConvArch {
+        family: ConvFamily::Resnet18 { width: 2 },
+        norm: Norm::Group { groups: 1 },
+        input: ImageShape::d2(1, 8, 8),
+        outputs: 2,
+        multi_label: false,
+    };
+    let cases = [
+        (resnet, PerSample::Auto),
+        (small(ImageShape::d2(1, 8, 8), Norm::Batch), PerSample::Auto),
+        (
+            small(ImageShape::d2(1, 8, 8), Norm::Group { groups: 2 }),
+            PerSample::Microbatch,
+        ),
+    ];
+    for (arch, per_sample) in cases {
+        let params = arch.init(&mut ChaCha8Rng::seed_from_u64(6));
+        let mut e = BurnConv::new(arch.clone(), DeviceChoice::Cpu)
+            .unwrap()
+            .with_per_sample(per_sample);
+        assert!(!e.vectorised_per_sample(), "{}", arch.describe());
+        let (x, y) = batch(&arch, 3, 12);
+        let n = params.len();
+        let (mut s1, mut n1) = (vec![0.0f32; n], Vec::new());
+        let (mut s2, mut n2) = (vec![0.0f32; n], Vec::new());
+        let clip = 0.05;
+        let l1 = e
+            .clipped_grad_sum(params.values(), &x, &y, clip, &mut s1, &mut n1)
+            .unwrap();
+        let l2 = crate::dp::microbatch_clipped_sum(
+            &mut e,
+            params.values(),
+            &x,
+            &y,
+            clip,
+            &mut s2,
+            &mut n2,
+        )
+        .unwrap();
+        assert_eq!((l1, &s1, &n1), (l2, &s2, &n2), "{}", arch.describe());
+    }
+    let arch = small(ImageShape::d2(1, 8, 8), Norm::Group { groups: 2 });
+    let params = arch.init(&mut ChaCha8Rng::seed_from_u64(6));
+    let mut e = BurnConv::new(arch, DeviceChoice::Cpu).unwrap();
+    let (mut s, mut norms) = (vec![1.0f32; params.len()], vec![1.0]);
+    let l = e
+        .clipped_grad_sum(params.values(), &[], &[], 1.0, &mut s, &mut norms)
+        .unwrap();
+    assert_eq!(l, 0.0);
+    assert!(norms.is_empty() && s.iter().all(|&v| v == 0.0));
 }
