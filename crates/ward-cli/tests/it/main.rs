@@ -26,6 +26,22 @@ fn run_ok(c: &mut Command) -> Output {
     o
 }
 
+/// `ward run` on the default experiment with `sets` overrides (into `out`) exits with
+/// code 2 and a stderr naming every one of `wants`.
+fn run_fails_naming(out: &Path, case: usize, sets: &[&str], wants: &[&str]) {
+    let mut c = ward();
+    c.arg("run").arg("--out").arg(out);
+    for s in sets {
+        c.args(["--set", s]);
+    }
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "case {case}: {err}");
+    for w in wants {
+        assert!(err.contains(w), "case {case}: {w}: {err}");
+    }
+}
+
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&fs_err::read_to_string(path).unwrap()).unwrap()
 }
@@ -1741,17 +1757,7 @@ fn dp_with_batch_norm_or_robust_rules_is_refused() {
         ),
     ];
     for (i, (sets, want)) in cases.iter().enumerate() {
-        let mut c = ward();
-        c.arg("run")
-            .arg("--out")
-            .arg(tmp.path().join(format!("o{i}")));
-        for s in *sets {
-            c.args(["--set", s]);
-        }
-        let o = c.output().unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{err}");
-        assert!(err.contains(want), "case {i}: {err}");
+        run_fails_naming(&tmp.path().join(format!("o{i}")), i, sets, &[*want]);
     }
     let o = ward()
         .arg("run")
@@ -2115,19 +2121,7 @@ fn secagg_run_matches_fedavg_and_reports_the_protocol() {
         ),
     ];
     for (i, (sets, wants)) in cases.iter().enumerate() {
-        let mut c = ward();
-        c.arg("run")
-            .arg("--out")
-            .arg(tmp.path().join(format!("bad{i}")));
-        for s in *sets {
-            c.args(["--set", s]);
-        }
-        let o = c.output().unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "case {i}: {err}");
-        for w in *wants {
-            assert!(err.contains(w), "case {i}: {w}: {err}");
-        }
+        run_fails_naming(&tmp.path().join(format!("bad{i}")), i, sets, wants);
     }
 }
 
