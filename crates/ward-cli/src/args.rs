@@ -85,8 +85,11 @@ pub(crate) enum PrivacyCommand {
     ///
     /// Prints AUC, TPR at low FPR and the epsilon lower bound the attack proves
     /// (Clopper-Pearson intervals), overall and per site, beside the accountant's
-    /// epsilon where the run had a privacy mechanism. Writes audit.json, audit.csv and
-    /// audit_examples.csv.
+    /// epsilon where the run had a privacy mechanism. With shadows, the `-rand` rows
+    /// attack one more run of the experiment whose training rows were drawn from the
+    /// pool by a fair coin each: membership independent of the rows, so their bounds
+    /// cannot come from chance differences between the run's fixed train and test rows.
+    /// Writes audit.json, audit.csv and audit_examples.csv.
     Audit(PrivacyAuditArgs),
 }
 

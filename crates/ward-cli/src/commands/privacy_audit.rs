@@ -122,6 +122,12 @@ impl Guarantee {
                 _ => return Ok(None),
             }
         };
+        Ok(Self::from_value(&v, source))
+    }
+
+    /// The guarantee in a privacy report (`privacy.json`'s layout); `None` without a
+    /// mechanism.
+    fn from_value(v: &Value, source: String) -> Option<Self> {
         let rl = v.get("record_level").filter(|x| !x.is_null());
         let record_delta = rl.and_then(|r| r.get("delta")).and_then(Value::as_f64);
         let mut per_site = BTreeMap::new();
@@ -144,7 +150,7 @@ impl Guarantee {
                 .filter(|x| !x.is_null())
                 .and_then(|s| Accounted::from_json(s, None)),
         };
-        Ok((g.record_level.is_some() || g.site_level.is_some()).then_some(g))
+        (g.record_level.is_some() || g.site_level.is_some()).then_some(g)
     }
 
     /// The delta the accountant used (record level first).
@@ -283,9 +289,15 @@ impl Pool {
     }
 }
 
-/// Shadow runs' logit-scaled confidences `[shadow][pool row]` and whether each
-/// trained on each row (same shape).
-type ShadowRuns = (Vec<Vec<f64>>, Vec<Vec<bool>>);
+/// What the shadow runs give the attacks.
+struct ShadowRuns {
+    /// Logit-scaled confidences, `[shadow][pool row]`.
+    confidence: Vec<Vec<f64>>,
+    /// Whether each shadow trained on each row (same shape).
+    inclusion: Vec<Vec<bool>>,
+    /// Each shadow run's privacy report (`None` without a mechanism).
+    privacy: Vec<Option<Value>>,
+}
 
 /// The shadow runs' logit-scaled confidences, `[shadow][pool row]`, with the
 /// inclusion they trained with.
@@ -296,11 +308,26 @@ fn shadows(
     args: &PrivacyAuditArgs,
     seeds: &[u64],
 ) -> Result<ShadowRuns> {
-    let opts = engine_options(&args.engine)?;
-    let kind = output_kind(run.sim.arch.loss());
     let inclusion = balanced_inclusion(pool.member.len(), args.shadows, args.seed)
         .map_err(|e| UserError(format!("--shadows: {e}")))?;
-    let mut confidence = Vec::with_capacity(args.shadows);
+    train_on(run, pool, engine, args, inclusion, seeds, "shadow model")
+}
+
+/// Runs the experiment once per inclusion vector (pool rows it trains on; the rest are
+/// its test rows) with the matching seed, and scores every pool row.
+fn train_on(
+    run: &RunDir,
+    pool: &Pool,
+    engine: &mut dyn GradientEngine,
+    args: &PrivacyAuditArgs,
+    inclusion: Vec<Vec<bool>>,
+    seeds: &[u64],
+    what: &str,
+) -> Result<ShadowRuns> {
+    let opts = engine_options(&args.engine)?;
+    let kind = output_kind(run.sim.arch.loss());
+    let mut confidence = Vec::with_capacity(inclusion.len());
+    let mut privacy = Vec::with_capacity(inclusion.len());
     for (k, (inc, &seed)) in inclusion.iter().zip(seeds).enumerate() {
         let mut data = run.data.clone();
         for (a, &i) in pool.sites.iter().enumerate() {
@@ -316,9 +343,9 @@ fn shadows(
         }
         let mut spec = run.spec.clone();
         spec.seed = seed;
-        tracing::info!(shadow = k + 1, seed, "training shadow model");
+        tracing::info!(run = k + 1, seed, "training {what}");
         let o = runner::execute(&spec, &data, opts, None, false)
-            .with_context(|| format!("shadow model {} (seed {seed})", k + 1))?;
+            .with_context(|| format!("{what} {} (seed {seed})", k + 1))?;
         let mut conf = vec![f64::NAN; pool.member.len()];
         for (a, &i) in pool.sites.iter().enumerate() {
             let name = &run.data.sites[i].name;
@@ -337,8 +364,66 @@ fn shadows(
             }
         }
         confidence.push(conf);
+        privacy.push(o.summary.privacy.clone());
     }
-    Ok((confidence, inclusion))
+    Ok(ShadowRuns {
+        confidence,
+        inclusion,
+        privacy,
+    })
+}
+
+/// The random-membership run's attack scores, its members (by a fair coin each) and
+/// its own privacy guarantee.
+type RandomMembership = (Vec<(&'static str, Vec<f64>)>, Vec<bool>, Option<Guarantee>);
+
+/// The rows of one attack: overall and per audited site (sites without both members
+/// and non-members are skipped, and listed in `notes` when it is given).
+#[allow(clippy::too_many_arguments)]
+fn attack_rows(
+    name: &'static str,
+    scores: &[f64],
+    member: &[bool],
+    pool: &Pool,
+    run: &RunDir,
+    guarantee: Option<&Guarantee>,
+    args: &PrivacyAuditArgs,
+    delta: f64,
+    notes: Option<&mut Vec<String>>,
+) -> Result<Vec<AttackRow>> {
+    let mut scopes: Vec<(String, std::ops::Range<usize>)> =
+        vec![("overall".into(), 0..member.len())];
+    for (a, &i) in pool.sites.iter().enumerate() {
+        scopes.push((
+            run.data.sites[i].name.clone(),
+            pool.offsets[a]..pool.offsets[a + 1],
+        ));
+    }
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    for (scope, r) in scopes {
+        let m = &member[r.clone()];
+        if !m.contains(&true) || !m.contains(&false) {
+            skipped.push(format!(
+                "{scope}: skipped, it needs both members and non-members"
+            ));
+            continue;
+        }
+        let summary = summarize_attack(&scores[r], m, &args.fpr, delta, args.confidence)
+            .map_err(|e| anyhow::anyhow!("attack {name} on {scope}: {e}"))?;
+        let g = guarantee.and_then(|g| g.for_scope((scope != "overall").then_some(scope.as_str())));
+        rows.push(AttackRow {
+            attack: name,
+            scope,
+            summary,
+            accountant_epsilon: g.as_ref().map(|x| x.0),
+            accountant: g.map(|x| x.1),
+        });
+    }
+    if let Some(n) = notes {
+        n.extend(skipped);
+    }
+    Ok(rows)
 }
 
 /// Runs the audit of `args.run`.
@@ -412,48 +497,83 @@ pub(crate) fn privacy_audit(args: PrivacyAuditArgs) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     rng.set_stream(1);
     let seeds: Vec<u64> = (0..args.shadows).map(|_| rng.next_u64()).collect();
+    // Random membership: one more run of the experiment, its training rows drawn from
+    // the pool by a fair coin each (independent of the shadows' balanced inclusion), as
+    // the target; the shadows are LiRA's reference.
+    let mut random: Option<RandomMembership> = None;
     if args.shadows > 0 {
-        let (conf, inc) = shadows(&run, &pool, engine.as_mut(), &args, &seeds)?;
+        let sh = shadows(&run, &pool, engine.as_mut(), &args, &seeds)?;
         let x: Vec<f64> = target.iter().map(|s| s.confidence).collect();
-        let l = lira_scores(&x, &conf, &inc, LiraVariance::Global)?;
+        let l = lira_scores(&x, &sh.confidence, &sh.inclusion, LiraVariance::Global)?;
         attacks.push(("lira-online", l.online));
         attacks.push(("lira-offline", l.offline));
+        let mut coin = ChaCha8Rng::seed_from_u64(args.seed);
+        coin.set_stream(2);
+        let member: Vec<bool> = (0..pool.member.len())
+            .map(|_| coin.next_u32() & 1 == 1)
+            .collect();
+        let t = train_on(
+            &run,
+            &pool,
+            engine.as_mut(),
+            &args,
+            vec![member.clone()],
+            &[coin.next_u64()],
+            "random-membership target",
+        )?;
+        let lr = lira_scores(
+            &t.confidence[0],
+            &sh.confidence,
+            &sh.inclusion,
+            LiraVariance::Global,
+        )?;
+        random = Some((
+            vec![
+                ("confidence-rand", t.confidence[0].clone()),
+                ("lira-online-rand", lr.online),
+                ("lira-offline-rand", lr.offline),
+            ],
+            member,
+            t.privacy[0].as_ref().and_then(|v| {
+                Guarantee::from_value(v, "the random-membership run's privacy report".into())
+            }),
+        ));
     }
-
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    for (name, scores) in &attacks {
-        let mut scopes: Vec<(String, std::ops::Range<usize>)> =
-            vec![("overall".into(), 0..pool.member.len())];
-        for (a, &i) in pool.sites.iter().enumerate() {
-            scopes.push((
-                run.data.sites[i].name.clone(),
-                pool.offsets[a]..pool.offsets[a + 1],
-            ));
+    for (k, (name, scores)) in attacks.iter().enumerate() {
+        rows.extend(attack_rows(
+            name,
+            scores,
+            &pool.member,
+            &pool,
+            &run,
+            guarantee.as_ref(),
+            &args,
+            delta,
+            (k == 0).then_some(&mut notes),
+        )?);
+    }
+    if let Some((rand_attacks, member, g)) = &random {
+        for (name, scores) in rand_attacks {
+            rows.extend(attack_rows(
+                name,
+                scores,
+                member,
+                &pool,
+                &run,
+                g.as_ref(),
+                &args,
+                delta,
+                None,
+            )?);
         }
-        for (scope, r) in scopes {
-            let m = &pool.member[r.clone()];
-            if !m.contains(&true) || !m.contains(&false) {
-                if *name == "loss" {
-                    notes.push(format!(
-                        "{scope}: skipped, it needs both training and test rows"
-                    ));
-                }
-                continue;
-            }
-            let summary = summarize_attack(&scores[r], m, &args.fpr, delta, args.confidence)
-                .map_err(|e| anyhow::anyhow!("attack {name} on {scope}: {e}"))?;
-            let g = guarantee
-                .as_ref()
-                .and_then(|g| g.for_scope((scope != "overall").then_some(scope.as_str())));
-            rows.push(AttackRow {
-                attack: name,
-                scope,
-                summary,
-                accountant_epsilon: g.as_ref().map(|x| x.0),
-                accountant: g.map(|x| x.1),
-            });
-        }
+        notes.push(format!(
+            "-rand rows: one more run of the experiment is the target, each pool row in its training set by a fair coin ({} members of {}), and the {} shadow runs are LiRA's reference; membership is independent of the rows and of the reference, so these bounds hold for the experiment's training on about half of the pool, while the rows above (members = the fixed training split) can also pick up chance differences between that split's train and test rows; their accountant epsilon is the random-membership run's own",
+            member.iter().filter(|&&m| m).count(),
+            member.len(),
+            args.shadows
+        ));
     }
     if rows.is_empty() {
         return Err(UserError(

@@ -1858,6 +1858,36 @@ fn cell<'a>(head: &[String], row: &'a [String], col: &str) -> &'a str {
     &row[i]
 }
 
+/// The control behind the random-membership rows: a target that learned nothing (one
+/// step at lr 1e-12, so it is its initialisation) cannot tell members from non-members
+/// when membership is a fair coin: every `-rand` AUC is within 0.1 of 0.5 (about 5
+/// standard errors with 740 rows).
+#[test]
+fn privacy_audit_random_membership_finds_nothing_in_an_untrained_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("untrained");
+    run_ok(
+        ward()
+            .args(["run", "--quiet", "--set", "federation.rounds=1"])
+            .args(["--set", "train.local-steps=1", "--set", "train.lr=1e-12"])
+            .arg("--out")
+            .arg(&run),
+    );
+    let (head, rows, report) = audit_rows(&run, &tmp.path().join("audit"), "4");
+    let rand: Vec<&Vec<String>> = rows
+        .iter()
+        .filter(|r| {
+            cell(&head, r, "attack").ends_with("-rand") && cell(&head, r, "scope") == "overall"
+        })
+        .collect();
+    assert_eq!(rand.len(), 3, "{rows:?}");
+    for r in rand {
+        let auc: f64 = cell(&head, r, "auc").parse().unwrap();
+        assert!((auc - 0.5).abs() < 0.1, "{r:?}");
+    }
+    assert!(report["notes"].to_string().contains("fair coin"));
+}
+
 #[test]
 fn privacy_audit_measures_more_leakage_on_an_overfit_run() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1917,10 +1947,25 @@ fn privacy_audit_measures_more_leakage_on_an_overfit_run() {
     ] {
         assert!(head.iter().any(|h| h == col), "{col} missing from {head:?}");
     }
-    // 3 attacks x (overall + the one site that trained).
-    assert_eq!(rows.len(), 6, "{rows:?}");
+    // 6 attacks (3 on the run, 3 on the random-membership run) x (overall + the one
+    // site that trained).
+    assert_eq!(rows.len(), 12, "{rows:?}");
     let mut overall = std::collections::BTreeMap::new();
     for r in &rows {
+        if cell(&head, r, "attack").ends_with("-rand") {
+            // Members by a fair coin over the site's 130 rows.
+            let m: usize = cell(&head, r, "members").parse().unwrap();
+            let n: usize = cell(&head, r, "non_members").parse().unwrap();
+            assert_eq!(m + n, 130, "{r:?}");
+            assert!(m > 30 && n > 30, "{r:?}");
+            if cell(&head, r, "scope") == "overall" {
+                overall.insert(
+                    cell(&head, r, "attack").to_string(),
+                    cell(&head, r, "auc").parse::<f64>().unwrap(),
+                );
+            }
+            continue;
+        }
         let auc: f64 = cell(&head, r, "auc").parse().unwrap();
         assert!((0.0..=1.0).contains(&auc), "{r:?}");
         let eps: f64 = cell(&head, r, "epsilon_lower_bound").parse().unwrap();
@@ -1937,8 +1982,18 @@ fn privacy_audit_measures_more_leakage_on_an_overfit_run() {
     }
     assert_eq!(
         overall.keys().cloned().collect::<Vec<_>>(),
-        ["lira-offline", "lira-online", "loss"]
+        [
+            "confidence-rand",
+            "lira-offline",
+            "lira-offline-rand",
+            "lira-online",
+            "lira-online-rand",
+            "loss"
+        ]
     );
+    // With membership drawn at random the overfit model's leak still shows (the AUC's
+    // standard error with 64 x 66 rows is about 0.05).
+    assert!(overall["confidence-rand"] > 0.6, "{overall:?}");
     assert!(report["accountant"].is_null());
     assert_eq!(report["shadow_seeds"].as_array().unwrap().len(), 4);
     assert!(
