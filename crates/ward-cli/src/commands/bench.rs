@@ -17,7 +17,32 @@ use ward_models::{
 
 use crate::args::BenchFlArgs;
 use crate::commands::out;
+use crate::experiment::UserError;
 use crate::runner;
+
+/// Positive integers from a comma-separated flag value (`1e5` notation accepted).
+pub(crate) fn parse_counts(flag: &str, s: &str) -> Result<Vec<usize>> {
+    s.split(',')
+        .map(|t| {
+            let t = t.trim();
+            t.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 1.0 && v.fract() == 0.0)
+                .map(|v| v as usize)
+                .ok_or_else(|| UserError(format!("{flag}: {t:?} is not a positive integer")).into())
+        })
+        .collect()
+}
+
+/// Seconds for a table cell: milliseconds with 2 decimals below 10 ms, else seconds
+/// with `decimals` decimals.
+pub(crate) fn fmt_secs(s: f64, decimals: usize) -> String {
+    if s < 0.01 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{s:.decimals$} s")
+    }
+}
 
 /// Median of the measurements (NaN for none).
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {

@@ -24,7 +24,7 @@ use ward_robust::{
 };
 
 use crate::args::BenchAggregateArgs;
-use crate::commands::bench::{find_anchor, median};
+use crate::commands::bench::{find_anchor, fmt_secs, median, parse_counts};
 use crate::commands::out;
 use crate::experiment::UserError;
 
@@ -65,19 +65,6 @@ fn ward_rule(name: &str, n: usize) -> Result<Box<dyn Aggregator>> {
             .into());
         }
     })
-}
-
-fn parse_list(flag: &str, s: &str) -> Result<Vec<usize>> {
-    s.split(',')
-        .map(|t| {
-            let t = t.trim();
-            t.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 1.0 && v.fract() == 0.0)
-                .map(|v| v as usize)
-                .ok_or_else(|| UserError(format!("{flag}: {t:?} is not a positive integer")).into())
-        })
-        .collect()
 }
 
 /// `n` updates of `d` standard normal `f32` values, one ChaCha8 stream per row
@@ -223,14 +210,6 @@ fn run_anchor(dir: &Path, py: &Path, ns: &[usize], ds: &[usize]) -> Result<Ancho
     Ok(times)
 }
 
-fn fmt_s(s: f64) -> String {
-    if s < 0.01 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{s:.4} s")
-    }
-}
-
 /// `ward bench aggregate`.
 pub(crate) fn bench_aggregate(a: BenchAggregateArgs) -> Result<()> {
     if cfg!(debug_assertions) {
@@ -238,8 +217,8 @@ pub(crate) fn bench_aggregate(a: BenchAggregateArgs) -> Result<()> {
             "this is a debug build: times are not meaningful; use `cargo run --release -- bench aggregate`"
         );
     }
-    let ns = parse_list("--n", &a.n)?;
-    let ds = parse_list("--d", &a.d)?;
+    let ns = parse_counts("--n", &a.n)?;
+    let ds = parse_counts("--d", &a.d)?;
     let rules: Vec<String> = a.rules.split(',').map(|s| s.trim().to_string()).collect();
     for r in &rules {
         ward_rule(r, 10)?;
@@ -269,7 +248,7 @@ pub(crate) fn bench_aggregate(a: BenchAggregateArgs) -> Result<()> {
             for r in &rules {
                 let rule = ward_rule(r, n)?;
                 let s = time_rule(rule.as_ref(), &u, &ctx, a.repeats)?;
-                out(format!("{r:18} n={n:<4} d={d:<9} {}", fmt_s(s)));
+                out(format!("{r:18} n={n:<4} d={d:<9} {}", fmt_secs(s, 4)));
                 ward_times.push((r.clone(), n, d, s));
             }
         }
@@ -328,13 +307,13 @@ pub(crate) fn bench_aggregate(a: BenchAggregateArgs) -> Result<()> {
         };
         let np = lookup(r, "numpy", *n, *d);
         let bz = lookup(r, "byzfl", *n, *d);
-        let cell = |x: Option<f64>| x.map_or("-".to_string(), fmt_s);
+        let cell = |x: Option<f64>| x.map_or("-".to_string(), |s| fmt_secs(s, 4));
         let ratio = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{:.1}x", x / s));
         t.add_row(vec![
             r.clone(),
             n.to_string(),
             format!("{d:.0e}"),
-            fmt_s(*s),
+            fmt_secs(*s, 4),
             gbs,
             cell(np),
             ratio(np),

@@ -28,7 +28,7 @@ use ward_privacy::secagg::{
 };
 
 use crate::args::BenchSecaggArgs;
-use crate::commands::bench::{find_anchor, median};
+use crate::commands::bench::{find_anchor, fmt_secs, median, parse_counts};
 use crate::commands::out;
 use crate::experiment::UserError;
 
@@ -96,19 +96,6 @@ struct Row {
     case: Case,
     ward: WardResult,
     anchor: Option<AnchorResult>,
-}
-
-fn parse_usizes(flag: &str, s: &str) -> Result<Vec<usize>> {
-    s.split(',')
-        .map(|t| {
-            let t = t.trim();
-            t.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 1.0 && v.fract() == 0.0)
-                .map(|v| v as usize)
-                .ok_or_else(|| UserError(format!("{flag}: {t:?} is not a positive integer")).into())
-        })
-        .collect()
 }
 
 fn parse_fracs(s: &str) -> Result<Vec<f64>> {
@@ -302,14 +289,6 @@ fn run_anchor(dir: &Path, py: &Path, c: &Case, cap: f64) -> Result<AnchorResult>
     })
 }
 
-fn fmt_s(s: f64) -> String {
-    if s < 0.01 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{s:.3} s")
-    }
-}
-
 /// `ward bench secagg`.
 pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
     if cfg!(debug_assertions) {
@@ -317,8 +296,8 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
             "this is a debug build: times are not meaningful; use `cargo run --release -- bench secagg`"
         );
     }
-    let ns = parse_usizes("--n", &a.n)?;
-    let ds = parse_usizes("--d", &a.d)?;
+    let ns = parse_counts("--n", &a.n)?;
+    let ds = parse_counts("--d", &a.d)?;
     let drops = parse_fracs(&a.drop)?;
     let graphs = parse_graphs(&a.graphs)?;
     let prg: MaskPrg = a
@@ -366,7 +345,7 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
             (c.drop * 100.0).round(),
             w.neighbours,
             w.threshold,
-            fmt_s(w.round_s)
+            fmt_secs(w.round_s, 3)
         ));
         rows.push(Row {
             case: *c,
@@ -424,7 +403,7 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
                     (c.drop * 100.0).round(),
                     r.status,
                     r.round_s
-                        .map_or(String::new(), |s| format!(" {}", fmt_s(s)))
+                        .map_or(String::new(), |s| format!(" {}", fmt_secs(s, 3)))
                 ));
                 row.anchor = Some(r);
             }
@@ -458,7 +437,7 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
         let (c, w) = (&r.case, &r.ward);
         let an = r.anchor.as_ref();
         let flower = an.map_or("-".to_string(), |x| match (x.status.as_str(), x.round_s) {
-            ("ok", Some(s)) => fmt_s(s),
+            ("ok", Some(s)) => fmt_secs(s, 3),
             (st, _) => st.to_string(),
         });
         let ratio = an
@@ -474,9 +453,9 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
             format!("{:.0e}", c.d as f64),
             format!("{}% ({})", (c.drop * 100.0).round(), w.dropped),
             format!("{} / {}", w.neighbours, w.threshold),
-            fmt_s(w.round_s),
-            fmt_s(w.sites_mean_s),
-            fmt_s(w.server_s),
+            fmt_secs(w.round_s, 3),
+            fmt_secs(w.sites_mean_s, 3),
+            fmt_secs(w.server_s, 3),
             format!("{:.3}", w.up_bytes_per_site / 1e6),
             format!("{:.1}", w.down_bytes_per_site / 1e3),
             format!("{:.1e} / {:.1e}", w.max_abs_err_sum, w.err_bound_sum),
