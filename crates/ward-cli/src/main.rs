@@ -1,18 +1,15 @@
-//! The `ward` binary.
+//! The `ward` binary: parses arguments, dispatches to `ward-experiment` and prints.
 
 mod args;
 mod commands;
-mod experiment;
-mod privacy;
-mod run_dir;
-mod runner;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use ward_experiment as wx;
 
 use crate::args::{BenchCommand, Cli, Command, DataCommand, PrivacyCommand, ReproduceCommand};
-use crate::experiment::UserError;
+use crate::commands::Terminal;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,33 +21,7 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let result = match cli.command {
-        Command::Run(a) => commands::run::run(a),
-        Command::Data(DataCommand::Describe { what, sets }) => {
-            commands::data::describe(&what, &sets)
-        }
-        Command::Data(DataCommand::Synth(a)) => commands::data::synth(a),
-        Command::Reproduce(ReproduceCommand::FlambyHeart(a)) => {
-            commands::reproduce::flamby_heart(a)
-        }
-        Command::Reproduce(ReproduceCommand::FlambyHeartDp(a)) => {
-            commands::reproduce_dp::flamby_heart_dp(a)
-        }
-        Command::Reproduce(ReproduceCommand::ScannerShift(a)) => {
-            commands::scanner_shift::scanner_shift(a)
-        }
-        Command::Bench(BenchCommand::Fl(a)) => commands::bench::fl(a),
-        Command::RobustGrid(a) => commands::robust_grid::robust_grid(a),
-        Command::Aggregate(a) => commands::aggregate::aggregate(a),
-        Command::Robustness(a) => commands::robustness::robustness(a),
-        Command::Bench(BenchCommand::Aggregate(a)) => commands::bench_aggregate::bench_aggregate(a),
-        Command::Bench(BenchCommand::Cnn(a)) => commands::bench_cnn::bench_cnn(a),
-        Command::Privacy(PrivacyCommand::Epsilon(a)) => commands::privacy::epsilon(a),
-        Command::Privacy(PrivacyCommand::Sigma(a)) => commands::privacy::sigma(a),
-        Command::Bench(BenchCommand::Secagg(a)) => commands::bench_secagg::bench_secagg(a),
-        Command::Bench(BenchCommand::Dp(a)) => commands::bench_dp::bench_dp(a),
-        Command::Privacy(PrivacyCommand::Audit(a)) => commands::privacy_audit::privacy_audit(a),
-    };
+    let result = dispatch(cli.command);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -59,11 +30,43 @@ fn main() -> ExitCode {
                 eprintln!("error: {e:#}");
             }
             // User mistakes (bad config, bad data, bad flags) exit 2; internal failures 1.
-            if e.chain().any(|c| c.is::<UserError>()) {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            let user = e
+                .chain()
+                .any(|c| c.downcast_ref::<wx::Error>().is_some_and(wx::Error::is_user));
+            ExitCode::from(if user { 2 } else { 1 })
         }
     }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    let mut t = Terminal::new(true);
+    let obs = &mut t;
+    match command {
+        Command::Run(a) => commands::run::run(a)?,
+        Command::Data(DataCommand::Describe { what, sets }) => {
+            wx::data::describe(&what, &sets, obs)?;
+        }
+        Command::Data(DataCommand::Synth(a)) => wx::data::synth(a, obs)?,
+        Command::Reproduce(ReproduceCommand::FlambyHeart(a)) => {
+            wx::reproduce::flamby_heart(a, obs)?;
+        }
+        Command::Reproduce(ReproduceCommand::FlambyHeartDp(a)) => {
+            wx::reproduce::dp::flamby_heart_dp(a, obs)?;
+        }
+        Command::Reproduce(ReproduceCommand::ScannerShift(a)) => {
+            wx::reproduce::scanner_shift::scanner_shift(a, obs)?;
+        }
+        Command::Bench(BenchCommand::Fl(a)) => wx::bench::fl(a, obs)?,
+        Command::Bench(BenchCommand::Aggregate(a)) => wx::bench::aggregate::bench_aggregate(a, obs)?,
+        Command::Bench(BenchCommand::Cnn(a)) => wx::bench::cnn::bench_cnn(a, obs)?,
+        Command::Bench(BenchCommand::Secagg(a)) => wx::bench::secagg::bench_secagg(a, obs)?,
+        Command::Bench(BenchCommand::Dp(a)) => wx::bench::dp::bench_dp(a, obs)?,
+        Command::RobustGrid(a) => wx::grid::robust_grid(a, obs)?,
+        Command::Aggregate(a) => wx::aggregate::aggregate(a, obs)?,
+        Command::Robustness(a) => wx::robustness::robustness(a, obs)?,
+        Command::Privacy(PrivacyCommand::Epsilon(a)) => wx::calc::epsilon(a, obs)?,
+        Command::Privacy(PrivacyCommand::Sigma(a)) => wx::calc::sigma(a, obs)?,
+        Command::Privacy(PrivacyCommand::Audit(a)) => wx::audit::privacy_audit(a, obs)?,
+    }
+    Ok(())
 }

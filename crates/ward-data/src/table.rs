@@ -441,11 +441,17 @@ pub(crate) fn load_table(
         .rule
         .num_classes_fixed()
         .unwrap_or_else(|| labels.iter().copied().max().map_or(0, |m| m as usize + 1));
-    if num_classes < 2 {
-        warnings.push(format!(
-            "{}: every label is 0, so there is a single class",
-            path.display()
-        ));
+    let distinct: std::collections::BTreeSet<u32> = labels.iter().copied().collect();
+    if num_classes < 2 || distinct.len() < 2 {
+        let only = distinct.first().copied().unwrap_or(0);
+        return Err(DataError::Spec {
+            key: "data.target".into(),
+            message: format!(
+                "{}: every one of the {} usable rows has class {only}, so there is a single class; a classifier needs two or more (check data.target.column and data.target.rule)",
+                path.display(),
+                labels.len()
+            ),
+        });
     }
 
     // Sites: row positions (into `rows`) per site, in site order.
@@ -1057,6 +1063,31 @@ mod tests {
         });
         let err = err_text(load_text("r.csv", &good_csv(), spec));
         assert!(err.contains("data.target.rule"), "{err}");
+    }
+
+    #[test]
+    fn a_target_rule_that_is_never_true_is_refused() {
+        // `y > 100` holds for no row: every label is 0.
+        let mut spec = csv_spec(Path::new(""), &["v"], &[]);
+        spec.target = Some(TargetSpec {
+            column: "y".into(),
+            rule: "> 100".into(),
+        });
+        let mut text = String::from("site,v,y\n");
+        for i in 0..12 {
+            text += &format!("A,{i},{}\n", i % 3);
+        }
+        let err = err_text(load_text("never.csv", &text, spec.clone()));
+        assert!(
+            err.contains("data.target") && err.contains("single class") && err.contains("class 0"),
+            "{err}"
+        );
+        // The same file with a rule that is sometimes true loads.
+        spec.target = Some(TargetSpec {
+            column: "y".into(),
+            rule: "> 1".into(),
+        });
+        assert_eq!(load_text("sometimes.csv", &text, spec).unwrap().num_classes, 2);
     }
 
     #[test]

@@ -15,8 +15,9 @@ use crate::FlError;
 use crate::federation::ServerState;
 
 const MAGIC: &[u8; 8] = b"WARDCKPT";
-/// Format version. 2 adds secure aggregation's round records to the server state.
-const VERSION: u32 = 2;
+/// Format version. 2 adds secure aggregation's round records to the server state; 3
+/// the hash of the experiment the run was started with.
+const VERSION: u32 = 3;
 
 /// The federation's state after a round: global model, server optimizer state, SCAFFOLD
 /// control, selection RNG, and every site's state (batch order, RNG, optimizer state,
@@ -31,6 +32,10 @@ pub struct Checkpoint {
     /// The gradient engine that produced the state (e.g. `cpu:native`); a resume on
     /// another engine would not continue bit-identically, so it is refused.
     pub backend: String,
+    /// SHA-256 (hex) of the run's resolved `config.toml` when the run started; a resume
+    /// whose config differs is refused (it would run other settings than those the
+    /// directory's results came from). Empty where the caller keeps no config file.
+    pub config_hash: String,
 }
 
 impl Checkpoint {
@@ -40,6 +45,7 @@ impl Checkpoint {
             sites,
             metrics_len: 0,
             backend: String::new(),
+            config_hash: String::new(),
         }
     }
 

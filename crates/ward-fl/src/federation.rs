@@ -162,6 +162,22 @@ pub struct RoundReport {
     pub aggregated: usize,
 }
 
+impl RoundReport {
+    /// Updates rejected this round (by status, never by the log's text).
+    pub fn rejected(&self) -> usize {
+        self.sites
+            .iter()
+            .filter(|r| matches!(r.status, SiteStatus::Rejected { .. }))
+            .count()
+    }
+
+    /// Mean test accuracy over the sites scored this round (`None` where none was).
+    pub fn mean_accuracy(&self) -> Option<f64> {
+        let accs: Vec<f64> = self.sites.iter().filter_map(|r| r.test_accuracy).collect();
+        (!accs.is_empty()).then(|| accs.iter().sum::<f64>() / accs.len() as f64)
+    }
+}
+
 /// Federation state between rounds (checkpointed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ServerState {
@@ -268,6 +284,26 @@ impl Federation {
             root: None,
             secagg: None,
         })
+    }
+
+    /// Replaces the sites with handles supplied from outside (the coordinator of a
+    /// deployment passes remote sites): as many as there are, with the same names in the
+    /// same order. Refused after the first round.
+    pub fn replace_sites(&mut self, sites: Vec<Box<dyn SiteHandle>>) -> Result<(), FlError> {
+        if self.state.round > 0 {
+            return Err(FlError::Config(
+                "sites can only be replaced before the first round".into(),
+            ));
+        }
+        let want: Vec<&str> = self.sites.iter().map(|s| s.name()).collect();
+        let got: Vec<&str> = sites.iter().map(|s| s.name()).collect();
+        if want != got {
+            return Err(FlError::Config(format!(
+                "the supplied sites {got:?} are not this experiment's sites {want:?} (same names, same order)"
+            )));
+        }
+        self.sites = sites;
+        Ok(())
     }
 
     /// Replaces the aggregation rule (FedAvg by default). Refused if the rule needs more

@@ -35,7 +35,7 @@ pub use checkpoint::Checkpoint;
 pub use federation::{Federation, FederationConfig, RoundReport, SiteRecord, SiteRole, SiteStatus};
 pub use secagg::{SecAggFitReport, SecAggInstructions, SecAggRoundRecord, SecAggSettings};
 pub use sim::{
-    DataPoisoner, EngineOptions, Simulation, build_simulation, build_simulation_with, local_work,
+    DataPoisoner, EngineOptions, Simulation, build_simulation, build_simulation_with, model_arch, site_learner, local_work,
 };
 pub use site::{FitInstructions, InProcessSite, LocalWork, SiteHandle};
 pub use strategy::{

@@ -82,37 +82,13 @@ pub fn build_simulation_with(
             Standardization::PerSite
         };
     let ds = data.standardized(mode);
-    let arch: ModelArch = match ds.image {
-        Some((shape, task)) => ModelArch::conv_from_spec(
-            &spec.model,
-            shape,
-            task.outputs(),
-            matches!(task, ward_data::ImageTask::MultiLabel { .. }),
-        )
-        .map_err(|e| FlError::Config(e.to_string()))?
-        .into(),
-        None => DenseArch::from_spec(
-            &spec.model,
-            spec.train.loss,
-            ds.feature_names.len(),
-            ds.num_classes,
-        )
-        .map_err(|e| FlError::Config(e.to_string()))?
-        .into(),
-    };
-    let fedbn = if strategy == StrategyKind::Fedbn {
-        let ranges = arch.norm_ranges();
-        if !arch.has_batch_norm() {
-            return Err(FlError::Config(format!(
-                "federation.strategy = \"fedbn\" keeps BatchNorm layers at each site, but the model {} has none (FedBN with GroupNorm is not defined): set model.norm = \"batch\"",
-                arch.describe()
-            )));
-        }
-        ranges
-    } else {
-        Vec::new()
-    };
-    let opt = OptimizerConfig::from_spec(&spec.train);
+    let arch = model_arch(spec, &ds)?;
+    if strategy == StrategyKind::Fedbn && !arch.has_batch_norm() {
+        return Err(FlError::Config(format!(
+            "federation.strategy = \"fedbn\" keeps BatchNorm layers at each site, but the model {} has none (FedBN with GroupNorm is not defined): set model.norm = \"batch\"",
+            arch.describe()
+        )));
+    }
     let mut site_data: Vec<SiteData> = ds.sites.clone();
     if let Some(p) = poison {
         for (i, s) in site_data.iter_mut().enumerate() {
@@ -172,26 +148,8 @@ pub fn build_simulation_with(
                 reason: "has no training rows".into(),
             });
         }
-        let engine = make_engine(&arch, opts.device, opts.engine)
-            .map_err(|e| FlError::Config(e.to_string()))?;
-        backend = engine.name();
-        let mut site = InProcessSite::new(
-            d,
-            arch.clone(),
-            engine,
-            opt,
-            spec.train.batch_size,
-            spec.seed,
-            i as u64 + 1,
-        )
-        .with_fedbn(fedbn.clone());
-        if let Some(shape) = arch.image_shape() {
-            // Augmentation draws from its own ChaCha stream of the run seed per site.
-            let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0xA06_u64);
-            rng.set_stream(i as u64 + 1);
-            let seed = rand::Rng::next_u64(&mut rng);
-            site = site.with_augmenter(Augmenter::new(spec.train.augment, shape, seed));
-        }
+        let site = site_learner(spec, &arch, i, d, opts)?;
+        backend = site.backend();
         sites.push(Box::new(site));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
@@ -206,4 +164,67 @@ pub fn build_simulation_with(
         warnings: ds.warnings.clone(),
         data: ds,
     })
+}
+
+/// The model an experiment trains on `ds` (standardised data: feature count, classes,
+/// image shape and task).
+pub fn model_arch(spec: &ExperimentSpec, ds: &FederatedDataset) -> Result<ModelArch, FlError> {
+    Ok(match ds.image {
+        Some((shape, task)) => ModelArch::conv_from_spec(
+            &spec.model,
+            shape,
+            task.outputs(),
+            matches!(task, ward_data::ImageTask::MultiLabel { .. }),
+        )
+        .map_err(|e| FlError::Config(e.to_string()))?
+        .into(),
+        None => DenseArch::from_spec(
+            &spec.model,
+            spec.train.loss,
+            ds.feature_names.len(),
+            ds.num_classes,
+        )
+        .map_err(|e| FlError::Config(e.to_string()))?
+        .into(),
+    })
+}
+
+/// One site's learner, built from the checked spec and that site's data alone (the
+/// site side of a deployment builds exactly this): `index` is the site's place in the
+/// federation and numbers its random streams (batch order: stream `index + 1` of the
+/// run seed; augmentation: its own stream). FedBN keeps the model's normalisation
+/// layers at the site. Its state is saved and restored with
+/// [`SiteHandle::save_state`] / [`SiteHandle::load_state`].
+pub fn site_learner(
+    spec: &ExperimentSpec,
+    arch: &ModelArch,
+    index: usize,
+    data: SiteData,
+    opts: EngineOptions,
+) -> Result<InProcessSite, FlError> {
+    let fedbn = if spec.federation.strategy == StrategyKind::Fedbn {
+        arch.norm_ranges()
+    } else {
+        Vec::new()
+    };
+    let engine =
+        make_engine(arch, opts.device, opts.engine).map_err(|e| FlError::Config(e.to_string()))?;
+    let mut site = InProcessSite::new(
+        data,
+        arch.clone(),
+        engine,
+        OptimizerConfig::from_spec(&spec.train),
+        spec.train.batch_size,
+        spec.seed,
+        index as u64 + 1,
+    )
+    .with_fedbn(fedbn);
+    if let Some(shape) = arch.image_shape() {
+        // Augmentation draws from its own ChaCha stream of the run seed per site.
+        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0xA06_u64);
+        rng.set_stream(index as u64 + 1);
+        let seed = rand::Rng::next_u64(&mut rng);
+        site = site.with_augmenter(Augmenter::new(spec.train.augment, shape, seed));
+    }
+    Ok(site)
 }

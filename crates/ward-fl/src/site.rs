@@ -234,6 +234,11 @@ impl InProcessSite {
         }
     }
 
+    /// The engine that computes this site's gradients, e.g. `cpu:native`.
+    pub fn backend(&self) -> String {
+        self.engine.name()
+    }
+
     /// Augments every training batch with `augment` (images).
     pub fn with_augmenter(mut self, augment: Augmenter) -> Self {
         self.state.augment = (!augment.is_off()).then_some(augment);

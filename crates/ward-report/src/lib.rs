@@ -65,6 +65,9 @@ pub enum ReportError {
     /// A model file is not valid safetensors, or not a Ward model.
     #[error("model file: {0}")]
     Model(String),
+    /// `metrics.jsonl` does not match the run's checkpoint (cut short or replaced).
+    #[error("{0}")]
+    Metrics(String),
     /// Writing atomically failed.
     #[error(transparent)]
     Fl(#[from] ward_fl::FlError),
@@ -187,8 +190,8 @@ pub fn truncate_metrics(path: &Path, len: u64) -> Result<(), ReportError> {
         .open(path)?;
     let have = f.metadata()?.len();
     if have < len {
-        return Err(ReportError::Model(format!(
-            "{}: {have} bytes, but the checkpoint expects at least {len}: the log was cut or replaced",
+        return Err(ReportError::Metrics(format!(
+            "{}: {have} bytes, but the checkpoint expects at least {len}: the metrics log was cut short or replaced, so the run cannot resume; start a new run",
             path.display()
         )));
     }

@@ -2,77 +2,47 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use ward_report::{Summary, files};
+use ward_experiment::{Experiment, RunDir, default_run_dir, engine_options};
+use ward_report::Summary;
 
 use crate::args::RunArgs;
-use crate::commands::{engine_options, out};
-use crate::experiment::{self, UserError};
-use crate::runner::{self, Persist};
+use crate::commands::{Terminal, out};
 
-/// Runs (or resumes) an experiment with a run directory.
+/// Runs (or resumes) an experiment with a run directory. Everything that can be
+/// checked (the experiment, its data, the federation) is checked before the directory
+/// is created.
 pub(crate) fn run(args: RunArgs) -> Result<()> {
     let opts = engine_options(&args.engine)?;
-    let (loaded, dir, resume) = match &args.resume {
+    let (dir, loaded) = match &args.resume {
         Some(dir) => {
-            let cfg = dir.join(files::CONFIG);
-            if !cfg.exists() {
-                return Err(UserError(format!(
-                    "--resume {}: no {} there; is it a run directory?",
-                    dir.display(),
-                    files::CONFIG
-                ))
-                .into());
-            }
-            (experiment::load(&cfg, &[])?, dir.clone(), true)
+            let (d, loaded) = RunDir::resume(dir)?;
+            (Some(d), loaded)
         }
         None => {
-            let mut loaded = match &args.experiment {
-                Some(p) => experiment::load(p, &args.sets)?,
-                None => experiment::default_experiment(&args.sets)?,
+            let loaded = match &args.experiment {
+                Some(p) => ward_experiment::load(p, &args.sets)?,
+                None => ward_experiment::default_experiment(&args.sets)?,
             };
-            let dir = args
-                .out
-                .clone()
-                .unwrap_or_else(|| runner::default_run_dir(&loaded.spec.name));
-            if dir.join(files::CONFIG).exists() {
-                return Err(UserError(format!(
-                    "{} already holds a run: use `ward run --resume {}` or another --out",
-                    dir.display(),
-                    dir.display()
-                ))
-                .into());
-            }
-            fs_err::create_dir_all(&dir)?;
-            // The resolved config stands alone: make a relative data path absolute.
-            if let Some(p) = &loaded.spec.data.path
-                && p.is_relative()
-            {
-                let abs = loaded.base_dir.join(p);
-                let abs =
-                    fs_err::canonicalize(&abs).map_err(|e| UserError(format!("data.path: {e}")))?;
-                loaded.spec.data.path = Some(abs);
-            }
-            let text = toml::to_string(&loaded.spec).context("writing the resolved config")?;
-            let header = "# Resolved experiment written by `ward run`: every default filled in.\n";
-            ward_fl::checkpoint::write_atomic(
-                &dir.join(files::CONFIG),
-                format!("{header}{text}").as_bytes(),
-            )?;
-            (loaded, dir, false)
+            (None, loaded)
         }
     };
-    let data = runner::load_data(&loaded.spec, &loaded.base_dir)?;
-    let outcome = runner::execute(
-        &loaded.spec,
-        &data,
-        opts,
-        Some(Persist { dir: &dir, resume }),
-        !args.quiet,
-    )?;
-    print_summary(&outcome.summary, &dir);
-    for line in &outcome.privacy_lines {
+    let experiment = Experiment::from_loaded(&loaded)?;
+    let prepared = experiment.prepare(opts)?;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            let path = args
+                .out
+                .clone()
+                .unwrap_or_else(|| default_run_dir(&loaded.spec.name));
+            RunDir::create(&path, &loaded)?
+        }
+    };
+    let outcome = prepared.run_in(Some(&dir), &mut Terminal::new(!args.quiet))?;
+    print_summary(&outcome.summary, dir.path());
+    for line in outcome.privacy_lines() {
         out(line);
     }
     Ok(())

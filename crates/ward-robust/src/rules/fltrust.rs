@@ -50,7 +50,7 @@ impl Fltrust {
         let n = rows.len();
         let server = ctx.server_update.ok_or_else(|| RobustError::Unusable {
             rule: RULE.into(),
-            reason: "needs the server's update on its root data (RoundContext::server_update), \
+            reason: "needs the server's update on its root sample (robust.root-samples), \
                      and this round has none"
                 .into(),
         })?;

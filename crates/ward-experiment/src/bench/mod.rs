@@ -3,11 +3,19 @@
 //! Every ratio printed comes from measurements taken in this invocation, never from
 //! stored numbers: the machines are noisy and absolute times drift.
 
+pub mod aggregate;
+pub mod cnn;
+pub mod dp;
+pub mod readers;
+pub mod secagg;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use crate::say;
+use crate::error::{Context, bail};
+use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use ward_core::ExperimentSpec;
 use ward_fl::{EngineOptions, build_simulation};
@@ -15,10 +23,8 @@ use ward_models::{
     BatchStream, EngineKind, LocalFit, Optimizer, OptimizerConfig, make_engine, train_local,
 };
 
-use crate::args::BenchFlArgs;
-use crate::commands::out;
-use crate::experiment::UserError;
-use crate::runner;
+use crate::options::BenchFlArgs;
+use crate::Observer;
 
 /// Positive integers from a comma-separated flag value (`1e5` notation accepted).
 pub(crate) fn parse_counts(flag: &str, s: &str) -> Result<Vec<usize>> {
@@ -29,7 +35,7 @@ pub(crate) fn parse_counts(flag: &str, s: &str) -> Result<Vec<usize>> {
                 .ok()
                 .filter(|v| v.is_finite() && *v >= 1.0 && v.fract() == 0.0)
                 .map(|v| v as usize)
-                .ok_or_else(|| UserError(format!("{flag}: {t:?} is not a positive integer")).into())
+                .ok_or_else(|| Error::User(format!("{flag}: {t:?} is not a positive integer")).into())
         })
         .collect()
 }
@@ -60,7 +66,7 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 
 /// Times the 15 rounds alone (data loaded and sites built beforehand), with `engine`.
 fn rounds_time(spec: &ExperimentSpec, engine: EngineKind) -> Result<(f64, f64)> {
-    let data = runner::load_data(spec, Path::new("."))?;
+    let data = crate::load_data(spec, Path::new("."))?;
     let mut sim = build_simulation(
         spec,
         &data,
@@ -95,7 +101,7 @@ fn repeated_rounds(spec: &ExperimentSpec, engine: EngineKind, n: usize) -> Resul
 fn step_time(engine: EngineKind, steps: usize) -> Result<f64> {
     let spec = ExperimentSpec::default_heart();
     let data =
-        runner::load_data(&spec, Path::new("."))?.standardized(ward_data::Standardization::PerSite);
+        crate::load_data(&spec, Path::new("."))?.standardized(ward_data::Standardization::PerSite);
     let site = &data.sites[0];
     let arch = ward_models::DenseArch::from_spec(
         &spec.model,
@@ -135,6 +141,18 @@ fn process_time(cmd: &mut Command) -> Result<(f64, String)> {
         );
     }
     Ok((secs, String::from_utf8_lossy(&o.stdout).into_owned()))
+}
+
+/// What a bench prints when it runs without its anchor: why, and where the anchor must
+/// be for the next run to compare.
+pub(crate) fn anchor_missing(no_anchor: bool, name: &str, marker: &str) -> String {
+    if no_anchor {
+        return format!("anchor: not run (--no-anchor): no comparison in this run");
+    }
+    let cwd = std::env::current_dir().map_or_else(|_| ".".into(), |d| d.display().to_string());
+    format!(
+        "anchor: not found: no comparison in this run. Ward looks for shared/anchors/{name}/{marker} in {cwd}, the binary's directory and their parents; put the anchor there (it ships in the shared folder beside the repository) or pass --anchor <folder holding {marker}>"
+    )
 }
 
 /// An anchor folder: `explicit`, or `shared/anchors/<name>` (holding `marker`) found
@@ -182,7 +200,7 @@ fn anchor_run(py: &Path, script: &Path, lr: f64) -> Result<(f64, f64, f64, f64)>
 }
 
 /// Runs the benchmark and prints the table of times and ratios.
-pub(crate) fn fl(args: BenchFlArgs) -> Result<()> {
+pub fn fl(args: BenchFlArgs, obs: &mut dyn Observer) -> Result<()> {
     if cfg!(debug_assertions) {
         tracing::warn!(
             "this is a debug build: times are not meaningful; use `cargo run --release -- bench fl`"
@@ -266,12 +284,15 @@ pub(crate) fn fl(args: BenchFlArgs) -> Result<()> {
         find_anchor(args.anchor.as_deref(), "flower_heart", "fedavg_numpy.py")
     };
     match anchor {
-        None => out("anchor: not found (or --no-anchor): no Flower/numpy comparison in this run"),
+        None => say(
+            obs,
+            anchor_missing(args.no_anchor, "flower_heart", "fedavg_numpy.py"),
+        ),
         Some(dir) => {
             let py = args.venv.join("bin/python");
             if !args.no_setup || !py.exists() {
                 // The anchor's own setup (idempotent: creates or checks its venv).
-                out(format!(
+                say(obs, format!(
                     "anchor: {} (VENV={})",
                     dir.join("setup.sh").display(),
                     args.venv.display()
@@ -338,7 +359,7 @@ pub(crate) fn fl(args: BenchFlArgs) -> Result<()> {
         };
         t.add_row(vec![name, shown, note]);
     }
-    out(format!(
+    say(obs, format!(
         "ward bench fl: default experiment (fed-heart-disease, FedAvg, SGD lr 0.001, batch 4, 100 local steps, 15 rounds), {n} repeats{}",
         if cfg!(debug_assertions) {
             " — DEBUG BUILD"
@@ -346,14 +367,14 @@ pub(crate) fn fl(args: BenchFlArgs) -> Result<()> {
             ", release build"
         }
     ));
-    out(t);
+    say(obs, t);
     let mut r = Table::new();
     r.load_preset(UTF8_FULL_CONDENSED);
     r.set_header(vec!["ratio (same invocation)", "value"]);
     for (name, v) in ratios {
         r.add_row(vec![name, format!("{v:.1}x")]);
     }
-    out(r);
+    say(obs, r);
     Ok(())
 }
 

@@ -1,40 +1,31 @@
 //! Loading experiment files: TOML text + `--set` overrides → a checked `ExperimentSpec`,
 //! with errors that name the file, the line and the key.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ward_core::ExperimentSpec;
 
-/// A mistake in the user's input (exit code 2), as opposed to an internal failure.
-#[derive(Debug)]
-pub(crate) struct UserError(pub(crate) String);
-
-impl fmt::Display for UserError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UserError {}
+use crate::{Error, Result};
 
 /// A loaded experiment and where relative paths in it resolve from.
 #[derive(Debug, Clone)]
-pub(crate) struct Loaded {
-    pub(crate) spec: ExperimentSpec,
-    pub(crate) base_dir: PathBuf,
+pub struct Loaded {
+    /// The checked experiment.
+    pub spec: ExperimentSpec,
+    /// Where relative paths in it resolve from.
+    pub base_dir: PathBuf,
 }
 
 /// The built-in default experiment with `sets` applied.
-pub(crate) fn default_experiment(sets: &[String]) -> Result<Loaded, UserError> {
+pub fn default_experiment(sets: &[String]) -> Result<Loaded> {
     let text = toml::to_string(&ExperimentSpec::default_heart())
-        .map_err(|e| UserError(format!("internal: default experiment: {e}")))?;
+        .map_err(|e| Error::User(format!("internal: default experiment: {e}")))?;
     parse("<default experiment>", &text, sets, PathBuf::from("."))
 }
 
 /// Reads and checks an experiment file, applying `sets`.
-pub(crate) fn load(path: &Path, sets: &[String]) -> Result<Loaded, UserError> {
-    let text = fs_err::read_to_string(path).map_err(|e| UserError(e.to_string()))?;
+pub fn load(path: &Path, sets: &[String]) -> Result<Loaded> {
+    let text = fs_err::read_to_string(path).map_err(|e| Error::User(e.to_string()))?;
     let base = path
         .parent()
         .map(Path::to_path_buf)
@@ -48,16 +39,16 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// Applies one `key.path=value` override to the document.
-fn apply_set(doc: &mut toml_edit::DocumentMut, set: &str) -> Result<(), UserError> {
+fn apply_set(doc: &mut toml_edit::DocumentMut, set: &str) -> Result<()> {
     let (key, raw) = set.split_once('=').ok_or_else(|| {
-        UserError(format!(
+        Error::User(format!(
             "--set {set:?}: expected KEY=VALUE, e.g. --set federation.rounds=5"
         ))
     })?;
     let key = key.trim();
     let parts: Vec<&str> = key.split('.').map(str::trim).collect();
     if parts.iter().any(|p| p.is_empty()) {
-        return Err(UserError(format!("--set {set:?}: bad key {key:?}")));
+        return Err(Error::User(format!("--set {set:?}: bad key {key:?}")));
     }
     let value: toml_edit::Value = raw
         .trim()
@@ -73,7 +64,7 @@ fn apply_set(doc: &mut toml_edit::DocumentMut, set: &str) -> Result<(), UserErro
             *item = toml_edit::Item::Table(inline.clone().into_table());
         }
         table = item.as_table_mut().ok_or_else(|| {
-            UserError(format!(
+            Error::User(format!(
                 "--set {set:?}: {p:?} is not a table in the experiment"
             ))
         })?;
@@ -122,10 +113,10 @@ fn parse(
     text: &str,
     sets: &[String],
     base_dir: PathBuf,
-) -> Result<Loaded, UserError> {
+) -> Result<Loaded> {
     let mut doc: toml_edit::DocumentMut = text
         .parse()
-        .map_err(|e: toml_edit::TomlError| UserError(format!("{source}: invalid TOML: {e}")))?;
+        .map_err(|e: toml_edit::TomlError| Error::User(format!("{source}: invalid TOML: {e}")))?;
     for s in sets {
         apply_set(&mut doc, s)?;
     }
@@ -145,8 +136,8 @@ fn parse(
             .map(|s| line_of(&final_text, s.start));
         let msg = e.message().trim_end().to_string();
         match line {
-            Some(l) => UserError(format!("{source}:{l}: {msg}")),
-            None => UserError(format!("{source}: {msg}")),
+            Some(l) => Error::User(format!("{source}:{l}: {msg}")),
+            None => Error::User(format!("{source}: {msg}")),
         }
     })?;
     spec.validate().map_err(|e| {
@@ -159,7 +150,7 @@ fn parse(
             Some(l) => format!("{source}:{l}"),
             None => source.to_string(),
         };
-        UserError(format!(
+        Error::User(format!(
             "{loc}: {}: {}{}",
             e.key,
             e.reason,
@@ -192,7 +183,7 @@ mod tests {
     #[test]
     fn unknown_key_names_file_line_and_key() {
         let text = format!("{GOOD}learning-rate = 3\n");
-        let e = parse("x.toml", &text, &[], ".".into()).unwrap_err().0;
+        let e = parse("x.toml", &text, &[], ".".into()).unwrap_err().to_string();
         assert!(e.starts_with("x.toml:9:"), "{e}");
         assert!(e.contains("learning-rate"), "{e}");
     }
@@ -200,7 +191,7 @@ mod tests {
     #[test]
     fn wrong_type_names_line_and_key() {
         let text = GOOD.replace("lr = 0.01", "lr = \"fast\"");
-        let e = parse("x.toml", &text, &[], ".".into()).unwrap_err().0;
+        let e = parse("x.toml", &text, &[], ".".into()).unwrap_err().to_string();
         assert!(e.starts_with("x.toml:7:"), "{e}");
         assert!(e.contains("invalid type"), "{e}");
     }
@@ -208,7 +199,7 @@ mod tests {
     #[test]
     fn out_of_range_names_line_and_key() {
         let text = GOOD.replace("lr = 0.01", "lr = -0.5");
-        let e = parse("x.toml", &text, &[], ".".into()).unwrap_err().0;
+        let e = parse("x.toml", &text, &[], ".".into()).unwrap_err().to_string();
         assert_eq!(
             e,
             "x.toml:7: train.lr: must be a finite number > 0, got -0.5"
@@ -222,14 +213,14 @@ mod tests {
         assert_eq!(l.spec.train.lr, 0.01);
         let e = parse("x.toml", GOOD, &["train.lr=0".into()], ".".into())
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(
             e.contains("train.lr") && e.contains("(from --set train.lr=0)"),
             "{e}"
         );
         let e = parse("x.toml", GOOD, &["nonsense".into()], ".".into())
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(e.contains("KEY=VALUE"), "{e}");
         let l = parse(
             "x.toml",

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use crate::say;
+use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 use ward_core::ExperimentSpec;
@@ -18,10 +19,9 @@ use ward_core::config::{
     SynthDataSpec,
 };
 
-use crate::args::ScannerShiftArgs;
-use crate::commands::reproduce::{CsvRow, mean_std, write_table_csv};
-use crate::commands::{engine_options, out};
-use crate::runner;
+use crate::options::ScannerShiftArgs;
+use crate::reproduce::{CsvRow, mean_std, write_table_csv};
+use crate::{Observer, engine_options};
 
 /// One finished row (the columns of `ward reproduce flamby-heart`; `flamby` is empty:
 /// there is no published reference for a synthetic task).
@@ -80,17 +80,17 @@ fn method(base: &ExperimentSpec, strategy: StrategyKind, site: Option<String>) -
 }
 
 /// Runs the reproduction and writes `table.csv`, `table.json` and `cross_site.csv`.
-pub(crate) fn scanner_shift(args: ScannerShiftArgs) -> Result<()> {
+pub fn scanner_shift(args: ScannerShiftArgs, obs: &mut dyn Observer) -> Result<()> {
     let opts = engine_options(&args.engine)?;
     let seeds = args.seeds.max(1);
     let base = base_spec(&args);
     base.validate()?;
-    let data = runner::load_data(&base, &PathBuf::from("."))?;
+    let data = crate::load_data(&base, &PathBuf::from("."))?;
     let sites: Vec<String> = data.sites.iter().map(|s| s.name.clone()).collect();
     let dir = args
         .out
         .clone()
-        .unwrap_or_else(|| runner::default_run_dir("reproduce-scanner-shift"));
+        .unwrap_or_else(|| crate::default_run_dir("reproduce-scanner-shift"));
     fs_err::create_dir_all(&dir)?;
 
     let mut methods: Vec<(String, ExperimentSpec, String)> = Vec::new();
@@ -118,15 +118,21 @@ pub(crate) fn scanner_shift(args: ScannerShiftArgs) -> Result<()> {
         methods.push((label.into(), method(&base, k, None), note.into()));
     }
     let mut rows = Vec::new();
-    for (label, spec, note) in methods {
+    let total = methods.len() * seeds as usize;
+    for (k, (label, spec, note)) in methods.into_iter().enumerate() {
         tracing::info!(method = label, "running");
         let mut per_seed = Vec::new();
         let mut per_site: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for seed in 0..seeds {
+            obs.step(
+                k * seeds as usize + seed as usize,
+                total,
+                &format!("{label} seed {seed}"),
+            );
             let mut s = spec.clone();
             s.seed = seed;
             s.validate()?;
-            let o = runner::execute(&s, &data, opts, None, false)?;
+            let o = crate::run_quietly(&s, &data, opts)?;
             per_seed.push(o.summary.mean_accuracy);
             for (site, a) in o.summary.per_site {
                 per_site.entry(site).or_default().push(a);
@@ -162,6 +168,7 @@ pub(crate) fn scanner_shift(args: ScannerShiftArgs) -> Result<()> {
             per_seed: &r.per_seed,
         })
         .collect();
+    obs.step(total, total, "done");
     write_table_csv(&dir.join("table.csv"), seeds, &csv_rows)?;
     ward_report::write_json_atomic(&dir.join("table.json"), &rows)?;
 
@@ -193,12 +200,12 @@ pub(crate) fn scanner_shift(args: ScannerShiftArgs) -> Result<()> {
         );
         t.add_row(cells);
     }
-    out(format!(
+    say(obs, format!(
         "Synthetic scanner shift: {} sites x {} images of {}x{}, {} classes; test accuracy per site, {seeds} seeds (local rows: trained on one site)",
         args.sites, args.per_site, args.size, args.size, args.classes
     ));
-    out(t);
-    out(format!(
+    say(obs, t);
+    say(obs, format!(
         "written: {}, {}, {}",
         dir.join("table.csv").display(),
         dir.join("table.json").display(),

@@ -1,8 +1,12 @@
 //! `ward reproduce flamby-heart`: FLamby's Fed-Heart-Disease table, then Ward's own rows.
 
+pub mod dp;
+pub mod scanner_shift;
+
 use std::path::PathBuf;
 
-use anyhow::Result;
+use crate::say;
+use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -13,9 +17,8 @@ use ward_core::config::{DataSpec, DatasetKind, OptimizerKind, StandardizeKind, S
 use ward_data::{FederatedDataset, SiteData};
 use ward_fl::EngineOptions;
 
-use crate::args::ReproduceArgs;
-use crate::commands::{engine_options, out};
-use crate::runner;
+use crate::options::ReproduceArgs;
+use crate::{Observer, engine_options};
 
 /// FLamby's published means (du Terrail et al., NeurIPS 2022 Datasets and Benchmarks,
 /// Fed-Heart-Disease; as listed in `shared/data/README.md`).
@@ -230,7 +233,7 @@ fn run_method(
         spec.seed = seed;
         spec.validate()?;
         per_seed.push(
-            runner::execute(&spec, data, opts, None, false)?
+            crate::run_quietly(&spec, data, opts)?
                 .summary
                 .mean_accuracy,
         );
@@ -303,7 +306,7 @@ fn cv_score(
         for seed in 0..seeds {
             let mut s = spec.clone();
             s.seed = 1000 + seed;
-            total += runner::execute(&s, fold, opts, None, false)?
+            total += crate::run_quietly(&s, fold, opts)?
                 .summary
                 .mean_accuracy;
         }
@@ -413,25 +416,33 @@ fn ward_methods(data: &FederatedDataset, opts: EngineOptions) -> Result<Vec<(Met
 }
 
 /// Runs the reproduction and writes `table.csv` and `table.json`.
-pub(crate) fn flamby_heart(args: ReproduceArgs) -> Result<()> {
+pub fn flamby_heart(args: ReproduceArgs, obs: &mut dyn Observer) -> Result<()> {
     let opts = engine_options(&args.engine)?;
     let seeds = args.seeds.max(1);
-    let data = runner::load_data(&base("flamby-heart"), &PathBuf::from("."))?;
+    let data = crate::load_data(&base("flamby-heart"), &PathBuf::from("."))?;
     let dir = args
         .out
         .clone()
-        .unwrap_or_else(|| runner::default_run_dir("reproduce-flamby-heart"));
+        .unwrap_or_else(|| crate::default_run_dir("reproduce-flamby-heart"));
     fs_err::create_dir_all(&dir)?;
     let mut rows = Vec::new();
-    for m in flamby_methods() {
+    let methods = flamby_methods();
+    for (k, m) in methods.iter().enumerate() {
         tracing::info!(method = m.label, "running");
-        rows.push(run_method(&m, &data, seeds, opts, false)?);
+        obs.step(k, methods.len() + 1, &m.label);
+        rows.push(run_method(m, &data, seeds, opts, false)?);
     }
     if !args.no_search {
+        obs.step(
+            methods.len(),
+            methods.len() + 1,
+            "cross-validated search for Ward's rows",
+        );
         for (m, _) in ward_methods(&data, opts)? {
             rows.push(run_method(&m, &data, seeds, opts, true)?);
         }
     }
+    obs.step(methods.len() + 1, methods.len() + 1, "done");
     let csv_rows: Vec<CsvRow<'_>> = rows
         .iter()
         .map(|r| CsvRow {
@@ -466,11 +477,11 @@ pub(crate) fn flamby_heart(args: ReproduceArgs) -> Result<()> {
             r.note.clone(),
         ]);
     }
-    out(format!(
+    say(obs, format!(
         "Fed-Heart-Disease, mean test accuracy over the four sites, {seeds} seeds (split fixed, seed 43)"
     ));
-    out(t);
-    out(format!(
+    say(obs, t);
+    say(obs, format!(
         "written: {}, {}",
         dir.join("table.csv").display(),
         dir.join("table.json").display()

@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use crate::say;
+use crate::error::{Context, bail};
+use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -23,10 +25,9 @@ use ward_robust::{
     TrimmedMean,
 };
 
-use crate::args::BenchAggregateArgs;
-use crate::commands::bench::{find_anchor, fmt_secs, median, parse_counts};
-use crate::commands::out;
-use crate::experiment::UserError;
+use crate::options::BenchAggregateArgs;
+use crate::bench::{find_anchor, fmt_secs, median, parse_counts};
+use crate::Observer;
 
 /// The anchor's rule names, in its order.
 const RULES: [&str; 9] = [
@@ -58,7 +59,7 @@ fn ward_rule(name: &str, n: usize) -> Result<Box<dyn Aggregator>> {
         "bulyan" => Box::new(Bulyan::new(n.saturating_sub(3) / 4)),
         "nnm_mean" => Box::new(Composed::new(vec![Box::new(Nnm::new(f))], Box::new(Mean))),
         other => {
-            return Err(UserError(format!(
+            return Err(Error::User(format!(
                 "--rules: unknown rule {other:?}; expected some of {}",
                 RULES.join(", ")
             ))
@@ -162,14 +163,14 @@ type AnchorTimes = Vec<(String, String, usize, usize, f64)>;
 
 /// Runs the anchor's `bench_rules.py` on a copy of its folder (its results stay out of
 /// the shared folder) for the same n and d, and reads its `results/rules.json`.
-fn run_anchor(dir: &Path, py: &Path, ns: &[usize], ds: &[usize]) -> Result<AnchorTimes> {
+fn run_anchor(dir: &Path, py: &Path, ns: &[usize], ds: &[usize], obs: &mut dyn Observer) -> Result<AnchorTimes> {
     let tmp = std::env::temp_dir().join(format!("ward-bench-aggregate-{}", std::process::id()));
     fs_err::create_dir_all(&tmp)?;
     for f in ["bench_rules.py", "rules_numpy.py", "idle.py"] {
         fs_err::copy(dir.join(f), tmp.join(f))?;
     }
     let join = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-    out(format!(
+    say(obs, format!(
         "anchor: {} with {} (NS={} DS={}); this takes a while",
         dir.join("bench_rules.py").display(),
         py.display(),
@@ -211,7 +212,7 @@ fn run_anchor(dir: &Path, py: &Path, ns: &[usize], ds: &[usize]) -> Result<Ancho
 }
 
 /// `ward bench aggregate`.
-pub(crate) fn bench_aggregate(a: BenchAggregateArgs) -> Result<()> {
+pub fn bench_aggregate(a: BenchAggregateArgs, obs: &mut dyn Observer) -> Result<()> {
     if cfg!(debug_assertions) {
         tracing::warn!(
             "this is a debug build: times are not meaningful; use `cargo run --release -- bench aggregate`"
@@ -224,7 +225,7 @@ pub(crate) fn bench_aggregate(a: BenchAggregateArgs) -> Result<()> {
         ward_rule(r, 10)?;
     }
     let bw = read_bandwidth();
-    out(format!(
+    say(obs, format!(
         "ward bench aggregate ({} build, {} threads): read bandwidth of this machine {bw:.1} GB/s",
         if cfg!(debug_assertions) {
             "DEBUG"
@@ -237,7 +238,7 @@ pub(crate) fn bench_aggregate(a: BenchAggregateArgs) -> Result<()> {
     for &n in &ns {
         for &d in &ds {
             if n >= 100 && d >= 10_000_000 {
-                out(format!(
+                say(obs, format!(
                     "n={n} d={d}: skipped (as the anchor: 4 GB of input)"
                 ));
                 continue;
@@ -248,7 +249,7 @@ pub(crate) fn bench_aggregate(a: BenchAggregateArgs) -> Result<()> {
             for r in &rules {
                 let rule = ward_rule(r, n)?;
                 let s = time_rule(rule.as_ref(), &u, &ctx, a.repeats)?;
-                out(format!("{r:18} n={n:<4} d={d:<9} {}", fmt_secs(s, 4)));
+                say(obs, format!("{r:18} n={n:<4} d={d:<9} {}", fmt_secs(s, 4)));
                 ward_times.push((r.clone(), n, d, s));
             }
         }
@@ -260,23 +261,26 @@ pub(crate) fn bench_aggregate(a: BenchAggregateArgs) -> Result<()> {
         find_anchor(a.anchor.as_deref(), "aggregation", "bench_rules.py")
     };
     let anchor_times = match anchor {
-        Some(dir) if py.exists() => match run_anchor(&dir, &py, &ns, &ds) {
+        Some(dir) if py.exists() => match run_anchor(&dir, &py, &ns, &ds, obs) {
             Ok(t) => t,
             Err(e) => {
                 // ward's own table still prints; the anchor's failure is reported.
-                out(format!("anchor failed, no comparison in this run: {e:#}"));
+                say(obs, format!("anchor failed, no comparison in this run: {e:#}"));
                 Vec::new()
             }
         },
         Some(_) => {
-            out(format!(
+            say(obs, format!(
                 "anchor: no venv at {} (the anchor's setup.sh makes it; this command never runs it): no comparison in this run",
                 a.venv.display()
             ));
             Vec::new()
         }
         None => {
-            out("anchor: not found (or --no-anchor): no comparison in this run");
+            say(
+                obs,
+                super::anchor_missing(a.no_anchor, "aggregation", "bench_rules.py"),
+            );
             Vec::new()
         }
     };
@@ -321,8 +325,8 @@ pub(crate) fn bench_aggregate(a: BenchAggregateArgs) -> Result<()> {
             ratio(bz),
         ]);
     }
-    out(t);
-    out(format!(
+    say(obs, t);
+    say(obs, format!(
         "GB/s = input bytes (4 n d) / time for the bandwidth-bound rules (one pass per mean; \
          centered clipping and the geometric median make 2 passes per iteration); machine read \
          bandwidth {bw:.1} GB/s"

@@ -14,7 +14,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use crate::say;
+use crate::error::Context;
+use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 use ward_data::corrupt::{Corruption, SEVERITIES, corrupt_set, write_examples};
@@ -22,10 +24,9 @@ use ward_data::{ImageSet, ImageShape, ImageTask, Matrix, Split};
 use ward_models::{Evaluation, evaluate, make_engine};
 use ward_report::LineChart;
 
-use crate::args::RobustnessArgs;
-use crate::commands::{engine_options, out};
-use crate::experiment::UserError;
-use crate::run_dir::RunDir;
+use crate::options::RobustnessArgs;
+use crate::{Observer, engine_options};
+use crate::FinishedRun;
 
 /// One line of `robustness.csv`.
 #[derive(Debug, Clone, Serialize)]
@@ -96,20 +97,20 @@ fn to_split(set: ImageSet, y: &[u32]) -> Split {
 }
 
 /// Runs the suite on the run in `args.run`.
-pub(crate) fn robustness(args: RobustnessArgs) -> Result<()> {
+pub fn robustness(args: RobustnessArgs, obs: &mut dyn Observer) -> Result<()> {
     let run = &args.run;
     let opts = engine_options(&args.engine)?;
-    let loaded = RunDir::open(run, "ward robustness", opts)?;
-    let data = &loaded.data;
+    let loaded = FinishedRun::open(run, "ward robustness", opts)?;
+    let data = loaded.experiment.data();
     let Some((shape, task)) = data.image else {
-        return Err(UserError(format!(
+        return Err(Error::User(format!(
             "{}: the run trained on {}, a table; ward robustness corrupts images",
             run.display(),
             data.name
         ))
         .into());
     };
-    let arch = loaded.sim.arch.clone();
+    let arch = loaded.arch().clone();
     let mut engine = make_engine(&arch, opts.device, opts.engine)?;
     let loss = arch.loss();
     let out_dir = args.out.clone().unwrap_or_else(|| run.join("robustness"));
@@ -165,7 +166,7 @@ pub(crate) fn robustness(args: RobustnessArgs) -> Result<()> {
         );
     }
     if sites.is_empty() {
-        return Err(UserError("no site has test images to score".into()).into());
+        return Err(Error::User("no site has test images to score".into()).into());
     }
 
     // robustness.csv
@@ -259,14 +260,14 @@ pub(crate) fn robustness(args: RobustnessArgs) -> Result<()> {
             s.model.clone(),
         ]);
     }
-    out(format!(
+    say(obs, format!(
         "Acquisition-shift robustness of {}: {} corruptions x {SEVERITIES} severities (seed {})",
         run.display(),
         Corruption::ALL.len(),
         args.seed
     ));
-    out(t);
-    out(format!(
+    say(obs, t);
+    say(obs, format!(
         "written: {} (robustness.csv, robustness.json, robustness.svg, examples/)",
         out_dir.display()
     ));

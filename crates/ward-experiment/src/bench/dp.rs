@@ -14,7 +14,8 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
+use crate::say;
+use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -26,9 +27,9 @@ use ward_models::{
     Norm, Optimizer, OptimizerConfig, PerSample,
 };
 
-use crate::args::BenchDpArgs;
-use crate::commands::bench::median;
-use crate::commands::out;
+use crate::options::BenchDpArgs;
+use crate::bench::median;
+use crate::Observer;
 
 /// Median milliseconds per step: `(non-private, DP-SGD)`.
 fn time_steps(
@@ -104,7 +105,7 @@ fn random_split(rows: usize, cols: usize, classes: u32, seed: u64) -> Split {
 }
 
 /// Runs the benchmark and prints the table.
-pub(crate) fn bench_dp(args: BenchDpArgs) -> Result<()> {
+pub fn bench_dp(args: BenchDpArgs, obs: &mut dyn Observer) -> Result<()> {
     if cfg!(debug_assertions) {
         tracing::warn!("this is a debug build: timings are meaningless, use --release");
     }
@@ -205,8 +206,8 @@ pub(crate) fn bench_dp(args: BenchDpArgs) -> Result<()> {
             format!("{:.2}x", d / p),
         ]);
     }
-    out(t);
-    out(
+    say(obs, t);
+    say(obs, 
         "DP-SGD step: per-example gradients clipped to 1, Gaussian noise (sigma 1), SGD; medians over the timed steps; goal: ratio < 3x",
     );
     Ok(())

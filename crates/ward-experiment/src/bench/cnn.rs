@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use crate::say;
+use crate::error::Context;
+use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -20,9 +22,9 @@ use ward_models::{
     BurnConv, ConvArch, ConvFamily, DeviceChoice, GradientEngine, Norm, Optimizer, OptimizerConfig,
 };
 
-use crate::args::BenchCnnArgs;
-use crate::commands::bench::{find_anchor, median};
-use crate::commands::out;
+use crate::options::BenchCnnArgs;
+use crate::bench::{find_anchor, median};
+use crate::Observer;
 
 /// Classes of the anchor's synthetic task.
 const CLASSES: usize = 9;
@@ -129,7 +131,7 @@ fn anchor(
         .stdout(std::process::Stdio::null())
         .status()
         .with_context(|| format!("running {}", script.display()))?;
-    anyhow::ensure!(status.success(), "{} failed: {status}", script.display());
+    crate::error::ensure!(status.success(), "{} failed: {status}", script.display());
     let v: Vec<serde_json::Value> = serde_json::from_slice(&fs_err::read(&json)?)?;
     Ok(v.iter()
         .filter_map(|c| {
@@ -143,7 +145,7 @@ fn anchor(
 }
 
 /// Runs the benchmark and prints the table.
-pub(crate) fn bench_cnn(args: BenchCnnArgs) -> Result<()> {
+pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
     if cfg!(debug_assertions) {
         tracing::warn!("this is a debug build: timings are meaningless, use --release");
     }
@@ -169,8 +171,11 @@ pub(crate) fn bench_cnn(args: BenchCnnArgs) -> Result<()> {
     let mut torch: Vec<(String, String, f64)> = Vec::new();
     let anchor_dir = find_anchor(args.anchor.as_deref(), "pytorch_cnn", "bench_cnn.py");
     let py = args.venv.join("bin/python");
-    if args.no_anchor {
-        tracing::info!("PyTorch anchor skipped (--no-anchor)");
+    if args.no_anchor || anchor_dir.is_none() {
+        say(
+            obs,
+            super::anchor_missing(args.no_anchor, "pytorch_cnn", "bench_cnn.py"),
+        );
     } else if let (Some(dir), true) = (&anchor_dir, py.exists()) {
         // Same step counts as Ward's cases: one anchor call per model.
         for model in ["cnn", "resnet18"] {
@@ -194,10 +199,10 @@ pub(crate) fn bench_cnn(args: BenchCnnArgs) -> Result<()> {
             }
         }
     } else {
-        tracing::warn!(
-            "PyTorch anchor not run: needs {} (SLIM=1 bash shared/anchors/pytorch_cnn/setup.sh) and the anchor folder",
+        say(obs, format!(
+            "anchor: not run: needs the venv {} (SLIM=1 bash shared/anchors/pytorch_cnn/setup.sh makes it; this command never runs it)",
             py.display()
-        );
+        ));
     }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
@@ -225,14 +230,14 @@ pub(crate) fn bench_cnn(args: BenchCnnArgs) -> Result<()> {
         ]);
     }
     if !rows.is_empty() {
-        out(format!(
+        say(obs, format!(
             "CNN training step (forward + backward + SGD momentum), float32, device {device}, {} threads available",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         ));
-        out(table.to_string());
+        say(obs, table.to_string());
     }
     if only.is_empty() || only.iter().any(|o| o == "readers") {
-        crate::commands::bench_readers::bench_readers(args.reader_images.max(2), 3)?;
+        crate::bench::readers::bench_readers(args.reader_images.max(2), 3, obs)?;
     }
     Ok(())
 }

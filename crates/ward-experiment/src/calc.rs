@@ -1,16 +1,16 @@
 //! `ward privacy epsilon` and `ward privacy sigma`: the accountants as calculators,
 //! printing one JSON object.
 
-use anyhow::Result;
+use crate::say;
+use crate::{Error, Result};
 use serde::Serialize;
 use ward_privacy::PrivacyError;
 use ward_privacy::accountant::{
     AccountantKind, GaussianEvent, PrvAccountant, RdpAccountant, calibrate_sigma,
 };
 
-use crate::args::{PrivacyEpsilonArgs, PrivacyMechanismArgs, PrivacySigmaArgs};
-use crate::commands::out;
-use crate::experiment::UserError;
+use crate::options::{PrivacyEpsilonArgs, PrivacyMechanismArgs, PrivacySigmaArgs};
+use crate::Observer;
 
 /// The printed object (field order as shown).
 #[derive(Debug, Serialize)]
@@ -43,20 +43,20 @@ fn user(e: PrivacyError) -> UserError {
                 "sigma" | "q" | "steps" | "delta" | "epsilon" => format!("--{param}"),
                 other => other.to_string(),
             };
-            UserError(format!("{flag}: {e}"))
+            Error::User(format!("{flag}: {e}"))
         }
-        _ => UserError(e.to_string()),
+        _ => Error::User(e.to_string()),
     }
 }
 
-fn kind(m: &PrivacyMechanismArgs) -> Result<AccountantKind, UserError> {
+fn kind(m: &PrivacyMechanismArgs) -> Result<AccountantKind> {
     m.accountant
         .parse()
-        .map_err(|e: PrivacyError| UserError(format!("--accountant: {e}")))
+        .map_err(|e: PrivacyError| Error::User(format!("--accountant: {e}")))
 }
 
 /// The report for `sigma`, with each accountant's extra fields.
-fn report(kind: AccountantKind, sigma: f64, m: &PrivacyMechanismArgs) -> Result<Report, UserError> {
+fn report(kind: AccountantKind, sigma: f64, m: &PrivacyMechanismArgs) -> Result<Report> {
     let event = GaussianEvent {
         sigma,
         q: m.q,
@@ -95,30 +95,30 @@ fn report(kind: AccountantKind, sigma: f64, m: &PrivacyMechanismArgs) -> Result<
         }
     }
     if !r.epsilon.is_finite() {
-        return Err(UserError(format!(
+        return Err(Error::User(format!(
             "no finite epsilon for --sigma {sigma}: the noise is too small"
         )));
     }
     Ok(r)
 }
 
-fn print(r: &Report) -> Result<()> {
-    out(serde_json::to_string(r)?);
+fn print(r: &Report, obs: &mut dyn Observer) -> Result<()> {
+    say(obs, serde_json::to_string(r)?);
     Ok(())
 }
 
 /// `ward privacy epsilon`.
-pub(crate) fn epsilon(a: PrivacyEpsilonArgs) -> Result<()> {
+pub fn epsilon(a: PrivacyEpsilonArgs, obs: &mut dyn Observer) -> Result<()> {
     let kind = kind(&a.mechanism)?;
-    print(&report(kind, a.sigma, &a.mechanism)?)
+    print(&report(kind, a.sigma, &a.mechanism)?, obs)
 }
 
 /// `ward privacy sigma`.
-pub(crate) fn sigma(a: PrivacySigmaArgs) -> Result<()> {
+pub fn sigma(a: PrivacySigmaArgs, obs: &mut dyn Observer) -> Result<()> {
     let m = &a.mechanism;
     let kind = kind(m)?;
     let sigma = calibrate_sigma(kind, a.epsilon, m.q, m.steps, m.delta).map_err(user)?;
     let mut r = report(kind, sigma, m)?;
     r.target_epsilon = Some(a.epsilon);
-    print(&r)
+    print(&r, obs)
 }

@@ -18,7 +18,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use crate::say;
+use crate::error::{Context, bail};
+use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -27,10 +29,9 @@ use ward_privacy::secagg::{
     DropPoint, MaskPrg, Quantizer, RoundOptions, Rounding, SecAggParams, choose_dropouts, run_round,
 };
 
-use crate::args::BenchSecaggArgs;
-use crate::commands::bench::{find_anchor, fmt_secs, median, parse_counts};
-use crate::commands::out;
-use crate::experiment::UserError;
+use crate::options::BenchSecaggArgs;
+use crate::bench::{find_anchor, fmt_secs, median, parse_counts};
+use crate::Observer;
 
 /// The two graphs of the anchor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -106,7 +107,7 @@ fn parse_fracs(s: &str) -> Result<Vec<f64>> {
                 .ok()
                 .filter(|v| (0.0..1.0).contains(v))
                 .ok_or_else(|| {
-                    UserError(format!("--drop: {t:?} is not a fraction in [0, 1)")).into()
+                    Error::User(format!("--drop: {t:?} is not a fraction in [0, 1)")).into()
                 })
         })
         .collect()
@@ -117,7 +118,7 @@ fn parse_graphs(s: &str) -> Result<Vec<Graph>> {
         .map(|t| match t.trim() {
             "complete" => Ok(Graph::Complete),
             "sparse" => Ok(Graph::Sparse),
-            other => Err(UserError(format!(
+            other => Err(Error::User(format!(
                 "--graphs: unknown graph {other:?}; expected complete, sparse"
             ))
             .into()),
@@ -145,9 +146,9 @@ fn input(site: u32, d: usize) -> Vec<f32> {
 
 /// The protocol settings of a case.
 fn params(c: &Case, a: &BenchSecaggArgs, prg: MaskPrg) -> Result<SecAggParams> {
-    let n = u32::try_from(c.n).map_err(|_| UserError(format!("--n: {} is too large", c.n)))?;
+    let n = u32::try_from(c.n).map_err(|_| Error::User(format!("--n: {} is too large", c.n)))?;
     let q = Quantizer::new(a.clip, a.bits, Rounding::Stochastic)
-        .map_err(|e| UserError(format!("--clip/--bits: {e}")))?;
+        .map_err(|e| Error::User(format!("--clip/--bits: {e}")))?;
     let base = SecAggParams::complete(n, c.d)
         .with_quantizer(q)
         .with_prg(prg)
@@ -162,7 +163,7 @@ fn params(c: &Case, a: &BenchSecaggArgs, prg: MaskPrg) -> Result<SecAggParams> {
             .with_threshold(a.threshold),
     };
     p.validate()
-        .map_err(|e| UserError(format!("{} graph, n = {n}: {e}", c.graph.name())))?;
+        .map_err(|e| Error::User(format!("{} graph, n = {n}: {e}", c.graph.name())))?;
     Ok(p)
 }
 
@@ -290,7 +291,7 @@ fn run_anchor(dir: &Path, py: &Path, c: &Case, cap: f64) -> Result<AnchorResult>
 }
 
 /// `ward bench secagg`.
-pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
+pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
     if cfg!(debug_assertions) {
         tracing::warn!(
             "this is a debug build: times are not meaningful; use `cargo run --release -- bench secagg`"
@@ -303,7 +304,7 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
     let prg: MaskPrg = a
         .prg
         .parse()
-        .map_err(|e: ward_privacy::secagg::SecAggError| UserError(format!("--prg: {e}")))?;
+        .map_err(|e: ward_privacy::secagg::SecAggError| Error::User(format!("--prg: {e}")))?;
     let threads = if a.threads == 0 {
         std::thread::available_parallelism().map_or(1, |t| t.get())
     } else {
@@ -313,7 +314,7 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
         .num_threads(threads)
         .build()
         .context("building the thread pool")?;
-    out(format!(
+    say(obs, format!(
         "ward bench secagg ({} build): {threads} thread(s), masks {prg}, clip {} with 2^{} levels (stochastic rounding); sites run one after another",
         if cfg!(debug_assertions) {
             "DEBUG"
@@ -337,7 +338,7 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
     for c in &cases {
         let p = params(c, &a, prg)?;
         let w = pool.install(|| run_ward(c, &p, a.repeats, threads > 1))?;
-        out(format!(
+        say(obs, format!(
             "{:8} n={:<4} d={:<8} drop={:>3}%  k={} t={}  round {}",
             c.graph.name(),
             c.n,
@@ -361,7 +362,7 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
     };
     match anchor {
         Some(dir) if py.exists() => {
-            out(format!(
+            say(obs, format!(
                 "anchor: {} with {} (cap {:.0} s a round); this takes a while",
                 dir.join("secagg_flower.py").display(),
                 py.display(),
@@ -395,7 +396,7 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
                 if r.status.starts_with('>') {
                     over.push(c);
                 }
-                out(format!(
+                say(obs, format!(
                     "anchor {:8} n={:<4} d={:<8} drop={:>3}%  {}{}",
                     c.graph.name(),
                     c.n,
@@ -408,11 +409,14 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
                 row.anchor = Some(r);
             }
         }
-        Some(_) => out(format!(
+        Some(_) => say(obs, format!(
             "anchor: no venv at {} (the anchor's setup.sh makes it; this command never runs it): no comparison in this run",
             a.venv.display()
         )),
-        None => out("anchor: not found (or --no-anchor): no comparison in this run"),
+        None => say(
+            obs,
+            super::anchor_missing(a.no_anchor, "secagg", "secagg_flower.py"),
+        ),
     }
 
     let mut t = Table::new();
@@ -464,8 +468,8 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
             fup,
         ]);
     }
-    out(t);
-    out(
+    say(obs, t);
+    say(obs, 
         "k / t: neighbours of each site (itself not counted) / Shamir threshold; site mean: \
          a site's compute over the round (all sites' sum / n); server: the server's compute; \
          up/down: postcard-encoded messages of a site that finishes the round (Flower: raw \
@@ -474,7 +478,7 @@ pub(crate) fn bench_secagg(a: BenchSecaggArgs) -> Result<()> {
     );
     if let Some(p) = &a.json {
         fs_err::write(p, serde_json::to_string_pretty(&rows)?)?;
-        out(format!("wrote {}", p.display()));
+        say(obs, format!("wrote {}", p.display()));
     }
     Ok(())
 }

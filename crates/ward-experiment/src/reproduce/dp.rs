@@ -17,18 +17,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use crate::say;
+use crate::error::Context;
+use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::{Deserialize, Serialize};
 use ward_core::ExperimentSpec;
 use ward_core::config::{AccountantChoice, DpSamplingKind, DpSgdSpec, StrategyKind};
 use ward_privacy::accountant::{self, AccountantKind, GaussianEvent};
 
-use crate::args::ReproduceDpArgs;
-use crate::commands::reproduce::{CsvRow, base, federated, mean_std, write_table_csv};
-use crate::commands::{engine_options, out};
-use crate::experiment::UserError;
-use crate::runner;
+use crate::options::ReproduceDpArgs;
+use crate::reproduce::{CsvRow, base, federated, mean_std, write_table_csv};
+use crate::{Observer, engine_options};
 
 /// FLamby's per-seed results of this grid, as published in owkin/FLamby
 /// (`flamby/dp_example/results_fed_heart_disease.csv`, commit b00c657, the version whose
@@ -272,7 +272,7 @@ struct SiteIn {
 }
 
 /// Runs the grid and writes `table.csv` and `table.json`.
-pub(crate) fn flamby_heart_dp(args: ReproduceDpArgs) -> Result<()> {
+pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<()> {
     let opts = engine_options(&args.engine)?;
     let seeds = args.seeds.max(1);
     let acc = match args.accountant.as_str() {
@@ -281,13 +281,13 @@ pub(crate) fn flamby_heart_dp(args: ReproduceDpArgs) -> Result<()> {
     };
     for (name, v) in [("--epsilons", &args.epsilons), ("--deltas", &args.deltas)] {
         if let Some(x) = v.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
-            return Err(UserError(format!("{name}: {x} is not a positive number")).into());
+            return Err(Error::User(format!("{name}: {x} is not a positive number")).into());
         }
     }
     if let Some(d) = args.deltas.iter().find(|d| **d >= 1.0) {
-        return Err(UserError(format!("--deltas: {d} is not below 1")).into());
+        return Err(Error::User(format!("--deltas: {d} is not below 1")).into());
     }
-    let flamby = flamby_cells(FLAMBY_DP_CSV).map_err(anyhow::Error::msg)?;
+    let flamby = flamby_cells(FLAMBY_DP_CSV).map_err(Error::Internal)?;
     let published = |cell: Cell| {
         flamby
             .iter()
@@ -298,11 +298,11 @@ pub(crate) fn flamby_heart_dp(args: ReproduceDpArgs) -> Result<()> {
             })
             .map(|c| c.per_seed.clone())
     };
-    let data = runner::load_data(&base("flamby-heart-dp"), &PathBuf::from("."))?;
+    let data = crate::load_data(&base("flamby-heart-dp"), &PathBuf::from("."))?;
     let dir = args
         .out
         .clone()
-        .unwrap_or_else(|| runner::default_run_dir("reproduce-flamby-heart-dp"));
+        .unwrap_or_else(|| crate::default_run_dir("reproduce-flamby-heart-dp"));
     fs_err::create_dir_all(&dir)?;
 
     let mut cells = vec![Cell::NoDp, Cell::ClipOnly];
@@ -312,16 +312,22 @@ pub(crate) fn flamby_heart_dp(args: ReproduceDpArgs) -> Result<()> {
         }
     }
     let mut rows = Vec::new();
-    for cell in cells {
+    let total = cells.len() * seeds as usize;
+    for (k, cell) in cells.into_iter().enumerate() {
         let spec = spec_for(cell, acc);
         spec.validate()?;
         tracing::info!(row = label(cell), "running");
         let mut per_seed = Vec::new();
         let mut accounting = None;
         for seed in 0..seeds {
+            obs.step(
+                k * seeds as usize + seed as usize,
+                total,
+                &format!("{} seed {seed}", label(cell)),
+            );
             let mut s = spec.clone();
             s.seed = seed;
-            let outcome = runner::execute(&s, &data, opts, None, false)
+            let outcome = crate::run_quietly(&s, &data, opts)
                 .with_context(|| format!("{}: seed {seed}", label(cell)))?;
             if let (Some(_), Some(p), None) = (cell.target(), &outcome.summary.privacy, &accounting)
             {
@@ -354,7 +360,7 @@ pub(crate) fn flamby_heart_dp(args: ReproduceDpArgs) -> Result<()> {
                         d,
                     )
                     .map_err(|err| {
-                        UserError(format!(
+                        Error::User(format!(
                             "{}: FLamby's calibration at {}: {err}",
                             label(cell),
                             s.site
@@ -425,6 +431,7 @@ pub(crate) fn flamby_heart_dp(args: ReproduceDpArgs) -> Result<()> {
             per_seed: &r.per_seed,
         })
         .collect();
+    obs.step(total, total, "done");
     write_table_csv(&dir.join("table.csv"), seeds, &csv_rows)?;
     ward_report::write_json_atomic(&dir.join("table.json"), &rows)?;
 
@@ -459,18 +466,18 @@ pub(crate) fn flamby_heart_dp(args: ReproduceDpArgs) -> Result<()> {
             f2(r.flamby_epsilon_spent),
         ]);
     }
-    out(format!(
+    say(obs, format!(
         "Fed-Heart-Disease, FedAvg with record-level DP-SGD (clip {CLIP}): mean test accuracy over the four sites, {seeds} seeds (split fixed, seed 43)"
     ));
-    out(t);
-    out(format!(
+    say(obs, t);
+    say(obs, format!(
         "ε spent: max over sites, each over the {} steps it took (Ward's noise calibrated with {}). FLamby's ε: Opacus calibrated for 15 epochs, not the steps taken; spent = RDP over the 1500 steps.",
         rows.first()
             .map(|r| r.config.federation.rounds * r.config.train.local_steps.unwrap_or(0))
             .unwrap_or(0),
         acc_name(acc)
     ));
-    out(format!(
+    say(obs, format!(
         "written: {}, {}",
         dir.join("table.csv").display(),
         dir.join("table.json").display()

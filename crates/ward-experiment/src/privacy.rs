@@ -17,7 +17,7 @@
 //! the quantisation bound on the aggregate and, per round, the survivors, the dropped
 //! sites and the bytes each site sent.
 
-use anyhow::Result;
+use crate::{Error, Result};
 use serde::Serialize;
 use ward_core::ExperimentSpec;
 use ward_core::config::{AccountantChoice, DpSamplingKind, SecAggPrgKind};
@@ -31,7 +31,6 @@ use ward_privacy::accountant::{self, AccountantKind, GaussianEvent};
 use ward_privacy::central::{CentralDp, CentralDpConfig, Clipping};
 use ward_privacy::secagg::{MaskPrg, Quantizer, Rounding};
 
-use crate::experiment::UserError;
 
 /// The seed of the server's central-DP noise stream (a stream of the run seed).
 const CENTRAL_STREAM: u64 = 0xCE27_DA7A;
@@ -62,7 +61,7 @@ fn eps(kind: AccountantKind, sigma: f64, q: f64, steps: u64, delta: f64) -> Resu
 /// Central DP as the federation's server mechanism: the aggregate is
 /// `global + (sum of clipped deltas + noise) / m`.
 #[derive(Debug)]
-pub(crate) struct CentralMechanism {
+pub struct CentralMechanism {
     dp: CentralDp,
 }
 
@@ -122,7 +121,7 @@ struct SitePlan {
 
 /// The privacy settings of a run, resolved (noise calibrated) and installed.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct PrivacyPlan {
+pub struct PrivacyPlan {
     sites: Vec<SitePlan>,
     central: Option<(CentralDpConfig, f64)>,
     /// Secure aggregation's settings and the sites per round.
@@ -132,7 +131,7 @@ pub(crate) struct PrivacyPlan {
 
 impl PrivacyPlan {
     /// Whether any mechanism is on.
-    pub(crate) fn is_on(&self) -> bool {
+    pub fn is_on(&self) -> bool {
         !self.sites.is_empty() || self.central.is_some() || self.secagg.is_some()
     }
 }
@@ -161,7 +160,7 @@ fn site_sampling(spec: &ExperimentSpec, fed: &Federation) -> (usize, usize) {
 
 /// Resolves `[privacy]` (calibrating noise for `target-epsilon` over every planned step)
 /// and installs DP-SGD at the training sites and central DP at the server.
-pub(crate) fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<PrivacyPlan> {
+pub fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<PrivacyPlan> {
     let mut plan = PrivacyPlan {
         rounds: spec.federation.rounds,
         ..PrivacyPlan::default()
@@ -178,7 +177,7 @@ pub(crate) fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<Pri
             }
             let n = rows[i];
             if batch > n {
-                return Err(UserError(format!(
+                return Err(Error::User(format!(
                     "privacy.dp-sgd: train.batch-size = {batch} exceeds site {}'s {n} training rows",
                     names[i]
                 ))
@@ -192,7 +191,7 @@ pub(crate) fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<Pri
                     let planned = per_round * spec.federation.rounds as u64;
                     accountant::calibrate_sigma(kind(d.accountant), target, q, planned, d.delta)
                         .map_err(|e| {
-                            UserError(format!(
+                            Error::User(format!(
                                 "privacy.dp-sgd.target-epsilon: site {}: {e}",
                                 names[i]
                             ))
@@ -212,7 +211,7 @@ pub(crate) fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<Pri
             };
             sim.federation
                 .enable_dp_sgd(i, config)
-                .map_err(|e| UserError(format!("privacy.dp-sgd: {e}")))?;
+                .map_err(|e| Error::User(format!("privacy.dp-sgd: {e}")))?;
             plan.sites.push(SitePlan {
                 index: i,
                 name: names[i].clone(),
@@ -234,7 +233,7 @@ pub(crate) fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<Pri
                 spec.federation.rounds as u64,
                 c.delta,
             )
-            .map_err(|e| UserError(format!("privacy.central.target-epsilon: {e}")))?,
+            .map_err(|e| Error::User(format!("privacy.central.target-epsilon: {e}")))?,
             (None, None) => unreachable!("checked by the config"),
         };
         let clipping = if c.adaptive {
@@ -252,15 +251,15 @@ pub(crate) fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<Pri
             noise_multiplier: z,
         };
         let dp = CentralDp::new(config, spec.seed ^ CENTRAL_STREAM)
-            .map_err(|e| UserError(format!("privacy.central: {e}")))?;
+            .map_err(|e| Error::User(format!("privacy.central: {e}")))?;
         sim.federation
             .set_mechanism(Box::new(CentralMechanism { dp }))
-            .map_err(|e| UserError(format!("privacy.central: {e}")))?;
+            .map_err(|e| Error::User(format!("privacy.central: {e}")))?;
         plan.central = Some((config, q));
     }
     if let Some(sa) = &spec.privacy.secagg {
         let quantizer = Quantizer::new(sa.clip as f32, sa.bits, Rounding::Stochastic)
-            .map_err(|e| UserError(format!("privacy.secagg: {e}")))?;
+            .map_err(|e| Error::User(format!("privacy.secagg: {e}")))?;
         let settings = SecAggSettings {
             neighbours: sa.neighbours,
             threshold: sa.threshold,
@@ -275,7 +274,7 @@ pub(crate) fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<Pri
         };
         sim.federation
             .enable_secagg(settings)
-            .map_err(|e| UserError(format!("privacy.secagg: {e}")))?;
+            .map_err(|e| Error::User(format!("privacy.secagg: {e}")))?;
         let (m, _) = site_sampling(spec, &sim.federation);
         plan.secagg = Some((settings, m));
     }
@@ -293,7 +292,7 @@ fn central_state(fed: &Federation) -> Result<Option<CentralDp>> {
 /// Why the next round must not run: `Some(message)` if it would take a site's
 /// record-level epsilon, or the site-level epsilon, above its budget (assuming every
 /// site runs in it, as a site sampled this round would).
-pub(crate) fn budget_stop(
+pub fn budget_stop(
     spec: &ExperimentSpec,
     plan: &PrivacyPlan,
     fed: &Federation,
@@ -363,7 +362,7 @@ pub(crate) fn budget_stop(
 /// Epsilon by each accountant (`null` where it has none: no noise, or an error, whose
 /// message goes to `errors`).
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Epsilons {
+pub struct Epsilons {
     rdp: Option<f64>,
     prv: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -470,7 +469,7 @@ struct SecureAggregation {
 
 /// The privacy report of a run (privacy.json, and `privacy` in summary.json).
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct PrivacyReport {
+pub struct PrivacyReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     record_level: Option<RecordLevel>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -484,7 +483,7 @@ pub(crate) struct PrivacyReport {
 }
 
 /// The report for the federation's state now.
-pub(crate) fn report(
+pub fn report(
     spec: &ExperimentSpec,
     plan: &PrivacyPlan,
     fed: &Federation,
@@ -645,7 +644,7 @@ fn fmt_eps(e: &Epsilons) -> String {
 
 impl PrivacyReport {
     /// Lines for the terminal.
-    pub(crate) fn lines(&self) -> Vec<String> {
+    pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(r) = &self.record_level {
             out.push(format!(

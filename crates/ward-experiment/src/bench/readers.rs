@@ -11,7 +11,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use crate::say;
+use crate::error::Context;
+use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use ward_data::readers::dicom::{DicomIntensity, DicomOptions, read_dicom_images};
 use ward_data::readers::folder::{Color, FolderOptions, read_class_folders};
@@ -20,8 +22,8 @@ use ward_data::readers::nifti::{NiftiOptions, NiftiOutput, read_nifti};
 use ward_data::readers::{BadFile, Dims, Intensity, Resample};
 use ward_data::{ImageSet, ImageShape, ImageTask};
 
-use crate::commands::bench::median;
-use crate::commands::out;
+use crate::bench::median;
+use crate::Observer;
 
 const PYDICOM_CT: &str = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm";
 
@@ -73,13 +75,13 @@ fn time_reader(
         let t = Instant::now();
         let n = read()?;
         times.push(t.elapsed().as_secs_f64());
-        anyhow::ensure!(n == images, "the reader read {n} images, expected {images}");
+        crate::error::ensure!(n == images, "the reader read {n} images, expected {images}");
     }
     Ok(images as f64 / median(times))
 }
 
 /// Writes the inputs for `images` images per reader, times each reader, prints the table.
-pub(crate) fn bench_readers(images: usize, repeats: usize) -> Result<()> {
+pub fn bench_readers(images: usize, repeats: usize, obs: &mut dyn Observer) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let root = dir.path();
     let side = 64;
@@ -236,9 +238,9 @@ pub(crate) fn bench_readers(images: usize, repeats: usize) -> Result<()> {
             ips.map_or("-".into(), |v| format!("{v:.0}")),
         ]);
     }
-    out(format!(
+    say(obs, format!(
         "Image readers: images decoded, scaled to [0, 1] and labelled per second (median of {repeats})"
     ));
-    out(table.to_string());
+    say(obs, table.to_string());
     Ok(())
 }

@@ -2,14 +2,13 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use crate::say;
+use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use ward_core::ExperimentSpec;
 use ward_core::config::{DataSpec, DatasetKind, PartitionKind, PartitionSpec};
 
-use crate::commands::out;
-use crate::experiment::{self, UserError};
-use crate::runner;
+use crate::Observer;
 
 /// The data spec for a built-in name, or the `[data]` of an experiment file.
 fn resolve(what: &str, sets: &[String]) -> Result<(DataSpec, std::path::PathBuf, String)> {
@@ -38,7 +37,7 @@ fn resolve(what: &str, sets: &[String]) -> Result<(DataSpec, std::path::PathBuf,
     }
     let p = Path::new(what);
     if !p.exists() {
-        return Err(UserError(format!(
+        return Err(Error::User(format!(
             "{what:?} is neither a built-in dataset (fed-heart-disease, breast-cancer) nor an existing experiment file"
         ))
         .into());
@@ -48,13 +47,13 @@ fn resolve(what: &str, sets: &[String]) -> Result<(DataSpec, std::path::PathBuf,
 }
 
 /// Prints the per-site tables.
-pub(crate) fn describe(what: &str, sets: &[String]) -> Result<()> {
+pub fn describe(what: &str, sets: &[String], obs: &mut dyn Observer) -> Result<()> {
     let (data, base, title) = resolve(what, sets)?;
     let mut spec = ExperimentSpec::default_heart();
     spec.data = data;
-    let ds = runner::load_data(&spec, &base)?;
+    let ds = crate::load_data(&spec, &base)?;
     let summaries = ds.describe();
-    out(format!(
+    say(obs, format!(
         "{title}: {} sites, {} features, {} classes",
         ds.sites.len(),
         ds.feature_names.len(),
@@ -91,8 +90,8 @@ pub(crate) fn describe(what: &str, sets: &[String]) -> Result<()> {
         }
         t.add_row(row);
     }
-    out(t);
-    out("feature means (raw values, train and test rows):");
+    say(obs, t);
+    say(obs, "feature means (raw values, train and test rows):");
     let mut f = Table::new();
     f.load_preset(UTF8_FULL_CONDENSED);
     let mut header = vec!["feature".to_string()];
@@ -107,15 +106,15 @@ pub(crate) fn describe(what: &str, sets: &[String]) -> Result<()> {
         );
         f.add_row(row);
     }
-    out(f);
+    say(obs, f);
     for w in &ds.warnings {
-        out(format!("warning: {w}"));
+        say(obs, format!("warning: {w}"));
     }
     Ok(())
 }
 
 /// `ward data synth`: writes the synthetic scanner-shift task.
-pub(crate) fn synth(args: crate::args::SynthArgs) -> Result<()> {
+pub fn synth(args: crate::options::SynthArgs, obs: &mut dyn Observer) -> Result<()> {
     use ward_data::synth::{SynthSpec, generate, write};
     let spec = SynthSpec {
         sites: args.sites,
@@ -125,8 +124,26 @@ pub(crate) fn synth(args: crate::args::SynthArgs) -> Result<()> {
         seed: args.seed,
         ..SynthSpec::default()
     };
-    let synth = generate(&spec).map_err(|e| UserError(e.to_string()))?;
-    let paths = write(&args.out, &synth).map_err(|e| UserError(e.to_string()))?;
+    let synth = generate(&spec).map_err(|e| Error::User(e.to_string()))?;
+    if args.out.exists() && !args.out.is_dir() {
+        return Err(Error::User(format!(
+            "--out {}: is a file, not a directory",
+            args.out.display()
+        )));
+    }
+    let earlier = args.out.join("synth.json").exists();
+    let paths = write(&args.out, &synth).map_err(|e| Error::User(e.to_string()))?;
+    if earlier {
+        let removed = remove_stale_sites(&args.out, &paths)?;
+        if removed > 0 {
+            say(
+                obs,
+                format!(
+                    "removed {removed} files of sites an earlier ward data synth wrote here (a run reads every site file in the folder)"
+                ),
+            );
+        }
+    }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(vec![
@@ -147,11 +164,34 @@ pub(crate) fn synth(args: crate::args::SynthArgs) -> Result<()> {
             format!("{:?}", site.train.label_counts()),
         ]);
     }
-    out(t);
-    out(format!(
+    say(obs, t);
+    say(obs, format!(
         "written: {} files in {}",
         paths.len(),
         args.out.display()
     ));
     Ok(())
+}
+
+/// Removes the site files (`site-<k>.npz`, `contact_site-<k>.png`) of an earlier synth
+/// in `dir` that this one did not write; returns how many.
+fn remove_stale_sites(dir: &std::path::Path, written: &[std::path::PathBuf]) -> Result<usize> {
+    let mut removed = 0;
+    for e in fs_err::read_dir(dir)? {
+        let path = e?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let stem = name
+            .strip_suffix(".npz")
+            .or_else(|| name.strip_prefix("contact_").and_then(|n| n.strip_suffix(".png")));
+        let is_site = stem
+            .and_then(|s| s.strip_prefix("site-"))
+            .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
+        if is_site && !written.contains(&path) {
+            fs_err::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }

@@ -4,14 +4,14 @@
 use std::io::BufReader;
 use std::path::Path;
 
-use anyhow::Result;
+use crate::say;
+use crate::{Error, Result};
 use ward_core::{Layout, Metrics, Params, Update};
 use ward_fl::RoundContext;
 use ward_robust::{PreSpec, RuleOptions, rule_from_name};
 
-use crate::args::AggregateArgs;
-use crate::commands::out;
-use crate::experiment::UserError;
+use crate::options::AggregateArgs;
+use crate::Observer;
 
 /// A row-major matrix read from a `.npy` file, as `f32`.
 #[derive(Debug)]
@@ -27,10 +27,10 @@ pub(crate) struct Matrix {
 /// Reads a float32/float64 C-order `.npy` array whose number of dimensions is in
 /// `dims` (1 or 2; 1-D reads as one row) and checks that every value is a finite `f32`.
 /// Every failure is a [`UserError`] naming the file.
-pub(crate) fn read_npy(path: &Path, dims: &[usize]) -> Result<Matrix, UserError> {
+pub(crate) fn read_npy(path: &Path, dims: &[usize]) -> Result<Matrix> {
     let shown = path.display();
-    let err = |m: String| UserError(format!("{shown}: {m}"));
-    let file = fs_err::File::open(path).map_err(|e| UserError(e.to_string()))?;
+    let err = |m: String| Error::User(format!("{shown}: {m}"));
+    let file = fs_err::File::open(path).map_err(|e| Error::User(e.to_string()))?;
     let npy = npyz::NpyFile::new(BufReader::new(file))
         .map_err(|e| err(format!("not a readable .npy file: {e}")))?;
     let shape: Vec<u64> = npy.shape().to_vec();
@@ -100,13 +100,13 @@ pub(crate) fn read_npy(path: &Path, dims: &[usize]) -> Result<Matrix, UserError>
 }
 
 /// `ward aggregate`.
-pub(crate) fn aggregate(a: AggregateArgs) -> Result<()> {
+pub fn aggregate(a: AggregateArgs, obs: &mut dyn Observer) -> Result<()> {
     let pre = a
         .pre
         .iter()
         .map(|p| p.parse::<PreSpec>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| UserError(format!("--pre: {e}")))?;
+        .map_err(|e| Error::User(format!("--pre: {e}")))?;
     let opts = RuleOptions {
         f: a.f,
         m: a.m,
@@ -119,7 +119,7 @@ pub(crate) fn aggregate(a: AggregateArgs) -> Result<()> {
         seed: a.seed,
         pre,
     };
-    let rule = rule_from_name(&a.rule, &opts).map_err(|e| UserError(e.to_string()))?;
+    let rule = rule_from_name(&a.rule, &opts).map_err(|e| Error::User(e.to_string()))?;
     let x = read_npy(&a.updates, &[2])?;
     let d = x.cols;
     let layout = Layout::flat(d);
@@ -141,7 +141,7 @@ pub(crate) fn aggregate(a: AggregateArgs) -> Result<()> {
         Some(p) => {
             let s = read_npy(p, &[1, 2])?;
             if s.rows != 1 || s.cols != d {
-                return Err(UserError(format!(
+                return Err(Error::User(format!(
                     "{}: the server update must hold d = {d} values (shape ({d},) or (1, {d})), \
                      got {} x {}",
                     p.display(),
@@ -167,7 +167,7 @@ pub(crate) fn aggregate(a: AggregateArgs) -> Result<()> {
             ward_fl::FlError::Config(m) => m,
             other => other.to_string(),
         };
-        UserError(format!("{}: {m}", a.updates.display()))
+        Error::User(format!("{}: {m}", a.updates.display()))
     })?;
     // Written by hand to keep the keys in this order; values print as the shortest
     // decimal that reads back to the same f32.
@@ -180,6 +180,6 @@ pub(crate) fn aggregate(a: AggregateArgs) -> Result<()> {
         line.push_str(&format!(",\"selected\":{}", serde_json::to_string(&sel)?));
     }
     line.push('}');
-    out(line);
+    say(obs, line);
     Ok(())
 }

@@ -4,16 +4,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::say;
+use crate::error::Context;
+use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use ward_core::ExperimentSpec;
 use ward_core::config::{AggregatorKind, AttackKind, AttackSpec, RobustSpec};
 use ward_report::Heatmap;
 
-use crate::args::RobustGridArgs;
-use crate::commands::{engine_options, out};
-use crate::experiment::{self, UserError};
-use crate::runner;
+use crate::options::RobustGridArgs;
+use crate::{Observer, engine_options};
 
 /// One cell of the grid (one line of `grid.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,7 +52,7 @@ fn parse_list<T>(s: &str, what: &str, f: impl Fn(&str) -> Option<T>) -> Result<V
     s.split(',')
         .map(str::trim)
         .filter(|x| !x.is_empty())
-        .map(|x| f(x).ok_or_else(|| UserError(format!("--{what}: {x:?} is not valid")).into()))
+        .map(|x| f(x).ok_or_else(|| Error::User(format!("--{what}: {x:?} is not valid")).into()))
         .collect()
 }
 
@@ -111,7 +111,7 @@ fn run_cell(
     defence: RobustSpec,
     seed: u64,
     opts: ward_fl::EngineOptions,
-) -> (String, Option<runner::Outcome>, String) {
+) -> (String, Option<crate::Outcome>, String) {
     let mut spec = base.clone();
     spec.seed = seed;
     spec.robust = defence;
@@ -119,7 +119,7 @@ fn run_cell(
     if let Err(e) = spec.validate() {
         return ("refused".into(), None, e.to_string());
     }
-    match runner::execute(&spec, data, opts, None, false) {
+    match crate::run_quietly(&spec, data, opts) {
         Ok(o) => ("ok".into(), Some(o), String::new()),
         Err(e) => {
             let msg = format!("{e:#}");
@@ -133,15 +133,66 @@ fn run_cell(
     }
 }
 
+/// What defines a grid's cells: the resolved experiment and the defence settings. A
+/// rerun into the same `--out` resumes only when this is unchanged.
+fn grid_key(base: &ExperimentSpec, defence_f: usize, args: &RobustGridArgs) -> Result<String> {
+    let text = toml::to_string(base)
+        .map_err(|e| Error::Internal(format!("encoding the experiment: {e}")))?;
+    let what = format!(
+        "{text}\ndefence-f = {defence_f}\ntau = {}\nroot-samples = {}\ndevice = {}\nengine = {}\n",
+        args.tau, args.root_samples, args.engine.device, args.engine.engine
+    );
+    Ok(crate::run_dir::sha256_hex(what.as_bytes()))
+}
+
+/// The cells an earlier invocation wrote into `out` for the same grid (none for a new
+/// directory). A directory holding a grid of another experiment, or a log that does
+/// not parse, is refused.
+fn resume_cells(out: &Path, key: &str) -> Result<Vec<Cell>> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::User(format!(
+            "--out {}: is a file, not a directory",
+            out.display()
+        )));
+    }
+    fs_err::create_dir_all(out).map_err(|e| Error::User(format!("--out: {e}")))?;
+    let log = out.join("grid.jsonl");
+    let key_file = out.join("grid.key");
+    let old_key = fs_err::read_to_string(&key_file).ok();
+    if log.exists() && old_key.as_deref().map(str::trim) != Some(key) {
+        return Err(Error::User(format!(
+            "--out {}: holds a grid made with another experiment or other defence settings (grid.key differs); use another --out, or delete the directory to start over",
+            out.display()
+        )));
+    }
+    ward_fl::checkpoint::write_atomic(&key_file, format!("{key}\n").as_bytes())?;
+    let Ok(text) = fs_err::read_to_string(&log) else {
+        return Ok(Vec::new());
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                Error::User(format!(
+                    "{}:{}: not a grid cell ({e}); the log is damaged: delete the line or the directory",
+                    log.display(),
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}
+
 /// Runs the grid and writes grid.csv, grid.json and the heatmaps.
-pub(crate) fn robust_grid(args: RobustGridArgs) -> Result<()> {
+pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
     let opts = engine_options(&args.engine)?;
     let loaded = match &args.experiment {
-        Some(p) => experiment::load(p, &args.sets)?,
-        None => experiment::default_experiment(&args.sets)?,
+        Some(p) => crate::load(p, &args.sets)?,
+        None => crate::default_experiment(&args.sets)?,
     };
     let base = loaded.spec;
-    let data = runner::load_data(&base, &loaded.base_dir)?;
+    let data = crate::load_data(&base, &loaded.base_dir)?;
     let n_sites = data.sites.len();
     let dataset = data.name.clone();
     let attacks = parse_list(&args.attacks, "attacks", attack_kind)?;
@@ -159,18 +210,9 @@ pub(crate) fn robust_grid(args: RobustGridArgs) -> Result<()> {
     let defence_f = args
         .defence_f
         .unwrap_or_else(|| fs.iter().copied().max().unwrap_or(1).max(1));
-    fs_err::create_dir_all(&args.out)?;
+    let key = grid_key(&base, defence_f, &args)?;
     let log = args.out.join("grid.jsonl");
-    // Resume: cells already in the log are not run again.
-    let mut cells: Vec<Cell> = match fs_err::read_to_string(&log) {
-        Ok(text) => text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(serde_json::from_str)
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("{}: a line is not a grid cell", log.display()))?,
-        Err(_) => Vec::new(),
-    };
+    let mut cells = resume_cells(&args.out, &key)?;
     let done: BTreeSet<_> = cells.iter().map(Cell::key).collect();
     let mut file = fs_err::OpenOptions::new()
         .create(true)
@@ -197,6 +239,11 @@ pub(crate) fn robust_grid(args: RobustGridArgs) -> Result<()> {
     for (i, (attack, d, f, seed)) in plan.into_iter().enumerate() {
         let attack_name = attack.map_or("none", AttackKind::as_str).to_string();
         let key = (attack_name.clone(), d.as_str().to_string(), f, seed);
+        obs.step(
+            i,
+            total,
+            &format!("{attack_name} vs {} f={f} seed={seed}", d.as_str()),
+        );
         if done.contains(&key) {
             continue;
         }
@@ -286,15 +333,25 @@ pub(crate) fn robust_grid(args: RobustGridArgs) -> Result<()> {
             seed,
             cell.status
         );
+        if cell.status != "ok" {
+            say(
+                obs,
+                format!(
+                    "{} vs {} (f {f}, seed {seed}) {}: {}",
+                    cell.attack, cell.defence, cell.status, cell.reason
+                ),
+            );
+        }
         let mut line = serde_json::to_string(&cell)?;
         line.push('\n');
         file.write_all(line.as_bytes())?;
         file.sync_data()?;
         cells.push(cell);
     }
+    obs.step(total, total, "done");
     let _ = &names;
     write_outputs(&args.out, &dataset, &cells)?;
-    out(format!(
+    say(obs, format!(
         "{} cells ({} ok, {} refused, {} skipped, {} failed) → {}",
         cells.len(),
         cells.iter().filter(|c| c.status == "ok").count(),

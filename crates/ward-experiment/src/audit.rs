@@ -22,13 +22,15 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use crate::say;
+use crate::error::Context;
+use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::Value;
-use ward_core::Params;
+use ward_core::{ExperimentSpec, Params};
 use ward_core::config::StrategyKind;
 use ward_data::{FederatedDataset, Matrix, Split};
 use ward_models::{GradientEngine, Loss, make_engine};
@@ -38,11 +40,9 @@ use ward_privacy::audit::{
 };
 use ward_report::files;
 
-use crate::args::PrivacyAuditArgs;
-use crate::commands::{engine_options, out};
-use crate::experiment::UserError;
-use crate::run_dir::RunDir;
-use crate::runner;
+use crate::options::PrivacyAuditArgs;
+use crate::{Observer, engine_options};
+use crate::FinishedRun;
 
 /// The delta of the epsilon bound when neither `--delta` nor the run's accountant
 /// gives one.
@@ -101,13 +101,38 @@ struct Guarantee {
 }
 
 impl Guarantee {
+    /// Reads `privacy.json`, else `summary.json`'s `privacy`; without either, the
+    /// mechanism (and its delta) from the run's `config.toml`, with the epsilon unknown;
+    /// `None` for a run without a privacy mechanism.
+    fn read(run: &std::path::Path, spec: &ExperimentSpec) -> Result<Option<Self>> {
+        let found = Self::read_report(run)?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        let unknown = |delta: f64| Accounted {
+            rdp: None,
+            prv: None,
+            delta: Some(delta),
+        };
+        let g = Self {
+            source: format!(
+                "{}: [privacy] is on, but privacy.json (and summary.json's privacy) is missing, so the accountant's epsilon is unknown; the delta is the config's",
+                files::CONFIG
+            ),
+            record_level: spec.privacy.dp_sgd.as_ref().map(|d| unknown(d.delta)),
+            per_site: BTreeMap::new(),
+            site_level: spec.privacy.central.as_ref().map(|c| unknown(c.delta)),
+        };
+        Ok((g.record_level.is_some() || g.site_level.is_some()).then_some(g))
+    }
+
     /// Reads `privacy.json`, else `summary.json`'s `privacy`; `None` without either.
-    fn read(run: &std::path::Path) -> Result<Option<Self>> {
+    fn read_report(run: &std::path::Path) -> Result<Option<Self>> {
         let pj = run.join("privacy.json");
         let (v, source) = if pj.exists() {
             let text = fs_err::read_to_string(&pj)?;
             let v: Value = serde_json::from_str(&text)
-                .map_err(|e| UserError(format!("{}: {e}", pj.display())))?;
+                .map_err(|e| Error::User(format!("{}: {e}", pj.display())))?;
             (v, "privacy.json".to_string())
         } else {
             let sj = run.join(files::SUMMARY);
@@ -116,7 +141,7 @@ impl Guarantee {
             }
             let text = fs_err::read_to_string(&sj)?;
             let v: Value = serde_json::from_str(&text)
-                .map_err(|e| UserError(format!("{}: {e}", sj.display())))?;
+                .map_err(|e| Error::User(format!("{}: {e}", sj.display())))?;
             match v.get("privacy") {
                 Some(p) if !p.is_null() => (p.clone(), format!("{} privacy", files::SUMMARY)),
                 _ => return Ok(None),
@@ -169,11 +194,11 @@ impl Guarantee {
             .or(self.record_level.as_ref());
         if let Some(a) = rl {
             let (e, k) = a.best();
-            return Some((e, format!("record-level, {k}")));
+            return (!e.is_nan()).then(|| (e, format!("record-level, {k}")));
         }
-        self.site_level.as_ref().map(|a| {
+        self.site_level.as_ref().and_then(|a| {
             let (e, k) = a.best();
-            (e, format!("site-level, {k}"))
+            (!e.is_nan()).then(|| (e, format!("site-level, {k}")))
         })
     }
 }
@@ -309,7 +334,7 @@ fn shadows(
     seeds: &[u64],
 ) -> Result<ShadowRuns> {
     let inclusion = balanced_inclusion(pool.member.len(), args.shadows, args.seed)
-        .map_err(|e| UserError(format!("--shadows: {e}")))?;
+        .map_err(|e| Error::User(format!("--shadows: {e}")))?;
     train_on(run, pool, engine, args, inclusion, seeds, "shadow model")
 }
 
@@ -325,14 +350,14 @@ fn train_on(
     what: &str,
 ) -> Result<ShadowRuns> {
     let opts = engine_options(&args.engine)?;
-    let kind = output_kind(run.sim.arch.loss());
+    let kind = output_kind(run.arch().loss());
     let mut confidence = Vec::with_capacity(inclusion.len());
     let mut privacy = Vec::with_capacity(inclusion.len());
     for (k, (inc, &seed)) in inclusion.iter().zip(seeds).enumerate() {
-        let mut data = run.data.clone();
+        let mut data = run.experiment.data().clone();
         for (a, &i) in pool.sites.iter().enumerate() {
             let (lo, hi) = (pool.offsets[a], pool.offsets[a + 1]);
-            let site = &run.data.sites[i];
+            let site = &run.experiment.data().sites[i];
             let local = |keep: bool| {
                 (lo..hi)
                     .filter(move |&g| inc[g] == keep)
@@ -341,14 +366,14 @@ fn train_on(
             data.sites[i].train = select(&site.train, &site.test, local(true));
             data.sites[i].test = select(&site.train, &site.test, local(false));
         }
-        let mut spec = run.spec.clone();
+        let mut spec = run.spec().clone();
         spec.seed = seed;
         tracing::info!(run = k + 1, seed, "training {what}");
-        let o = runner::execute(&spec, &data, opts, None, false)
+        let o = crate::run_quietly(&spec, &data, opts)
             .with_context(|| format!("{what} {} (seed {seed})", k + 1))?;
         let mut conf = vec![f64::NAN; pool.member.len()];
         for (a, &i) in pool.sites.iter().enumerate() {
-            let name = &run.data.sites[i].name;
+            let name = &run.experiment.data().sites[i].name;
             let params = o
                 .trained
                 .site_models
@@ -395,7 +420,7 @@ fn attack_rows(
         vec![("overall".into(), 0..member.len())];
     for (a, &i) in pool.sites.iter().enumerate() {
         scopes.push((
-            run.data.sites[i].name.clone(),
+            run.experiment.data().sites[i].name.clone(),
             pool.offsets[a]..pool.offsets[a + 1],
         ));
     }
@@ -410,7 +435,7 @@ fn attack_rows(
             continue;
         }
         let summary = summarize_attack(&scores[r], m, &args.fpr, delta, args.confidence)
-            .map_err(|e| anyhow::anyhow!("attack {name} on {scope}: {e}"))?;
+            .map_err(|e| Error::Internal(format!("attack {name} on {scope}: {e}")))?;
         let g = guarantee.and_then(|g| g.for_scope((scope != "overall").then_some(scope.as_str())));
         rows.push(AttackRow {
             attack: name,
@@ -427,38 +452,38 @@ fn attack_rows(
 }
 
 /// Runs the audit of `args.run`.
-pub(crate) fn privacy_audit(args: PrivacyAuditArgs) -> Result<()> {
+pub fn privacy_audit(args: PrivacyAuditArgs, obs: &mut dyn Observer) -> Result<()> {
     if args.shadows != 0 && (args.shadows < 4 || !args.shadows.is_multiple_of(2)) {
-        return Err(UserError(format!(
+        return Err(Error::User(format!(
             "--shadows = {}: LiRA needs an even number of at least 4 shadow models (0 skips it)",
             args.shadows
         ))
         .into());
     }
     if !(args.confidence > 0.0 && args.confidence < 1.0) {
-        return Err(UserError(format!(
+        return Err(Error::User(format!(
             "--confidence = {}: must be in (0, 1)",
             args.confidence
         ))
         .into());
     }
     if let Some(f) = args.fpr.iter().find(|f| !(**f > 0.0 && **f < 1.0)) {
-        return Err(UserError(format!("--fpr {f}: each FPR must be in (0, 1)")).into());
+        return Err(Error::User(format!("--fpr {f}: each FPR must be in (0, 1)")).into());
     }
     let opts = engine_options(&args.engine)?;
-    let run = RunDir::open(&args.run, "ward privacy audit", opts)?;
-    let guarantee = Guarantee::read(&run.dir)?;
+    let run = FinishedRun::open(&args.run, "ward privacy audit", opts)?;
+    let guarantee = Guarantee::read(&run.dir, run.spec())?;
     let (delta, delta_source) = match (args.delta, guarantee.as_ref().and_then(Guarantee::delta)) {
         (Some(d), _) => (d, "--delta".to_string()),
         (None, Some(d)) => (d, "the run's accountant".to_string()),
         (None, None) => (DEFAULT_DELTA, "default".to_string()),
     };
     if !(0.0..1.0).contains(&delta) {
-        return Err(UserError(format!("--delta = {delta}: must be in [0, 1)")).into());
+        return Err(Error::User(format!("--delta = {delta}: must be in [0, 1)")).into());
     }
 
     // The sites whose training rows trained the model.
-    let audited: Vec<usize> = match run.spec.federation.strategy {
+    let audited: Vec<usize> = match run.spec().federation.strategy {
         StrategyKind::Local => {
             let want = run
                 .spec
@@ -466,17 +491,17 @@ pub(crate) fn privacy_audit(args: PrivacyAuditArgs) -> Result<()> {
                 .local_site
                 .as_deref()
                 .unwrap_or_default();
-            run.data
+            run.experiment.data()
                 .sites
                 .iter()
                 .position(|s| s.name == want)
                 .into_iter()
                 .collect()
         }
-        _ => (0..run.data.sites.len()).collect(),
+        _ => (0..run.experiment.data().sites.len()).collect(),
     };
-    let pool = Pool::new(&run.data, audited);
-    let arch = run.sim.arch.clone();
+    let pool = Pool::new(&run.experiment.data(), audited);
+    let arch = run.arch().clone();
     let kind = output_kind(arch.loss());
     let mut engine = make_engine(&arch, opts.device, opts.engine)?;
 
@@ -484,7 +509,7 @@ pub(crate) fn privacy_audit(args: PrivacyAuditArgs) -> Result<()> {
     let mut target = Vec::with_capacity(pool.member.len());
     let mut model_files = BTreeMap::new();
     for &i in &pool.sites {
-        let site = &run.sim.data.sites[i];
+        let site = &run.prepared.simulation().data.sites[i];
         let (params, file) = run.site_model(&site.name)?;
         model_files.insert(site.name.clone(), file);
         target.extend(score(engine.as_mut(), &params, &site.train, kind)?);
@@ -576,7 +601,7 @@ pub(crate) fn privacy_audit(args: PrivacyAuditArgs) -> Result<()> {
         ));
     }
     if rows.is_empty() {
-        return Err(UserError(
+        return Err(Error::User(
             "no audited site has both training and test rows: nothing to attack".into(),
         )
         .into());
@@ -607,7 +632,7 @@ pub(crate) fn privacy_audit(args: PrivacyAuditArgs) -> Result<()> {
         run: run.dir.clone(),
         seed: args.seed,
         model: arch.describe(),
-        strategy: run.spec.federation.strategy.as_str().to_string(),
+        strategy: run.spec().federation.strategy.as_str().to_string(),
         sites: model_files,
         shadows: args.shadows,
         shadow_seeds: seeds,
@@ -620,8 +645,8 @@ pub(crate) fn privacy_audit(args: PrivacyAuditArgs) -> Result<()> {
         notes,
     };
     ward_report::write_json_atomic(&out_dir.join("audit.json"), &report)?;
-    print_table(&report, &args.fpr);
-    out(format!(
+    print_table(&report, &args.fpr, obs);
+    say(obs, format!(
         "written: {} (audit.json, audit.csv, audit_examples.csv)",
         out_dir.display()
     ));
@@ -707,7 +732,7 @@ fn write_examples(
     }
     csv.push('\n');
     for (a, &i) in pool.sites.iter().enumerate() {
-        let site = &run.data.sites[i];
+        let site = &run.experiment.data().sites[i];
         for g in pool.offsets[a]..pool.offsets[a + 1] {
             let local = g - pool.offsets[a];
             let (split, row) = if local < site.train.y.len() {
@@ -732,7 +757,7 @@ fn write_examples(
     Ok(())
 }
 
-fn print_table(report: &Report, fprs: &[f64]) {
+fn print_table(report: &Report, fprs: &[f64], obs: &mut dyn Observer) {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     let mut head = vec![
@@ -769,7 +794,7 @@ fn print_table(report: &Report, fprs: &[f64]) {
         });
         t.add_row(cells);
     }
-    out(format!(
+    say(obs, format!(
         "Membership-inference audit of {} ({}, {}; {} shadow models, seed {})",
         report.run.display(),
         report.model,
@@ -777,12 +802,12 @@ fn print_table(report: &Report, fprs: &[f64]) {
         report.shadows,
         report.seed
     ));
-    out(t);
+    say(obs, t);
     match &report.accountant {
-        Some(g) => out(format!("accountant: {}", g.source)),
-        None => out("no privacy mechanism: accountant epsilon n/a"),
+        Some(g) => say(obs, format!("accountant: {}", g.source)),
+        None => say(obs, "no privacy mechanism: accountant epsilon n/a"),
     }
-    out(format!(
+    say(obs, format!(
         "FP allowed: false positives the FPR leaves among the non-members (0: the TPR at zero false positives; {} non-members overall)",
         report.attacks.first().map_or(0, |r| r.summary.non_members)
     ));
