@@ -30,9 +30,10 @@ fn main() -> ExitCode {
                 eprintln!("error: {e:#}");
             }
             // User mistakes (bad config, bad data, bad flags) exit 2; internal failures 1.
-            let user = e
-                .chain()
-                .any(|c| c.downcast_ref::<wx::Error>().is_some_and(wx::Error::is_user));
+            let user = e.chain().any(|c| {
+                c.downcast_ref::<wx::Error>()
+                    .is_some_and(wx::Error::is_user)
+            });
             ExitCode::from(if user { 2 } else { 1 })
         }
     }
@@ -57,7 +58,9 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             wx::reproduce::scanner_shift::scanner_shift(a, obs)?;
         }
         Command::Bench(BenchCommand::Fl(a)) => wx::bench::fl(a, obs)?,
-        Command::Bench(BenchCommand::Aggregate(a)) => wx::bench::aggregate::bench_aggregate(a, obs)?,
+        Command::Bench(BenchCommand::Aggregate(a)) => {
+            wx::bench::aggregate::bench_aggregate(a, obs)?
+        }
         Command::Bench(BenchCommand::Cnn(a)) => wx::bench::cnn::bench_cnn(a, obs)?,
         Command::Bench(BenchCommand::Secagg(a)) => wx::bench::secagg::bench_secagg(a, obs)?,
         Command::Bench(BenchCommand::Dp(a)) => wx::bench::dp::bench_dp(a, obs)?,

@@ -1087,7 +1087,10 @@ mod tests {
             column: "y".into(),
             rule: "> 1".into(),
         });
-        assert_eq!(load_text("sometimes.csv", &text, spec).unwrap().num_classes, 2);
+        assert_eq!(
+            load_text("sometimes.csv", &text, spec).unwrap().num_classes,
+            2
+        );
     }
 
     #[test]

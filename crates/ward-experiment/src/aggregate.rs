@@ -10,8 +10,8 @@ use ward_core::{Layout, Metrics, Params, Update};
 use ward_fl::RoundContext;
 use ward_robust::{PreSpec, RuleOptions, rule_from_name};
 
-use crate::options::AggregateArgs;
 use crate::Observer;
+use crate::options::AggregateArgs;
 
 /// A row-major matrix read from a `.npy` file, as `f32`.
 #[derive(Debug)]

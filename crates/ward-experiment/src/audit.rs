@@ -22,16 +22,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::say;
 use crate::error::Context;
+use crate::say;
 use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::Value;
-use ward_core::{ExperimentSpec, Params};
 use ward_core::config::StrategyKind;
+use ward_core::{ExperimentSpec, Params};
 use ward_data::{FederatedDataset, Matrix, Split};
 use ward_models::{GradientEngine, Loss, make_engine};
 use ward_privacy::audit::{
@@ -40,9 +40,9 @@ use ward_privacy::audit::{
 };
 use ward_report::files;
 
+use crate::FinishedRun;
 use crate::options::PrivacyAuditArgs;
 use crate::{Observer, engine_options};
-use crate::FinishedRun;
 
 /// The delta of the epsilon bound when neither `--delta` nor the run's accountant
 /// gives one.
@@ -327,7 +327,7 @@ struct ShadowRuns {
 /// The shadow runs' logit-scaled confidences, `[shadow][pool row]`, with the
 /// inclusion they trained with.
 fn shadows(
-    run: &RunDir,
+    run: &FinishedRun,
     pool: &Pool,
     engine: &mut dyn GradientEngine,
     args: &PrivacyAuditArgs,
@@ -341,7 +341,7 @@ fn shadows(
 /// Runs the experiment once per inclusion vector (pool rows it trains on; the rest are
 /// its test rows) with the matching seed, and scores every pool row.
 fn train_on(
-    run: &RunDir,
+    run: &FinishedRun,
     pool: &Pool,
     engine: &mut dyn GradientEngine,
     args: &PrivacyAuditArgs,
@@ -410,7 +410,7 @@ fn attack_rows(
     scores: &[f64],
     member: &[bool],
     pool: &Pool,
-    run: &RunDir,
+    run: &FinishedRun,
     guarantee: Option<&Guarantee>,
     args: &PrivacyAuditArgs,
     delta: f64,
@@ -486,12 +486,13 @@ pub fn privacy_audit(args: PrivacyAuditArgs, obs: &mut dyn Observer) -> Result<(
     let audited: Vec<usize> = match run.spec().federation.strategy {
         StrategyKind::Local => {
             let want = run
-                .spec
+                .spec()
                 .federation
                 .local_site
                 .as_deref()
                 .unwrap_or_default();
-            run.experiment.data()
+            run.experiment
+                .data()
                 .sites
                 .iter()
                 .position(|s| s.name == want)
@@ -646,10 +647,13 @@ pub fn privacy_audit(args: PrivacyAuditArgs, obs: &mut dyn Observer) -> Result<(
     };
     ward_report::write_json_atomic(&out_dir.join("audit.json"), &report)?;
     print_table(&report, &args.fpr, obs);
-    say(obs, format!(
-        "written: {} (audit.json, audit.csv, audit_examples.csv)",
-        out_dir.display()
-    ));
+    say(
+        obs,
+        format!(
+            "written: {} (audit.json, audit.csv, audit_examples.csv)",
+            out_dir.display()
+        ),
+    );
     Ok(())
 }
 
@@ -721,7 +725,7 @@ fn csv_cell(s: &str) -> String {
 
 fn write_examples(
     dir: &std::path::Path,
-    run: &RunDir,
+    run: &FinishedRun,
     pool: &Pool,
     target: &[ExampleScore],
     attacks: &[(&'static str, Vec<f64>)],
@@ -794,21 +798,27 @@ fn print_table(report: &Report, fprs: &[f64], obs: &mut dyn Observer) {
         });
         t.add_row(cells);
     }
-    say(obs, format!(
-        "Membership-inference audit of {} ({}, {}; {} shadow models, seed {})",
-        report.run.display(),
-        report.model,
-        report.strategy,
-        report.shadows,
-        report.seed
-    ));
+    say(
+        obs,
+        format!(
+            "Membership-inference audit of {} ({}, {}; {} shadow models, seed {})",
+            report.run.display(),
+            report.model,
+            report.strategy,
+            report.shadows,
+            report.seed
+        ),
+    );
     say(obs, t);
     match &report.accountant {
         Some(g) => say(obs, format!("accountant: {}", g.source)),
         None => say(obs, "no privacy mechanism: accountant epsilon n/a"),
     }
-    say(obs, format!(
-        "FP allowed: false positives the FPR leaves among the non-members (0: the TPR at zero false positives; {} non-members overall)",
-        report.attacks.first().map_or(0, |r| r.summary.non_members)
-    ));
+    say(
+        obs,
+        format!(
+            "FP allowed: false positives the FPR leaves among the non-members (0: the TPR at zero false positives; {} non-members overall)",
+            report.attacks.first().map_or(0, |r| r.summary.non_members)
+        ),
+    );
 }

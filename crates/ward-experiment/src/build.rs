@@ -233,7 +233,10 @@ fn install_aggregator(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<(),
 
 /// `spec` with an image backdoor's `attack.patch` turned into trigger pixels for the
 /// data's image shape.
-pub(crate) fn resolve_patch(spec: &ExperimentSpec, data: &FederatedDataset) -> Result<ExperimentSpec> {
+pub(crate) fn resolve_patch(
+    spec: &ExperimentSpec,
+    data: &FederatedDataset,
+) -> Result<ExperimentSpec> {
     let mut spec = spec.clone();
     if let Some(a) = spec.attack.as_mut()
         && let Some(p) = a.patch.take()
@@ -256,4 +259,3 @@ pub(crate) fn resolve_patch(spec: &ExperimentSpec, data: &FederatedDataset) -> R
     }
     Ok(spec)
 }
-

@@ -9,8 +9,8 @@ use ward_privacy::accountant::{
     AccountantKind, GaussianEvent, PrvAccountant, RdpAccountant, calibrate_sigma,
 };
 
-use crate::options::{PrivacyEpsilonArgs, PrivacyMechanismArgs, PrivacySigmaArgs};
 use crate::Observer;
+use crate::options::{PrivacyEpsilonArgs, PrivacyMechanismArgs, PrivacySigmaArgs};
 
 /// The printed object (field order as shown).
 #[derive(Debug, Serialize)]
@@ -36,7 +36,7 @@ struct Report {
 
 /// Every accountant error here comes from the flags: a user error (exit 2) naming
 /// the flag where there is one.
-fn user(e: PrivacyError) -> UserError {
+fn user(e: PrivacyError) -> Error {
     match &e {
         PrivacyError::Parameter { param, .. } => {
             let flag = match *param {

@@ -42,7 +42,7 @@ fn resolve(what: &str, sets: &[String]) -> Result<(DataSpec, std::path::PathBuf,
         ))
         .into());
     }
-    let l = experiment::load(p, sets)?;
+    let l = crate::load(p, sets)?;
     Ok((l.spec.data, l.base_dir, what.to_string()))
 }
 
@@ -53,12 +53,15 @@ pub fn describe(what: &str, sets: &[String], obs: &mut dyn Observer) -> Result<(
     spec.data = data;
     let ds = crate::load_data(&spec, &base)?;
     let summaries = ds.describe();
-    say(obs, format!(
-        "{title}: {} sites, {} features, {} classes",
-        ds.sites.len(),
-        ds.feature_names.len(),
-        ds.num_classes
-    ));
+    say(
+        obs,
+        format!(
+            "{title}: {} sites, {} features, {} classes",
+            ds.sites.len(),
+            ds.feature_names.len(),
+            ds.num_classes
+        ),
+    );
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     let mut header = vec![
@@ -165,11 +168,10 @@ pub fn synth(args: crate::options::SynthArgs, obs: &mut dyn Observer) -> Result<
         ]);
     }
     say(obs, t);
-    say(obs, format!(
-        "written: {} files in {}",
-        paths.len(),
-        args.out.display()
-    ));
+    say(
+        obs,
+        format!("written: {} files in {}", paths.len(), args.out.display()),
+    );
     Ok(())
 }
 
@@ -182,9 +184,10 @@ fn remove_stale_sites(dir: &std::path::Path, written: &[std::path::PathBuf]) -> 
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        let stem = name
-            .strip_suffix(".npz")
-            .or_else(|| name.strip_prefix("contact_").and_then(|n| n.strip_suffix(".png")));
+        let stem = name.strip_suffix(".npz").or_else(|| {
+            name.strip_prefix("contact_")
+                .and_then(|n| n.strip_suffix(".png"))
+        });
         let is_site = stem
             .and_then(|s| s.strip_prefix("site-"))
             .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));

@@ -16,6 +16,9 @@ pub enum Error {
     /// The round engine.
     #[error(transparent)]
     Fl(#[from] ward_fl::FlError),
+    /// Image corruptions.
+    #[error(transparent)]
+    Corrupt(#[from] ward_data::corrupt::CorruptError),
     /// Models and training.
     #[error(transparent)]
     Model(#[from] ward_models::ModelError),
@@ -33,7 +36,10 @@ pub enum Error {
     Robust(#[from] ward_robust::RobustError),
     /// The experiment file (a check found after loading, e.g. a grid's variant).
     #[error(transparent)]
-    Config(#[from] ward_core::config::ConfigError),
+    Config(#[from] ward_core::ConfigError),
+    /// The secure-aggregation protocol.
+    #[error(transparent)]
+    SecAgg(#[from] ward_privacy::secagg::SecAggError),
     /// Parameter vectors.
     #[error(transparent)]
     Params(#[from] ward_core::ParamsError),
@@ -92,6 +98,16 @@ impl<T> Context<T> for Option<T> {
         self.ok_or_else(|| Error::Internal(what()))
     }
 }
+
+/// Returns early with an internal error built like `format!` unless `cond` holds.
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            return Err($crate::Error::Internal(format!($($arg)*)));
+        }
+    };
+}
+pub(crate) use ensure;
 
 /// Returns early with an internal error built like `format!`.
 macro_rules! bail {

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::say;
-use crate::error::Context;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use ward_core::ExperimentSpec;
@@ -351,15 +350,18 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
     obs.step(total, total, "done");
     let _ = &names;
     write_outputs(&args.out, &dataset, &cells)?;
-    say(obs, format!(
-        "{} cells ({} ok, {} refused, {} skipped, {} failed) → {}",
-        cells.len(),
-        cells.iter().filter(|c| c.status == "ok").count(),
-        cells.iter().filter(|c| c.status == "refused").count(),
-        cells.iter().filter(|c| c.status == "skipped").count(),
-        cells.iter().filter(|c| c.status == "failed").count(),
-        args.out.display()
-    ));
+    say(
+        obs,
+        format!(
+            "{} cells ({} ok, {} refused, {} skipped, {} failed) → {}",
+            cells.len(),
+            cells.iter().filter(|c| c.status == "ok").count(),
+            cells.iter().filter(|c| c.status == "refused").count(),
+            cells.iter().filter(|c| c.status == "skipped").count(),
+            cells.iter().filter(|c| c.status == "failed").count(),
+            args.out.display()
+        ),
+    );
     Ok(())
 }
 

@@ -108,12 +108,7 @@ fn find_line(text: &str, key: &str) -> Option<usize> {
     best
 }
 
-fn parse(
-    source: &str,
-    text: &str,
-    sets: &[String],
-    base_dir: PathBuf,
-) -> Result<Loaded> {
+fn parse(source: &str, text: &str, sets: &[String], base_dir: PathBuf) -> Result<Loaded> {
     let mut doc: toml_edit::DocumentMut = text
         .parse()
         .map_err(|e: toml_edit::TomlError| Error::User(format!("{source}: invalid TOML: {e}")))?;
@@ -183,7 +178,9 @@ mod tests {
     #[test]
     fn unknown_key_names_file_line_and_key() {
         let text = format!("{GOOD}learning-rate = 3\n");
-        let e = parse("x.toml", &text, &[], ".".into()).unwrap_err().to_string();
+        let e = parse("x.toml", &text, &[], ".".into())
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("x.toml:9:"), "{e}");
         assert!(e.contains("learning-rate"), "{e}");
     }
@@ -191,7 +188,9 @@ mod tests {
     #[test]
     fn wrong_type_names_line_and_key() {
         let text = GOOD.replace("lr = 0.01", "lr = \"fast\"");
-        let e = parse("x.toml", &text, &[], ".".into()).unwrap_err().to_string();
+        let e = parse("x.toml", &text, &[], ".".into())
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("x.toml:7:"), "{e}");
         assert!(e.contains("invalid type"), "{e}");
     }
@@ -199,7 +198,9 @@ mod tests {
     #[test]
     fn out_of_range_names_line_and_key() {
         let text = GOOD.replace("lr = 0.01", "lr = -0.5");
-        let e = parse("x.toml", &text, &[], ".".into()).unwrap_err().to_string();
+        let e = parse("x.toml", &text, &[], ".".into())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "x.toml:7: train.lr: must be a finite number > 0, got -0.5"

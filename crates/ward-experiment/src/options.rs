@@ -112,7 +112,10 @@ pub struct AggregateArgs {
     pub server_update: Option<PathBuf>,
     /// A pre-aggregator applied before the rule, in order: nnm (with --f),
     /// bucketing:S or clip:C. Repeat for several.
-    #[cfg_attr(feature = "clap", arg(long = "pre", value_name = "nnm|bucketing:S|clip:C"))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "pre", value_name = "nnm|bucketing:S|clip:C")
+    )]
     pub pre: Vec<String>,
 }
 
@@ -133,8 +136,8 @@ pub struct RobustGridArgs {
     #[cfg_attr(
         feature = "clap",
         arg(
-        long,
-        default_value = "sign-flip,scale,gaussian,alie,ipm,min-max,min-sum,fang,mimic,swap,backdoor"
+            long,
+            default_value = "sign-flip,scale,gaussian,alie,ipm,min-max,min-sum,fang,mimic,swap,backdoor"
         )
     )]
     pub attacks: String,
@@ -142,13 +145,16 @@ pub struct RobustGridArgs {
     #[cfg_attr(
         feature = "clap",
         arg(
-        long,
-        default_value = "fedavg,median,trimmed-mean,krum,multi-krum,bulyan,geometric-median,centered-clipping,fltrust,dnc,signguard,clipped-clustering,flame"
+            long,
+            default_value = "fedavg,median,trimmed-mean,krum,multi-krum,bulyan,geometric-median,centered-clipping,fltrust,dnc,signguard,clipped-clustering,flame"
         )
     )]
     pub defences: String,
     /// Numbers of compromised sites, comma-separated (0 is the no-attack column).
-    #[cfg_attr(feature = "clap", arg(long, default_value = "0,1", conflicts_with = "fractions"))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value = "0,1", conflicts_with = "fractions")
+    )]
     pub f: String,
     /// Fractions of compromised sites instead of numbers, e.g. 0,0.1,0.2,0.3.
     #[cfg_attr(feature = "clap", arg(long))]
@@ -160,7 +166,10 @@ pub struct RobustGridArgs {
     #[cfg_attr(feature = "clap", arg(long))]
     pub defence_f: Option<usize>,
     /// Centered clipping's radius.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1.0, allow_hyphen_values = true))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = 1.0, allow_hyphen_values = true)
+    )]
     pub tau: f64,
     /// FLTrust's root sample: training rows moved to the server (`robust.root-samples`).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 50))]
@@ -233,7 +242,10 @@ pub struct ScannerShiftArgs {
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     pub data_seed: u64,
     /// Conv block widths of the small CNN.
-    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ',', default_value = "16,32"))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_delimiter = ',', default_value = "16,32")
+    )]
     pub channels: Vec<usize>,
     /// Width of the CNN's dense layer.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 64))]
@@ -279,10 +291,16 @@ pub struct ReproduceDpArgs {
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 5))]
     pub seeds: u64,
     /// Target epsilons, comma-separated (FLamby's grid).
-    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ',', default_value = "0.1,1,5,10,50"))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_delimiter = ',', default_value = "0.1,1,5,10,50")
+    )]
     pub epsilons: Vec<f64>,
     /// Deltas, comma-separated (FLamby's grid).
-    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ',', default_value = "0.1,0.01,0.001,0.0001"))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_delimiter = ',', default_value = "0.1,0.01,0.001,0.0001")
+    )]
     pub deltas: Vec<f64>,
     /// Accountant that calibrates Ward's noise: rdp (default; Balle et al. 2020
     /// conversion) or prv (tighter, slower). Both are reported for every row.
@@ -420,8 +438,8 @@ pub struct BenchAggregateArgs {
     #[cfg_attr(
         feature = "clap",
         arg(
-        long,
-        default_value = "mean,median,trimmed_mean,krum,multi_krum,geomed,centered_clipping,bulyan,nnm_mean"
+            long,
+            default_value = "mean,median,trimmed_mean,krum,multi_krum,geomed,centered_clipping,bulyan,nnm_mean"
         )
     )]
     pub rules: String,
@@ -483,7 +501,10 @@ pub struct PrivacyAuditArgs {
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 8))]
     pub shadows: usize,
     /// False-positive rates at which to report the TPR, comma-separated.
-    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ',', default_value = "0.001,0.01"))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_delimiter = ',', default_value = "0.001,0.01")
+    )]
     pub fpr: Vec<f64>,
     /// Delta of the epsilon lower bound (default: the run accountant's delta, else
     /// 1e-5).

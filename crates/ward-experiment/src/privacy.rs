@@ -31,7 +31,6 @@ use ward_privacy::accountant::{self, AccountantKind, GaussianEvent};
 use ward_privacy::central::{CentralDp, CentralDpConfig, Clipping};
 use ward_privacy::secagg::{MaskPrg, Quantizer, Rounding};
 
-
 /// The seed of the server's central-DP noise stream (a stream of the run seed).
 const CENTRAL_STREAM: u64 = 0xCE27_DA7A;
 

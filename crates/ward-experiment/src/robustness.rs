@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::say;
 use crate::error::Context;
+use crate::say;
 use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
@@ -24,9 +24,9 @@ use ward_data::{ImageSet, ImageShape, ImageTask, Matrix, Split};
 use ward_models::{Evaluation, evaluate, make_engine};
 use ward_report::LineChart;
 
+use crate::FinishedRun;
 use crate::options::RobustnessArgs;
 use crate::{Observer, engine_options};
-use crate::FinishedRun;
 
 /// One line of `robustness.csv`.
 #[derive(Debug, Clone, Serialize)]
@@ -234,7 +234,7 @@ pub fn robustness(args: RobustnessArgs, obs: &mut dyn Observer) -> Result<()> {
         .sites
         .iter()
         .find(|s| !s.test.is_empty())
-        .expect("a site with test images exists");
+        .ok_or_else(|| Error::User(format!("{}: no site has test images", run.display())))?;
     write_examples(
         &out_dir.join("examples"),
         &to_images(&first.test, shape, task),
@@ -260,16 +260,22 @@ pub fn robustness(args: RobustnessArgs, obs: &mut dyn Observer) -> Result<()> {
             s.model.clone(),
         ]);
     }
-    say(obs, format!(
-        "Acquisition-shift robustness of {}: {} corruptions x {SEVERITIES} severities (seed {})",
-        run.display(),
-        Corruption::ALL.len(),
-        args.seed
-    ));
+    say(
+        obs,
+        format!(
+            "Acquisition-shift robustness of {}: {} corruptions x {SEVERITIES} severities (seed {})",
+            run.display(),
+            Corruption::ALL.len(),
+            args.seed
+        ),
+    );
     say(obs, t);
-    say(obs, format!(
-        "written: {} (robustness.csv, robustness.json, robustness.svg, examples/)",
-        out_dir.display()
-    ));
+    say(
+        obs,
+        format!(
+            "written: {} (robustness.csv, robustness.json, robustness.svg, examples/)",
+            out_dir.display()
+        ),
+    );
     Ok(())
 }

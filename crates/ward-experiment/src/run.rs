@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use ward_core::{ExperimentSpec, Params, WARD_VERSION};
 use ward_data::FederatedDataset;
-use ward_fl::{EngineOptions, RoundReport, SiteHandle, SiteRecord, Simulation};
+use ward_fl::{EngineOptions, RoundReport, Simulation, SiteHandle, SiteRecord};
 use ward_report::Summary;
 
+use crate::RunDir;
 use crate::load::{self, Loaded};
 use crate::privacy::{self, PrivacyPlan, PrivacyReport};
-use crate::FinishedRun;
 use crate::{Error, Result, build};
 
 /// What a front end sees of a run while it goes: a progress bar, a log, later the
@@ -195,7 +195,10 @@ pub struct Outcome {
 impl Outcome {
     /// The privacy report as terminal lines (empty without a mechanism).
     pub fn privacy_lines(&self) -> Vec<String> {
-        self.privacy.as_ref().map(PrivacyReport::lines).unwrap_or_default()
+        self.privacy
+            .as_ref()
+            .map(PrivacyReport::lines)
+            .unwrap_or_default()
     }
 }
 

@@ -190,7 +190,11 @@ impl RunDir {
         let mut n = 0;
         for (i, line) in text.lines().enumerate() {
             let row: ward_fl::SiteRecord = serde_json::from_str(line).map_err(|e| {
-                Error::User(format!("{}:{}: not a metrics row: {e}", path.display(), i + 1))
+                Error::User(format!(
+                    "{}:{}: not a metrics row: {e}",
+                    path.display(),
+                    i + 1
+                ))
             })?;
             n += usize::from(matches!(row.status, SiteStatus::Rejected { .. }));
         }

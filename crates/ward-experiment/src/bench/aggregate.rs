@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use crate::say;
 use crate::error::{Context, bail};
+use crate::say;
 use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use rand::{RngExt, SeedableRng};
@@ -25,9 +25,9 @@ use ward_robust::{
     TrimmedMean,
 };
 
-use crate::options::BenchAggregateArgs;
-use crate::bench::{find_anchor, fmt_secs, median, parse_counts};
 use crate::Observer;
+use crate::bench::{find_anchor, fmt_secs, median, parse_counts};
+use crate::options::BenchAggregateArgs;
 
 /// The anchor's rule names, in its order.
 const RULES: [&str; 9] = [
@@ -163,20 +163,29 @@ type AnchorTimes = Vec<(String, String, usize, usize, f64)>;
 
 /// Runs the anchor's `bench_rules.py` on a copy of its folder (its results stay out of
 /// the shared folder) for the same n and d, and reads its `results/rules.json`.
-fn run_anchor(dir: &Path, py: &Path, ns: &[usize], ds: &[usize], obs: &mut dyn Observer) -> Result<AnchorTimes> {
+fn run_anchor(
+    dir: &Path,
+    py: &Path,
+    ns: &[usize],
+    ds: &[usize],
+    obs: &mut dyn Observer,
+) -> Result<AnchorTimes> {
     let tmp = std::env::temp_dir().join(format!("ward-bench-aggregate-{}", std::process::id()));
     fs_err::create_dir_all(&tmp)?;
     for f in ["bench_rules.py", "rules_numpy.py", "idle.py"] {
         fs_err::copy(dir.join(f), tmp.join(f))?;
     }
     let join = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-    say(obs, format!(
-        "anchor: {} with {} (NS={} DS={}); this takes a while",
-        dir.join("bench_rules.py").display(),
-        py.display(),
-        join(ns),
-        join(ds)
-    ));
+    say(
+        obs,
+        format!(
+            "anchor: {} with {} (NS={} DS={}); this takes a while",
+            dir.join("bench_rules.py").display(),
+            py.display(),
+            join(ns),
+            join(ds)
+        ),
+    );
     let st = Command::new(py)
         .arg(tmp.join("bench_rules.py"))
         .current_dir(&tmp)
@@ -225,22 +234,26 @@ pub fn bench_aggregate(a: BenchAggregateArgs, obs: &mut dyn Observer) -> Result<
         ward_rule(r, 10)?;
     }
     let bw = read_bandwidth();
-    say(obs, format!(
-        "ward bench aggregate ({} build, {} threads): read bandwidth of this machine {bw:.1} GB/s",
-        if cfg!(debug_assertions) {
-            "DEBUG"
-        } else {
-            "release"
-        },
-        rayon_threads()
-    ));
+    say(
+        obs,
+        format!(
+            "ward bench aggregate ({} build, {} threads): read bandwidth of this machine {bw:.1} GB/s",
+            if cfg!(debug_assertions) {
+                "DEBUG"
+            } else {
+                "release"
+            },
+            rayon_threads()
+        ),
+    );
     let mut ward_times: Vec<(String, usize, usize, f64)> = Vec::new();
     for &n in &ns {
         for &d in &ds {
             if n >= 100 && d >= 10_000_000 {
-                say(obs, format!(
-                    "n={n} d={d}: skipped (as the anchor: 4 GB of input)"
-                ));
+                say(
+                    obs,
+                    format!("n={n} d={d}: skipped (as the anchor: 4 GB of input)"),
+                );
                 continue;
             }
             let u = inputs(n, d);
@@ -265,15 +278,21 @@ pub fn bench_aggregate(a: BenchAggregateArgs, obs: &mut dyn Observer) -> Result<
             Ok(t) => t,
             Err(e) => {
                 // ward's own table still prints; the anchor's failure is reported.
-                say(obs, format!("anchor failed, no comparison in this run: {e:#}"));
+                say(
+                    obs,
+                    format!("anchor failed, no comparison in this run: {e:#}"),
+                );
                 Vec::new()
             }
         },
         Some(_) => {
-            say(obs, format!(
-                "anchor: no venv at {} (the anchor's setup.sh makes it; this command never runs it): no comparison in this run",
-                a.venv.display()
-            ));
+            say(
+                obs,
+                format!(
+                    "anchor: no venv at {} (the anchor's setup.sh makes it; this command never runs it): no comparison in this run",
+                    a.venv.display()
+                ),
+            );
             Vec::new()
         }
         None => {
@@ -326,11 +345,14 @@ pub fn bench_aggregate(a: BenchAggregateArgs, obs: &mut dyn Observer) -> Result<
         ]);
     }
     say(obs, t);
-    say(obs, format!(
-        "GB/s = input bytes (4 n d) / time for the bandwidth-bound rules (one pass per mean; \
+    say(
+        obs,
+        format!(
+            "GB/s = input bytes (4 n d) / time for the bandwidth-bound rules (one pass per mean; \
          centered clipping and the geometric median make 2 passes per iteration); machine read \
          bandwidth {bw:.1} GB/s"
-    ));
+        ),
+    );
     Ok(())
 }
 

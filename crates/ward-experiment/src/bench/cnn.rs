@@ -10,9 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use crate::say;
+use crate::Result;
 use crate::error::Context;
-use crate::{Error, Result};
+use crate::say;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,9 +22,9 @@ use ward_models::{
     BurnConv, ConvArch, ConvFamily, DeviceChoice, GradientEngine, Norm, Optimizer, OptimizerConfig,
 };
 
-use crate::options::BenchCnnArgs;
-use crate::bench::{find_anchor, median};
 use crate::Observer;
+use crate::bench::{find_anchor, median};
+use crate::options::BenchCnnArgs;
 
 /// Classes of the anchor's synthetic task.
 const CLASSES: usize = 9;
@@ -199,10 +199,13 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
             }
         }
     } else {
-        say(obs, format!(
-            "anchor: not run: needs the venv {} (SLIM=1 bash shared/anchors/pytorch_cnn/setup.sh makes it; this command never runs it)",
-            py.display()
-        ));
+        say(
+            obs,
+            format!(
+                "anchor: not run: needs the venv {} (SLIM=1 bash shared/anchors/pytorch_cnn/setup.sh makes it; this command never runs it)",
+                py.display()
+            ),
+        );
     }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
@@ -230,10 +233,13 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
         ]);
     }
     if !rows.is_empty() {
-        say(obs, format!(
-            "CNN training step (forward + backward + SGD momentum), float32, device {device}, {} threads available",
-            std::thread::available_parallelism().map_or(0, |n| n.get())
-        ));
+        say(
+            obs,
+            format!(
+                "CNN training step (forward + backward + SGD momentum), float32, device {device}, {} threads available",
+                std::thread::available_parallelism().map_or(0, |n| n.get())
+            ),
+        );
         say(obs, table.to_string());
     }
     if only.is_empty() || only.iter().any(|o| o == "readers") {

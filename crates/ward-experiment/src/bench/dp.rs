@@ -14,8 +14,8 @@
 
 use std::time::Instant;
 
+use crate::Result;
 use crate::say;
-use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -27,9 +27,9 @@ use ward_models::{
     Norm, Optimizer, OptimizerConfig, PerSample,
 };
 
-use crate::options::BenchDpArgs;
-use crate::bench::median;
 use crate::Observer;
+use crate::bench::median;
+use crate::options::BenchDpArgs;
 
 /// Median milliseconds per step: `(non-private, DP-SGD)`.
 fn time_steps(
@@ -207,7 +207,8 @@ pub fn bench_dp(args: BenchDpArgs, obs: &mut dyn Observer) -> Result<()> {
         ]);
     }
     say(obs, t);
-    say(obs, 
+    say(
+        obs,
         "DP-SGD step: per-example gradients clipped to 1, Gaussian noise (sigma 1), SGD; medians over the timed steps; goal: ratio < 3x",
     );
     Ok(())

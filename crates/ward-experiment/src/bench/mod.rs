@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::say;
 use crate::error::{Context, bail};
+use crate::say;
 use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use ward_core::ExperimentSpec;
@@ -23,8 +23,8 @@ use ward_models::{
     BatchStream, EngineKind, LocalFit, Optimizer, OptimizerConfig, make_engine, train_local,
 };
 
-use crate::options::BenchFlArgs;
 use crate::Observer;
+use crate::options::BenchFlArgs;
 
 /// Positive integers from a comma-separated flag value (`1e5` notation accepted).
 pub(crate) fn parse_counts(flag: &str, s: &str) -> Result<Vec<usize>> {
@@ -35,7 +35,9 @@ pub(crate) fn parse_counts(flag: &str, s: &str) -> Result<Vec<usize>> {
                 .ok()
                 .filter(|v| v.is_finite() && *v >= 1.0 && v.fract() == 0.0)
                 .map(|v| v as usize)
-                .ok_or_else(|| Error::User(format!("{flag}: {t:?} is not a positive integer")).into())
+                .ok_or_else(|| {
+                    Error::User(format!("{flag}: {t:?} is not a positive integer")).into()
+                })
         })
         .collect()
 }
@@ -292,11 +294,14 @@ pub fn fl(args: BenchFlArgs, obs: &mut dyn Observer) -> Result<()> {
             let py = args.venv.join("bin/python");
             if !args.no_setup || !py.exists() {
                 // The anchor's own setup (idempotent: creates or checks its venv).
-                say(obs, format!(
-                    "anchor: {} (VENV={})",
-                    dir.join("setup.sh").display(),
-                    args.venv.display()
-                ));
+                say(
+                    obs,
+                    format!(
+                        "anchor: {} (VENV={})",
+                        dir.join("setup.sh").display(),
+                        args.venv.display()
+                    ),
+                );
                 let st = Command::new("bash")
                     .arg(dir.join("setup.sh"))
                     .env("VENV", &args.venv)
@@ -359,14 +364,17 @@ pub fn fl(args: BenchFlArgs, obs: &mut dyn Observer) -> Result<()> {
         };
         t.add_row(vec![name, shown, note]);
     }
-    say(obs, format!(
-        "ward bench fl: default experiment (fed-heart-disease, FedAvg, SGD lr 0.001, batch 4, 100 local steps, 15 rounds), {n} repeats{}",
-        if cfg!(debug_assertions) {
-            " — DEBUG BUILD"
-        } else {
-            ", release build"
-        }
-    ));
+    say(
+        obs,
+        format!(
+            "ward bench fl: default experiment (fed-heart-disease, FedAvg, SGD lr 0.001, batch 4, 100 local steps, 15 rounds), {n} repeats{}",
+            if cfg!(debug_assertions) {
+                " — DEBUG BUILD"
+            } else {
+                ", release build"
+            }
+        ),
+    );
     say(obs, t);
     let mut r = Table::new();
     r.load_preset(UTF8_FULL_CONDENSED);

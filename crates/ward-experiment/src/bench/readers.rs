@@ -11,9 +11,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::say;
+use crate::Result;
 use crate::error::Context;
-use crate::{Error, Result};
+use crate::say;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use ward_data::readers::dicom::{DicomIntensity, DicomOptions, read_dicom_images};
 use ward_data::readers::folder::{Color, FolderOptions, read_class_folders};
@@ -22,8 +22,8 @@ use ward_data::readers::nifti::{NiftiOptions, NiftiOutput, read_nifti};
 use ward_data::readers::{BadFile, Dims, Intensity, Resample};
 use ward_data::{ImageSet, ImageShape, ImageTask};
 
-use crate::bench::median;
 use crate::Observer;
+use crate::bench::median;
 
 const PYDICOM_CT: &str = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm";
 
@@ -66,7 +66,7 @@ fn time_reader(
     mut read: impl FnMut() -> Result<usize>,
 ) -> Result<f64> {
     let got = read()?; // warm the page cache
-    anyhow::ensure!(
+    crate::error::ensure!(
         got == images,
         "the reader read {got} images, expected {images}"
     );
@@ -238,9 +238,12 @@ pub fn bench_readers(images: usize, repeats: usize, obs: &mut dyn Observer) -> R
             ips.map_or("-".into(), |v| format!("{v:.0}")),
         ]);
     }
-    say(obs, format!(
-        "Image readers: images decoded, scaled to [0, 1] and labelled per second (median of {repeats})"
-    ));
+    say(
+        obs,
+        format!(
+            "Image readers: images decoded, scaled to [0, 1] and labelled per second (median of {repeats})"
+        ),
+    );
     say(obs, table.to_string());
     Ok(())
 }

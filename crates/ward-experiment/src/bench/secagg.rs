@@ -18,8 +18,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::say;
 use crate::error::{Context, bail};
+use crate::say;
 use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use rand::{RngExt, SeedableRng};
@@ -29,9 +29,9 @@ use ward_privacy::secagg::{
     DropPoint, MaskPrg, Quantizer, RoundOptions, Rounding, SecAggParams, choose_dropouts, run_round,
 };
 
-use crate::options::BenchSecaggArgs;
-use crate::bench::{find_anchor, fmt_secs, median, parse_counts};
 use crate::Observer;
+use crate::bench::{find_anchor, fmt_secs, median, parse_counts};
+use crate::options::BenchSecaggArgs;
 
 /// The two graphs of the anchor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -314,16 +314,19 @@ pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
         .num_threads(threads)
         .build()
         .context("building the thread pool")?;
-    say(obs, format!(
-        "ward bench secagg ({} build): {threads} thread(s), masks {prg}, clip {} with 2^{} levels (stochastic rounding); sites run one after another",
-        if cfg!(debug_assertions) {
-            "DEBUG"
-        } else {
-            "release"
-        },
-        a.clip,
-        a.bits
-    ));
+    say(
+        obs,
+        format!(
+            "ward bench secagg ({} build): {threads} thread(s), masks {prg}, clip {} with 2^{} levels (stochastic rounding); sites run one after another",
+            if cfg!(debug_assertions) {
+                "DEBUG"
+            } else {
+                "release"
+            },
+            a.clip,
+            a.bits
+        ),
+    );
     let mut cases = Vec::new();
     for &graph in &graphs {
         for &d in &ds {
@@ -338,16 +341,19 @@ pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
     for c in &cases {
         let p = params(c, &a, prg)?;
         let w = pool.install(|| run_ward(c, &p, a.repeats, threads > 1))?;
-        say(obs, format!(
-            "{:8} n={:<4} d={:<8} drop={:>3}%  k={} t={}  round {}",
-            c.graph.name(),
-            c.n,
-            c.d,
-            (c.drop * 100.0).round(),
-            w.neighbours,
-            w.threshold,
-            fmt_secs(w.round_s, 3)
-        ));
+        say(
+            obs,
+            format!(
+                "{:8} n={:<4} d={:<8} drop={:>3}%  k={} t={}  round {}",
+                c.graph.name(),
+                c.n,
+                c.d,
+                (c.drop * 100.0).round(),
+                w.neighbours,
+                w.threshold,
+                fmt_secs(w.round_s, 3)
+            ),
+        );
         rows.push(Row {
             case: *c,
             ward: w,
@@ -362,12 +368,15 @@ pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
     };
     match anchor {
         Some(dir) if py.exists() => {
-            say(obs, format!(
-                "anchor: {} with {} (cap {:.0} s a round); this takes a while",
-                dir.join("secagg_flower.py").display(),
-                py.display(),
-                a.anchor_cap
-            ));
+            say(
+                obs,
+                format!(
+                    "anchor: {} with {} (cap {:.0} s a round); this takes a while",
+                    dir.join("secagg_flower.py").display(),
+                    py.display(),
+                    a.anchor_cap
+                ),
+            );
             // Cases over the cap: every larger case of the same graph is skipped.
             let mut over: Vec<Case> = Vec::new();
             for row in &mut rows {
@@ -396,23 +405,29 @@ pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
                 if r.status.starts_with('>') {
                     over.push(c);
                 }
-                say(obs, format!(
-                    "anchor {:8} n={:<4} d={:<8} drop={:>3}%  {}{}",
-                    c.graph.name(),
-                    c.n,
-                    c.d,
-                    (c.drop * 100.0).round(),
-                    r.status,
-                    r.round_s
-                        .map_or(String::new(), |s| format!(" {}", fmt_secs(s, 3)))
-                ));
+                say(
+                    obs,
+                    format!(
+                        "anchor {:8} n={:<4} d={:<8} drop={:>3}%  {}{}",
+                        c.graph.name(),
+                        c.n,
+                        c.d,
+                        (c.drop * 100.0).round(),
+                        r.status,
+                        r.round_s
+                            .map_or(String::new(), |s| format!(" {}", fmt_secs(s, 3)))
+                    ),
+                );
                 row.anchor = Some(r);
             }
         }
-        Some(_) => say(obs, format!(
-            "anchor: no venv at {} (the anchor's setup.sh makes it; this command never runs it): no comparison in this run",
-            a.venv.display()
-        )),
+        Some(_) => say(
+            obs,
+            format!(
+                "anchor: no venv at {} (the anchor's setup.sh makes it; this command never runs it): no comparison in this run",
+                a.venv.display()
+            ),
+        ),
         None => say(
             obs,
             super::anchor_missing(a.no_anchor, "secagg", "secagg_flower.py"),
@@ -469,7 +484,8 @@ pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
         ]);
     }
     say(obs, t);
-    say(obs, 
+    say(
+        obs,
         "k / t: neighbours of each site (itself not counted) / Shamir threshold; site mean: \
          a site's compute over the round (all sites' sum / n); server: the server's compute; \
          up/down: postcard-encoded messages of a site that finishes the round (Flower: raw \

@@ -17,8 +17,8 @@
 
 use std::path::PathBuf;
 
-use crate::say;
 use crate::error::Context;
+use crate::say;
 use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::{Deserialize, Serialize};
@@ -466,22 +466,31 @@ pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<
             f2(r.flamby_epsilon_spent),
         ]);
     }
-    say(obs, format!(
-        "Fed-Heart-Disease, FedAvg with record-level DP-SGD (clip {CLIP}): mean test accuracy over the four sites, {seeds} seeds (split fixed, seed 43)"
-    ));
+    say(
+        obs,
+        format!(
+            "Fed-Heart-Disease, FedAvg with record-level DP-SGD (clip {CLIP}): mean test accuracy over the four sites, {seeds} seeds (split fixed, seed 43)"
+        ),
+    );
     say(obs, t);
-    say(obs, format!(
-        "ε spent: max over sites, each over the {} steps it took (Ward's noise calibrated with {}). FLamby's ε: Opacus calibrated for 15 epochs, not the steps taken; spent = RDP over the 1500 steps.",
-        rows.first()
-            .map(|r| r.config.federation.rounds * r.config.train.local_steps.unwrap_or(0))
-            .unwrap_or(0),
-        acc_name(acc)
-    ));
-    say(obs, format!(
-        "written: {}, {}",
-        dir.join("table.csv").display(),
-        dir.join("table.json").display()
-    ));
+    say(
+        obs,
+        format!(
+            "ε spent: max over sites, each over the {} steps it took (Ward's noise calibrated with {}). FLamby's ε: Opacus calibrated for 15 epochs, not the steps taken; spent = RDP over the 1500 steps.",
+            rows.first()
+                .map(|r| r.config.federation.rounds * r.config.train.local_steps.unwrap_or(0))
+                .unwrap_or(0),
+            acc_name(acc)
+        ),
+    );
+    say(
+        obs,
+        format!(
+            "written: {}, {}",
+            dir.join("table.csv").display(),
+            dir.join("table.json").display()
+        ),
+    );
     Ok(())
 }
 

@@ -5,8 +5,8 @@ pub mod scanner_shift;
 
 use std::path::PathBuf;
 
+use crate::Result;
 use crate::say;
-use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -232,11 +232,7 @@ fn run_method(
         let mut spec = m.spec.clone();
         spec.seed = seed;
         spec.validate()?;
-        per_seed.push(
-            crate::run_quietly(&spec, data, opts)?
-                .summary
-                .mean_accuracy,
-        );
+        per_seed.push(crate::run_quietly(&spec, data, opts)?.summary.mean_accuracy);
     }
     let (mean, std) = mean_std(&per_seed);
     Ok(Row {
@@ -306,9 +302,7 @@ fn cv_score(
         for seed in 0..seeds {
             let mut s = spec.clone();
             s.seed = 1000 + seed;
-            total += crate::run_quietly(&s, fold, opts)?
-                .summary
-                .mean_accuracy;
+            total += crate::run_quietly(&s, fold, opts)?.summary.mean_accuracy;
         }
     }
     Ok(total / (folds.len() as f64 * seeds as f64))
@@ -477,15 +471,21 @@ pub fn flamby_heart(args: ReproduceArgs, obs: &mut dyn Observer) -> Result<()> {
             r.note.clone(),
         ]);
     }
-    say(obs, format!(
-        "Fed-Heart-Disease, mean test accuracy over the four sites, {seeds} seeds (split fixed, seed 43)"
-    ));
+    say(
+        obs,
+        format!(
+            "Fed-Heart-Disease, mean test accuracy over the four sites, {seeds} seeds (split fixed, seed 43)"
+        ),
+    );
     say(obs, t);
-    say(obs, format!(
-        "written: {}, {}",
-        dir.join("table.csv").display(),
-        dir.join("table.json").display()
-    ));
+    say(
+        obs,
+        format!(
+            "written: {}, {}",
+            dir.join("table.csv").display(),
+            dir.join("table.json").display()
+        ),
+    );
     Ok(())
 }
 

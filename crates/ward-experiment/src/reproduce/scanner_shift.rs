@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::Result;
 use crate::say;
-use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 use ward_core::ExperimentSpec;
@@ -200,16 +200,22 @@ pub fn scanner_shift(args: ScannerShiftArgs, obs: &mut dyn Observer) -> Result<(
         );
         t.add_row(cells);
     }
-    say(obs, format!(
-        "Synthetic scanner shift: {} sites x {} images of {}x{}, {} classes; test accuracy per site, {seeds} seeds (local rows: trained on one site)",
-        args.sites, args.per_site, args.size, args.size, args.classes
-    ));
+    say(
+        obs,
+        format!(
+            "Synthetic scanner shift: {} sites x {} images of {}x{}, {} classes; test accuracy per site, {seeds} seeds (local rows: trained on one site)",
+            args.sites, args.per_site, args.size, args.size, args.classes
+        ),
+    );
     say(obs, t);
-    say(obs, format!(
-        "written: {}, {}, {}",
-        dir.join("table.csv").display(),
-        dir.join("table.json").display(),
-        dir.join("cross_site.csv").display()
-    ));
+    say(
+        obs,
+        format!(
+            "written: {}, {}, {}",
+            dir.join("table.csv").display(),
+            dir.join("table.json").display(),
+            dir.join("cross_site.csv").display()
+        ),
+    );
     Ok(())
 }
