@@ -147,8 +147,7 @@ pub fn aggregate(a: AggregateArgs, obs: &mut dyn Observer) -> Result<()> {
                     p.display(),
                     s.rows,
                     s.cols
-                ))
-                .into());
+                )));
             }
             Some(Params::new(layout.clone(), s.values)?)
         }

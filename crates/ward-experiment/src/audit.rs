@@ -457,18 +457,18 @@ pub fn privacy_audit(args: PrivacyAuditArgs, obs: &mut dyn Observer) -> Result<(
         return Err(Error::User(format!(
             "--shadows = {}: LiRA needs an even number of at least 4 shadow models (0 skips it)",
             args.shadows
-        ))
-        .into());
+        )));
     }
     if !(args.confidence > 0.0 && args.confidence < 1.0) {
         return Err(Error::User(format!(
             "--confidence = {}: must be in (0, 1)",
             args.confidence
-        ))
-        .into());
+        )));
     }
     if let Some(f) = args.fpr.iter().find(|f| !(**f > 0.0 && **f < 1.0)) {
-        return Err(Error::User(format!("--fpr {f}: each FPR must be in (0, 1)")).into());
+        return Err(Error::User(format!(
+            "--fpr {f}: each FPR must be in (0, 1)"
+        )));
     }
     let opts = engine_options(&args.engine)?;
     let run = FinishedRun::open(&args.run, "ward privacy audit", opts)?;
@@ -479,7 +479,7 @@ pub fn privacy_audit(args: PrivacyAuditArgs, obs: &mut dyn Observer) -> Result<(
         (None, None) => (DEFAULT_DELTA, "default".to_string()),
     };
     if !(0.0..1.0).contains(&delta) {
-        return Err(Error::User(format!("--delta = {delta}: must be in [0, 1)")).into());
+        return Err(Error::User(format!("--delta = {delta}: must be in [0, 1)")));
     }
 
     // The sites whose training rows trained the model.
@@ -501,7 +501,7 @@ pub fn privacy_audit(args: PrivacyAuditArgs, obs: &mut dyn Observer) -> Result<(
         }
         _ => (0..run.experiment.data().sites.len()).collect(),
     };
-    let pool = Pool::new(&run.experiment.data(), audited);
+    let pool = Pool::new(run.experiment.data(), audited);
     let arch = run.arch().clone();
     let kind = output_kind(arch.loss());
     let mut engine = make_engine(&arch, opts.device, opts.engine)?;
@@ -604,8 +604,7 @@ pub fn privacy_audit(args: PrivacyAuditArgs, obs: &mut dyn Observer) -> Result<(
     if rows.is_empty() {
         return Err(Error::User(
             "no audited site has both training and test rows: nothing to attack".into(),
-        )
-        .into());
+        ));
     }
     notes.push(format!(
         "members: the training rows of {} sites; non-members: their test rows",

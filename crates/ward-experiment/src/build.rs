@@ -245,15 +245,13 @@ pub(crate) fn resolve_patch(
             return Err(Error::User(
                 "attack.patch is an image trigger; this dataset is a table: use attack.trigger"
                     .into(),
-            )
-            .into());
+            ));
         };
         if p.size > s.height.min(s.width) {
             return Err(Error::User(format!(
                 "attack.patch.size = {} does not fit images of {s}",
                 p.size
-            ))
-            .into());
+            )));
         }
         a.trigger = p.features(s.channels, s.depth, s.height, s.width);
     }

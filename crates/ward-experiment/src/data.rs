@@ -39,8 +39,7 @@ fn resolve(what: &str, sets: &[String]) -> Result<(DataSpec, std::path::PathBuf,
     if !p.exists() {
         return Err(Error::User(format!(
             "{what:?} is neither a built-in dataset (fed-heart-disease, breast-cancer) nor an existing experiment file"
-        ))
-        .into());
+        )));
     }
     let l = crate::load(p, sets)?;
     Ok((l.spec.data, l.base_dir, what.to_string()))

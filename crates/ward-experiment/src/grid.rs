@@ -51,7 +51,7 @@ fn parse_list<T>(s: &str, what: &str, f: impl Fn(&str) -> Option<T>) -> Result<V
     s.split(',')
         .map(str::trim)
         .filter(|x| !x.is_empty())
-        .map(|x| f(x).ok_or_else(|| Error::User(format!("--{what}: {x:?} is not valid")).into()))
+        .map(|x| f(x).ok_or_else(|| Error::User(format!("--{what}: {x:?} is not valid"))))
         .collect()
 }
 

@@ -179,8 +179,7 @@ pub fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<PrivacyPla
                 return Err(Error::User(format!(
                     "privacy.dp-sgd: train.batch-size = {batch} exceeds site {}'s {n} training rows",
                     names[i]
-                ))
-                .into());
+                )));
             }
             let per_round = steps_per_round(work, n, batch);
             let q = batch as f64 / n as f64;

@@ -107,8 +107,7 @@ pub fn robustness(args: RobustnessArgs, obs: &mut dyn Observer) -> Result<()> {
             "{}: the run trained on {}, a table; ward robustness corrupts images",
             run.display(),
             data.name
-        ))
-        .into());
+        )));
     };
     let arch = loaded.arch().clone();
     let mut engine = make_engine(&arch, opts.device, opts.engine)?;
@@ -166,7 +165,7 @@ pub fn robustness(args: RobustnessArgs, obs: &mut dyn Observer) -> Result<()> {
         );
     }
     if sites.is_empty() {
-        return Err(Error::User("no site has test images to score".into()).into());
+        return Err(Error::User("no site has test images to score".into()));
     }
 
     // robustness.csv

@@ -62,8 +62,7 @@ fn ward_rule(name: &str, n: usize) -> Result<Box<dyn Aggregator>> {
             return Err(Error::User(format!(
                 "--rules: unknown rule {other:?}; expected some of {}",
                 RULES.join(", ")
-            ))
-            .into());
+            )));
         }
     })
 }

@@ -35,9 +35,7 @@ pub(crate) fn parse_counts(flag: &str, s: &str) -> Result<Vec<usize>> {
                 .ok()
                 .filter(|v| v.is_finite() && *v >= 1.0 && v.fract() == 0.0)
                 .map(|v| v as usize)
-                .ok_or_else(|| {
-                    Error::User(format!("{flag}: {t:?} is not a positive integer")).into()
-                })
+                .ok_or_else(|| Error::User(format!("{flag}: {t:?} is not a positive integer")))
         })
         .collect()
 }
@@ -149,7 +147,7 @@ fn process_time(cmd: &mut Command) -> Result<(f64, String)> {
 /// be for the next run to compare.
 pub(crate) fn anchor_missing(no_anchor: bool, name: &str, marker: &str) -> String {
     if no_anchor {
-        return format!("anchor: not run (--no-anchor): no comparison in this run");
+        return "anchor: not run (--no-anchor): no comparison in this run".to_string();
     }
     let cwd = std::env::current_dir().map_or_else(|_| ".".into(), |d| d.display().to_string());
     format!(

@@ -106,9 +106,7 @@ fn parse_fracs(s: &str) -> Result<Vec<f64>> {
             t.parse::<f64>()
                 .ok()
                 .filter(|v| (0.0..1.0).contains(v))
-                .ok_or_else(|| {
-                    Error::User(format!("--drop: {t:?} is not a fraction in [0, 1)")).into()
-                })
+                .ok_or_else(|| Error::User(format!("--drop: {t:?} is not a fraction in [0, 1)")))
         })
         .collect()
 }
@@ -120,8 +118,7 @@ fn parse_graphs(s: &str) -> Result<Vec<Graph>> {
             "sparse" => Ok(Graph::Sparse),
             other => Err(Error::User(format!(
                 "--graphs: unknown graph {other:?}; expected complete, sparse"
-            ))
-            .into()),
+            ))),
         })
         .collect()
 }

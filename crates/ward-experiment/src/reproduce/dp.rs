@@ -281,11 +281,11 @@ pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<
     };
     for (name, v) in [("--epsilons", &args.epsilons), ("--deltas", &args.deltas)] {
         if let Some(x) = v.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
-            return Err(Error::User(format!("{name}: {x} is not a positive number")).into());
+            return Err(Error::User(format!("{name}: {x} is not a positive number")));
         }
     }
     if let Some(d) = args.deltas.iter().find(|d| **d >= 1.0) {
-        return Err(Error::User(format!("--deltas: {d} is not below 1")).into());
+        return Err(Error::User(format!("--deltas: {d} is not below 1")));
     }
     let flamby = flamby_cells(FLAMBY_DP_CSV).map_err(Error::Internal)?;
     let published = |cell: Cell| {
