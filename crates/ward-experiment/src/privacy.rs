@@ -144,17 +144,8 @@ fn steps_per_round(work: LocalWork, rows: usize, batch: usize) -> u64 {
 }
 
 /// Sites that train per round, and sites that train.
-fn site_sampling(spec: &ExperimentSpec, fed: &Federation) -> (usize, usize) {
-    let trainers = fed.roles().iter().filter(|r| r.trains).count();
-    let per_round = match spec.federation.strategy {
-        ward_core::config::StrategyKind::Cyclic => 1,
-        _ => spec
-            .federation
-            .sites_per_round
-            .unwrap_or(trainers)
-            .min(trainers),
-    };
-    (per_round, trainers)
+fn site_sampling(fed: &Federation) -> (usize, usize) {
+    (fed.sites_per_round(), fed.trainers())
 }
 
 /// Resolves `[privacy]` (calibrating noise for `target-epsilon` over every planned step)
@@ -220,7 +211,7 @@ pub fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<PrivacyPla
         }
     }
     if let Some(c) = &spec.privacy.central {
-        let (m, trainers) = site_sampling(spec, &sim.federation);
+        let (m, trainers) = site_sampling(&sim.federation);
         let q = m as f64 / trainers as f64;
         let z = match (c.noise_multiplier, c.target_epsilon) {
             (Some(z), _) => z,
@@ -273,7 +264,7 @@ pub fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<PrivacyPla
         sim.federation
             .enable_secagg(settings)
             .map_err(|e| Error::User(format!("privacy.secagg: {e}")))?;
-        let (m, _) = site_sampling(spec, &sim.federation);
+        let (m, _) = site_sampling(&sim.federation);
         plan.secagg = Some((settings, m));
     }
     Ok(plan)

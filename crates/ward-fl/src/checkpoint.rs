@@ -182,7 +182,7 @@ mod tests {
         old.extend_from_slice(b"body");
         let err = Checkpoint::from_bytes(&old).unwrap_err().to_string();
         assert!(
-            err.contains("version 1, this Ward reads version 2")
+            err.contains(&format!("version 1, this Ward reads version {VERSION}"))
                 && err.contains("without --resume"),
             "{err}"
         );

@@ -286,6 +286,26 @@ impl Federation {
         })
     }
 
+    /// Sites that train (every site but evaluation-only ones).
+    pub fn trainers(&self) -> usize {
+        self.roles.iter().filter(|r| r.trains).count()
+    }
+
+    /// Sites that train in each round: one for cyclic, `federation.sites-per-round`
+    /// (at most the trainers) otherwise, every trainer by default. The one place this
+    /// is computed.
+    pub fn sites_per_round(&self) -> usize {
+        let trainers = self.trainers();
+        match self.config.strategy {
+            StrategyKind::Cyclic => 1,
+            _ => self
+                .config
+                .sites_per_round
+                .unwrap_or(trainers)
+                .min(trainers),
+        }
+    }
+
     /// Replaces the sites with handles supplied from outside (the coordinator of a
     /// deployment passes remote sites): as many as there are, with the same names in the
     /// same order. Refused after the first round.
@@ -310,15 +330,7 @@ impl Federation {
     /// updates per round than the federation can give.
     pub fn set_aggregator(&mut self, aggregator: Box<dyn Aggregator>) -> Result<(), FlError> {
         self.refuse_with_secagg(&format!("the aggregation rule {}", aggregator.name()))?;
-        let trainers = self.roles.iter().filter(|r| r.trains).count();
-        let per_round = match self.config.strategy {
-            StrategyKind::Cyclic => 1,
-            _ => self
-                .config
-                .sites_per_round
-                .unwrap_or(trainers)
-                .min(trainers),
-        };
+        let per_round = self.sites_per_round();
         if per_round < aggregator.min_updates() {
             return Err(FlError::Config(format!(
                 "aggregator {} needs at least {} updates per round, but {per_round} sites train per round",
@@ -425,12 +437,7 @@ impl Federation {
                 "an attack, a server mechanism or a root trainer needs each update".into(),
             );
         }
-        let trainers = self.roles.iter().filter(|r| r.trains).count();
-        let per_round = self
-            .config
-            .sites_per_round
-            .unwrap_or(trainers)
-            .min(trainers);
+        let per_round = self.sites_per_round();
         if per_round < 2 {
             return refuse(format!(
                 "{per_round} site(s) train per round; the sum of one update is that update"

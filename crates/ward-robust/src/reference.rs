@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! import sys
-//! sys.path.insert(0, "/work/shared/anchors/aggregation")
+//! sys.path.insert(0, "../shared/anchors/aggregation")  # from the repository root
 //! import numpy as np
 //! import rules_numpy as R
 //!

@@ -1,3 +1,5 @@
+mod new_user;
+
 //! End-to-end tests of the `ward` binary (one integration-test binary for the crate).
 
 use std::path::{Path, PathBuf};
