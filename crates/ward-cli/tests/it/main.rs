@@ -1,10 +1,10 @@
-mod new_user;
-
 //! End-to-end tests of the `ward` binary (one integration-test binary for the crate).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+mod new_user;
 
 fn ward() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ward"));
