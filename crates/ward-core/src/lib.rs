@@ -6,6 +6,8 @@
 //! - [`Metrics`]: named scalars, ordered.
 //! - [`config`]: the typed experiment file ([`ExperimentSpec`]), checked by
 //!   [`ExperimentSpec::validate`].
+//! - [`fsutil`]: [`fsutil::write_atomic`], the one atomic writer of state files.
+//! - [`stats`]: mean, sample std, median, quantile and ROC AUC, with `None` on empty input.
 //!
 //! ```
 //! use ward_core::Params;
@@ -19,7 +21,9 @@
 
 pub mod config;
 mod error;
+pub mod fsutil;
 mod params;
+pub mod stats;
 mod update;
 
 pub use config::ExperimentSpec;

@@ -222,12 +222,17 @@ mod tests {
             .collect()
     }
 
-    /// Positives (`num > 0`) and rows per site, parsed here independently of the loader:
-    /// the file has no quoted fields, so a comma split is exact.
+    /// Positives (`num > 0`) and rows per site, counted here independently of the
+    /// loader's cleaning and site logic (the `csv` crate only splits the fields).
     fn independent_heart_counts() -> Vec<(String, usize, usize)> {
-        let mut lines = HEART_CSV.lines();
-        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-        let col = |n: &str| header.iter().position(|&h| h == n).unwrap();
+        let mut reader = csv::Reader::from_reader(HEART_CSV.as_bytes());
+        let header: Vec<String> = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let col = |n: &str| header.iter().position(|h| h == n).unwrap();
         let used: Vec<usize> = [
             "age", "sex", "trestbps", "chol", "fbs", "thalch", "exang", "oldpeak", "cp", "restecg",
         ]
@@ -235,12 +240,12 @@ mod tests {
         .map(|c| col(c))
         .collect();
         let mut out: Vec<(String, usize, usize)> = Vec::new();
-        for line in lines {
-            let f: Vec<&str> = line.split(',').collect();
+        for record in reader.records() {
+            let f = record.unwrap();
             if used.iter().any(|&i| f[i].is_empty()) {
                 continue;
             }
-            let site = f[col("dataset")];
+            let site = &f[col("dataset")];
             let pos = usize::from(f[col("num")].parse::<i32>().unwrap() > 0);
             match out.iter_mut().find(|(s, ..)| s == site) {
                 Some(e) => {

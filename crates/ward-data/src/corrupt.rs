@@ -697,16 +697,6 @@ pub(crate) fn to_u8(v: f32) -> u8 {
     (v.clamp(0.0, 1.0) * 255.0).round() as u8
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    fs_err::write(&tmp, bytes)?;
-    fs_err::rename(&tmp, path)
-}
-
 /// PNG bytes of a grey image (`height x width` values in `[0, 1]`, row-major).
 ///
 /// # Errors
@@ -744,7 +734,7 @@ pub fn write_grey_png(
     width: usize,
 ) -> Result<(), CorruptError> {
     let bytes = grey_png(pixels, height, width)?;
-    write_atomic(path, &bytes)?;
+    ward_core::fsutil::write_atomic(path, &bytes)?;
     Ok(())
 }
 

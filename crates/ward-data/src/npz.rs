@@ -9,13 +9,18 @@
 //! type. The experiment states the task and the dimensionality: a file that disagrees is
 //! an error naming the file, the array and the shapes — the reader never guesses.
 //!
-//! Arrays are read one at a time, straight from the zip entry, so memory holds one
-//! array's raw values plus the converted images.
+//! The archive is read with the `zip` crate (stored and deflated members, as `np.savez`
+//! and `np.savez_compressed` write them) and each member with `npyz::NpyFile`. Arrays are
+//! read one at a time, straight from the zip entry, so memory holds one array's raw values
+//! plus the converted images. Every member is read to its end, so the zip checksum is
+//! checked: a flipped byte is an error naming the file and the member, never wrong pixels.
 
-use std::io::{Read, Seek};
+use std::io::{Cursor, Read, Seek};
 use std::path::Path;
 
 use npyz::WriterBuilder;
+use zip::ZipArchive;
+use zip::result::ZipError;
 
 use crate::error::DataError;
 use crate::image::{ImageSet, ImageShape, ImageTask};
@@ -44,16 +49,112 @@ enum Values {
     I64(Vec<i64>),
 }
 
+/// The zip member that holds array `name` (numpy's naming: `name.npy`).
+fn member_name(name: &str) -> String {
+    npyz::npz::file_name_from_array_name(name)
+}
+
+/// The array names in the archive (members ending in `.npy`), for messages.
+fn array_names<R: Read + Seek>(archive: &ZipArchive<R>) -> Vec<String> {
+    archive
+        .file_names()
+        .filter_map(npyz::npz::array_name_from_file_name)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The longest `.npy` header accepted (numpy's own reader refuses headers over 10,000
+/// bytes unless told otherwise).
+const MAX_NPY_HEADER: usize = 1 << 16;
+
+/// Reads the `.npy` header (magic, version, length, dict text) of one member and returns
+/// its bytes, to be handed on to `npyz`. Checks first what `npyz` would otherwise
+/// overflow on: a header length past [`MAX_NPY_HEADER`] and a shape whose element count
+/// (or any partial product of its dimensions) does not fit in `u64`.
+fn npy_header(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let mut head = vec![0u8; 10];
+    r.read_exact(&mut head[..8])?;
+    if &head[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy array (bad magic)".into()));
+    }
+    let len = match head[6] {
+        1 => {
+            r.read_exact(&mut head[8..10])?;
+            usize::from(u16::from_le_bytes([head[8], head[9]]))
+        }
+        2 | 3 => {
+            head.resize(12, 0);
+            r.read_exact(&mut head[8..12])?;
+            u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize
+        }
+        v => return Err(bad(format!(".npy format version {v} is not supported"))),
+    };
+    if len > MAX_NPY_HEADER {
+        return Err(bad(format!(
+            ".npy header of {len} bytes (at most {MAX_NPY_HEADER} accepted)"
+        )));
+    }
+    let at = head.len();
+    head.resize(at + len, 0);
+    r.read_exact(&mut head[at..])?;
+    let text = String::from_utf8_lossy(&head[at..]);
+    if let Some(dims) = shape_dims(&text)
+        && dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d.max(1)))
+            .is_none()
+    {
+        return Err(bad(format!(
+            "shape {dims:?} has more elements than fit in 64 bits"
+        )));
+    }
+    Ok(head)
+}
+
+/// The dimensions of the `'shape': (..)` entry of a `.npy` header, when they are plain
+/// integers; `None` otherwise (then `npyz` judges the header).
+fn shape_dims(header: &str) -> Option<Vec<u64>> {
+    let key = header
+        .find("'shape'")
+        .or_else(|| header.find("\"shape\""))?;
+    let rest = &header[key + "'shape'".len()..];
+    let open = rest.find(['(', '['])?;
+    let close = rest[open..].find([')', ']'])? + open;
+    rest[open + 1..close]
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse::<u64>().ok())
+        .collect()
+}
+
 fn read_array<R: Read + Seek>(
-    archive: &mut npyz::npz::NpzArchive<R>,
+    archive: &mut ZipArchive<R>,
     path: &Path,
     name: &str,
 ) -> Result<Option<(Vec<u64>, Values)>, DataError> {
-    let npy = match archive.by_name(name) {
-        Ok(Some(n)) => n,
-        Ok(None) => return Ok(None),
-        Err(e) => return Err(err(path, format!("array {name:?} cannot be read: {e}"))),
+    let member = member_name(name);
+    let mut file = match archive.by_name(&member) {
+        Ok(f) => f,
+        Err(ZipError::FileNotFound) => return Ok(None),
+        Err(e) => {
+            return Err(err(
+                path,
+                format!("member {member:?} (array {name:?}) cannot be read: {e}"),
+            ));
+        }
     };
+    let size = file.size();
+    let bad = |e: std::io::Error| {
+        err(
+            path,
+            format!("member {member:?} (array {name:?}) is truncated or corrupt: {e}"),
+        )
+    };
+    let header = npy_header(&mut file).map_err(bad)?;
+    let data_bytes = size.saturating_sub(header.len() as u64);
+    let npy = npyz::NpyFile::new(Cursor::new(header).chain(&mut file)).map_err(bad)?;
     let shape = npy.shape().to_vec();
     if npy.order() == npyz::Order::Fortran && shape.len() > 1 {
         return Err(err(
@@ -61,8 +162,21 @@ fn read_array<R: Read + Seek>(
             format!("array {name:?} is in Fortran order; save it in C order (numpy's default)"),
         ));
     }
+    // Fixed-size dtypes only (an object array is refused by dtype below).
+    if let Some(item) = npy.dtype().num_bytes() {
+        let needed = npy.len().checked_mul(item as u64);
+        if needed.is_none_or(|b| b > data_bytes) {
+            return Err(err(
+                path,
+                format!(
+                    "member {member:?} (array {name:?}) is truncated or corrupt: shape {shape:?} of {} needs {} bytes, the member holds {data_bytes}",
+                    npy.dtype().descr(),
+                    needed.map_or_else(|| "more than 2^64".into(), |b| b.to_string())
+                ),
+            ));
+        }
+    }
     let descr = npy.dtype().descr();
-    let bad = |e: std::io::Error| err(path, format!("array {name:?} is truncated or corrupt: {e}"));
     let values = match descr.trim_matches('\'').trim_start_matches(['<', '|', '=']) {
         "u1" => Values::U8(npy.into_vec::<u8>().map_err(bad)?),
         "u2" => Values::U16(npy.into_vec::<u16>().map_err(bad)?),
@@ -113,6 +227,8 @@ fn read_array<R: Read + Seek>(
             ));
         }
     };
+    // Read the member to its end: the zip checksum is checked there.
+    std::io::copy(&mut file, &mut std::io::sink()).map_err(bad)?;
     let n: u64 = shape.iter().product();
     let len = match &values {
         Values::U8(v) => v.len(),
@@ -264,7 +380,7 @@ fn labels(
 }
 
 fn read_split<R: Read + Seek>(
-    archive: &mut npyz::npz::NpzArchive<R>,
+    archive: &mut ZipArchive<R>,
     path: &Path,
     split: &str,
     task: ImageTask,
@@ -274,7 +390,7 @@ fn read_split<R: Read + Seek>(
     let (iname, lname) = (format!("{split}_images"), format!("{split}_labels"));
     let Some((ishape, ivalues)) = read_array(archive, path, &iname)? else {
         if required {
-            let names: Vec<&str> = archive.array_names().collect();
+            let names = array_names(archive);
             return Err(err(
                 path,
                 format!(
@@ -310,7 +426,7 @@ fn read_split<R: Read + Seek>(
 /// truncated or corrupt data (including a file that is not a zip archive).
 pub fn read_medmnist(path: &Path, task: ImageTask, is_3d: bool) -> Result<NpzSplits, DataError> {
     let file = fs_err::File::open(path).map_err(|source| DataError::Io { source })?;
-    let mut archive = npyz::npz::NpzArchive::new(std::io::BufReader::new(file))
+    let mut archive = ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| err(path, format!("not a readable .npz (zip) archive: {e}")))?;
     let train = read_split(&mut archive, path, "train", task, is_3d, true)?
         .expect("required split is present");
@@ -333,10 +449,10 @@ pub fn read_medmnist(path: &Path, task: ImageTask, is_3d: bool) -> Result<NpzSpl
 }
 
 fn write_split<W: std::io::Write + Seek>(
-    w: &mut npyz::npz::NpzWriter<W>,
+    w: &mut zip::ZipWriter<W>,
     split: &str,
     set: &ImageSet,
-) -> std::io::Result<()> {
+) -> Result<(), String> {
     let s = set.shape;
     let n = set.len() as u64;
     let mut shape = vec![n];
@@ -347,73 +463,66 @@ fn write_split<W: std::io::Write + Seek>(
     if s.channels > 1 {
         shape.push(s.channels as u64);
     }
-    let options = zip::write::FileOptions::default();
-    let mut a = w
-        .array::<u8>(&format!("{split}_images"), options)?
+    let options = zip::write::FileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default());
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    w.start_file(member_name(&format!("{split}_images")), options)
+        .map_err(|x| e(&x))?;
+    let mut a = npyz::WriteOptions::<u8>::new()
         .default_dtype()
         .shape(&shape)
-        .begin_nd()?;
+        .writer(&mut *w)
+        .begin_nd()
+        .map_err(|x| e(&x))?;
     let plane = s.depth * s.height * s.width;
     for i in 0..set.len() {
         let img = set.image(i);
         for p in 0..plane {
             for ch in 0..s.channels {
                 let v = img[ch * plane + p];
-                a.push(&((v.clamp(0.0, 1.0) * 255.0).round() as u8))?;
+                a.push(&((v.clamp(0.0, 1.0) * 255.0).round() as u8))
+                    .map_err(|x| e(&x))?;
             }
         }
     }
-    a.finish()?;
+    a.finish().map_err(|x| e(&x))?;
     let width = set.task.label_width() as u64;
-    let mut l = w
-        .array::<u8>(&format!("{split}_labels"), options)?
+    w.start_file(member_name(&format!("{split}_labels")), options)
+        .map_err(|x| e(&x))?;
+    let mut l = npyz::WriteOptions::<u8>::new()
         .default_dtype()
         .shape(&[n, width])
-        .begin_nd()?;
+        .writer(&mut *w)
+        .begin_nd()
+        .map_err(|x| e(&x))?;
     for &v in &set.labels {
-        l.push(&(v.min(255) as u8))?;
+        l.push(&(v.min(255) as u8)).map_err(|x| e(&x))?;
     }
-    l.finish()
+    l.finish().map_err(|x| e(&x))
 }
 
 /// Writes `splits` as a MedMNIST-layout `.npz` (uint8 images rounded from `[0, 1]`,
-/// uint8 labels `(N, 1)` or `(N, L)`), atomically: a temporary file in the same folder,
+/// uint8 labels `(N, 1)` or `(N, L)`, deflated members), atomically with
+/// [`ward_core::fsutil::write_atomic`]: a temporary file in the same folder, synced,
 /// renamed over `path`.
 ///
 /// # Errors
-/// [`DataError::Io`] naming the path.
+/// [`DataError::Io`] naming the path, or [`DataError::File`] when the archive cannot be
+/// built.
 pub fn write_medmnist(path: &Path, splits: &NpzSplits) -> Result<(), DataError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map_or_else(|| "out.npz".into(), |n| n.to_string_lossy())
-    ));
-    let io = |source: std::io::Error| DataError::Io { source };
-    {
-        let file = fs_err::File::create(&tmp).map_err(io)?;
-        let mut w = npyz::npz::NpzWriter::new(std::io::BufWriter::new(file));
-        let ctx =
-            |e: std::io::Error| DataError::file(&tmp, format!("writing the .npz failed: {e}"));
-        write_split(&mut w, "train", &splits.train).map_err(ctx)?;
-        if !splits.val.is_empty() {
-            write_split(&mut w, "val", &splits.val).map_err(ctx)?;
-        }
-        write_split(&mut w, "test", &splits.test).map_err(ctx)?;
-        let inner = w
-            .zip_writer()
-            .finish()
-            .map_err(|e| DataError::file(&tmp, format!("finishing the zip failed: {e}")))?;
-        let file = inner
-            .into_inner()
-            .map_err(|e| DataError::file(&tmp, format!("flushing failed: {e}")))?;
-        file.sync_all().map_err(io)?;
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let ctx = |e: String| DataError::file(path, format!("writing the .npz failed: {e}"));
+    write_split(&mut w, "train", &splits.train).map_err(ctx)?;
+    if !splits.val.is_empty() {
+        write_split(&mut w, "val", &splits.val).map_err(ctx)?;
     }
-    fs_err::rename(&tmp, path).map_err(io)?;
-    Ok(())
+    write_split(&mut w, "test", &splits.test).map_err(ctx)?;
+    let bytes = w
+        .finish()
+        .map_err(|e| DataError::file(path, format!("finishing the zip failed: {e}")))?
+        .into_inner();
+    ward_core::fsutil::write_atomic(path, &bytes).map_err(|source| DataError::Io { source })
 }
 
 #[cfg(test)]
@@ -505,6 +614,153 @@ mod tests {
         fs_err::write(&t, b"not a zip at all").unwrap();
         let e = read_medmnist(&t, task, false).unwrap_err().to_string();
         assert!(e.contains("t.npz") && e.contains("zip"), "{e}");
+    }
+
+    /// The `.npy` bytes of a `u8` array.
+    fn npy_u8(shape: &[u64], data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = npyz::WriteOptions::<u8>::new()
+            .default_dtype()
+            .shape(shape)
+            .writer(&mut out)
+            .begin_nd()
+            .unwrap();
+        w.extend(data.iter().copied()).unwrap();
+        w.finish().unwrap();
+        out
+    }
+
+    /// A zip archive of `members`, each stored or deflated as `method` says.
+    fn zip_of(members: &[(&str, Vec<u8>)], method: zip::CompressionMethod) -> Vec<u8> {
+        use std::io::Write;
+        let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options = zip::write::FileOptions::default().compression_method(method);
+        for (name, bytes) in members {
+            z.start_file(*name, options).unwrap();
+            z.write_all(bytes).unwrap();
+        }
+        z.finish().unwrap().into_inner()
+    }
+
+    /// Train 5 and test 2 images of 4 x 4, pixel `k` of the flat train array = `k`.
+    fn members() -> Vec<(&'static str, Vec<u8>)> {
+        let px: Vec<u8> = (0..80).collect();
+        vec![
+            ("train_images.npy", npy_u8(&[5, 4, 4], &px)),
+            ("train_labels.npy", npy_u8(&[5, 1], &[0, 1, 2, 3, 0])),
+            ("test_images.npy", npy_u8(&[2, 4, 4], &px[..32])),
+            ("test_labels.npy", npy_u8(&[2, 1], &[1, 0])),
+        ]
+    }
+
+    const TASK: ImageTask = ImageTask::MultiClass { classes: 4 };
+
+    /// Writes `bytes` as `<dir>/<name>`, reads it, and returns the error message (or
+    /// panics with the result if it read).
+    fn read_err(dir: &Path, name: &str, bytes: &[u8]) -> String {
+        let p = dir.join(name);
+        fs_err::write(&p, bytes).unwrap();
+        match read_medmnist(&p, TASK, false) {
+            Ok(s) => panic!("{name} read: {:?}", s.train.labels),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn stored_and_deflated_members_read_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, method) in [
+            ("stored.npz", zip::CompressionMethod::Stored),
+            ("deflated.npz", zip::CompressionMethod::Deflated),
+        ] {
+            let p = dir.path().join(name);
+            fs_err::write(&p, zip_of(&members(), method)).unwrap();
+            let s = read_medmnist(&p, TASK, false).unwrap();
+            assert_eq!(s.train.labels, vec![0, 1, 2, 3, 0], "{name}");
+            assert_eq!(s.test.labels, vec![1, 0], "{name}");
+            assert!(s.val.is_empty());
+            for (k, &v) in s.train.pixels.iter().enumerate() {
+                assert_eq!(v, k as f32 / 255.0, "{name} pixel {k}");
+            }
+        }
+    }
+
+    /// Corrupt or cut-short archives and members: an error naming the file and, where
+    /// one is at fault, the member; never a panic, never wrong pixels.
+    #[test]
+    fn corrupt_and_truncated_npz_name_the_file_and_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let stored = zip_of(&members(), zip::CompressionMethod::Stored);
+        let named = |e: &str, file: &str, member: &str| {
+            assert!(e.contains(file) && e.contains(member), "{e}");
+        };
+
+        // One flipped pixel byte in a stored member: the zip checksum catches it.
+        let magic = stored.windows(6).position(|w| w == b"\x93NUMPY").unwrap();
+        let header = 10 + usize::from(u16::from_le_bytes([stored[magic + 8], stored[magic + 9]]));
+        let mut flipped = stored.clone();
+        flipped[magic + header + 5] ^= 0x40;
+        let e = read_err(dir.path(), "flip.npz", &flipped);
+        named(&e, "flip.npz", "\"train_images.npy\"");
+        assert!(e.contains("checksum"), "{e}");
+
+        // A member holding fewer bytes than its shape needs (in a valid zip).
+        let mut m = members();
+        let keep = m[0].1.len() - 70;
+        m[0].1.truncate(keep);
+        let e = read_err(
+            dir.path(),
+            "short.npz",
+            &zip_of(&m, zip::CompressionMethod::Deflated),
+        );
+        named(&e, "short.npz", "\"train_images.npy\"");
+        assert!(e.contains("needs 80 bytes, the member holds 10"), "{e}");
+
+        // A shape whose element count overflows 64 bits.
+        let text =
+            "{'descr': '|u1', 'fortran_order': False, 'shape': (4294967296, 4294967296, 2), }";
+        let mut huge = b"\x93NUMPY\x01\x00".to_vec();
+        huge.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        huge.extend_from_slice(text.as_bytes());
+        let mut m = members();
+        m[0].1 = huge;
+        let e = read_err(
+            dir.path(),
+            "huge.npz",
+            &zip_of(&m, zip::CompressionMethod::Stored),
+        );
+        named(&e, "huge.npz", "\"train_images.npy\"");
+        assert!(e.contains("more elements than fit in 64 bits"), "{e}");
+
+        // A member that is not a .npy array.
+        let mut m = members();
+        m[1].1 = b"PK not an array".to_vec();
+        let e = read_err(
+            dir.path(),
+            "magic.npz",
+            &zip_of(&m, zip::CompressionMethod::Stored),
+        );
+        named(&e, "magic.npz", "\"train_labels.npy\"");
+        assert!(e.contains("bad magic"), "{e}");
+
+        // Flipped bytes inside a deflated member's compressed data.
+        let deflated = zip_of(&members(), zip::CompressionMethod::Deflated);
+        let data_at = 30
+            + usize::from(u16::from_le_bytes([deflated[26], deflated[27]]))
+            + usize::from(u16::from_le_bytes([deflated[28], deflated[29]]));
+        for k in 0..8 {
+            let mut b = deflated.clone();
+            b[data_at + 2 + k] ^= 0xff;
+            let e = read_err(dir.path(), "inflate.npz", &b);
+            named(&e, "inflate.npz", "\"train_images.npy\"");
+        }
+
+        // The archive cut short anywhere: the zip directory is gone or points past the
+        // end; the error names the file.
+        for cut in (0..stored.len()).step_by(7) {
+            let e = read_err(dir.path(), "cut.npz", &stored[..cut]);
+            assert!(e.contains("cut.npz"), "{cut}: {e}");
+        }
     }
 
     /// A file written by numpy (`np.savez_compressed`, MedMNIST's keys, uint8 images,

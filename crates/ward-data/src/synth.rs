@@ -767,7 +767,7 @@ pub fn write(dir: &Path, synth: &Synth) -> Result<Vec<PathBuf>, SynthError> {
     for (site, profile) in synth.sites.iter().zip(&synth.profiles) {
         let npz = dir.join(format!("{}.npz", site.name));
         let bytes = npz_bytes(site, &npz)?;
-        corrupt::write_atomic(&npz, &bytes)?;
+        ward_core::fsutil::write_atomic(&npz, &bytes)?;
         paths.push(npz);
         let png = dir.join(format!("contact_{}.png", site.name));
         let (sheet, h, w) = contact_sheet(site, synth.spec.classes, 8)?;
@@ -796,7 +796,7 @@ pub fn write(dir: &Path, synth: &Synth) -> Result<Vec<PathBuf>, SynthError> {
     let json = dir.join("synth.json");
     let mut bytes = serde_json::to_vec_pretty(&manifest)?;
     bytes.push(b'\n');
-    corrupt::write_atomic(&json, &bytes)?;
+    ward_core::fsutil::write_atomic(&json, &bytes)?;
     paths.push(json);
     Ok(paths)
 }

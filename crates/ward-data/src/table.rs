@@ -808,13 +808,13 @@ fn fill_values(
                         _ => None,
                     })
                     .collect();
-                if values.is_empty() {
+                let Some(mean) = ward_core::stats::mean(&values) else {
                     return Err(DataError::NothingToImpute {
                         site: site.to_owned(),
                         column: f.column().to_owned(),
                     });
-                }
-                Cell::Number(values.iter().sum::<f64>() / values.len() as f64)
+                };
+                Cell::Number(mean)
             }
             Some(lv) => {
                 let mut counts = vec![0usize; lv.all.len()];
@@ -1003,6 +1003,40 @@ mod tests {
         let names: Vec<&str> = d.sites.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, vec!["Z", "A"]);
         assert_eq!(d.feature_names, vec!["v", "c=c", "c=b"]);
+    }
+
+    /// Site names and category levels with a comma, written by the `csv` crate (quoted),
+    /// come back whole: the loader splits fields by CSV rules, not at every comma.
+    #[test]
+    fn a_quoted_field_with_a_comma_round_trips() {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(["site", "chol", "cp", "y"]).unwrap();
+        for i in 0..16 {
+            let site = if i < 8 { "Cleveland, OH" } else { "Zurich" };
+            let cp = ["typical, angina", "none"][i % 2];
+            w.write_record([site, &i.to_string(), cp, &(i % 2).to_string()])
+                .unwrap();
+        }
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert!(
+            text.contains("\"Cleveland, OH\",0,\"typical, angina\",0\n"),
+            "{text}"
+        );
+        let d = load_text(
+            "q.csv",
+            &text,
+            csv_spec(Path::new(""), &["chol"], &[cat("cp", "none", &[])]),
+        )
+        .unwrap();
+        let names: Vec<&str> = d.sites.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["Cleveland, OH", "Zurich"]);
+        assert_eq!(d.feature_names, vec!["chol", "cp=typical, angina"]);
+        // Every row: the indicator is 1 exactly for even chol (cp = "typical, angina").
+        for s in &d.sites {
+            for r in s.train.x.iter_rows().chain(s.test.x.iter_rows()) {
+                assert_eq!(r[1], f32::from((r[0] as usize).is_multiple_of(2)));
+            }
+        }
     }
 
     #[test]

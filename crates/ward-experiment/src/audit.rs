@@ -682,13 +682,13 @@ fn write_csv(dir: &std::path::Path, rows: &[AttackRow], fprs: &[f64]) -> Result<
     ] {
         head.push(h.into());
     }
-    let mut csv = head.join(",");
-    csv.push('\n');
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
+    let mut lines = Vec::new();
     for r in rows {
         let s = &r.summary;
         let mut cells = vec![
             r.attack.to_string(),
-            csv_cell(&r.scope),
+            r.scope.clone(),
             s.members.to_string(),
             s.non_members.to_string(),
             format!("{:.6}", s.auc),
@@ -705,21 +705,11 @@ fn write_csv(dir: &std::path::Path, rows: &[AttackRow], fprs: &[f64]) -> Result<
             r.accountant_epsilon
                 .map_or(String::new(), |e| format!("{e:.6}")),
         );
-        cells.push(r.accountant.as_deref().map(csv_cell).unwrap_or_default());
-        csv.push_str(&cells.join(","));
-        csv.push('\n');
+        cells.push(r.accountant.clone().unwrap_or_default());
+        lines.push(cells);
     }
-    ward_fl::checkpoint::write_atomic(&dir.join("audit.csv"), csv.as_bytes())?;
+    ward_report::write_csv_atomic(&dir.join("audit.csv"), &head, lines)?;
     Ok(())
-}
-
-/// A CSV field, quoted where it holds a comma or a quote.
-fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 fn write_examples(
@@ -729,11 +719,17 @@ fn write_examples(
     target: &[ExampleScore],
     attacks: &[(&'static str, Vec<f64>)],
 ) -> Result<()> {
-    let mut csv = String::from("site,split,row,member,loss,confidence");
-    for (name, _) in attacks.iter().skip(1) {
-        csv.push_str(&format!(",{}", name.replace('-', "_")));
-    }
-    csv.push('\n');
+    let mut head: Vec<String> = ["site", "split", "row", "member", "loss", "confidence"]
+        .map(String::from)
+        .to_vec();
+    head.extend(
+        attacks
+            .iter()
+            .skip(1)
+            .map(|(name, _)| name.replace('-', "_")),
+    );
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
+    let mut lines = Vec::new();
     for (a, &i) in pool.sites.iter().enumerate() {
         let site = &run.experiment.data().sites[i];
         for g in pool.offsets[a]..pool.offsets[a + 1] {
@@ -743,20 +739,19 @@ fn write_examples(
             } else {
                 ("test", local - site.train.y.len())
             };
-            csv.push_str(&format!(
-                "{},{split},{row},{},{:.6},{:.6}",
-                csv_cell(&site.name),
-                u8::from(pool.member[g]),
-                target[g].loss,
-                target[g].confidence
-            ));
-            for (_, s) in attacks.iter().skip(1) {
-                csv.push_str(&format!(",{:.6}", s[g]));
-            }
-            csv.push('\n');
+            let mut cells = vec![
+                site.name.clone(),
+                split.to_string(),
+                row.to_string(),
+                u8::from(pool.member[g]).to_string(),
+                format!("{:.6}", target[g].loss),
+                format!("{:.6}", target[g].confidence),
+            ];
+            cells.extend(attacks.iter().skip(1).map(|(_, s)| format!("{:.6}", s[g])));
+            lines.push(cells);
         }
     }
-    ward_fl::checkpoint::write_atomic(&dir.join("audit_examples.csv"), csv.as_bytes())?;
+    ward_report::write_csv_atomic(&dir.join("audit_examples.csv"), &head, lines)?;
     Ok(())
 }
 

@@ -370,27 +370,37 @@ fn opt(v: Option<f64>) -> String {
 }
 
 fn write_outputs(dir: &Path, dataset: &str, cells: &[Cell]) -> Result<()> {
-    let mut csv = String::from(
-        "dataset,attack,defence,fraction,f,seed,status,clean_acc,acc_drop,asr,tp,fp\n",
-    );
-    for c in cells {
-        csv.push_str(&format!(
-            "{},{},{},{:.4},{},{},{},{},{},{},{},{}\n",
-            c.dataset,
-            c.attack,
-            c.defence,
-            c.fraction,
-            c.f,
-            c.seed,
-            c.status,
+    let head = [
+        "dataset",
+        "attack",
+        "defence",
+        "fraction",
+        "f",
+        "seed",
+        "status",
+        "clean_acc",
+        "acc_drop",
+        "asr",
+        "tp",
+        "fp",
+    ];
+    let lines = cells.iter().map(|c| {
+        [
+            c.dataset.clone(),
+            c.attack.clone(),
+            c.defence.clone(),
+            format!("{:.4}", c.fraction),
+            c.f.to_string(),
+            c.seed.to_string(),
+            c.status.clone(),
             opt(c.clean_acc),
             opt(c.acc_drop),
             opt(c.asr),
             c.tp.map_or(String::new(), |v| v.to_string()),
             c.fp.map_or(String::new(), |v| v.to_string()),
-        ));
-    }
-    ward_fl::checkpoint::write_atomic(&dir.join("grid.csv"), csv.as_bytes())?;
+        ]
+    });
+    ward_report::write_csv_atomic(&dir.join("grid.csv"), &head, lines)?;
     ward_report::write_json_atomic(&dir.join("grid.json"), &cells)?;
     // Heatmaps at the largest f: defences × attacks, mean over seeds.
     let f_max = cells.iter().map(|c| c.f).max().unwrap_or(0);

@@ -169,22 +169,31 @@ pub fn robustness(args: RobustnessArgs, obs: &mut dyn Observer) -> Result<()> {
     }
 
     // robustness.csv
-    let mut csv =
-        String::from("site,corruption,severity,n,accuracy,auc,clean_accuracy,relative_drop\n");
-    for r in &rows {
-        csv.push_str(&format!(
-            "{},{},{},{},{:.6},{},{:.6},{:.6}\n",
-            r.site,
-            r.corruption,
-            r.severity,
-            r.n,
-            r.accuracy,
-            r.auc.map_or(String::new(), |a| format!("{a:.6}")),
-            r.clean_accuracy,
-            r.relative_drop
-        ));
-    }
-    ward_fl::checkpoint::write_atomic(&out_dir.join("robustness.csv"), csv.as_bytes())?;
+    ward_report::write_csv_atomic(
+        &out_dir.join("robustness.csv"),
+        &[
+            "site",
+            "corruption",
+            "severity",
+            "n",
+            "accuracy",
+            "auc",
+            "clean_accuracy",
+            "relative_drop",
+        ],
+        rows.iter().map(|r| {
+            [
+                r.site.clone(),
+                r.corruption.to_string(),
+                r.severity.to_string(),
+                r.n.to_string(),
+                format!("{:.6}", r.accuracy),
+                r.auc.map_or(String::new(), |a| format!("{a:.6}")),
+                format!("{:.6}", r.clean_accuracy),
+                format!("{:.6}", r.relative_drop),
+            ]
+        }),
+    )?;
     let report = Report {
         run: run.clone(),
         seed: args.seed,

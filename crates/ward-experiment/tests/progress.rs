@@ -47,5 +47,9 @@ fn reproduce_reports_a_step_per_method_then_its_table() {
     assert!(done.windows(2).all(|w| w[0] <= w[1]), "{done:?}");
     assert_eq!(*done.last().unwrap(), total);
     assert!(rec.steps.iter().any(|s| s.2 == "fedavg"), "{:?}", rec.steps);
-    assert!(rec.lines.iter().any(|l| l.contains("fedprox")), "{:?}", rec.lines);
+    assert!(
+        rec.lines.iter().any(|l| l.contains("fedprox")),
+        "{:?}",
+        rec.lines
+    );
 }

@@ -6,7 +6,6 @@
 //! over the old one (then the directory is synced), so a crash at any moment leaves
 //! either the old or the new checkpoint, never a torn one.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -119,26 +118,11 @@ impl Checkpoint {
     }
 }
 
-/// Writes `bytes` to `path` so that a crash leaves the old file or the new one: a
-/// temporary file in the same directory, flushed and synced, renamed over `path`, then
-/// the directory synced.
+/// Writes `bytes` to `path` so that a crash leaves the old file or the new one:
+/// [`ward_core::fsutil::write_atomic`] (temporary file in the same directory, synced,
+/// renamed over `path`, directory synced), its error as [`FlError::Io`] naming the path.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FlError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let io = |e: std::io::Error| FlError::Io(format!("writing {}: {e}", path.display()));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    fs_err::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io)?;
-    Ok(())
+    ward_core::fsutil::write_atomic(path, bytes).map_err(FlError::from)
 }
 
 /// FNV-1a, 64 bit: a checksum against torn or flipped bytes (not a security measure).
@@ -197,5 +181,12 @@ mod tests {
         assert_eq!(fs_err::read(&p).unwrap(), b"second");
         // No temporary files left behind.
         assert_eq!(fs_err::read_dir(dir.path()).unwrap().count(), 1);
+        // A missing directory is an I/O error naming the path.
+        let missing = dir.path().join("gone").join("f.bin");
+        let e = write_atomic(&missing, b"x").unwrap_err();
+        assert!(
+            matches!(&e, FlError::Io(m) if m.contains(&missing.display().to_string())),
+            "{e}"
+        );
     }
 }

@@ -171,7 +171,7 @@ pub fn evaluate(
             n: rows,
             accuracy: hits as f64 / (rows * k) as f64,
             loss: f64::from(mean_loss),
-            auc: (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64),
+            auc: ward_core::stats::mean(&aucs),
         });
     }
     let (correct, auc) = if k == 1 {
@@ -211,37 +211,19 @@ pub fn evaluate(
     })
 }
 
-/// ROC AUC by the Mann–Whitney statistic (ties count one half); `None` without both
-/// classes.
+/// ROC AUC by the Mann–Whitney statistic (ties count one half; a pair with a NaN
+/// score counts as misordered); `None` without both classes. Label 1 is the positive
+/// class, every other label negative. A wrapper of [`ward_core::stats::auc`].
 pub fn auc(scores: &[f32], labels: &[u32]) -> Option<f64> {
-    let pos: Vec<f32> = scores
-        .iter()
-        .zip(labels)
-        .filter(|(_, l)| **l == 1)
-        .map(|(s, _)| *s)
-        .collect();
-    let neg: Vec<f32> = scores
-        .iter()
-        .zip(labels)
-        .filter(|(_, l)| **l != 1)
-        .map(|(s, _)| *s)
-        .collect();
-    if pos.is_empty() || neg.is_empty() {
-        return None;
-    }
-    let mut wins = 0.0f64;
-    for p in &pos {
-        for n in &neg {
-            wins += if p > n {
-                1.0
-            } else if p == n {
-                0.5
-            } else {
-                0.0
-            };
+    let (mut pos, mut neg) = (Vec::new(), Vec::new());
+    for (&s, &l) in scores.iter().zip(labels) {
+        if l == 1 {
+            pos.push(f64::from(s));
+        } else {
+            neg.push(f64::from(s));
         }
     }
-    Some(wins / (pos.len() * neg.len()) as f64)
+    ward_core::stats::auc(&pos, &neg)
 }
 
 #[cfg(test)]
@@ -254,5 +236,8 @@ mod tests {
         assert_eq!(auc(&[0.9, 0.4, 0.5, 0.1], &[1, 1, 0, 0]), Some(0.75));
         assert_eq!(auc(&[0.3, 0.3], &[1, 0]), Some(0.5));
         assert_eq!(auc(&[0.3, 0.3], &[1, 1]), None);
+        // As the pairwise count before `ward_core::stats`: a NaN score wins no pair, and
+        // every label other than 1 is negative. Won: (0.9, 0.1), (0.9, 0.2) of 2 x 2.
+        assert_eq!(auc(&[f32::NAN, 0.9, 0.1, 0.2], &[1, 1, 0, 2]), Some(0.5));
     }
 }

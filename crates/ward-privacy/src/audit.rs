@@ -30,6 +30,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{Beta, ContinuousCDF};
 
+use ward_core::stats::median;
+
 use crate::PrivacyError;
 
 /// How a model's outputs map to probabilities.
@@ -509,16 +511,6 @@ pub struct LiraScores {
     pub offline: Vec<f64>,
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
-}
-
 /// The smallest spread LiRA divides by (all shadows agreeing exactly).
 const MIN_STD: f64 = 1e-9;
 
@@ -626,8 +618,9 @@ pub fn lira_scores(
                 "its confidence is not finite",
             ));
         }
-        let mi = median(&mut ins[j]);
-        let mo = median(&mut outs[j]);
+        // Both groups hold at least one (finite) score, checked above.
+        let mi = median(&ins[j]).expect("at least one in score");
+        let mo = median(&outs[j]).expect("at least one out score");
         online.push(log_pdf(x, mi, s_in[j]) - log_pdf(x, mo, s_out[j]));
         offline.push((x - mo) / s_out[j]);
     }

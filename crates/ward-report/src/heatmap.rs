@@ -100,7 +100,7 @@ impl Heatmap {
             }
             root.present().map_err(plot_err)?;
         }
-        ward_fl::checkpoint::write_atomic(path, svg.as_bytes())?;
+        ward_core::fsutil::write_atomic(path, svg.as_bytes())?;
         Ok(())
     }
 }

@@ -7,7 +7,9 @@
 //! - `model.safetensors`: the final global model, tensors named as in its layout;
 //! - `checkpoint.bin`: the federation state after the last completed round.
 //!
-//! Every file except the append-only metrics log is written atomically.
+//! Every file except the append-only metrics log is written atomically
+//! ([`ward_core::fsutil::write_atomic`]); CSV tables go through the `csv` crate
+//! ([`write_csv_atomic`], [`read_csv`]).
 //!
 //! ```
 //! use ward_core::Params;
@@ -21,9 +23,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod csvfile;
 mod heatmap;
 mod lines;
 
+pub use csvfile::{CsvTable, csv_bytes, parse_csv, read_csv, write_csv_atomic};
 pub use heatmap::Heatmap;
 pub use lines::LineChart;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -62,13 +66,23 @@ pub enum ReportError {
         /// The error.
         source: serde_json::Error,
     },
+    /// A CSV table cannot be written or read.
+    #[error("{}{}: {message}", path.display(), line.map_or_else(String::new, |l| format!(":{l}")))]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The line, where the CSV reader knows it.
+        line: Option<u64>,
+        /// What is wrong.
+        message: String,
+    },
     /// A model file is not valid safetensors, or not a Ward model.
     #[error("model file: {0}")]
     Model(String),
     /// `metrics.jsonl` does not match the run's checkpoint (cut short or replaced).
     #[error("{0}")]
     Metrics(String),
-    /// Writing atomically failed.
+    /// A federation error (e.g. from a checkpoint), passed on.
     #[error(transparent)]
     Fl(#[from] ward_fl::FlError),
 }
@@ -140,14 +154,15 @@ pub struct Summary {
     pub privacy: Option<serde_json::Value>,
 }
 
-/// Writes `value` as pretty JSON to `path`, atomically.
+/// Writes `value` as pretty JSON (and a final newline) to `path`, atomically with
+/// [`ward_core::fsutil::write_atomic`].
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), ReportError> {
     let mut text = serde_json::to_string_pretty(value).map_err(|e| ReportError::Json {
         path: path.to_path_buf(),
         source: e,
     })?;
     text.push('\n');
-    ward_fl::checkpoint::write_atomic(path, text.as_bytes())?;
+    ward_core::fsutil::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
 

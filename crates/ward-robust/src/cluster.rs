@@ -476,19 +476,11 @@ pub(crate) fn global_plus(rows: &[&[f32]], global: &[f32], a: &[f64]) -> Vec<f32
         .collect()
 }
 
-/// The median of `v` (mean of the two middle values for an even count), as numpy.
+/// The median of `v` (mean of the two middle values for an even count), as numpy; 0 for
+/// no values. [`ward_core::stats::median`], which these callers never hand a NaN (their
+/// inputs are norms and distances of validated, finite updates).
 pub(crate) fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n == 0 {
-        return 0.0;
-    }
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        0.5 * (s[n / 2 - 1] + s[n / 2])
-    }
+    ward_core::stats::median(v).unwrap_or(0.0)
 }
 
 #[cfg(test)]

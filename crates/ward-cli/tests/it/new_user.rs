@@ -52,7 +52,10 @@ fn robust_grid_refuses_an_out_dir_made_with_another_experiment() {
     text.push_str("{not json\n");
     fs_err::write(&log, text).unwrap();
     let err = fails_with_2(&args("train.lr=0.01"), &[&out]);
-    assert!(err.contains("grid.jsonl:3") && err.contains("not a grid cell"), "{err}");
+    assert!(
+        err.contains("grid.jsonl:3") && err.contains("not a grid cell"),
+        "{err}"
+    );
 }
 
 /// `robust-grid` says why cells were refused or skipped.
@@ -62,12 +65,24 @@ fn robust_grid_prints_why_cells_were_refused_or_skipped() {
     let o = run_ok(
         ward()
             .args(["robust-grid", "--set", "federation.rounds=1"])
-            .args(["--defences", "bulyan", "--attacks", "alie,backdoor", "--out"])
+            .args([
+                "--defences",
+                "bulyan",
+                "--attacks",
+                "alie,backdoor",
+                "--out",
+            ])
             .arg(tmp.path().join("g")),
     );
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("none vs bulyan (f 0, seed 0) refused: "), "{out}");
-    assert!(out.contains("backdoor vs bulyan (f 1, seed 0) skipped: backdoor needs a trigger"), "{out}");
+    assert!(
+        out.contains("none vs bulyan (f 0, seed 0) refused: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("backdoor vs bulyan (f 1, seed 0) skipped: backdoor needs a trigger"),
+        "{out}"
+    );
 }
 
 /// `data synth --sites 2` into a folder of 4 sites leaves 2 sites, not 4.
@@ -95,7 +110,12 @@ fn data_synth_into_a_folder_of_more_sites_removes_the_old_sites() {
     npz.sort();
     assert_eq!(
         npz,
-        ["contact_site-0.png", "contact_site-1.png", "site-0.npz", "site-1.npz"]
+        [
+            "contact_site-0.png",
+            "contact_site-1.png",
+            "site-0.npz",
+            "site-1.npz"
+        ]
     );
 }
 
@@ -162,7 +182,10 @@ fn a_target_rule_that_is_never_true_is_refused_before_the_run_directory() {
     let exp = csv_experiment(tmp.path(), "> 100");
     let out = tmp.path().join("run");
     let err = fails_with_2(&["run", "--quiet", "--out"], &[&out, &exp]);
-    assert!(err.contains("data.target") && err.contains("single class"), "{err}");
+    assert!(
+        err.contains("data.target") && err.contains("single class"),
+        "{err}"
+    );
     assert!(!out.exists(), "the failed run left {}", out.display());
     // The same file with a rule that holds for some rows runs.
     let exp = csv_experiment(tmp.path(), "> 0");
@@ -200,7 +223,14 @@ fn out_that_is_a_file_or_unwritable_exits_2() {
     let err = fails_with_2(&["run", "--quiet", "--out"], &[&under_file]);
     assert!(err.contains("--out"), "{err}");
     let err = fails_with_2(
-        &["robust-grid", "--defences", "fedavg", "--attacks", "sign-flip", "--out"],
+        &[
+            "robust-grid",
+            "--defences",
+            "fedavg",
+            "--attacks",
+            "sign-flip",
+            "--out",
+        ],
         &[&file],
     );
     assert!(err.contains("is a file"), "{err}");
@@ -218,7 +248,10 @@ fn privacy_audit_without_a_model_file_exits_2() {
     );
     fs_err::remove_file(dir.join("model.safetensors")).unwrap();
     let err = fails_with_2(&["privacy", "audit", "--shadows", "0"], &[&dir]);
-    assert!(err.contains("model.safetensors") && err.contains("no trained model"), "{err}");
+    assert!(
+        err.contains("model.safetensors") && err.contains("no trained model"),
+        "{err}"
+    );
 }
 
 /// Without privacy.json (and summary.json's copy), the audit still knows the run had
@@ -248,7 +281,10 @@ fn privacy_audit_reads_the_mechanism_from_the_config_when_privacy_json_is_gone()
     );
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(!stdout.contains("no privacy mechanism"), "{stdout}");
-    assert!(stdout.contains("privacy.json") && stdout.contains("unknown"), "{stdout}");
+    assert!(
+        stdout.contains("privacy.json") && stdout.contains("unknown"),
+        "{stdout}"
+    );
     let report = json(&out.join("audit.json"));
     assert_eq!(report["delta"].as_f64(), Some(delta), "{report}");
 }

@@ -193,6 +193,33 @@ mod tests {
         assert!(parse_labels("-1", ImageTask::Binary).is_err());
     }
 
+    /// A file name with a comma, quoted as the `csv` crate writes it, is one key.
+    #[test]
+    fn a_quoted_field_with_a_comma_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.csv");
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for row in [["file", "label"], ["scan 1, left.nii", "1"], ["b.nii", "0"]] {
+            w.write_record(row).unwrap();
+        }
+        let text = w.into_inner().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&text),
+            "file,label\n\"scan 1, left.nii\",1\nb.nii,0\n"
+        );
+        fs_err::write(&p, &text).unwrap();
+        let t = read_labels(&p, ImageTask::Binary, &["file"]).unwrap();
+        let keys: Vec<(&str, &[u32], u64)> = t
+            .rows
+            .iter()
+            .map(|r| (r.key.as_str(), r.labels.as_slice(), r.line))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![("scan 1, left.nii", &[1][..], 2), ("b.nii", &[0][..], 3)]
+        );
+    }
+
     #[test]
     fn csv_errors_name_line_and_column() {
         let dir = tempfile::tempdir().unwrap();

@@ -50,18 +50,9 @@ pub(crate) fn fmt_secs(s: f64, decimals: usize) -> String {
     }
 }
 
-/// Median of the measurements (NaN for none).
-pub(crate) fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+/// Median of the measurements (NaN for none): [`ward_core::stats::median`].
+pub(crate) fn median(v: Vec<f64>) -> f64 {
+    ward_core::stats::median(&v).unwrap_or(f64::NAN)
 }
 
 /// Times the 15 rounds alone (data loaded and sites built beforehand), with `engine`.

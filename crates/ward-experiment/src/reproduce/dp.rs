@@ -49,26 +49,19 @@ pub(crate) struct FlambyCell {
 /// Parses the vendored FLamby CSV (`perf,e,d,seed`; empty `e`, `d` for no DP) into its
 /// cells, in first-seen order.
 pub(crate) fn flamby_cells(csv: &str) -> Result<Vec<FlambyCell>, String> {
-    let mut lines = csv.lines().enumerate();
-    match lines.next() {
-        Some((_, h)) if h.trim() == "perf,e,d,seed" => {}
-        other => {
-            return Err(format!(
-                "FLamby DP results: line 1 must be `perf,e,d,seed`, found {:?}",
-                other.map(|(_, h)| h)
-            ));
-        }
+    let name = std::path::Path::new("flamby_heart_dp_results.csv");
+    let table = ward_report::parse_csv(name, csv.as_bytes())
+        .map_err(|e| format!("FLamby DP results: {e}"))?;
+    if table.header != ["perf", "e", "d", "seed"] {
+        return Err(format!(
+            "FLamby DP results: line 1 must be `perf,e,d,seed`, found {:?}",
+            table.header.join(",")
+        ));
     }
     let mut cells: Vec<FlambyCell> = Vec::new();
-    for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').collect();
-        let bad = |what: &str| format!("FLamby DP results: line {}: {what}: {line:?}", i + 1);
-        if f.len() != 4 {
-            return Err(bad("expected 4 fields"));
-        }
+    for (i, f) in table.rows.iter().enumerate() {
+        // The header is line 1, so row `i` is line `i + 2`.
+        let bad = |what: &str| format!("FLamby DP results: line {}: {what}: {f:?}", i + 2);
         let perf: f64 = f[0].parse().map_err(|_| bad("perf is not a number"))?;
         let opt = |s: &str, name: &str| -> Result<Option<f64>, String> {
             if s.is_empty() {
@@ -79,7 +72,7 @@ pub(crate) fn flamby_cells(csv: &str) -> Result<Vec<FlambyCell>, String> {
                     .map_err(|_| bad(&format!("{name} is not a number")))
             }
         };
-        let (e, d) = (opt(f[1], "e")?, opt(f[2], "d")?);
+        let (e, d) = (opt(&f[1], "e")?, opt(&f[2], "d")?);
         if e.is_some() != d.is_some() {
             return Err(bad("e and d must both be given or both be empty"));
         }

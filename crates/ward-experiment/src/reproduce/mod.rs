@@ -171,14 +171,11 @@ fn flamby_methods() -> Vec<Method> {
 
 /// Mean and sample standard deviation (ddof 1; 0 for a single value).
 pub(crate) fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let std = if v.len() > 1 {
-        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    (mean, std)
+    use ward_core::stats;
+    (
+        stats::mean(v).unwrap_or(f64::NAN),
+        stats::std(v).unwrap_or(0.0),
+    )
 }
 
 /// One line of `table.csv`: the method, its mean and std over seeds, the published
@@ -198,25 +195,22 @@ pub(crate) fn write_table_csv(
     seeds: u64,
     rows: &[CsvRow<'_>],
 ) -> Result<()> {
-    let mut csv = String::from("method,mean,std,flamby");
-    for s in 0..seeds {
-        csv.push_str(&format!(",seed{s}"));
-    }
-    csv.push('\n');
-    for r in rows {
-        csv.push_str(&format!(
-            "{},{:.6},{:.6},{}",
-            r.method,
-            r.mean,
-            r.std,
-            r.flamby.map_or(String::new(), |f| format!("{f:.3}"))
-        ));
-        for v in r.per_seed {
-            csv.push_str(&format!(",{v:.6}"));
-        }
-        csv.push('\n');
-    }
-    ward_fl::checkpoint::write_atomic(path, csv.as_bytes())?;
+    let mut head: Vec<String> = ["method", "mean", "std", "flamby"]
+        .map(String::from)
+        .to_vec();
+    head.extend((0..seeds).map(|s| format!("seed{s}")));
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
+    let lines = rows.iter().map(|r| {
+        let mut cells = vec![
+            r.method.to_string(),
+            format!("{:.6}", r.mean),
+            format!("{:.6}", r.std),
+            r.flamby.map_or(String::new(), |f| format!("{f:.3}")),
+        ];
+        cells.extend(r.per_seed.iter().map(|v| format!("{v:.6}")));
+        cells
+    });
+    ward_report::write_csv_atomic(path, &head, lines)?;
     Ok(())
 }
 

@@ -173,14 +173,18 @@ pub fn scanner_shift(args: ScannerShiftArgs, obs: &mut dyn Observer) -> Result<(
     ward_report::write_json_atomic(&dir.join("table.json"), &rows)?;
 
     // cross_site.csv: the local models, trained on one site, scored on each.
-    let mut cross = String::from("train_site,test_site,accuracy\n");
+    let mut cross = Vec::new();
     for r in rows.iter().filter(|r| r.method.starts_with("local ")) {
         let train = r.method.trim_start_matches("local ");
         for (test, a) in &r.per_site {
-            cross.push_str(&format!("{train},{test},{a:.6}\n"));
+            cross.push([train.to_string(), test.to_string(), format!("{a:.6}")]);
         }
     }
-    ward_fl::checkpoint::write_atomic(&dir.join("cross_site.csv"), cross.as_bytes())?;
+    ward_report::write_csv_atomic(
+        &dir.join("cross_site.csv"),
+        &["train_site", "test_site", "accuracy"],
+        cross,
+    )?;
 
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
