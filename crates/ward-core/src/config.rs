@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 
+mod load;
+
+pub use load::{DEFAULT_SOURCE, LoadError, Loaded, default_experiment, load_file, load_str};
+
 /// A whole experiment: data, model, local training and federation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
