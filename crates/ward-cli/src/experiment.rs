@@ -42,10 +42,14 @@ fn user(e: config::LoadError) -> UserError {
 
 /// The built-in default experiment with `sets` applied.
 pub(crate) fn default_experiment(sets: &[String]) -> Result<Loaded, UserError> {
-    config::default_experiment(sets).map(Loaded::from).map_err(user)
+    config::default_experiment(sets)
+        .map(Loaded::from)
+        .map_err(user)
 }
 
 /// Reads and checks an experiment file, applying `sets`.
 pub(crate) fn load(path: &Path, sets: &[String]) -> Result<Loaded, UserError> {
-    config::load_file(path, sets).map(Loaded::from).map_err(user)
+    config::load_file(path, sets)
+        .map(Loaded::from)
+        .map_err(user)
 }

@@ -64,7 +64,7 @@ fn root_plan(
     data: &FederatedDataset,
 ) -> Result<Option<BTreeMap<usize, Vec<usize>>>, ward_fl::FlError> {
     use rand::SeedableRng;
-    let Some(k) = spec.robust.root_samples else {
+    let Some(k) = spec.robust.root_samples() else {
         return Ok(None);
     };
     let sizes: Vec<usize> = data.sites.iter().map(|s| s.train.y.len()).collect();
@@ -232,34 +232,10 @@ fn build_attacked(
 
 /// Installs `[robust]`'s rule (FedAvg stays when none is chosen).
 fn install_aggregator(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<(), ward_fl::FlError> {
-    use ward_core::config::PreAggregatorSpec;
     if spec.robust == ward_core::config::RobustSpec::default() {
         return Ok(());
     }
-    let r = &spec.robust;
-    let pre = r
-        .pre_aggregators()
-        .map_err(|e| ward_fl::FlError::Config(e.to_string()))?
-        .into_iter()
-        .map(|p| match p {
-            PreAggregatorSpec::Nnm => ward_robust::PreSpec::Nnm,
-            PreAggregatorSpec::Bucketing(s) => ward_robust::PreSpec::Bucketing(s),
-            PreAggregatorSpec::Clip(c) => ward_robust::PreSpec::Clip(c),
-        })
-        .collect();
-    let opts = ward_robust::RuleOptions {
-        f: r.f,
-        m: r.m,
-        tau: r.tau,
-        iterations: r.iterations,
-        eps: None,
-        b: r.subsample_dim,
-        c: r.filter_fraction,
-        lambda: r.lambda,
-        seed: r.seed.unwrap_or(spec.seed),
-        pre,
-    };
-    let rule = ward_robust::rule_from_name(r.aggregator.as_str(), &opts)
+    let rule = ward_robust::build_rule(&spec.robust, spec.seed)
         .map_err(|e| ward_fl::FlError::Config(format!("robust.aggregator: {e}")))?;
     sim.federation.set_aggregator(rule)
 }

@@ -12,8 +12,14 @@ use serde::{Deserialize, Serialize};
 use crate::ConfigError;
 
 mod load;
+mod robust;
 
 pub use load::{DEFAULT_SOURCE, LoadError, Loaded, default_experiment, load_file, load_str};
+pub use robust::{
+    AggregationRule, AggregatorKind, CenteredClippingOptions, DncOptions, FlameOptions,
+    FltrustOptions, GeometricMedianOptions, MultiKrumOptions, NoOptions, PreAggregatorSpec,
+    RobustSpec,
+};
 
 /// A whole experiment: data, model, local training and federation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,7 +204,7 @@ impl SecAggSpec {
                 )
             })?;
         }
-        let rule = spec.robust.aggregator;
+        let rule = spec.robust.aggregator();
         check(
             rule == AggregatorKind::Fedavg && spec.robust.pre.is_empty(),
             T,
@@ -432,7 +438,7 @@ impl PrivacySpec {
                     "SCAFFOLD's control variates would reach the server without clipping or noise; central DP is refused with scaffold".into()
                 },
             )?;
-            let rule = spec.robust.aggregator;
+            let rule = spec.robust.aggregator();
             check(
                 matches!(rule, AggregatorKind::Fedavg | AggregatorKind::Mean)
                     && spec.robust.pre.is_empty(),
@@ -450,119 +456,6 @@ impl PrivacySpec {
         }
         Ok(())
     }
-}
-
-/// Aggregation rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AggregatorKind {
-    /// Mean weighted by examples (McMahan et al. 2017).
-    #[default]
-    Fedavg,
-    /// Unweighted mean.
-    Mean,
-    /// Coordinate-wise median (n >= 2f+1).
-    Median,
-    /// Coordinate-wise trimmed mean, `f` cut per side (n >= 2f+1).
-    TrimmedMean,
-    /// Krum (Blanchard et al. 2017; n >= 2f+3).
-    Krum,
-    /// Multi-Krum: mean of the `m` best Krum scores (n >= 2f+3).
-    MultiKrum,
-    /// Bulyan (El Mhamdi et al. 2018; n >= 4f+3).
-    Bulyan,
-    /// Geometric median by smoothed Weiszfeld (RFA, Pillutla et al. 2022).
-    GeometricMedian,
-    /// Centered clipping (Karimireddy et al. 2021).
-    CenteredClipping,
-    /// FLTrust (Cao et al. 2021): trust scores from the server's update on its root
-    /// sample (`robust.root-samples`).
-    Fltrust,
-    /// Divide-and-Conquer (Shejwalkar & Houmansadr 2021; n >= 2f+1).
-    Dnc,
-    /// SignGuard (Xu et al. 2022): norm filter + sign clustering.
-    Signguard,
-    /// Clipped clustering (Li et al. 2023): median-norm clipping + 2 clusters.
-    ClippedClustering,
-    /// FLAME (Nguyen et al. 2022): HDBSCAN + clipping + noise.
-    Flame,
-}
-
-impl AggregatorKind {
-    /// Name as written in configs and results.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fedavg => "fedavg",
-            Self::Mean => "mean",
-            Self::Median => "median",
-            Self::TrimmedMean => "trimmed-mean",
-            Self::Krum => "krum",
-            Self::MultiKrum => "multi-krum",
-            Self::Bulyan => "bulyan",
-            Self::GeometricMedian => "geometric-median",
-            Self::CenteredClipping => "centered-clipping",
-            Self::Fltrust => "fltrust",
-            Self::Dnc => "dnc",
-            Self::Signguard => "signguard",
-            Self::ClippedClustering => "clipped-clustering",
-            Self::Flame => "flame",
-        }
-    }
-
-    /// Whether the rule takes the number of Byzantine sites `f`.
-    pub fn takes_f(self) -> bool {
-        matches!(
-            self,
-            Self::TrimmedMean | Self::Krum | Self::MultiKrum | Self::Bulyan | Self::Dnc
-        )
-    }
-
-    /// Whether the rule draws at random (from `robust.seed` and the round).
-    pub fn takes_seed(self) -> bool {
-        matches!(self, Self::Dnc | Self::Signguard | Self::Flame)
-    }
-}
-
-/// `[robust]`: the aggregation rule and its pre-aggregators.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RobustSpec {
-    /// The rule.
-    #[serde(default)]
-    pub aggregator: AggregatorKind,
-    /// Byzantine sites the rule must tolerate (trimmed-mean, krum, multi-krum, bulyan).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub f: Option<usize>,
-    /// Multi-Krum: how many of the best-scored updates are averaged (default n - f).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub m: Option<usize>,
-    /// Centered clipping: the clipping radius tau (> 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tau: Option<f64>,
-    /// Centered clipping / geometric median: iterations (>= 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iterations: Option<usize>,
-    /// Pre-aggregators applied in order: `"nnm"`, `"bucketing:S"`, `"clip:C"`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pre: Vec<String>,
-    /// Seed of the rule's random draws (dnc, signguard, flame, bucketing), combined with
-    /// the round; default: the experiment's `seed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-    /// FLAME: the noise level lambda (noise std lambda x the median distance; default
-    /// 0.001).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lambda: Option<f64>,
-    /// DnC: coordinates subsampled per iteration (default 10000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subsample_dim: Option<usize>,
-    /// DnC: the filtering fraction c (floor(c f) updates removed; default 1.0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filter_fraction: Option<f64>,
-    /// FLTrust: training rows drawn (with the run seed) from the sites' training data
-    /// into the server's root sample, and removed from the sites (required for fltrust).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub root_samples: Option<usize>,
 }
 
 /// A simulated poisoning attack.
@@ -1743,154 +1636,6 @@ impl DataSpec {
     }
 }
 
-/// A pre-aggregator, parsed from its `robust.pre` entry.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum PreAggregatorSpec {
-    /// Nearest-neighbour mixing (Allouah et al. 2023), with `robust.f`.
-    Nnm,
-    /// Bucketing (Karimireddy et al. 2022) with buckets of this size.
-    Bucketing(usize),
-    /// Norm clipping of each update's delta to this radius.
-    Clip(f64),
-}
-
-impl PreAggregatorSpec {
-    /// Parses `"nnm"`, `"bucketing:S"` or `"clip:C"`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        match s.split_once(':') {
-            None if s == "nnm" => Ok(Self::Nnm),
-            Some(("bucketing", v)) => match v.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => Ok(Self::Bucketing(n)),
-                _ => Err(format!("{s:?}: the bucket size must be an integer >= 1")),
-            },
-            Some(("clip", v)) => match v.trim().parse::<f64>() {
-                Ok(c) if c.is_finite() && c > 0.0 => Ok(Self::Clip(c)),
-                _ => Err(format!("{s:?}: the clipping radius must be a number > 0")),
-            },
-            _ => Err(format!(
-                "{s:?} is not a pre-aggregator: expected \"nnm\", \"bucketing:S\" or \"clip:C\""
-            )),
-        }
-    }
-}
-
-impl RobustSpec {
-    /// The parsed pre-aggregators.
-    pub fn pre_aggregators(&self) -> Result<Vec<PreAggregatorSpec>, ConfigError> {
-        self.pre
-            .iter()
-            .map(|p| PreAggregatorSpec::parse(p).map_err(|e| ConfigError::new("robust.pre", e)))
-            .collect()
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let a = self.aggregator;
-        let pre = self.pre_aggregators()?;
-        let nnm = pre.contains(&PreAggregatorSpec::Nnm);
-        match self.f {
-            None if a.takes_f() || nnm => {
-                return Err(ConfigError::new(
-                    "robust.f",
-                    format!(
-                        "is required for {} (the number of Byzantine sites to tolerate)",
-                        if a.takes_f() { a.as_str() } else { "nnm" }
-                    ),
-                ));
-            }
-            Some(_) if !(a.takes_f() || nnm) => {
-                return Err(ConfigError::new(
-                    "robust.f",
-                    format!("is not used by aggregator \"{}\"", a.as_str()),
-                ));
-            }
-            _ => {}
-        }
-        if let Some(m) = self.m {
-            check(a == AggregatorKind::MultiKrum, "robust.m", || {
-                "is only for multi-krum".into()
-            })?;
-            check(m >= 1, "robust.m", || "must be >= 1".into())?;
-        }
-        if let Some(t) = self.tau {
-            check(a == AggregatorKind::CenteredClipping, "robust.tau", || {
-                "is only for centered-clipping".into()
-            })?;
-            positive(t, "robust.tau")?;
-        } else if a == AggregatorKind::CenteredClipping {
-            return Err(ConfigError::new(
-                "robust.tau",
-                "is required for centered-clipping (the clipping radius, e.g. tau = 1.0)",
-            ));
-        }
-        if let Some(k) = self.iterations {
-            check(
-                matches!(
-                    a,
-                    AggregatorKind::CenteredClipping
-                        | AggregatorKind::GeometricMedian
-                        | AggregatorKind::Dnc
-                ),
-                "robust.iterations",
-                || "is only for centered-clipping, geometric-median and dnc".into(),
-            )?;
-            check(k >= 1, "robust.iterations", || "must be >= 1".into())?;
-        }
-        if self.seed.is_some() {
-            let bucketing = pre
-                .iter()
-                .any(|p| matches!(p, PreAggregatorSpec::Bucketing(_)));
-            check(a.takes_seed() || bucketing, "robust.seed", || {
-                format!(
-                    "is not used by aggregator \"{}\" (only dnc, signguard, flame and bucketing draw at random)",
-                    a.as_str()
-                )
-            })?;
-        }
-        if let Some(l) = self.lambda {
-            check(a == AggregatorKind::Flame, "robust.lambda", || {
-                "is only for flame".into()
-            })?;
-            check(l.is_finite() && l >= 0.0, "robust.lambda", || {
-                format!("{l}: must be a number >= 0")
-            })?;
-        }
-        if let Some(b) = self.subsample_dim {
-            check(a == AggregatorKind::Dnc, "robust.subsample-dim", || {
-                "is only for dnc".into()
-            })?;
-            check(b >= 1, "robust.subsample-dim", || "must be >= 1".into())?;
-        }
-        if let Some(c) = self.filter_fraction {
-            check(a == AggregatorKind::Dnc, "robust.filter-fraction", || {
-                "is only for dnc".into()
-            })?;
-            check(c.is_finite() && c >= 0.0, "robust.filter-fraction", || {
-                format!("{c}: must be a number >= 0")
-            })?;
-        }
-        match (a, self.root_samples) {
-            (AggregatorKind::Fltrust, None) => {
-                return Err(ConfigError::new(
-                    "robust.root-samples",
-                    "is required for fltrust: the number of training rows the server holds as its root sample (e.g. 100)",
-                ));
-            }
-            (AggregatorKind::Fltrust, Some(0)) => {
-                return Err(ConfigError::new("robust.root-samples", "must be >= 1"));
-            }
-            (AggregatorKind::Fltrust, Some(_)) | (_, None) => {}
-            (_, Some(_)) => {
-                return Err(ConfigError::new(
-                    "robust.root-samples",
-                    "is only for fltrust",
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
 impl AttackSpec {
     fn validate(&self) -> Result<(), ConfigError> {
         let k = self.kind;
@@ -2488,23 +2233,27 @@ mod tests {
 
     #[test]
     fn robust_and_attack_settings_are_checked() {
+        // Parse errors (a key of another rule) and check errors alike name the key.
         let parse = |t: &str| {
-            let s: ExperimentSpec =
-                toml::from_str(&format!("[data]\ndataset = \"fed-heart-disease\"\n{t}")).unwrap();
-            s.validate().map_err(|e| e.key)
+            let text = format!("[data]\ndataset = \"fed-heart-disease\"\n{t}");
+            load_str("x.toml", &text, &[], ".".into())
+                .map(|_| ())
+                .map_err(|e| e.as_config().expect("a config error").key.clone())
         };
         assert_eq!(
             parse("[robust]\naggregator = \"krum\"\n"),
             Err("robust.f".into())
         );
         assert_eq!(parse("[robust]\naggregator = \"krum\"\nf = 1\n"), Ok(()));
+        // median takes f optionally (it then refuses rounds with n < 2f+1).
+        assert_eq!(parse("[robust]\naggregator = \"median\"\nf = 1\n"), Ok(()));
         assert_eq!(
-            parse("[robust]\naggregator = \"median\"\nf = 1\n"),
+            parse("[robust]\naggregator = \"mean\"\nf = 1\n"),
             Err("robust.f".into())
         );
         assert_eq!(
             parse("[robust]\naggregator = \"median\"\npre = [\"bucketing:0\"]\n"),
-            Err("robust.pre".into())
+            Err("robust.pre[0]".into())
         );
         assert_eq!(
             parse("[robust]\naggregator = \"centered-clipping\"\n"),
@@ -2661,17 +2410,10 @@ mod tests {
                 eval_every: 1,
             },
             robust: RobustSpec {
-                aggregator: AggregatorKind::MultiKrum,
+                rule: AggregationRule::MultiKrum(MultiKrumOptions { m: Some(2) }),
                 f: Some(1),
-                m: Some(2),
-                tau: Some(1.0),
-                iterations: Some(2),
-                pre: vec!["nnm".into()],
+                pre: vec![PreAggregatorSpec::Nnm],
                 seed: Some(1),
-                lambda: Some(0.001),
-                subsample_dim: Some(10),
-                filter_fraction: Some(1.0),
-                root_samples: Some(10),
             },
             attack: Some(AttackSpec {
                 kind: AttackKind::Backdoor,
@@ -2751,6 +2493,34 @@ mod tests {
         }
         let mut out = Vec::new();
         walk("", &toml::Value::try_from(&spec).unwrap(), &mut out);
+        // Each aggregation rule takes its own keys: walk one of each with all set.
+        let rules = [
+            AggregationRule::GeometricMedian(GeometricMedianOptions {
+                iterations: Some(1),
+                eps: Some(1e-8),
+            }),
+            AggregationRule::CenteredClipping(CenteredClippingOptions {
+                tau: 1.0,
+                iterations: Some(1),
+            }),
+            AggregationRule::Fltrust(FltrustOptions {
+                root_samples: Some(1),
+            }),
+            AggregationRule::Dnc(DncOptions {
+                iterations: Some(1),
+                subsample_dim: Some(1),
+                filter_fraction: Some(1.0),
+            }),
+            AggregationRule::Flame(FlameOptions { lambda: Some(0.1) }),
+        ];
+        for rule in rules {
+            let r = RobustSpec {
+                rule,
+                ..RobustSpec::default()
+            };
+            walk("robust", &toml::Value::try_from(&r).unwrap(), &mut out);
+        }
+        out.dedup();
         // Sections themselves are headings of their own, not keys.
         out.retain(|k| {
             ![
@@ -2765,6 +2535,7 @@ mod tests {
             .contains(&k.as_str())
         });
         out.sort();
+        out.dedup();
         out
     }
 

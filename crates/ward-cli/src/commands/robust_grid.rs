@@ -6,8 +6,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+use ward_core::ConfigError;
 use ward_core::ExperimentSpec;
-use ward_core::config::{AggregatorKind, AttackKind, AttackSpec, RobustSpec};
+use ward_core::config::{
+    AggregationRule, AggregatorKind, AttackKind, AttackSpec, CenteredClippingOptions,
+    FltrustOptions, RobustSpec,
+};
 use ward_report::Heatmap;
 
 use crate::args::RobustGridArgs;
@@ -66,20 +70,29 @@ fn attack_kind(name: &str) -> Option<AttackKind> {
 
 /// The `[robust]` section of a defence (its `f` is the grid's defence f; FLTrust's
 /// root sample is `root_samples` rows; the random rules draw from the cell's seed).
-fn defence_spec(kind: AggregatorKind, f: usize, tau: f64, root_samples: usize) -> RobustSpec {
-    RobustSpec {
-        aggregator: kind,
+fn defence_spec(
+    kind: AggregatorKind,
+    f: usize,
+    tau: f64,
+    root_samples: usize,
+) -> Result<RobustSpec, ConfigError> {
+    let rule = match kind {
+        AggregatorKind::CenteredClipping => {
+            AggregationRule::CenteredClipping(CenteredClippingOptions {
+                tau,
+                iterations: None,
+            })
+        }
+        AggregatorKind::Fltrust => AggregationRule::Fltrust(FltrustOptions {
+            root_samples: Some(root_samples),
+        }),
+        k => AggregationRule::defaults(k)?,
+    };
+    Ok(RobustSpec {
+        rule,
         f: kind.takes_f().then_some(f),
-        m: None,
-        tau: (kind == AggregatorKind::CenteredClipping).then_some(tau),
-        iterations: None,
-        pre: Vec::new(),
-        seed: None,
-        lambda: None,
-        subsample_dim: None,
-        filter_fraction: None,
-        root_samples: (kind == AggregatorKind::Fltrust).then_some(root_samples),
-    }
+        ..RobustSpec::default()
+    })
 }
 
 /// The `[attack]` section of an attack with `f` compromised sites; a backdoor takes its
@@ -239,7 +252,7 @@ pub(crate) fn robust_grid(args: RobustGridArgs) -> Result<()> {
                 &base,
                 &data,
                 attack.map(|a| attack_spec(a, f, base.attack.as_ref())),
-                defence_spec(d, defence_f, args.tau, args.root_samples),
+                defence_spec(d, defence_f, args.tau, args.root_samples)?,
                 seed,
                 opts,
             );

@@ -139,13 +139,21 @@ pub fn load_str(
         text,
         sets: &applied,
     };
+    // `[robust]` is read tag first (the rule decides which keys it takes); with the tag
+    // first, errors in its keys keep their dotted path.
+    if let Some(t) = doc
+        .get_mut("robust")
+        .and_then(toml_edit::Item::as_table_mut)
+    {
+        t.sort_values_by(|a, _, b, _| (a.get() != "aggregator").cmp(&(b.get() != "aggregator")));
+    }
     let final_text = doc.to_string();
     let de = toml::Deserializer::parse(&final_text).map_err(|e| LoadError::Syntax {
         file: source.to_string(),
         message: e.to_string(),
     })?;
-    let spec: ExperimentSpec = serde_path_to_error::deserialize(de)
-        .map_err(|e| place.error(serde_error(&e)))?;
+    let spec: ExperimentSpec =
+        serde_path_to_error::deserialize(de).map_err(|e| place.error(serde_error(&e)))?;
     spec.validate().map_err(|e| place.error(e))?;
     Ok(Loaded { spec, base_dir })
 }
@@ -207,7 +215,7 @@ fn apply_set(doc: &mut toml_edit::DocumentMut, set: &str) -> Result<AppliedSet, 
 
 /// A serde error as a [`ConfigError`] naming the dotted key: the path of the value
 /// that failed, or for an unknown or missing key, that key inside its table.
-fn serde_error(e: &serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
+pub(super) fn serde_error(e: &serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
     let mut key = String::new();
     for seg in e.path().iter() {
         match seg {
@@ -238,12 +246,20 @@ fn serde_error(e: &serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
             format!("{key}.{name}")
         }
     };
+    // "unknown field `x`, expected one of ...", or a rule's own ": is not an option ...".
     if let Some(name) = quoted("unknown field `") {
-        let expected = message
-            .split_once(", expected ")
-            .map(|(_, rest)| format!(" (expected {rest})"))
-            .unwrap_or_default();
-        return ConfigError::new(join(&key, &name), format!("unknown key{expected}"));
+        let rest = &message["unknown field `".len() + name.len() + 1..];
+        let reason = match rest.strip_prefix(": ") {
+            Some(why) => why.to_string(),
+            None => {
+                let expected = rest
+                    .split_once(", expected ")
+                    .map(|(_, e)| format!(" (expected {e})"))
+                    .unwrap_or_default();
+                format!("unknown key{expected}")
+            }
+        };
+        return ConfigError::new(join(&key, &name), reason);
     }
     if let Some(name) = quoted("missing field `") {
         return ConfigError::new(join(&key, &name), "is required");
@@ -441,7 +457,10 @@ mod tests {
     fn config_error_table_names_file_line_and_key() {
         let cases: &[(&[(usize, &str)], &str)] = &[
             // top level
-            (&[(2, "sed = 1")], "x.toml:2: sed: unknown key (expected one of"),
+            (
+                &[(2, "sed = 1")],
+                "x.toml:2: sed: unknown key (expected one of",
+            ),
             (
                 &[(2, "seed = \"one\"")],
                 "x.toml:2: seed: invalid type: string \"one\", expected u64",
@@ -470,8 +489,14 @@ mod tests {
             ),
             (&[(5, "")], "x.toml:4: data.dataset: is required"),
             // [model]
-            (&[(9, "kinds = \"mlp\"")], "x.toml:9: model.kinds: unknown key"),
-            (&[(9, "kind = 3")], "x.toml:9: model.kind: wanted string or table"),
+            (
+                &[(9, "kinds = \"mlp\"")],
+                "x.toml:9: model.kinds: unknown key",
+            ),
+            (
+                &[(9, "kind = 3")],
+                "x.toml:9: model.kind: wanted string or table",
+            ),
             (
                 &[(9, "kind = \"mlp\""), (10, "hidden = [0]")],
                 "x.toml:10: model.hidden: layer sizes must be >= 1, got [0]",
@@ -490,12 +515,18 @@ mod tests {
                 "x.toml:12: train.lr: must be a finite number > 0, got -0.5",
             ),
             // [federation]
-            (&[(16, "round = 3")], "x.toml:16: federation.round: unknown key"),
+            (
+                &[(16, "round = 3")],
+                "x.toml:16: federation.round: unknown key",
+            ),
             (
                 &[(16, "rounds = \"three\"")],
                 "x.toml:16: federation.rounds: invalid type: string \"three\", expected usize",
             ),
-            (&[(16, "rounds = 0")], "x.toml:16: federation.rounds: must be >= 1"),
+            (
+                &[(16, "rounds = 0")],
+                "x.toml:16: federation.rounds: must be >= 1",
+            ),
             (
                 &[(16, "strategy = \"fedadam\"")],
                 "x.toml:15: federation.server-lr: is required for strategy \"fedadam\"",
@@ -509,6 +540,24 @@ mod tests {
             (
                 &[(19, "aggregator = \"multi-krum\""), (21, "m = 0")],
                 "x.toml:21: robust.m: must be >= 1",
+            ),
+            // a key of another rule, refused by name
+            (
+                &[(21, "tau = 1.0")],
+                "x.toml:21: robust.tau: is not an option of aggregator \"krum\" (it has none of its own)",
+            ),
+            // the tag after the options: still typed errors at their keys
+            (
+                &[(19, "m = \"two\""), (21, "aggregator = \"multi-krum\"")],
+                "x.toml:19: robust.m: invalid type: string \"two\", expected usize",
+            ),
+            (
+                &[(19, "lambda = 0.1"), (21, "aggregator = \"krum\"")],
+                "x.toml:19: robust.lambda: is not an option of aggregator \"krum\"",
+            ),
+            (
+                &[(19, "aggregator = \"centered-clipping\""), (20, "")],
+                "x.toml:18: robust.tau: is required",
             ),
             // [attack]
             (&[(24, "ff = 1")], "x.toml:24: attack.ff: unknown key"),
@@ -546,12 +595,17 @@ mod tests {
         let e = err(
             &[
                 (23, "kind = \"backdoor\""),
-                (25, "target = 1\nrate = 0.5\ntrigger = [{ feature = 0, value = 1.0 }, { feature = 1, value = \"x\" }]"),
+                (
+                    25,
+                    "target = 1\nrate = 0.5\ntrigger = [{ feature = 0, value = 1.0 }, { feature = 1, value = \"x\" }]",
+                ),
             ],
             &[],
         );
         assert!(
-            e.starts_with("x.toml:27: attack.trigger[1].value: invalid type: string \"x\", expected f64"),
+            e.starts_with(
+                "x.toml:27: attack.trigger[1].value: invalid type: string \"x\", expected f64"
+            ),
             "{e}"
         );
     }
@@ -587,13 +641,22 @@ mod tests {
             "--set \"nonsense\": expected KEY=VALUE, e.g. --set federation.rounds=5"
         );
         let e = err(&[], &["seed.x=1"]);
-        assert_eq!(e, "--set \"seed.x=1\": \"seed\" is not a table in the experiment");
+        assert_eq!(
+            e,
+            "--set \"seed.x=1\": \"seed\" is not a table in the experiment"
+        );
     }
 
     #[test]
     fn set_reaches_into_inline_tables() {
         let text = "name = \"t\"\n[data]\ndataset = \"synth\"\nsynth = { sites = 4, per-site = 600 }\n[model]\nkind = \"cnn\"\n";
-        let l = load_str("x.toml", text, &["data.synth.per-site=50".into()], ".".into()).unwrap();
+        let l = load_str(
+            "x.toml",
+            text,
+            &["data.synth.per-site=50".into()],
+            ".".into(),
+        )
+        .unwrap();
         let s = l.spec.data.synth.unwrap();
         assert_eq!((s.sites, s.per_site), (4, 50));
     }
@@ -603,7 +666,13 @@ mod tests {
         let text = text_with(&[]);
         let l = load_str("x.toml", &text, &["federation.rounds=5".into()], ".".into()).unwrap();
         assert_eq!(l.spec.federation.rounds, 5);
-        let l = load_str("x.toml", &text, &["train.local-epochs=2".into()], ".".into()).unwrap();
+        let l = load_str(
+            "x.toml",
+            &text,
+            &["train.local-epochs=2".into()],
+            ".".into(),
+        )
+        .unwrap();
         assert_eq!(
             (l.spec.train.local_steps, l.spec.train.local_epochs),
             (None, Some(2))
@@ -611,7 +680,10 @@ mod tests {
         let l = load_str(
             "x.toml",
             &text,
-            &["federation.strategy=fedprox".into(), "federation.mu=0.1".into()],
+            &[
+                "federation.strategy=fedprox".into(),
+                "federation.mu=0.1".into(),
+            ],
             ".".into(),
         )
         .unwrap();
