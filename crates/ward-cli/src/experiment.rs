@@ -30,7 +30,7 @@ pub(crate) struct Loaded {
 impl From<config::Loaded> for Loaded {
     fn from(l: config::Loaded) -> Self {
         Self {
-            spec: l.spec,
+            spec: l.spec.into_inner(),
             base_dir: l.base_dir,
         }
     }

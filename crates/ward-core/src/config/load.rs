@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use super::ExperimentSpec;
+use super::{CheckedSpec, ExperimentSpec};
 use crate::ConfigError;
 
 /// The name [`default_experiment`] gives its source in errors.
@@ -19,8 +19,8 @@ pub const DEFAULT_SOURCE: &str = "<default experiment>";
 /// A loaded and checked experiment, and where relative paths in it resolve from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {
-    /// The experiment, checked by [`ExperimentSpec::validate`].
-    pub spec: ExperimentSpec,
+    /// The experiment, checked by [`ExperimentSpec::check`].
+    pub spec: CheckedSpec,
     /// The folder of the experiment file (`.` for the default experiment).
     pub base_dir: PathBuf,
 }
@@ -154,7 +154,7 @@ pub fn load_str(
     })?;
     let spec: ExperimentSpec =
         serde_path_to_error::deserialize(de).map_err(|e| place.error(serde_error(&e)))?;
-    spec.validate().map_err(|e| place.error(e))?;
+    let spec = spec.check().map_err(|e| place.error(e))?;
     Ok(Loaded { spec, base_dir })
 }
 
@@ -701,7 +701,7 @@ mod tests {
     #[test]
     fn default_experiment_has_no_lines() {
         let l = default_experiment(&[]).unwrap();
-        assert_eq!(l.spec, ExperimentSpec::default_heart());
+        assert_eq!(*l.spec, ExperimentSpec::default_heart());
         let e = default_experiment(&["train.lr=0".into()]).unwrap_err();
         assert_eq!(
             e.to_string(),

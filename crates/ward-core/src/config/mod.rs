@@ -1,8 +1,10 @@
 //! The experiment file (`experiment.toml`): typed, strict, and checked before training.
 //!
 //! Every struct denies unknown keys and uses kebab-case names. Parsing gives the raw
-//! [`ExperimentSpec`]; [`ExperimentSpec::validate`] checks ranges and consistency and
-//! names the offending key on error. Every key is documented in `docs/config.md`; a
+//! [`ExperimentSpec`]; [`ExperimentSpec::check`] checks ranges and consistency, names
+//! the offending key on error, and returns a [`CheckedSpec`], the type later code
+//! takes. [`load_file`] and [`load_str`] do both and place errors in the file
+//! (`file:line: key: reason`). Every key is documented in `docs/config.md`; a
 //! test keeps the two in step.
 
 use serde::{Deserialize, Serialize};
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::ConfigError;
 
 mod attack;
+mod checked;
 mod data;
 mod federation;
 mod load;
@@ -19,6 +22,7 @@ mod robust;
 mod train;
 
 pub use attack::*;
+pub use checked::CheckedSpec;
 pub use data::*;
 pub use federation::*;
 pub use model::*;

@@ -283,27 +283,47 @@ pub(super) fn default_clip_lr() -> f64 {
 }
 
 /// `noise-multiplier` xor `target-epsilon`, `delta` and `budget` of a privacy table.
+/// How the noise of a DP mechanism is given: its multiplier, or the epsilon it is
+/// calibrated to. The file gives exactly one of `noise-multiplier` and
+/// `target-epsilon`; [`crate::config::CheckedSpec`] hands out this typed choice.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NoiseSpec {
+    /// `noise-multiplier`: the noise std over the clip norm (>= 0).
+    Multiplier(f64),
+    /// `target-epsilon`: calibrate the multiplier so that epsilon after every planned
+    /// step (or round) is at most this (> 0).
+    TargetEpsilon(f64),
+}
+
+/// `noise-multiplier` xor `target-epsilon`, `delta` and `budget` of a privacy table;
+/// the typed noise.
 pub(super) fn check_noise(
     table: &str,
     noise: Option<f64>,
     target: Option<f64>,
     delta: f64,
     budget: Option<f64>,
-) -> Result<(), ConfigError> {
-    match (noise, target) {
+) -> Result<NoiseSpec, ConfigError> {
+    let spec = match (noise, target) {
         (Some(_), Some(_)) | (None, None) => {
             return Err(ConfigError::new(
                 format!("{table}.noise-multiplier"),
                 "give exactly one of noise-multiplier and target-epsilon",
             ));
         }
-        (Some(z), None) => check(
-            z.is_finite() && z >= 0.0,
-            &format!("{table}.noise-multiplier"),
-            || format!("must be a finite number >= 0, got {z}"),
-        )?,
-        (None, Some(e)) => positive(e, &format!("{table}.target-epsilon"))?,
-    }
+        (Some(z), None) => {
+            check(
+                z.is_finite() && z >= 0.0,
+                &format!("{table}.noise-multiplier"),
+                || format!("must be a finite number >= 0, got {z}"),
+            )?;
+            NoiseSpec::Multiplier(z)
+        }
+        (None, Some(e)) => {
+            positive(e, &format!("{table}.target-epsilon"))?;
+            NoiseSpec::TargetEpsilon(e)
+        }
+    };
     check(
         delta > 0.0 && delta < 1.0,
         &format!("{table}.delta"),
@@ -312,20 +332,42 @@ pub(super) fn check_noise(
     if let Some(b) = budget {
         positive(b, &format!("{table}.budget"))?;
     }
-    Ok(())
+    Ok(spec)
+}
+
+impl DpSgdSpec {
+    /// The typed noise, or the error naming the key when not exactly one of
+    /// `noise-multiplier` and `target-epsilon` is given (or either is out of range).
+    pub fn noise(&self) -> Result<NoiseSpec, ConfigError> {
+        check_noise(
+            "privacy.dp-sgd",
+            self.noise_multiplier,
+            self.target_epsilon,
+            self.delta,
+            self.budget,
+        )
+    }
+}
+
+impl CentralDpSpec {
+    /// The typed noise, or the error naming the key when not exactly one of
+    /// `noise-multiplier` and `target-epsilon` is given (or either is out of range).
+    pub fn noise(&self) -> Result<NoiseSpec, ConfigError> {
+        check_noise(
+            "privacy.central",
+            self.noise_multiplier,
+            self.target_epsilon,
+            self.delta,
+            self.budget,
+        )
+    }
 }
 
 impl PrivacySpec {
     pub(super) fn validate(&self, spec: &ExperimentSpec) -> Result<(), ConfigError> {
         if let Some(d) = &self.dp_sgd {
             positive(d.clip, "privacy.dp-sgd.clip")?;
-            check_noise(
-                "privacy.dp-sgd",
-                d.noise_multiplier,
-                d.target_epsilon,
-                d.delta,
-                d.budget,
-            )?;
+            d.noise()?;
             check(
                 d.physical_batch != Some(0),
                 "privacy.dp-sgd.physical-batch",
@@ -348,13 +390,7 @@ impl PrivacySpec {
         }
         if let Some(c) = &self.central {
             positive(c.clip, "privacy.central.clip")?;
-            check_noise(
-                "privacy.central",
-                c.noise_multiplier,
-                c.target_epsilon,
-                c.delta,
-                c.budget,
-            )?;
+            c.noise()?;
             if c.adaptive {
                 check(
                     c.target_quantile > 0.0 && c.target_quantile < 1.0,
