@@ -593,6 +593,13 @@ impl DataSpec {
         only(r.slices, "data.reader.slices", DatasetKind::Nifti)?;
         only(r.series, "data.reader.series", DatasetKind::Dicom)?;
         only(r.root.is_some(), "data.reader.root", DatasetKind::Dicom)?;
+        check(
+            kind != DatasetKind::ImageFolder || r.resample == ResampleKind::Linear,
+            "data.reader.resample",
+            || {
+                "is not used by image-folder: PNG/JPEG images are always resized bilinearly (resample is for nifti and dicom)".into()
+            },
+        )?;
         let is_3d = match kind {
             DatasetKind::Nifti => !r.slices,
             DatasetKind::Dicom => r.series,

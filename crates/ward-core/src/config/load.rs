@@ -590,6 +590,27 @@ mod tests {
         }
     }
 
+    /// The image-folder reader resizes bilinearly whatever `resample` says: `nearest`
+    /// is refused at its line instead of being ignored.
+    #[test]
+    fn resample_is_refused_where_the_reader_ignores_it() {
+        let text = |resample: &str| {
+            format!(
+                "[data]\ndataset = \"image-folder\"\npath = \"imgs\"\nimages = {{ classes = 2 }}\n[data.reader]\nheight = 8\nwidth = 8\n{resample}\n[model]\nkind = \"cnn\"\n"
+            )
+        };
+        let e = load_str("x.toml", &text("resample = \"nearest\""), &[], ".".into()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "x.toml:8: data.reader.resample: is not used by image-folder: PNG/JPEG images are always resized bilinearly (resample is for nifti and dicom)"
+        );
+        load_str("x.toml", &text(""), &[], ".".into()).unwrap();
+        let nifti = text("resample = \"nearest\"\nslices = true")
+            .replace("image-folder", "nifti")
+            .replace("imgs", "labels.csv");
+        load_str("x.toml", &nifti, &[], ".".into()).unwrap();
+    }
+
     #[test]
     fn array_elements_are_named_by_index() {
         let e = err(
