@@ -19,6 +19,7 @@ mod load;
 mod model;
 mod privacy;
 mod robust;
+mod tagged;
 mod train;
 
 pub use attack::*;

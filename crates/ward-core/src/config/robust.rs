@@ -12,10 +12,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::tagged::{self, Tagged};
 use super::{check, positive};
 use crate::ConfigError;
 
@@ -597,154 +598,58 @@ impl Serialize for RobustSpec {
 
 impl<'de> Deserialize<'de> for RobustSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(RobustVisitor)
+        tagged::deserialize(d)
     }
 }
 
-struct RobustVisitor;
-
-impl<'de> Visitor<'de> for RobustVisitor {
-    type Value = RobustSpec;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a [robust] table")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RobustSpec, A::Error> {
-        let Some(first) = map.next_key::<String>()? else {
-            return Ok(RobustSpec::default());
-        };
-        if first == "aggregator" {
-            let kind: AggregatorKind = map.next_value()?;
-            return read_rule(kind, map);
-        }
-        // The tag comes later: collect the table, then read it tag first. (The
-        // experiment loader puts `aggregator` first, so its errors keep their keys.)
-        let mut table = toml::Table::new();
-        table.insert(first, map.next_value()?);
-        while let Some(k) = map.next_key::<String>()? {
-            let v = map.next_value()?;
-            table.insert(k, v);
-        }
-        let kind = match table.remove("aggregator") {
-            Some(v) => {
-                AggregatorKind::deserialize(v).map_err(|e| de::Error::custom(e.message()))?
-            }
-            None => AggregatorKind::Fedavg,
-        };
-        read_rule(kind, de::value::MapDeserializer::new(table.into_iter()))
-            .map_err(|e: toml::de::Error| de::Error::custom(e.message()))
-    }
-}
-
-/// The rest of `[robust]` after its tag: the shared keys, then the rule's own options.
-fn read_rule<'de, A: MapAccess<'de>>(kind: AggregatorKind, map: A) -> Result<RobustSpec, A::Error> {
-    let mut shared = Shared::default();
-    let rule = AggregationRule::deserialize_options(
-        kind,
-        Rest {
-            map,
-            shared: &mut shared,
-            kind,
-            fields: &[],
-        },
-    )?;
-    Ok(RobustSpec {
-        rule,
-        f: shared.f,
-        pre: shared.pre.unwrap_or_default(),
-        seed: shared.seed,
-    })
-}
-
+/// `f`, `pre` and `seed`, read beside the rule's own options.
 #[derive(Default)]
-struct Shared {
+pub(super) struct Shared {
     f: Option<usize>,
     pre: Option<Vec<PreAggregatorSpec>>,
     seed: Option<u64>,
 }
 
-/// The remaining keys of `[robust]` as a deserializer of the rule's options struct:
-/// shared keys are taken aside, a key that is not one of the rule's own is refused by
-/// name while the map is read (so the error points at it).
-struct Rest<'s, A> {
-    map: A,
-    shared: &'s mut Shared,
-    kind: AggregatorKind,
-    fields: &'static [&'static str],
-}
+impl Tagged for RobustSpec {
+    const TAG: &'static str = "aggregator";
+    const WHAT: &'static str = "aggregator";
+    const OPTIONS: &'static [&'static str] = &KEY_ORDER;
+    const SHARED: &'static [&'static str] = &["f", "pre", "seed"];
+    type Kind = AggregatorKind;
+    type Shared = Shared;
+    type Variant = AggregationRule;
 
-impl<'de, A: MapAccess<'de>> Deserializer<'de> for Rest<'_, A> {
-    type Error = A::Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, A::Error> {
-        v.visit_map(self)
+    fn default_kind() -> Option<AggregatorKind> {
+        Some(AggregatorKind::Fedavg)
     }
 
-    fn deserialize_struct<V: Visitor<'de>>(
-        mut self,
-        _name: &'static str,
-        fields: &'static [&'static str],
-        v: V,
-    ) -> Result<V::Value, A::Error> {
-        self.fields = fields;
-        v.visit_map(self)
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-        byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
-        identifier ignored_any
-    }
-}
-
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for Rest<'_, A> {
-    type Error = A::Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, A::Error> {
-        loop {
-            let Some(key) = self.map.next_key::<String>()? else {
-                return Ok(None);
-            };
-            match key.as_str() {
-                "f" => self.shared.f = Some(self.map.next_value()?),
-                "pre" => self.shared.pre = Some(self.map.next_value()?),
-                "seed" => self.shared.seed = Some(self.map.next_value()?),
-                "aggregator" => return Err(de::Error::duplicate_field("aggregator")),
-                k if self.fields.contains(&k) => {
-                    return seed.deserialize(key.into_deserializer()).map(Some);
-                }
-                _ if KEY_ORDER.contains(&key.as_str()) => {
-                    let own = if self.fields.is_empty() {
-                        "it has none of its own".to_string()
-                    } else {
-                        format!("its own: {}", self.fields.join(", "))
-                    };
-                    return Err(de::Error::custom(format!(
-                        "unknown field `{key}`: is not an option of aggregator \"{}\" ({own})",
-                        self.kind
-                    )));
-                }
-                _ => {
-                    let expected: Vec<String> = ["aggregator", "f", "pre", "seed"]
-                        .iter()
-                        .chain(self.fields)
-                        .map(|k| format!("`{k}`"))
-                        .collect();
-                    return Err(de::Error::custom(format!(
-                        "unknown field `{key}`, expected one of {}",
-                        expected.join(", ")
-                    )));
-                }
-            }
+    fn read_shared<'de, A: MapAccess<'de>>(
+        shared: &mut Shared,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        match key {
+            "f" => shared.f = Some(map.next_value()?),
+            "pre" => shared.pre = Some(map.next_value()?),
+            _ => shared.seed = Some(map.next_value()?),
         }
+        Ok(())
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
-        self.map.next_value_seed(seed)
+    fn variant<'de, D: Deserializer<'de>>(
+        kind: AggregatorKind,
+        d: D,
+    ) -> Result<AggregationRule, D::Error> {
+        AggregationRule::deserialize_options(kind, d)
+    }
+
+    fn assemble(rule: AggregationRule, shared: Shared) -> Self {
+        Self {
+            rule,
+            f: shared.f,
+            pre: shared.pre.unwrap_or_default(),
+            seed: shared.seed,
+        }
     }
 }
 
