@@ -217,7 +217,7 @@ fn build_attacked(
             let ma = setup::model_attack(attack).ok_or_else(|| {
                 ward_fl::FlError::Config(format!(
                     "attack {} is not a model attack",
-                    attack.kind.as_str()
+                    attack.kind().as_str()
                 ))
             })?;
             sim.federation.set_attack(
@@ -245,7 +245,8 @@ fn install_aggregator(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<(),
 /// data's image shape.
 fn resolve_patch(spec: &ExperimentSpec, data: &FederatedDataset) -> Result<ExperimentSpec> {
     let mut spec = spec.clone();
-    if let Some(a) = spec.attack.as_mut()
+    if let Some(ward_core::config::AttackMethod::Backdoor(a)) =
+        spec.attack.as_mut().map(|a| &mut a.method)
         && let Some(p) = a.patch.take()
     {
         let Some((s, _)) = data.image else {
@@ -459,7 +460,7 @@ pub(crate) fn execute(
             .then_some(spec.federation.fine_tune_steps),
         rounds: fed.round(),
         aggregator: fed.aggregator_name(),
-        attack: spec.attack.as_ref().map(|a| a.kind.as_str().to_string()),
+        attack: spec.attack.as_ref().map(|a| a.kind().as_str().to_string()),
         compromised_sites: names
             .iter()
             .zip(&compromised)

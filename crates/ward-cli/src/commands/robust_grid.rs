@@ -97,23 +97,21 @@ fn defence_spec(
 
 /// The `[attack]` section of an attack with `f` compromised sites; a backdoor takes its
 /// trigger, target and rate from the base experiment's `[attack]`.
-fn attack_spec(kind: AttackKind, f: usize, base: Option<&AttackSpec>) -> AttackSpec {
-    let mut a = AttackSpec::new(kind, f);
-    match kind {
-        AttackKind::Gaussian | AttackKind::FeatureNoise => a.std = Some(1.0),
-        AttackKind::AllToOne => a.target = Some(0),
-        AttackKind::NoisyLabels => a.rate = Some(0.5),
-        AttackKind::Backdoor => {
-            if let Some(b) = base.filter(|b| b.kind == AttackKind::Backdoor) {
-                a.target = b.target;
-                a.rate = b.rate;
-                a.trigger = b.trigger.clone();
-                a.patch = b.patch;
-            }
-        }
-        _ => {}
-    }
-    a
+fn attack_spec(
+    kind: AttackKind,
+    f: usize,
+    base: Option<&AttackSpec>,
+) -> Result<AttackSpec, ConfigError> {
+    use ward_core::config::{AttackMethod as M, NoiseOptions, RateOptions, TargetOptions};
+    let method = match (kind, base.map(|b| &b.method)) {
+        (AttackKind::Gaussian, _) => M::Gaussian(NoiseOptions { std: 1.0 }),
+        (AttackKind::FeatureNoise, _) => M::FeatureNoise(NoiseOptions { std: 1.0 }),
+        (AttackKind::AllToOne, _) => M::AllToOne(TargetOptions { target: 0 }),
+        (AttackKind::NoisyLabels, _) => M::NoisyLabels(RateOptions { rate: 0.5 }),
+        (AttackKind::Backdoor, Some(M::Backdoor(b))) => M::Backdoor(b.clone()),
+        (k, _) => M::defaults(k)?,
+    };
+    Ok(AttackSpec::new(method, f))
 }
 
 /// Runs one cell.
@@ -242,7 +240,7 @@ pub(crate) fn robust_grid(args: RobustGridArgs) -> Result<()> {
             && base
                 .attack
                 .as_ref()
-                .is_none_or(|b| b.kind != AttackKind::Backdoor)
+                .is_none_or(|b| b.kind() != AttackKind::Backdoor)
         {
             cell.status = "skipped".into();
             cell.reason = "backdoor needs a trigger: give [attack] kind = \"backdoor\" with trigger, target and rate in the experiment".into();
@@ -251,7 +249,9 @@ pub(crate) fn robust_grid(args: RobustGridArgs) -> Result<()> {
             let (status, outcome, reason) = run_cell(
                 &base,
                 &data,
-                attack.map(|a| attack_spec(a, f, base.attack.as_ref())),
+                attack
+                    .map(|a| attack_spec(a, f, base.attack.as_ref()))
+                    .transpose()?,
                 defence_spec(d, defence_f, args.tau, args.root_samples)?,
                 seed,
                 opts,

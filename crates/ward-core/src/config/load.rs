@@ -139,13 +139,12 @@ pub fn load_str(
         text,
         sets: &applied,
     };
-    // `[robust]` is read tag first (the rule decides which keys it takes); with the tag
-    // first, errors in its keys keep their dotted path.
-    if let Some(t) = doc
-        .get_mut("robust")
-        .and_then(toml_edit::Item::as_table_mut)
-    {
-        t.sort_values_by(|a, _, b, _| (a.get() != "aggregator").cmp(&(b.get() != "aggregator")));
+    // `[robust]` and `[attack]` are read tag first (the tag decides which keys the
+    // table takes); with the tag first, errors in their keys keep their dotted path.
+    for (table, tag) in [("robust", "aggregator"), ("attack", "kind")] {
+        if let Some(t) = doc.get_mut(table).and_then(toml_edit::Item::as_table_mut) {
+            t.sort_values_by(|a, _, b, _| (a.get() != tag).cmp(&(b.get() != tag)));
+        }
     }
     let final_text = doc.to_string();
     let de = toml::Deserializer::parse(&final_text).map_err(|e| LoadError::Syntax {
@@ -262,7 +261,9 @@ pub(super) fn serde_error(e: &serde_path_to_error::Error<toml::de::Error>) -> Co
         return ConfigError::new(join(&key, &name), reason);
     }
     if let Some(name) = quoted("missing field `") {
-        return ConfigError::new(join(&key, &name), "is required");
+        let rest = &message["missing field `".len() + name.len() + 1..];
+        let reason = rest.strip_prefix(": ").unwrap_or("is required");
+        return ConfigError::new(join(&key, &name), reason);
     }
     if key.is_empty() {
         key.push_str("(document)");
@@ -557,7 +558,7 @@ mod tests {
             ),
             (
                 &[(19, "aggregator = \"centered-clipping\""), (20, "")],
-                "x.toml:18: robust.tau: is required",
+                "x.toml:18: robust.tau: is required for aggregator \"centered-clipping\"",
             ),
             // [attack]
             (&[(24, "ff = 1")], "x.toml:24: attack.ff: unknown key"),
@@ -566,6 +567,15 @@ mod tests {
                 "x.toml:24: attack.f: invalid value: integer `-1`, expected usize",
             ),
             (&[(24, "f = 0")], "x.toml:24: attack.f: must be >= 1"),
+            // a key of another attack, refused by name
+            (
+                &[(25, "target = 1")],
+                "x.toml:25: attack.target: is not an option of attack \"sign-flip\" (its own: scale)",
+            ),
+            (
+                &[(23, "kind = \"gaussian\"")],
+                "x.toml:22: attack.std: is required for attack \"gaussian\"",
+            ),
             // [privacy]
             (
                 &[(28, "noise = 1.0")],

@@ -495,26 +495,21 @@ mod tests {
                 seed: Some(1),
             },
             attack: Some(AttackSpec {
-                kind: AttackKind::Backdoor,
+                method: AttackMethod::Backdoor(BackdoorOptions {
+                    target: 1,
+                    rate: 0.5,
+                    trigger: vec![TriggerFeature {
+                        feature: 0,
+                        value: 1.0,
+                    }],
+                    patch: Some(PatchSpec {
+                        size: 3,
+                        value: 1.0,
+                    }),
+                }),
                 sites: vec!["a".into()],
                 f: Some(1),
                 from_round: 1,
-                scale: Some(1.0),
-                std: Some(1.0),
-                z: Some(1.0),
-                epsilon: Some(1.0),
-                perturbation: PerturbationKind::Sign,
-                target: Some(1),
-                swap: Some([0, 1]),
-                rate: Some(0.5),
-                trigger: vec![TriggerFeature {
-                    feature: 0,
-                    value: 1.0,
-                }],
-                patch: Some(PatchSpec {
-                    size: 3,
-                    value: 1.0,
-                }),
             }),
             privacy: PrivacySpec {
                 dp_sgd: Some(DpSgdSpec {
@@ -599,7 +594,21 @@ mod tests {
             };
             walk("robust", &toml::Value::try_from(&r).unwrap(), &mut out);
         }
-        out.dedup();
+        // Each attack takes its own keys too.
+        let methods = [
+            AttackMethod::SignFlip(ScaleOptions { scale: Some(1.0) }),
+            AttackMethod::Gaussian(NoiseOptions { std: 1.0 }),
+            AttackMethod::Alie(AlieOptions { z: Some(1.0) }),
+            AttackMethod::Ipm(IpmOptions { epsilon: Some(1.0) }),
+            AttackMethod::MinMax(PerturbationOptions {
+                perturbation: PerturbationKind::Sign,
+            }),
+            AttackMethod::Swap(SwapOptions { swap: Some([0, 1]) }),
+        ];
+        for method in methods {
+            let a = AttackSpec::new(method, 1);
+            walk("attack", &toml::Value::try_from(&a).unwrap(), &mut out);
+        }
         // Sections themselves are headings of their own, not keys.
         out.retain(|k| {
             ![

@@ -265,17 +265,11 @@ impl AggregationRule {
     ///
     /// assert_eq!(AggregationRule::defaults(AggregatorKind::Krum)?, AggregationRule::Krum);
     /// let e = AggregationRule::defaults(AggregatorKind::CenteredClipping).unwrap_err();
-    /// assert_eq!(e.to_string(), "tau: is required");
+    /// assert_eq!(e.to_string(), "tau: is required for aggregator \"centered-clipping\"");
     /// Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn defaults(kind: AggregatorKind) -> Result<Self, ConfigError> {
-        let mut track = serde_path_to_error::Track::new();
-        let empty = toml::Value::Table(toml::Table::new());
-        Self::deserialize_options(
-            kind,
-            serde_path_to_error::Deserializer::new(empty, &mut track),
-        )
-        .map_err(|e| super::load::serde_error(&serde_path_to_error::Error::new(track.path(), e)))
+        tagged::defaults::<RobustSpec>(kind)
     }
 
     /// The rule `kind` with its options read from `d` (a map of the rule's own keys).
@@ -750,7 +744,10 @@ mod tests {
             err("signguard", "lambda = 0.1"),
             "lambda: is not an option of aggregator \"signguard\" (it has none of its own)"
         );
-        assert_eq!(err("centered-clipping", ""), "tau: is required");
+        assert_eq!(
+            err("centered-clipping", ""),
+            "tau: is required for aggregator \"centered-clipping\""
+        );
         // Ranges are checked with the experiment (and by the rules' constructors).
         let cc = RobustSpec::from_name("centered-clipping", table("tau = 0.0")).unwrap();
         assert_eq!(

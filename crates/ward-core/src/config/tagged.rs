@@ -11,6 +11,8 @@ use std::marker::PhantomData;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 
+use crate::ConfigError;
+
 /// A table read tag first. `Self::Shared` collects the keys every variant takes.
 pub(super) trait Tagged: Sized {
     /// The tag key (`aggregator`, `kind`).
@@ -97,8 +99,33 @@ fn read<'de, T: Tagged, A: MapAccess<'de>>(kind: T::Kind, map: A) -> Result<T, A
         kind,
         fields: &[],
     };
-    let variant = T::variant(kind, rest)?;
+    let variant = T::variant(kind, rest).map_err(|e| required_for::<T, A::Error>(kind, e))?;
     Ok(T::assemble(variant, shared))
+}
+
+/// "missing field `x`" from the variant's struct, saying which variant requires it.
+fn required_for<T: Tagged, E: de::Error>(kind: T::Kind, e: E) -> E {
+    let m = e.to_string();
+    let first = m.lines().next().unwrap_or_default();
+    match first.strip_prefix("missing field `") {
+        Some(rest) if rest.ends_with('`') => {
+            de::Error::custom(format!("{first}: is required for {} \"{kind}\"", T::WHAT))
+        }
+        _ => e,
+    }
+}
+
+/// The variant `kind` with every option at its default, or an error naming the first
+/// option it requires (keyed by the bare option name).
+pub(super) fn defaults<T: Tagged>(kind: T::Kind) -> Result<T::Variant, ConfigError> {
+    let mut track = serde_path_to_error::Track::new();
+    let empty = toml::Value::Table(toml::Table::new());
+    T::variant(
+        kind,
+        serde_path_to_error::Deserializer::new(empty, &mut track),
+    )
+    .map_err(|e| required_for::<T, toml::de::Error>(kind, e))
+    .map_err(|e| super::load::serde_error(&serde_path_to_error::Error::new(track.path(), e)))
 }
 
 /// The keys after the tag as a deserializer of the variant's options struct: shared
