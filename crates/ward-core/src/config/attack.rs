@@ -375,6 +375,12 @@ impl Tagged for AttackSpec {
         None
     }
 
+    /// Earlier versions wrote `perturbation = "std"` into every resolved `config.toml`;
+    /// a run directory of theirs still resumes.
+    fn legacy_default(key: &str, value: &toml::Value) -> bool {
+        key == "perturbation" && value.as_str() == Some("std")
+    }
+
     fn read_shared<'de, A: MapAccess<'de>>(
         shared: &mut Shared,
         key: &str,

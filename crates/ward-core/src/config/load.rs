@@ -395,6 +395,7 @@ fn find_line(doc: &toml_edit::Document<String>, text: &str, key: &str) -> (Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{AttackKind, AttackSpec};
 
     /// A valid experiment touching every top-level section; the table below edits one
     /// or two of its lines (numbered from 1).
@@ -598,6 +599,28 @@ mod tests {
             let e = err(edits, &[]);
             assert!(e.starts_with(want), "{edits:?}:\n got: {e}\nwant: {want}");
         }
+    }
+
+    /// Resolved `config.toml` files of earlier versions hold `perturbation = "std"` for
+    /// every attack: they still load; another perturbation is refused where unused.
+    #[test]
+    fn legacy_default_perturbation_is_accepted() {
+        let l = load_str(
+            "x.toml",
+            &text_with(&[(25, "perturbation = \"std\"")]),
+            &[],
+            ".".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            l.spec.attack.as_ref().map(AttackSpec::kind),
+            Some(AttackKind::SignFlip)
+        );
+        let e = err(&[(25, "perturbation = \"sign\"")], &[]);
+        assert_eq!(
+            e,
+            "x.toml:25: attack.perturbation: is not an option of attack \"sign-flip\" (its own: scale)"
+        );
     }
 
     /// The image-folder reader resizes bilinearly whatever `resample` says: `nearest`

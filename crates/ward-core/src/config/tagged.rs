@@ -42,6 +42,12 @@ pub(super) trait Tagged: Sized {
     /// The typed variant.
     type Variant;
 
+    /// Whether `key` (not an option of the variant) with the value just read is a
+    /// default that earlier versions wrote for every variant, and is skipped.
+    fn legacy_default(_key: &str, _value: &toml::Value) -> bool {
+        false
+    }
+
     /// The variant `kind` with its options read from `d`.
     fn variant<'de, D: Deserializer<'de>>(
         kind: Self::Kind,
@@ -183,6 +189,10 @@ impl<'de, T: Tagged, A: MapAccess<'de>> MapAccess<'de> for Rest<'_, T, A> {
                 return seed.deserialize(key.into_deserializer()).map(Some);
             }
             if T::OPTIONS.contains(&key.as_str()) {
+                let value: toml::Value = self.map.next_value()?;
+                if T::legacy_default(&key, &value) {
+                    continue;
+                }
                 let own = if self.fields.is_empty() {
                     "it has none of its own".to_string()
                 } else {
