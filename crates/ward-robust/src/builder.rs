@@ -153,10 +153,13 @@ mod tests {
     /// Out-of-range values reach the rules' constructors, which name them.
     #[test]
     fn constructors_refuse_out_of_range_options() {
-        let msg = |name: &str, opts: &str| match build_rule(&spec(name, opts), 0) {
-            Ok(r) => panic!("{name}: built {}", r.name()),
-            Err(e) => e.to_string(),
-        };
+        fn msg_of(r: Result<Box<dyn Aggregator>, RobustError>) -> String {
+            match r {
+                Ok(r) => panic!("built {}", r.name()),
+                Err(e) => e.to_string(),
+            }
+        }
+        let msg = |name: &str, opts: &str| msg_of(build_rule(&spec(name, opts), 0));
         assert_eq!(
             msg("flame", "lambda = -0.5"),
             "flame: lambda = -0.5: must be a number >= 0"
@@ -174,7 +177,7 @@ mod tests {
             ..RobustSpec::default()
         };
         assert_eq!(
-            build_rule(&no_f, 0).unwrap_err().to_string(),
+            msg_of(build_rule(&no_f, 0)),
             "krum: needs f, the number of Byzantine updates to tolerate"
         );
     }
