@@ -4,8 +4,9 @@
 //!   Everything federated works on `Params`, never on engine tensors.
 //! - [`Update`]: what a site returns after local training.
 //! - [`Metrics`]: named scalars, ordered.
-//! - [`config`]: the typed experiment file ([`ExperimentSpec`]), checked by
-//!   [`ExperimentSpec::validate`].
+//! - [`config`]: the typed experiment file ([`ExperimentSpec`]), checked into a
+//!   [`config::CheckedSpec`] by [`ExperimentSpec::check`], and loaded with errors that
+//!   name file, line and key by [`config::load_file`].
 //! - [`fsutil`]: [`fsutil::write_atomic`], the one atomic writer of state files.
 //! - [`stats`]: mean, sample std, median, quantile and ROC AUC, with `None` on empty input.
 //!

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use crate::say;
 use crate::{Error, Result};
+use ward_core::config::RobustSpec;
 use ward_core::{Layout, Metrics, Params, Update};
 use ward_fl::RoundContext;
-use ward_robust::{PreSpec, RuleOptions, rule_from_name};
+use ward_robust::build_rule;
 
 use crate::Observer;
 use crate::options::AggregateArgs;
@@ -101,25 +102,46 @@ pub(crate) fn read_npy(path: &Path, dims: &[usize]) -> Result<Matrix> {
 
 /// `ward aggregate`.
 pub fn aggregate(a: AggregateArgs, obs: &mut dyn Observer) -> Result<()> {
-    let pre = a
-        .pre
-        .iter()
-        .map(|p| p.parse::<PreSpec>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::User(format!("--pre: {e}")))?;
-    let opts = RuleOptions {
-        f: a.f,
-        m: a.m,
-        tau: a.tau,
-        iterations: a.iterations,
-        eps: a.eps,
-        b: a.subsample_dim,
-        c: a.filter_fraction,
-        lambda: a.lambda,
-        seed: a.seed,
-        pre,
-    };
-    let rule = rule_from_name(&a.rule, &opts).map_err(|e| Error::User(e.to_string()))?;
+    // The flags as `[robust]` keys, read by the experiment file's code.
+    let mut opts = toml::Table::new();
+    for (k, v) in [
+        ("f", a.f),
+        ("m", a.m),
+        ("iterations", a.iterations),
+        ("subsample-dim", a.subsample_dim),
+    ] {
+        if let Some(v) = v {
+            opts.insert(
+                k.into(),
+                toml::Value::Integer(
+                    i64::try_from(v)
+                        .map_err(|_| Error::User(format!("--{k}: {v} is too large")))?,
+                ),
+            );
+        }
+    }
+    for (k, v) in [
+        ("tau", a.tau),
+        ("eps", a.eps),
+        ("filter-fraction", a.filter_fraction),
+        ("lambda", a.lambda),
+    ] {
+        if let Some(v) = v {
+            opts.insert(k.into(), v.into());
+        }
+    }
+    if !a.pre.is_empty() {
+        let pre = a.pre.iter().map(|p| p.as_str().into()).collect();
+        opts.insert("pre".into(), toml::Value::Array(pre));
+    }
+    let spec = RobustSpec::from_name(&a.rule, opts).map_err(|e| {
+        let flag = match e.key.split('[').next().unwrap_or_default() {
+            "aggregator" => "rule",
+            k => k,
+        };
+        Error::User(format!("--{flag}: {}", e.reason))
+    })?;
+    let rule = build_rule(&spec, a.seed).map_err(|e| Error::User(e.to_string()))?;
     let x = read_npy(&a.updates, &[2])?;
     let d = x.cols;
     let layout = Layout::flat(d);

@@ -366,8 +366,9 @@ fn train_on(
             data.sites[i].train = select(&site.train, &site.test, local(true));
             data.sites[i].test = select(&site.train, &site.test, local(false));
         }
-        let mut spec = run.spec().clone();
+        let mut spec = run.spec().clone().into_inner();
         spec.seed = seed;
+        let spec = spec.check()?;
         tracing::info!(run = k + 1, seed, "training {what}");
         let o = crate::run_quietly(&spec, &data, opts)
             .with_context(|| format!("{what} {} (seed {seed})", k + 1))?;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use ward_core::ExperimentSpec;
+use ward_core::config::CheckedSpec;
 use ward_data::FederatedDataset;
 use ward_fl::{EngineOptions, Simulation, build_simulation_with};
 
@@ -22,7 +23,7 @@ fn root_plan(
     data: &FederatedDataset,
 ) -> Result<Option<BTreeMap<usize, Vec<usize>>>, ward_fl::FlError> {
     use rand::SeedableRng;
-    let Some(k) = spec.robust.root_samples else {
+    let Some(k) = spec.robust.root_samples() else {
         return Ok(None);
     };
     let sizes: Vec<usize> = data.sites.iter().map(|s| s.train.y.len()).collect();
@@ -184,7 +185,7 @@ fn build_attacked(
             let ma = setup::model_attack(attack).ok_or_else(|| {
                 ward_fl::FlError::Config(format!(
                     "attack {} is not a model attack",
-                    attack.kind.as_str()
+                    attack.kind().as_str()
                 ))
             })?;
             sim.federation.set_attack(
@@ -199,46 +200,27 @@ fn build_attacked(
 
 /// Installs `[robust]`'s rule (FedAvg stays when none is chosen).
 fn install_aggregator(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<(), ward_fl::FlError> {
-    use ward_core::config::PreAggregatorSpec;
     if spec.robust == ward_core::config::RobustSpec::default() {
         return Ok(());
     }
-    let r = &spec.robust;
-    let pre = r
-        .pre_aggregators()
-        .map_err(|e| ward_fl::FlError::Config(e.to_string()))?
-        .into_iter()
-        .map(|p| match p {
-            PreAggregatorSpec::Nnm => ward_robust::PreSpec::Nnm,
-            PreAggregatorSpec::Bucketing(s) => ward_robust::PreSpec::Bucketing(s),
-            PreAggregatorSpec::Clip(c) => ward_robust::PreSpec::Clip(c),
-        })
-        .collect();
-    let opts = ward_robust::RuleOptions {
-        f: r.f,
-        m: r.m,
-        tau: r.tau,
-        iterations: r.iterations,
-        eps: None,
-        b: r.subsample_dim,
-        c: r.filter_fraction,
-        lambda: r.lambda,
-        seed: r.seed.unwrap_or(spec.seed),
-        pre,
-    };
-    let rule = ward_robust::rule_from_name(r.aggregator.as_str(), &opts)
+    let rule = ward_robust::build_rule(&spec.robust, spec.seed)
         .map_err(|e| ward_fl::FlError::Config(format!("robust.aggregator: {e}")))?;
     sim.federation.set_aggregator(rule)
 }
 
 /// `spec` with an image backdoor's `attack.patch` turned into trigger pixels for the
 /// data's image shape.
-pub(crate) fn resolve_patch(
-    spec: &ExperimentSpec,
-    data: &FederatedDataset,
-) -> Result<ExperimentSpec> {
-    let mut spec = spec.clone();
-    if let Some(a) = spec.attack.as_mut()
+pub(crate) fn resolve_patch(spec: &CheckedSpec, data: &FederatedDataset) -> Result<CheckedSpec> {
+    let has_patch = matches!(
+        spec.attack.as_ref().map(|a| &a.method),
+        Some(ward_core::config::AttackMethod::Backdoor(b)) if b.patch.is_some()
+    );
+    if !has_patch {
+        return Ok(spec.clone());
+    }
+    let mut spec = spec.clone().into_inner();
+    if let Some(ward_core::config::AttackMethod::Backdoor(a)) =
+        spec.attack.as_mut().map(|a| &mut a.method)
         && let Some(p) = a.patch.take()
     {
         let Some((s, _)) = data.image else {
@@ -255,5 +237,5 @@ pub(crate) fn resolve_patch(
         }
         a.trigger = p.features(s.channels, s.depth, s.height, s.width);
     }
-    Ok(spec)
+    Ok(spec.check()?)
 }

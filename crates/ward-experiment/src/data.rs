@@ -42,7 +42,7 @@ fn resolve(what: &str, sets: &[String]) -> Result<(DataSpec, std::path::PathBuf,
         )));
     }
     let l = crate::load(p, sets)?;
-    Ok((l.spec.data, l.base_dir, what.to_string()))
+    Ok((l.spec.data.clone(), l.base_dir, what.to_string()))
 }
 
 /// Prints the per-site tables.

@@ -7,8 +7,12 @@ use std::path::Path;
 use crate::say;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use ward_core::ConfigError;
 use ward_core::ExperimentSpec;
-use ward_core::config::{AggregatorKind, AttackKind, AttackSpec, RobustSpec};
+use ward_core::config::{
+    AggregationRule, AggregatorKind, AttackKind, AttackSpec, CenteredClippingOptions,
+    FltrustOptions, RobustSpec,
+};
 use ward_report::Heatmap;
 
 use crate::options::RobustGridArgs;
@@ -65,41 +69,48 @@ fn attack_kind(name: &str) -> Option<AttackKind> {
 
 /// The `[robust]` section of a defence (its `f` is the grid's defence f; FLTrust's
 /// root sample is `root_samples` rows; the random rules draw from the cell's seed).
-fn defence_spec(kind: AggregatorKind, f: usize, tau: f64, root_samples: usize) -> RobustSpec {
-    RobustSpec {
-        aggregator: kind,
+fn defence_spec(
+    kind: AggregatorKind,
+    f: usize,
+    tau: f64,
+    root_samples: usize,
+) -> Result<RobustSpec, ConfigError> {
+    let rule = match kind {
+        AggregatorKind::CenteredClipping => {
+            AggregationRule::CenteredClipping(CenteredClippingOptions {
+                tau,
+                iterations: None,
+            })
+        }
+        AggregatorKind::Fltrust => AggregationRule::Fltrust(FltrustOptions {
+            root_samples: Some(root_samples),
+        }),
+        k => AggregationRule::defaults(k)?,
+    };
+    Ok(RobustSpec {
+        rule,
         f: kind.takes_f().then_some(f),
-        m: None,
-        tau: (kind == AggregatorKind::CenteredClipping).then_some(tau),
-        iterations: None,
-        pre: Vec::new(),
-        seed: None,
-        lambda: None,
-        subsample_dim: None,
-        filter_fraction: None,
-        root_samples: (kind == AggregatorKind::Fltrust).then_some(root_samples),
-    }
+        ..RobustSpec::default()
+    })
 }
 
 /// The `[attack]` section of an attack with `f` compromised sites; a backdoor takes its
 /// trigger, target and rate from the base experiment's `[attack]`.
-fn attack_spec(kind: AttackKind, f: usize, base: Option<&AttackSpec>) -> AttackSpec {
-    let mut a = AttackSpec::new(kind, f);
-    match kind {
-        AttackKind::Gaussian | AttackKind::FeatureNoise => a.std = Some(1.0),
-        AttackKind::AllToOne => a.target = Some(0),
-        AttackKind::NoisyLabels => a.rate = Some(0.5),
-        AttackKind::Backdoor => {
-            if let Some(b) = base.filter(|b| b.kind == AttackKind::Backdoor) {
-                a.target = b.target;
-                a.rate = b.rate;
-                a.trigger = b.trigger.clone();
-                a.patch = b.patch;
-            }
-        }
-        _ => {}
-    }
-    a
+fn attack_spec(
+    kind: AttackKind,
+    f: usize,
+    base: Option<&AttackSpec>,
+) -> Result<AttackSpec, ConfigError> {
+    use ward_core::config::{AttackMethod as M, NoiseOptions, RateOptions, TargetOptions};
+    let method = match (kind, base.map(|b| &b.method)) {
+        (AttackKind::Gaussian, _) => M::Gaussian(NoiseOptions { std: 1.0 }),
+        (AttackKind::FeatureNoise, _) => M::FeatureNoise(NoiseOptions { std: 1.0 }),
+        (AttackKind::AllToOne, _) => M::AllToOne(TargetOptions { target: 0 }),
+        (AttackKind::NoisyLabels, _) => M::NoisyLabels(RateOptions { rate: 0.5 }),
+        (AttackKind::Backdoor, Some(M::Backdoor(b))) => M::Backdoor(b.clone()),
+        (k, _) => M::defaults(k)?,
+    };
+    Ok(AttackSpec::new(method, f))
 }
 
 /// Runs one cell.
@@ -115,9 +126,10 @@ fn run_cell(
     spec.seed = seed;
     spec.robust = defence;
     spec.attack = attack;
-    if let Err(e) = spec.validate() {
-        return ("refused".into(), None, e.to_string());
-    }
+    let spec = match spec.check() {
+        Ok(s) => s,
+        Err(e) => return ("refused".into(), None, e.to_string()),
+    };
     match crate::run_quietly(&spec, data, opts) {
         Ok(o) => ("ok".into(), Some(o), String::new()),
         Err(e) => {
@@ -275,7 +287,7 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
             && base
                 .attack
                 .as_ref()
-                .is_none_or(|b| b.kind != AttackKind::Backdoor)
+                .is_none_or(|b| b.kind() != AttackKind::Backdoor)
         {
             cell.status = "skipped".into();
             cell.reason = "backdoor needs a trigger: give [attack] kind = \"backdoor\" with trigger, target and rate in the experiment".into();
@@ -284,8 +296,10 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
             let (status, outcome, reason) = run_cell(
                 &base,
                 &data,
-                attack.map(|a| attack_spec(a, f, base.attack.as_ref())),
-                defence_spec(d, defence_f, args.tau, args.root_samples),
+                attack
+                    .map(|a| attack_spec(a, f, base.attack.as_ref()))
+                    .transpose()?,
+                defence_spec(d, defence_f, args.tau, args.root_samples)?,
                 seed,
                 opts,
             );

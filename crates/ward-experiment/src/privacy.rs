@@ -21,6 +21,7 @@ use crate::{Error, Result};
 use serde::Serialize;
 use ward_core::ExperimentSpec;
 use ward_core::config::{AccountantChoice, DpSamplingKind, SecAggPrgKind};
+use ward_core::config::{CheckedSpec, NoiseSpec};
 use ward_core::{Params, Update};
 use ward_fl::{
     Aggregate, Federation, FlError, LocalWork, RoundContext, SecAggRoundRecord, SecAggSettings,
@@ -150,7 +151,7 @@ fn site_sampling(fed: &Federation) -> (usize, usize) {
 
 /// Resolves `[privacy]` (calibrating noise for `target-epsilon` over every planned step)
 /// and installs DP-SGD at the training sites and central DP at the server.
-pub fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<PrivacyPlan> {
+pub fn install(spec: &CheckedSpec, sim: &mut Simulation) -> Result<PrivacyPlan> {
     let mut plan = PrivacyPlan {
         rounds: spec.federation.rounds,
         ..PrivacyPlan::default()
@@ -158,7 +159,7 @@ pub fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<PrivacyPla
     let work = ward_fl::local_work(spec);
     let names = sim.federation.site_names();
     let rows = sim.federation.num_train();
-    if let Some(d) = &spec.privacy.dp_sgd {
+    if let Some((d, noise)) = spec.dp_sgd() {
         let batch = spec.train.batch_size;
         let trains: Vec<bool> = sim.federation.roles().iter().map(|r| r.trains).collect();
         for i in 0..names.len() {
@@ -174,9 +175,9 @@ pub fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<PrivacyPla
             }
             let per_round = steps_per_round(work, n, batch);
             let q = batch as f64 / n as f64;
-            let sigma = match (d.noise_multiplier, d.target_epsilon) {
-                (Some(z), _) => z,
-                (None, Some(target)) => {
+            let sigma = match noise {
+                NoiseSpec::Multiplier(z) => z,
+                NoiseSpec::TargetEpsilon(target) => {
                     let planned = per_round * spec.federation.rounds as u64;
                     accountant::calibrate_sigma(kind(d.accountant), target, q, planned, d.delta)
                         .map_err(|e| {
@@ -186,7 +187,6 @@ pub fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<PrivacyPla
                             ))
                         })?
                 }
-                (None, None) => unreachable!("checked by the config"),
             };
             let config = DpSgdConfig {
                 clip: d.clip as f32,
@@ -210,12 +210,12 @@ pub fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<PrivacyPla
             });
         }
     }
-    if let Some(c) = &spec.privacy.central {
+    if let Some((c, noise)) = spec.central() {
         let (m, trainers) = site_sampling(&sim.federation);
         let q = m as f64 / trainers as f64;
-        let z = match (c.noise_multiplier, c.target_epsilon) {
-            (Some(z), _) => z,
-            (None, Some(target)) => accountant::calibrate_sigma(
+        let z = match noise {
+            NoiseSpec::Multiplier(z) => z,
+            NoiseSpec::TargetEpsilon(target) => accountant::calibrate_sigma(
                 kind(c.accountant),
                 target,
                 q,
@@ -223,7 +223,6 @@ pub fn install(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<PrivacyPla
                 c.delta,
             )
             .map_err(|e| Error::User(format!("privacy.central.target-epsilon: {e}")))?,
-            (None, None) => unreachable!("checked by the config"),
         };
         let clipping = if c.adaptive {
             Clipping::Adaptive {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
+use ward_core::config::CheckedSpec;
 use ward_core::{ExperimentSpec, Params, WARD_VERSION};
 use ward_data::FederatedDataset;
 use ward_fl::{EngineOptions, RoundReport, Simulation, SiteHandle, SiteRecord};
@@ -52,7 +53,7 @@ impl Observer for Quiet {}
 /// An experiment: its checked spec and its data, loaded.
 #[derive(Debug, Clone)]
 pub struct Experiment {
-    spec: ExperimentSpec,
+    spec: CheckedSpec,
     data: FederatedDataset,
 }
 
@@ -74,13 +75,13 @@ impl Experiment {
         Ok(Self::new(loaded.spec.clone(), data))
     }
 
-    /// A checked spec and data loaded for it.
-    pub fn new(spec: ExperimentSpec, data: FederatedDataset) -> Self {
+    /// A checked spec (see [`ExperimentSpec::check`]) and data loaded for it.
+    pub fn new(spec: CheckedSpec, data: FederatedDataset) -> Self {
         Self { spec, data }
     }
 
-    /// The spec.
-    pub fn spec(&self) -> &ExperimentSpec {
+    /// The checked spec.
+    pub fn spec(&self) -> &CheckedSpec {
         &self.spec
     }
 
@@ -117,7 +118,7 @@ impl Experiment {
 /// [`Experiment::prepare`] on a borrowed spec and data (grids and tables run many
 /// variants of one dataset without copying it).
 pub fn prepare(
-    spec: &ExperimentSpec,
+    spec: &CheckedSpec,
     data: &FederatedDataset,
     opts: EngineOptions,
 ) -> Result<Prepared> {
@@ -137,7 +138,7 @@ pub fn prepare(
 
 /// Prepares and runs `spec` on `data` in memory, quietly.
 pub fn run_quietly(
-    spec: &ExperimentSpec,
+    spec: &CheckedSpec,
     data: &FederatedDataset,
     opts: EngineOptions,
 ) -> Result<Outcome> {
@@ -151,7 +152,7 @@ pub fn run_quietly(
 /// [`SiteHandle::save_state`] / [`SiteHandle::load_state`], independently of the
 /// coordinator.
 pub fn site_learner(
-    spec: &ExperimentSpec,
+    spec: &CheckedSpec,
     arch: &ward_models::ModelArch,
     index: usize,
     site: ward_data::SiteData,
@@ -170,7 +171,7 @@ pub fn load_data(spec: &ExperimentSpec, base_dir: &Path) -> Result<FederatedData
 /// A federation built from an experiment, ready to run.
 #[derive(Debug)]
 pub struct Prepared {
-    spec: ExperimentSpec,
+    spec: CheckedSpec,
     sim: Simulation,
     opts: EngineOptions,
     compromised: Vec<bool>,
@@ -216,7 +217,7 @@ pub struct Trained {
 
 impl Prepared {
     /// The spec as run (an image backdoor's patch resolved to trigger pixels).
-    pub fn spec(&self) -> &ExperimentSpec {
+    pub fn spec(&self) -> &CheckedSpec {
         &self.spec
     }
 
@@ -351,7 +352,7 @@ impl Prepared {
             fine_tune_steps: (steps > 0).then_some(steps),
             rounds: fed.round(),
             aggregator: fed.aggregator_name(),
-            attack: spec.attack.as_ref().map(|a| a.kind.as_str().to_string()),
+            attack: spec.attack.as_ref().map(|a| a.kind().as_str().to_string()),
             compromised_sites: names
                 .iter()
                 .zip(&self.compromised)

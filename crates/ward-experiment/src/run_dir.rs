@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use ward_core::{ExperimentSpec, Params};
+use ward_core::Params;
 use ward_fl::{Checkpoint, EngineOptions, Federation, RoundReport, SiteStatus};
 use ward_models::ModelArch;
 use ward_report::{Summary, files};
@@ -53,7 +53,7 @@ impl RunDir {
                 dir.display()
             )));
         }
-        let mut spec = loaded.spec.clone();
+        let mut spec = loaded.spec.clone().into_inner();
         // The resolved config stands alone: make a relative data path absolute.
         if let Some(p) = &spec.data.path
             && p.is_relative()
@@ -275,7 +275,7 @@ impl FinishedRun {
     }
 
     /// The resolved experiment.
-    pub fn spec(&self) -> &ExperimentSpec {
+    pub fn spec(&self) -> &ward_core::config::CheckedSpec {
         &self.loaded.spec
     }
 

@@ -1,149 +1,95 @@
-//! [`rule_from_name`]: a rule (with its pre-aggregators) from a name and options.
+//! [`build_rule`]: a rule (with its pre-aggregators) from the typed `[robust]` spec.
 
+use ward_core::config::{AggregationRule, PreAggregatorSpec, RobustSpec};
 use ward_fl::{Aggregator, FedAvg};
 
 use crate::error::RobustError;
-use crate::pre::{Bucketing, Composed, Nnm, NormClip, PreAggregator, PreSpec};
+use crate::pre::{Bucketing, Composed, Nnm, NormClip, PreAggregator};
 use crate::{
     Bulyan, CenteredClipping, ClippedClustering, Dnc, Flame, Fltrust, GeometricMedian, Krum, Mean,
     Median, MultiKrum, SignGuard, TrimmedMean,
 };
 
-/// Options of [`rule_from_name`]; each rule uses some and refuses the others.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RuleOptions {
-    /// Byzantine updates to tolerate: required by `trimmed-mean` (cut per side),
-    /// `krum`, `multi-krum`, `bulyan` and the `nnm` pre-aggregator; optional for
-    /// `median` (then it refuses `n < 2f+1`).
-    pub f: Option<usize>,
-    /// `multi-krum`: updates averaged (default `n - f`).
-    pub m: Option<usize>,
-    /// `centered-clipping`: the clipping radius (required, > 0).
-    pub tau: Option<f64>,
-    /// `centered-clipping`: iterations (default 1); `geometric-median`: the iteration
-    /// limit (default 100).
-    pub iterations: Option<usize>,
-    /// `geometric-median`: the smoothing `eps` (default 1e-8).
-    pub eps: Option<f64>,
-    /// `dnc`: the subsample dimension `b` (default 10000; all coordinates when `b >= d`).
-    pub b: Option<usize>,
-    /// `dnc`: the filtering fraction `c` (default 1.0: `floor(c f)` updates removed).
-    pub c: Option<f64>,
-    /// `flame`: the noise level `lambda` (default 0.001; noise std `lambda * S`).
-    pub lambda: Option<f64>,
-    /// Seed of the `bucketing` pre-aggregator's shuffle and of the random draws of
-    /// `dnc`, `signguard` and `flame` (combined with the round number).
-    pub seed: u64,
-    /// Pre-aggregators, applied in order before the rule.
-    pub pre: Vec<PreSpec>,
-}
-
-/// The rule `name` (kebab-case) configured by `opts`, wrapped in a [`Composed`] when
-/// `opts.pre` is not empty.
+/// The rule of `spec` with its own options, wrapped in a [`Composed`] when `spec.pre`
+/// is not empty. The random rules and bucketing draw from `spec.seed`, else
+/// `default_seed` (the experiment's seed).
 ///
-/// Names: `mean` (unweighted), `fedavg` (example-weighted), `median`, `trimmed-mean`,
-/// `krum`, `multi-krum`, `geometric-median`, `bulyan`, `centered-clipping`, `fltrust`,
-/// `dnc` (`f`, `b`, `c`, `iterations`), `signguard`, `clipped-clustering`, `flame`
-/// (`lambda`).
-/// A missing required option, an option the rule does not use, or an out-of-range
-/// value is an error naming it.
+/// `spec` comes from an experiment's `[robust]` or from a name and options through
+/// [`RobustSpec::from_name`], which refuse options the rule does not take; the rules'
+/// constructors refuse out-of-range values, naming them.
 ///
 /// ```
-/// use ward_robust::{PreSpec, RuleOptions, rule_from_name};
+/// use ward_core::config::RobustSpec;
+/// use ward_robust::build_rule;
 ///
-/// let opts = RuleOptions { f: Some(1), pre: vec![PreSpec::Nnm], ..RuleOptions::default() };
-/// let rule = rule_from_name("krum", &opts)?;
+/// let mut opts = toml::Table::new();
+/// opts.insert("f".into(), 1.into());
+/// opts.insert("pre".into(), toml::Value::Array(vec!["nnm".into()]));
+/// let rule = build_rule(&RobustSpec::from_name("krum", opts)?, 0)?;
 /// assert_eq!(rule.name(), "nnm+krum");
 /// assert_eq!(rule.min_updates(), 5);
-/// assert!(rule_from_name("krum", &RuleOptions::default()).is_err());
 /// Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn rule_from_name(name: &str, opts: &RuleOptions) -> Result<Box<dyn Aggregator>, RobustError> {
-    let option = |reason: String| RobustError::Option {
-        rule: name.to_string(),
-        reason,
-    };
+pub fn build_rule(
+    spec: &RobustSpec,
+    default_seed: u64,
+) -> Result<Box<dyn Aggregator>, RobustError> {
+    use AggregationRule as R;
+    let name = spec.aggregator().as_str();
+    let seed = spec.seed.unwrap_or(default_seed);
     let need_f = || {
-        opts.f.ok_or_else(|| {
-            option("needs f, the number of Byzantine updates to tolerate (--f N)".into())
+        spec.f.ok_or_else(|| RobustError::Option {
+            rule: name.to_string(),
+            reason: "needs f, the number of Byzantine updates to tolerate".into(),
         })
     };
-    // Options used by each rule; anything else given is refused.
-    let uses: &[&str] = match name {
-        "median" => &["f"],
-        "trimmed-mean" | "krum" | "bulyan" => &["f"],
-        "multi-krum" => &["f", "m"],
-        "centered-clipping" => &["tau", "iterations"],
-        "geometric-median" => &["iterations", "eps"],
-        "dnc" => &["f", "iterations", "b", "c"],
-        "flame" => &["lambda"],
-        _ => &[],
-    };
-    let nnm = opts.pre.contains(&PreSpec::Nnm);
-    let given = [
-        ("f", opts.f.is_some() && !nnm),
-        ("m", opts.m.is_some()),
-        ("tau", opts.tau.is_some()),
-        ("iterations", opts.iterations.is_some()),
-        ("eps", opts.eps.is_some()),
-        ("b", opts.b.is_some()),
-        ("c", opts.c.is_some()),
-        ("lambda", opts.lambda.is_some()),
-    ];
-    let rule: Box<dyn Aggregator> = match name {
-        "mean" => Box::new(Mean),
-        "fedavg" => Box::new(FedAvg),
-        "median" => Box::new(opts.f.map_or_else(Median::new, Median::tolerating)),
-        "trimmed-mean" => Box::new(TrimmedMean::new(need_f()?)),
-        "krum" => Box::new(Krum::new(need_f()?)),
-        "multi-krum" => Box::new(MultiKrum::new(need_f()?, opts.m)?),
-        "bulyan" => Box::new(Bulyan::new(need_f()?)),
-        "geometric-median" => {
+    let rule: Box<dyn Aggregator> = match spec.rule {
+        R::Fedavg => Box::new(FedAvg),
+        R::Mean => Box::new(Mean),
+        R::Median => Box::new(spec.f.map_or_else(Median::new, Median::tolerating)),
+        R::TrimmedMean => Box::new(TrimmedMean::new(need_f()?)),
+        R::Krum => Box::new(Krum::new(need_f()?)),
+        R::MultiKrum(o) => Box::new(MultiKrum::new(need_f()?, o.m)?),
+        R::Bulyan => Box::new(Bulyan::new(need_f()?)),
+        R::GeometricMedian(o) => {
             let d = GeometricMedian::default();
             Box::new(GeometricMedian::new(
-                opts.eps.unwrap_or(d.eps()),
-                opts.iterations.unwrap_or(d.max_iter()),
+                o.eps.unwrap_or(d.eps()),
+                o.iterations.unwrap_or(d.max_iter()),
                 d.tol(),
             )?)
         }
-        "centered-clipping" => {
-            let tau = opts.tau.ok_or_else(|| {
-                option("needs tau, the clipping radius (--tau T, e.g. 1.0)".into())
-            })?;
-            Box::new(CenteredClipping::new(tau, opts.iterations.unwrap_or(1))?)
+        R::CenteredClipping(o) => {
+            Box::new(CenteredClipping::new(o.tau, o.iterations.unwrap_or(1))?)
         }
-        "fltrust" => Box::new(Fltrust),
-        "dnc" => Box::new(Dnc::new(
+        R::Fltrust(_) => Box::new(Fltrust),
+        R::Dnc(o) => Box::new(Dnc::new(
             need_f()?,
-            opts.b.unwrap_or(10_000),
-            opts.c.unwrap_or(1.0),
-            opts.iterations.unwrap_or(1),
-            opts.seed,
+            o.subsample_dim.unwrap_or(10_000),
+            o.filter_fraction.unwrap_or(1.0),
+            o.iterations.unwrap_or(1),
+            seed,
         )?),
-        "signguard" => Box::new(SignGuard::new(opts.seed)),
-        "clipped-clustering" => Box::new(ClippedClustering),
-        "flame" => Box::new(Flame::new(opts.lambda.unwrap_or(0.001), opts.seed)?),
-        other => return Err(RobustError::UnknownRule(other.to_string())),
+        R::Signguard => Box::new(SignGuard::new(seed)),
+        R::ClippedClustering => Box::new(ClippedClustering),
+        R::Flame(o) => Box::new(Flame::new(o.lambda.unwrap_or(0.001), seed)?),
     };
-    for (opt, set) in given {
-        if set && !uses.contains(&opt) {
-            return Err(option(format!("does not use the option {opt}")));
-        }
-    }
-    if opts.pre.is_empty() {
+    if spec.pre.is_empty() {
         return Ok(rule);
     }
-    let pre = opts
+    let pre = spec
         .pre
         .iter()
         .map(|p| -> Result<Box<dyn PreAggregator>, RobustError> {
             Ok(match *p {
-                PreSpec::Nnm => Box::new(Nnm::new(opts.f.ok_or_else(|| RobustError::Option {
-                    rule: "nnm".into(),
-                    reason: "needs f, the number of Byzantine updates (--f N)".into(),
-                })?)),
-                PreSpec::Bucketing(s) => Box::new(Bucketing::new(s, opts.seed)?),
-                PreSpec::Clip(c) => Box::new(NormClip::new(c)?),
+                PreAggregatorSpec::Nnm => {
+                    Box::new(Nnm::new(spec.f.ok_or_else(|| RobustError::Option {
+                        rule: "nnm".into(),
+                        reason: "needs f, the number of Byzantine updates".into(),
+                    })?))
+                }
+                PreAggregatorSpec::Bucketing(s) => Box::new(Bucketing::new(s, seed)?),
+                PreAggregatorSpec::Clip(c) => Box::new(NormClip::new(c)?),
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -154,189 +100,85 @@ pub fn rule_from_name(name: &str, opts: &RuleOptions) -> Result<Box<dyn Aggregat
 mod tests {
     use super::*;
 
-    fn opts() -> RuleOptions {
-        RuleOptions::default()
+    fn spec(name: &str, opts: &str) -> RobustSpec {
+        RobustSpec::from_name(name, opts.parse().unwrap()).unwrap()
     }
 
     #[test]
-    fn every_name_builds_with_its_options() {
-        let f1 = RuleOptions {
-            f: Some(1),
-            ..opts()
-        };
-        let cases: Vec<(&str, RuleOptions, usize)> = vec![
-            ("mean", opts(), 1),
-            ("fedavg", opts(), 1),
-            ("median", opts(), 1),
-            ("median", f1.clone(), 3),
-            ("trimmed-mean", f1.clone(), 3),
-            ("krum", f1.clone(), 5),
-            (
-                "multi-krum",
-                RuleOptions {
-                    m: Some(2),
-                    ..f1.clone()
-                },
-                5,
-            ),
-            ("bulyan", f1.clone(), 7),
-            ("geometric-median", opts(), 1),
-            (
-                "centered-clipping",
-                RuleOptions {
-                    tau: Some(1.0),
-                    iterations: Some(3),
-                    ..opts()
-                },
-                1,
-            ),
-            ("fltrust", opts(), 1),
-            ("dnc", f1.clone(), 3),
+    fn every_rule_builds_with_its_options() {
+        let cases = [
+            ("mean", "", 1),
+            ("fedavg", "", 1),
+            ("median", "", 1),
+            ("median", "f = 1", 3),
+            ("trimmed-mean", "f = 1", 3),
+            ("krum", "f = 1", 5),
+            ("multi-krum", "f = 1\nm = 2", 5),
+            ("bulyan", "f = 1", 7),
+            ("geometric-median", "", 1),
+            ("geometric-median", "iterations = 5\neps = 1e-6", 1),
+            ("centered-clipping", "tau = 1.0\niterations = 3", 1),
+            ("fltrust", "", 1),
+            ("dnc", "f = 1", 3),
             (
                 "dnc",
-                RuleOptions {
-                    b: Some(100),
-                    c: Some(2.0),
-                    iterations: Some(3),
-                    ..f1.clone()
-                },
+                "f = 1\nsubsample-dim = 100\nfilter-fraction = 2.0\niterations = 3",
                 3,
             ),
-            ("signguard", opts(), 1),
-            ("clipped-clustering", opts(), 2),
-            (
-                "flame",
-                RuleOptions {
-                    lambda: Some(0.01),
-                    ..opts()
-                },
-                2,
-            ),
+            ("signguard", "", 1),
+            ("clipped-clustering", "", 2),
+            ("flame", "lambda = 0.01", 2),
         ];
-        for (name, o, min) in cases {
-            let r = rule_from_name(name, &o).unwrap();
+        for (name, opts, min) in cases {
+            let r = build_rule(&spec(name, opts), 0).unwrap();
             assert_eq!(r.name(), name);
             assert_eq!(r.min_updates(), min, "{name}");
         }
-        let r = rule_from_name(
-            "median",
-            &RuleOptions {
-                f: Some(1),
-                pre: vec![PreSpec::Clip(1.0), PreSpec::Nnm, PreSpec::Bucketing(2)],
-                ..opts()
-            },
+        let r = build_rule(
+            &spec(
+                "median",
+                "f = 1\npre = [\"clip:1.0\", \"nnm\", \"bucketing:2\"]",
+            ),
+            0,
         )
         .unwrap();
         assert_eq!(r.name(), "clip+nnm+bucketing+median");
         // median with f = 1 needs 3 buckets of 2: (3 - 1) * 2 + 1 = 5 updates.
         assert_eq!(r.min_updates(), 5);
+        // f given only for nnm is fine with a rule that takes none.
+        let r = build_rule(&spec("mean", "f = 1\npre = [\"nnm\"]"), 0).unwrap();
+        assert_eq!(r.name(), "nnm+mean");
     }
 
+    /// Out-of-range values reach the rules' constructors, which name them.
     #[test]
-    fn bad_names_and_options_are_refused_with_their_reason() {
-        let msg = |name: &str, o: RuleOptions| match rule_from_name(name, &o) {
-            Ok(r) => panic!("{name}: built {}", r.name()),
-            Err(e) => e.to_string(),
-        };
-        assert!(
-            msg("mode", opts())
-                .starts_with("unknown aggregation rule \"mode\": expected one of mean, fedavg")
-        );
+    fn constructors_refuse_out_of_range_options() {
+        fn msg_of(r: Result<Box<dyn Aggregator>, RobustError>) -> String {
+            match r {
+                Ok(r) => panic!("built {}", r.name()),
+                Err(e) => e.to_string(),
+            }
+        }
+        let msg = |name: &str, opts: &str| msg_of(build_rule(&spec(name, opts), 0));
         assert_eq!(
-            msg("krum", opts()),
-            "krum: needs f, the number of Byzantine updates to tolerate (--f N)"
-        );
-        assert_eq!(
-            msg(
-                "geometric-median",
-                RuleOptions {
-                    f: Some(1),
-                    ..opts()
-                }
-            ),
-            "geometric-median: does not use the option f"
-        );
-        assert_eq!(
-            msg(
-                "krum",
-                RuleOptions {
-                    f: Some(1),
-                    tau: Some(1.0),
-                    ..opts()
-                }
-            ),
-            "krum: does not use the option tau"
-        );
-        assert_eq!(
-            msg("dnc", opts()),
-            "dnc: needs f, the number of Byzantine updates to tolerate (--f N)"
-        );
-        assert_eq!(
-            msg(
-                "flame",
-                RuleOptions {
-                    lambda: Some(-0.5),
-                    ..opts()
-                }
-            ),
+            msg("flame", "lambda = -0.5"),
             "flame: lambda = -0.5: must be a number >= 0"
         );
         assert_eq!(
-            msg(
-                "signguard",
-                RuleOptions {
-                    lambda: Some(0.1),
-                    ..opts()
-                }
-            ),
-            "signguard: does not use the option lambda"
+            msg("centered-clipping", "tau = -1.0"),
+            "centered-clipping: tau = -1: must be a number > 0"
         );
         assert_eq!(
-            msg("centered-clipping", opts()),
-            "centered-clipping: needs tau, the clipping radius (--tau T, e.g. 1.0)"
-        );
-        assert_eq!(
-            msg(
-                "centered-clipping",
-                RuleOptions {
-                    tau: Some(0.0),
-                    ..opts()
-                }
-            ),
-            "centered-clipping: tau = 0: must be a number > 0"
-        );
-        assert_eq!(
-            msg(
-                "multi-krum",
-                RuleOptions {
-                    f: Some(1),
-                    m: Some(0),
-                    ..opts()
-                }
-            ),
+            msg("multi-krum", "f = 1\nm = 0"),
             "multi-krum: m = 0: must be >= 1"
         );
+        let no_f = RobustSpec {
+            rule: AggregationRule::Krum,
+            ..RobustSpec::default()
+        };
         assert_eq!(
-            msg(
-                "mean",
-                RuleOptions {
-                    pre: vec![PreSpec::Nnm],
-                    ..opts()
-                }
-            ),
-            "nnm: needs f, the number of Byzantine updates (--f N)"
-        );
-        // f given only for nnm is fine with a rule that takes none
-        assert!(
-            rule_from_name(
-                "mean",
-                &RuleOptions {
-                    f: Some(1),
-                    pre: vec![PreSpec::Nnm],
-                    ..opts()
-                }
-            )
-            .is_ok()
+            msg_of(build_rule(&no_f, 0)),
+            "krum: needs f, the number of Byzantine updates to tolerate"
         );
     }
 }

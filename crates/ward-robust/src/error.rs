@@ -45,15 +45,7 @@ pub enum RobustError {
         /// Why, e.g. `every trust score is 0 ...`.
         reason: String,
     },
-    /// [`crate::rule_from_name`] got a name it does not know.
-    #[error("unknown aggregation rule {0:?}: expected one of {RULE_NAMES}")]
-    UnknownRule(String),
-    /// A pre-aggregator spec (`nnm`, `bucketing:S`, `clip:C`) could not be parsed.
-    #[error(
-        "{0:?} is not a pre-aggregator: expected \"nnm\", \"bucketing:S\" (S >= 1) or \"clip:C\" (C > 0)"
-    )]
-    BadPreSpec(String),
-    /// An option was given that the chosen rule does not use, or a needed one is missing.
+    /// A needed option is missing.
     #[error("{rule}: {reason}")]
     Option {
         /// The rule name.
@@ -68,11 +60,6 @@ pub enum RobustError {
     #[error(transparent)]
     Params(#[from] ward_core::ParamsError),
 }
-
-/// The names [`crate::rule_from_name`] accepts.
-pub const RULE_NAMES: &str = "mean, fedavg, median, trimmed-mean, krum, multi-krum, \
-                              geometric-median, bulyan, centered-clipping, fltrust, dnc, \
-                              signguard, clipped-clustering, flame";
 
 fn too_few(rule: &str, f: Option<usize>, formula: &str, need: usize, got: usize) -> String {
     let unit = if need == 1 { "update" } else { "updates" };

@@ -26,8 +26,9 @@
 //! The robust rules are unweighted: they ignore `num_examples`.
 //!
 //! Pre-aggregators ([`PreAggregator`]: [`NormClip`], [`Nnm`], [`Bucketing`]) compose
-//! with any rule through [`Composed`]; [`rule_from_name`] builds a rule and its
-//! pre-aggregators from names as written in configs and on the command line.
+//! with any rule through [`Composed`]; [`build_rule`] builds a rule and its
+//! pre-aggregators from the typed `[robust]` spec (`ward_core::config::RobustSpec`,
+//! read from an experiment file or from a name and options).
 //!
 //! Performance: median, trimmed mean and Bulyan's coordinate phase stream over
 //! coordinates in chunks (sorting networks for small `n`, selection otherwise) in
@@ -79,9 +80,9 @@ mod properties;
 #[cfg(test)]
 mod reference;
 
-pub use builder::{RuleOptions, rule_from_name};
-pub use error::{RULE_NAMES, RobustError};
-pub use pre::{Bucketing, Composed, Nnm, NormClip, PreAggregator, PreOutput, PreSpec};
+pub use builder::build_rule;
+pub use error::RobustError;
+pub use pre::{Bucketing, Composed, Nnm, NormClip, PreAggregator, PreOutput};
 pub use rules::bulyan::Bulyan;
 pub use rules::centered_clipping::CenteredClipping;
 pub use rules::clipped_clustering::ClippedClustering;

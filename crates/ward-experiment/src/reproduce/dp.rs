@@ -320,6 +320,7 @@ pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<
             );
             let mut s = spec.clone();
             s.seed = seed;
+            let s = s.check()?;
             let outcome = crate::run_quietly(&s, &data, opts)
                 .with_context(|| format!("{}: seed {seed}", label(cell)))?;
             if let (Some(_), Some(p), None) = (cell.target(), &outcome.summary.privacy, &accounting)

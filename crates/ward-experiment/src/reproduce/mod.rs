@@ -225,7 +225,7 @@ fn run_method(
     for seed in 0..seeds {
         let mut spec = m.spec.clone();
         spec.seed = seed;
-        spec.validate()?;
+        let spec = spec.check()?;
         per_seed.push(crate::run_quietly(&spec, data, opts)?.summary.mean_accuracy);
     }
     let (mean, std) = mean_std(&per_seed);
@@ -296,6 +296,7 @@ fn cv_score(
         for seed in 0..seeds {
             let mut s = spec.clone();
             s.seed = 1000 + seed;
+            let s = s.check()?;
             total += crate::run_quietly(&s, fold, opts)?.summary.mean_accuracy;
         }
     }

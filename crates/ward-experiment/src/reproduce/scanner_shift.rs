@@ -131,7 +131,7 @@ pub fn scanner_shift(args: ScannerShiftArgs, obs: &mut dyn Observer) -> Result<(
             );
             let mut s = spec.clone();
             s.seed = seed;
-            s.validate()?;
+            let s = s.check()?;
             let o = crate::run_quietly(&s, &data, opts)?;
             per_seed.push(o.summary.mean_accuracy);
             for (site, a) in o.summary.per_site {

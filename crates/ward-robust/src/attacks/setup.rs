@@ -4,7 +4,7 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use ward_core::config::{AttackKind, AttackSpec, PerturbationKind};
+use ward_core::config::{AttackMethod, AttackSpec, PerturbationKind};
 use ward_core::{Params, Update};
 use ward_data::SiteData;
 use ward_fl::{FlError, UpdateAttack};
@@ -70,24 +70,19 @@ pub fn choose_compromised(
 
 /// The data attack of a `[attack]` section (None for model attacks).
 pub fn data_attack(spec: &AttackSpec) -> Option<DataAttack> {
-    Some(match spec.kind {
-        AttackKind::AllToOne => DataAttack::AllToOne {
-            target: spec.target.unwrap_or(0),
-        },
-        AttackKind::RandomFlip => DataAttack::RandomFlip,
-        AttackKind::Swap => {
-            let [a, b] = spec.swap.unwrap_or([0, 1]);
+    use AttackMethod as M;
+    Some(match &spec.method {
+        M::AllToOne(o) => DataAttack::AllToOne { target: o.target },
+        M::RandomFlip => DataAttack::RandomFlip,
+        M::Swap(o) => {
+            let [a, b] = o.swap.unwrap_or([0, 1]);
             DataAttack::Swap { a, b }
         }
-        AttackKind::NoisyLabels => DataAttack::NoisyLabels {
-            rate: spec.rate.unwrap_or(0.0),
-        },
-        AttackKind::FeatureNoise => DataAttack::FeatureNoise {
-            std: spec.std.unwrap_or(1.0) as f32,
-        },
-        AttackKind::Backdoor => DataAttack::Backdoor {
+        M::NoisyLabels(o) => DataAttack::NoisyLabels { rate: o.rate },
+        M::FeatureNoise(o) => DataAttack::FeatureNoise { std: o.std as f32 },
+        M::Backdoor(o) => DataAttack::Backdoor {
             trigger: trigger(spec)?,
-            rate: spec.rate.unwrap_or(1.0),
+            rate: o.rate,
         },
         _ => return None,
     })
@@ -95,41 +90,47 @@ pub fn data_attack(spec: &AttackSpec) -> Option<DataAttack> {
 
 /// The backdoor trigger of a `[attack]` section, if it is a backdoor.
 pub fn trigger(spec: &AttackSpec) -> Option<Trigger> {
-    (spec.kind == AttackKind::Backdoor).then(|| Trigger {
-        pattern: spec
-            .trigger
-            .iter()
-            .map(|t| (t.feature, t.value as f32))
-            .collect(),
-        target: spec.target.unwrap_or(0),
-    })
+    match &spec.method {
+        AttackMethod::Backdoor(o) => Some(Trigger {
+            pattern: o
+                .trigger
+                .iter()
+                .map(|t| (t.feature, t.value as f32))
+                .collect(),
+            target: o.target,
+        }),
+        _ => None,
+    }
 }
 
 /// The model attack of a `[attack]` section (None for data attacks).
 pub fn model_attack(spec: &AttackSpec) -> Option<ModelAttack> {
-    let perturbation = match spec.perturbation {
+    use AttackMethod as M;
+    let perturbation = |p: PerturbationKind| match p {
         PerturbationKind::Std => Perturbation::Std,
         PerturbationKind::UnitVector => Perturbation::UnitVector,
         PerturbationKind::Sign => Perturbation::Sign,
     };
-    Some(match spec.kind {
-        AttackKind::SignFlip => ModelAttack::SignFlip {
-            scale: spec.scale.unwrap_or(1.0) as f32,
+    Some(match &spec.method {
+        M::SignFlip(o) => ModelAttack::SignFlip {
+            scale: o.scale.unwrap_or(1.0) as f32,
         },
-        AttackKind::Scale => ModelAttack::Scale {
-            factor: spec.scale.map(|s| s as f32),
+        M::Scale(o) => ModelAttack::Scale {
+            factor: o.scale.map(|s| s as f32),
         },
-        AttackKind::Gaussian => ModelAttack::Gaussian {
-            std: spec.std.unwrap_or(1.0) as f32,
+        M::Gaussian(o) => ModelAttack::Gaussian { std: o.std as f32 },
+        M::Alie(o) => ModelAttack::Alie { z: o.z },
+        M::Ipm(o) => ModelAttack::Ipm {
+            epsilon: o.epsilon.unwrap_or(0.5) as f32,
         },
-        AttackKind::Alie => ModelAttack::Alie { z: spec.z },
-        AttackKind::Ipm => ModelAttack::Ipm {
-            epsilon: spec.epsilon.unwrap_or(0.5) as f32,
+        M::MinMax(o) => ModelAttack::MinMax {
+            perturbation: perturbation(o.perturbation),
         },
-        AttackKind::MinMax => ModelAttack::MinMax { perturbation },
-        AttackKind::MinSum => ModelAttack::MinSum { perturbation },
-        AttackKind::Fang => ModelAttack::Fang { b: 2.0 },
-        AttackKind::Mimic => ModelAttack::Mimic,
+        M::MinSum(o) => ModelAttack::MinSum {
+            perturbation: perturbation(o.perturbation),
+        },
+        M::Fang => ModelAttack::Fang { b: 2.0 },
+        M::Mimic => ModelAttack::Mimic,
         _ => return None,
     })
 }
@@ -267,15 +268,15 @@ mod tests {
         }
     }
 
-    fn spec(kind: AttackKind) -> AttackSpec {
-        AttackSpec::new(kind, 1)
+    fn spec(kind: ward_core::config::AttackKind) -> AttackSpec {
+        AttackSpec::new(AttackMethod::defaults(kind).unwrap(), 1)
     }
 
     #[test]
     fn compromised_sites_by_name_or_drawn_from_the_seed() {
         let names: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
         let trains = [true; 4];
-        let mut s = spec(AttackKind::SignFlip);
+        let mut s = spec(ward_core::config::AttackKind::SignFlip);
         let a = choose_compromised(&s, &names, &trains, 7).unwrap();
         assert_eq!(a.iter().filter(|c| **c).count(), 1);
         assert_eq!(a, choose_compromised(&s, &names, &trains, 7).unwrap());
@@ -301,7 +302,11 @@ mod tests {
     fn model_replacement_through_the_update_attack() {
         let global = Params::from_flat(vec![1.0, 1.0]);
         let mut updates = vec![upd(0, vec![1.0, 1.0], 3), upd(1, vec![2.0, 0.0], 1)];
-        let mut a = ModelPoisoning::new(model_attack(&spec(AttackKind::Scale)).unwrap(), 1, 0);
+        let mut a = ModelPoisoning::new(
+            model_attack(&spec(ward_core::config::AttackKind::Scale)).unwrap(),
+            1,
+            0,
+        );
         a.rewrite(1, &global, &mut updates, &[false, true]).unwrap();
         // Attacker delta [1, -1] scaled by 4/1 → [4, -4]; params = global + delta.
         assert_eq!(updates[1].params.values(), &[5.0, -3.0]);

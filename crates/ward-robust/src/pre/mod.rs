@@ -6,7 +6,6 @@ mod nnm;
 mod norm_clip;
 
 use std::fmt;
-use std::str::FromStr;
 
 pub use bucketing::Bucketing;
 pub use nnm::Nnm;
@@ -51,60 +50,6 @@ pub trait PreAggregator: fmt::Debug {
     /// # Shapes
     /// - `updates`: `n` vectors of length `d`; returns vectors of length `d`.
     fn apply(&self, updates: &[Update], ctx: &RoundContext<'_>) -> Result<PreOutput, RobustError>;
-}
-
-/// A pre-aggregator as written in a config or on the command line: `nnm`,
-/// `bucketing:S` or `clip:C`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum PreSpec {
-    /// [`Nnm`], with the rule's `f`.
-    Nnm,
-    /// [`Bucketing`] with buckets of this size (seeded by the rule options' seed).
-    Bucketing(usize),
-    /// [`NormClip`] with this radius.
-    Clip(f64),
-}
-
-impl FromStr for PreSpec {
-    type Err = RobustError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        let bad = || RobustError::BadPreSpec(s.to_string());
-        match t.split_once(':') {
-            None if t == "nnm" => Ok(Self::Nnm),
-            Some(("bucketing", v)) => match v.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => Ok(Self::Bucketing(n)),
-                _ => Err(bad()),
-            },
-            Some(("clip", v)) => match v.trim().parse::<f64>() {
-                Ok(c) if c.is_finite() && c > 0.0 => Ok(Self::Clip(c)),
-                _ => Err(bad()),
-            },
-            _ => Err(bad()),
-        }
-    }
-}
-
-impl fmt::Display for PreSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Nnm => f.write_str("nnm"),
-            Self::Bucketing(s) => write!(f, "bucketing:{s}"),
-            Self::Clip(c) => write!(f, "clip:{c}"),
-        }
-    }
-}
-
-impl From<ward_core::config::PreAggregatorSpec> for PreSpec {
-    fn from(p: ward_core::config::PreAggregatorSpec) -> Self {
-        use ward_core::config::PreAggregatorSpec as P;
-        match p {
-            P::Nnm => Self::Nnm,
-            P::Bucketing(s) => Self::Bucketing(s),
-            P::Clip(c) => Self::Clip(c),
-        }
-    }
 }
 
 /// Pre-aggregators applied in order, then a rule; itself an [`Aggregator`] named
@@ -215,24 +160,6 @@ mod tests {
     use super::*;
     use crate::common::testing::{upds, zeros};
     use crate::{Krum, Mean};
-
-    #[test]
-    fn pre_specs_parse_and_print() {
-        assert_eq!("nnm".parse::<PreSpec>().unwrap(), PreSpec::Nnm);
-        assert_eq!(
-            " bucketing:3".parse::<PreSpec>().unwrap(),
-            PreSpec::Bucketing(3)
-        );
-        assert_eq!("clip:0.5".parse::<PreSpec>().unwrap(), PreSpec::Clip(0.5));
-        for bad in ["bucketing:0", "clip:-1", "clip:nan", "nnm:2", "median", ""] {
-            let e = bad.parse::<PreSpec>().unwrap_err();
-            assert!(
-                e.to_string().contains("is not a pre-aggregator"),
-                "{bad}: {e}"
-            );
-        }
-        assert_eq!(PreSpec::Bucketing(2).to_string(), "bucketing:2");
-    }
 
     #[test]
     fn composed_names_and_minimum_counts() {
