@@ -294,7 +294,7 @@ fn privacy_audit_reads_the_mechanism_from_the_config_when_privacy_json_is_gone()
 fn a_negative_tau_parses_and_is_refused_by_the_rule() {
     let tmp = tempfile::tempdir().unwrap();
     let npy = tmp.path().join("u.npy");
-    crate::write_npy(&npy, &[3, 2], &[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], false);
+    crate::aggregate::write_npy(&npy, &[3, 2], &[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], false);
     let err = fails_with_2(
         &["aggregate", "--rule", "centered-clipping", "--tau", "-1"],
         &[&npy],
