@@ -452,8 +452,9 @@ fn attack_rows(
     Ok(rows)
 }
 
-/// Runs the audit of `args.run`.
-pub fn privacy_audit(args: PrivacyAuditArgs, obs: &mut dyn Observer) -> Result<()> {
+/// The command line's ranges: an even number of at least 4 shadows (or 0), a confidence
+/// and every FPR in (0, 1).
+fn check_args(args: &PrivacyAuditArgs) -> Result<()> {
     if args.shadows != 0 && (args.shadows < 4 || !args.shadows.is_multiple_of(2)) {
         return Err(Error::User(format!(
             "--shadows = {}: LiRA needs an even number of at least 4 shadow models (0 skips it)",
@@ -471,20 +472,12 @@ pub fn privacy_audit(args: PrivacyAuditArgs, obs: &mut dyn Observer) -> Result<(
             "--fpr {f}: each FPR must be in (0, 1)"
         )));
     }
-    let opts = engine_options(&args.engine)?;
-    let run = FinishedRun::open(&args.run, "ward privacy audit", opts)?;
-    let guarantee = Guarantee::read(&run.dir, run.spec())?;
-    let (delta, delta_source) = match (args.delta, guarantee.as_ref().and_then(Guarantee::delta)) {
-        (Some(d), _) => (d, "--delta".to_string()),
-        (None, Some(d)) => (d, "the run's accountant".to_string()),
-        (None, None) => (DEFAULT_DELTA, "default".to_string()),
-    };
-    if !(0.0..1.0).contains(&delta) {
-        return Err(Error::User(format!("--delta = {delta}: must be in [0, 1)")));
-    }
+    Ok(())
+}
 
-    // The sites whose training rows trained the model.
-    let audited: Vec<usize> = match run.spec().federation.strategy {
+/// The sites whose training rows trained the model (one for a local run).
+fn audited_sites(run: &FinishedRun) -> Vec<usize> {
+    match run.spec().federation.strategy {
         StrategyKind::Local => {
             let want = run
                 .spec()
@@ -501,8 +494,148 @@ pub fn privacy_audit(args: PrivacyAuditArgs, obs: &mut dyn Observer) -> Result<(
                 .collect()
         }
         _ => (0..run.experiment.data().sites.len()).collect(),
+    }
+}
+
+/// LiRA's online and offline scores of the target (pushed onto `attacks`), and the
+/// random-membership target: one more run on a fair-coin subset of the pool, scored by
+/// confidence and by LiRA against the same shadows.
+fn lira_and_random(
+    run: &FinishedRun,
+    pool: &Pool,
+    engine: &mut dyn GradientEngine,
+    args: &PrivacyAuditArgs,
+    seeds: &[u64],
+    target: &[ExampleScore],
+    attacks: &mut Vec<(&'static str, Vec<f64>)>,
+) -> Result<RandomMembership> {
+    let sh = shadows(run, pool, engine, args, seeds)?;
+    let x: Vec<f64> = target.iter().map(|s| s.confidence).collect();
+    let l = lira_scores(&x, &sh.confidence, &sh.inclusion, LiraVariance::Global)?;
+    attacks.push(("lira-online", l.online));
+    attacks.push(("lira-offline", l.offline));
+    let mut coin = ChaCha8Rng::seed_from_u64(args.seed);
+    coin.set_stream(2);
+    let member: Vec<bool> = (0..pool.member.len())
+        .map(|_| coin.next_u32() & 1 == 1)
+        .collect();
+    let t = train_on(
+        run,
+        pool,
+        engine,
+        args,
+        vec![member.clone()],
+        &[coin.next_u64()],
+        "random-membership target",
+    )?;
+    let lr = lira_scores(
+        &t.confidence[0],
+        &sh.confidence,
+        &sh.inclusion,
+        LiraVariance::Global,
+    )?;
+    Ok((
+        vec![
+            ("confidence-rand", t.confidence[0].clone()),
+            ("lira-online-rand", lr.online),
+            ("lira-offline-rand", lr.offline),
+        ],
+        member,
+        t.privacy[0].as_ref().and_then(|v| {
+            Guarantee::from_value(v, "the random-membership run's privacy report".into())
+        }),
+    ))
+}
+
+/// Every attack's rows (the fixed-split attacks, then the random-membership ones) and
+/// the notes they raise.
+fn all_rows(
+    attacks: &[(&'static str, Vec<f64>)],
+    random: Option<&RandomMembership>,
+    pool: &Pool,
+    run: &FinishedRun,
+    guarantee: Option<&Guarantee>,
+    args: &PrivacyAuditArgs,
+    delta: f64,
+) -> Result<(Vec<AttackRow>, Vec<String>)> {
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for (k, (name, scores)) in attacks.iter().enumerate() {
+        rows.extend(attack_rows(
+            name,
+            scores,
+            &pool.member,
+            pool,
+            run,
+            guarantee,
+            args,
+            delta,
+            (k == 0).then_some(&mut notes),
+        )?);
+    }
+    if let Some((rand_attacks, member, g)) = random {
+        for (name, scores) in rand_attacks {
+            rows.extend(attack_rows(
+                name,
+                scores,
+                member,
+                pool,
+                run,
+                g.as_ref(),
+                args,
+                delta,
+                None,
+            )?);
+        }
+        notes.push(format!(
+            "-rand rows: one more run of the experiment is the target, each pool row in its training set by a fair coin ({} members of {}), and the {} shadow runs are LiRA's reference; membership is independent of the rows and of the reference, so these bounds hold for the experiment's training on about half of the pool, while the rows above (members = the fixed training split) can also pick up chance differences between that split's train and test rows; their accountant epsilon is the random-membership run's own",
+            member.iter().filter(|&&m| m).count(),
+            member.len(),
+            args.shadows
+        ));
+    }
+    Ok((rows, notes))
+}
+
+/// The notes that say how the audit's numbers were made.
+fn method_notes(args: &PrivacyAuditArgs, sites: usize, no_mechanism: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    notes.push(format!(
+        "members: the training rows of {} sites; non-members: their test rows",
+        sites
+    ));
+    notes.push(format!(
+        "epsilon lower bound: max over thresholds of max(ln((TPR - delta) / FPR), ln((TNR - delta) / FNR)) with {}% Clopper-Pearson ends (Jagielski et al. 2020; Nasr et al. 2021); the threshold is chosen on the same rows, which is slightly optimistic",
+        100.0 * args.confidence
+    ));
+    if args.shadows > 0 {
+        notes.push(format!(
+            "LiRA (Carlini et al. 2022): {} shadow runs of the same experiment, each row in exactly half of them; Gaussians with the median of the in/out confidences and a global (pooled) variance",
+            args.shadows
+        ));
+    }
+    if no_mechanism {
+        notes.push("no privacy mechanism: accountant epsilon n/a".into());
+    }
+    notes
+}
+
+/// Runs the audit of `args.run`.
+pub fn privacy_audit(args: PrivacyAuditArgs, obs: &mut dyn Observer) -> Result<()> {
+    check_args(&args)?;
+    let opts = engine_options(&args.engine)?;
+    let run = FinishedRun::open(&args.run, "ward privacy audit", opts)?;
+    let guarantee = Guarantee::read(&run.dir, run.spec())?;
+    let (delta, delta_source) = match (args.delta, guarantee.as_ref().and_then(Guarantee::delta)) {
+        (Some(d), _) => (d, "--delta".to_string()),
+        (None, Some(d)) => (d, "the run's accountant".to_string()),
+        (None, None) => (DEFAULT_DELTA, "default".to_string()),
     };
-    let pool = Pool::new(run.experiment.data(), audited);
+    if !(0.0..1.0).contains(&delta) {
+        return Err(Error::User(format!("--delta = {delta}: must be in [0, 1)")));
+    }
+
+    let pool = Pool::new(run.experiment.data(), audited_sites(&run));
     let arch = run.arch().clone();
     let kind = output_kind(arch.loss());
     let mut engine = make_engine(&arch, opts.device, opts.engine)?;
@@ -527,103 +660,34 @@ pub fn privacy_audit(args: PrivacyAuditArgs, obs: &mut dyn Observer) -> Result<(
     // Random membership: one more run of the experiment, its training rows drawn from
     // the pool by a fair coin each (independent of the shadows' balanced inclusion), as
     // the target; the shadows are LiRA's reference.
-    let mut random: Option<RandomMembership> = None;
-    if args.shadows > 0 {
-        let sh = shadows(&run, &pool, engine.as_mut(), &args, &seeds)?;
-        let x: Vec<f64> = target.iter().map(|s| s.confidence).collect();
-        let l = lira_scores(&x, &sh.confidence, &sh.inclusion, LiraVariance::Global)?;
-        attacks.push(("lira-online", l.online));
-        attacks.push(("lira-offline", l.offline));
-        let mut coin = ChaCha8Rng::seed_from_u64(args.seed);
-        coin.set_stream(2);
-        let member: Vec<bool> = (0..pool.member.len())
-            .map(|_| coin.next_u32() & 1 == 1)
-            .collect();
-        let t = train_on(
+    let random = if args.shadows > 0 {
+        Some(lira_and_random(
             &run,
             &pool,
             engine.as_mut(),
             &args,
-            vec![member.clone()],
-            &[coin.next_u64()],
-            "random-membership target",
-        )?;
-        let lr = lira_scores(
-            &t.confidence[0],
-            &sh.confidence,
-            &sh.inclusion,
-            LiraVariance::Global,
-        )?;
-        random = Some((
-            vec![
-                ("confidence-rand", t.confidence[0].clone()),
-                ("lira-online-rand", lr.online),
-                ("lira-offline-rand", lr.offline),
-            ],
-            member,
-            t.privacy[0].as_ref().and_then(|v| {
-                Guarantee::from_value(v, "the random-membership run's privacy report".into())
-            }),
-        ));
-    }
-    let mut rows = Vec::new();
-    let mut notes = Vec::new();
-    for (k, (name, scores)) in attacks.iter().enumerate() {
-        rows.extend(attack_rows(
-            name,
-            scores,
-            &pool.member,
-            &pool,
-            &run,
-            guarantee.as_ref(),
-            &args,
-            delta,
-            (k == 0).then_some(&mut notes),
-        )?);
-    }
-    if let Some((rand_attacks, member, g)) = &random {
-        for (name, scores) in rand_attacks {
-            rows.extend(attack_rows(
-                name,
-                scores,
-                member,
-                &pool,
-                &run,
-                g.as_ref(),
-                &args,
-                delta,
-                None,
-            )?);
-        }
-        notes.push(format!(
-            "-rand rows: one more run of the experiment is the target, each pool row in its training set by a fair coin ({} members of {}), and the {} shadow runs are LiRA's reference; membership is independent of the rows and of the reference, so these bounds hold for the experiment's training on about half of the pool, while the rows above (members = the fixed training split) can also pick up chance differences between that split's train and test rows; their accountant epsilon is the random-membership run's own",
-            member.iter().filter(|&&m| m).count(),
-            member.len(),
-            args.shadows
-        ));
-    }
+            &seeds,
+            &target,
+            &mut attacks,
+        )?)
+    } else {
+        None
+    };
+    let (rows, mut notes) = all_rows(
+        &attacks,
+        random.as_ref(),
+        &pool,
+        &run,
+        guarantee.as_ref(),
+        &args,
+        delta,
+    )?;
     if rows.is_empty() {
         return Err(Error::User(
             "no audited site has both training and test rows: nothing to attack".into(),
         ));
     }
-    notes.push(format!(
-        "members: the training rows of {} sites; non-members: their test rows",
-        pool.sites.len()
-    ));
-    notes.push(format!(
-        "epsilon lower bound: max over thresholds of max(ln((TPR - delta) / FPR), ln((TNR - delta) / FNR)) with {}% Clopper-Pearson ends (Jagielski et al. 2020; Nasr et al. 2021); the threshold is chosen on the same rows, which is slightly optimistic",
-        100.0 * args.confidence
-    ));
-    if args.shadows > 0 {
-        notes.push(format!(
-            "LiRA (Carlini et al. 2022): {} shadow runs of the same experiment, each row in exactly half of them; Gaussians with the median of the in/out confidences and a global (pooled) variance",
-            args.shadows
-        ));
-    }
-    if guarantee.is_none() {
-        notes.push("no privacy mechanism: accountant epsilon n/a".into());
-    }
+    notes.extend(method_notes(&args, pool.sites.len(), guarantee.is_none()));
 
     let out_dir = args.out.clone().unwrap_or_else(|| run.dir.join("audit"));
     fs_err::create_dir_all(&out_dir)?;

@@ -195,6 +195,123 @@ fn resume_cells(out: &Path, key: &str) -> Result<Vec<Cell>> {
         .collect()
 }
 
+/// The compromised-site counts: `--fractions` of the sites (rounded) or `--f`, sorted,
+/// without repeats.
+fn compromised_counts(args: &RobustGridArgs, n_sites: usize) -> Result<Vec<usize>> {
+    let mut fs: Vec<usize> = match &args.fractions {
+        Some(fr) => parse_list(fr, "fractions", |s| s.parse::<f64>().ok())?
+            .into_iter()
+            .map(|x| (x * n_sites as f64).round() as usize)
+            .collect(),
+        None => parse_list(&args.f, "f", |s| s.parse::<usize>().ok())?,
+    };
+    fs.sort_unstable();
+    fs.dedup();
+    Ok(fs)
+}
+
+/// A grid cell to run: attack (none for the clean cell), defence, compromised sites, seed.
+type Planned = (Option<AttackKind>, AggregatorKind, usize, u64);
+
+/// The cells in run order: per defence and seed, the clean cell, then every attack at
+/// every positive f.
+fn grid_plan(
+    defences: &[AggregatorKind],
+    seeds: &[u64],
+    attacks: &[AttackKind],
+    fs: &[usize],
+) -> Vec<Planned> {
+    let mut plan = Vec::new();
+    for &d in defences {
+        for &seed in seeds {
+            plan.push((None, d, 0, seed));
+            for &a in attacks {
+                for &f in fs.iter().filter(|&&f| f > 0) {
+                    plan.push((Some(a), d, f, seed));
+                }
+            }
+        }
+    }
+    plan
+}
+
+/// Why a cell is not run: ALIE whose z is 0 (it would send the honest mean), or a
+/// backdoor without a trigger in the base experiment.
+fn skip_reason(
+    attack: Option<AttackKind>,
+    f: usize,
+    n_sites: usize,
+    base: &ExperimentSpec,
+) -> Option<String> {
+    if attack == Some(AttackKind::Alie)
+        && let Ok(z) = ward_robust::attacks::model::alie_z(n_sites, f)
+        && z.abs() < 1e-12
+    {
+        return Some(format!(
+            "ALIE's z from the paper is 0 for n = {n_sites}, f = {f}: the attack sends the honest mean"
+        ));
+    }
+    if attack == Some(AttackKind::Backdoor)
+        && base
+            .attack
+            .as_ref()
+            .is_none_or(|b| b.kind() != AttackKind::Backdoor)
+    {
+        return Some("backdoor needs a trigger: give [attack] kind = \"backdoor\" with trigger, target and rate in the experiment".into());
+    }
+    None
+}
+
+/// Fills a run cell's accuracy, drop against the clean cell of its defence and seed,
+/// backdoor success and (for rules that select) true and false exclusions.
+fn record_outcome(
+    cell: &mut Cell,
+    o: &crate::Outcome,
+    attacked: bool,
+    d: AggregatorKind,
+    clean: &mut BTreeMap<(String, u64), f64>,
+) {
+    let seed = cell.seed;
+    let acc = o.summary.mean_accuracy;
+    cell.clean_acc = Some(acc);
+    if !attacked {
+        clean.insert((cell.defence.clone(), seed), acc);
+    }
+    cell.acc_drop = clean.get(&(cell.defence.clone(), seed)).map(|c| c - acc);
+    cell.asr = o.summary.backdoor_success_mean;
+    cell.compromised = o.summary.compromised_sites.clone();
+    // FLTrust excludes by a zero trust score (its weight), the others by
+    // not selecting.
+    let by_weight = d == AggregatorKind::Fltrust;
+    let selects = o
+        .records
+        .iter()
+        .any(|r| r.selected.is_some() || (by_weight && r.aggregation_weight.is_some()));
+    if selects && attacked {
+        let excluded = |comp: bool| {
+            o.records
+                .iter()
+                .filter(|r| {
+                    (r.selected == Some(false)
+                        || (by_weight && r.aggregation_weight == Some(0.0)))
+                        && r.compromised == Some(comp)
+                })
+                .count()
+        };
+        cell.tp = Some(excluded(true));
+        cell.fp = Some(excluded(false));
+    }
+}
+
+/// Appends `cell` to `grid.jsonl` and syncs it, so a killed grid resumes after it.
+fn append_cell(file: &mut fs_err::File, cell: &Cell) -> Result<()> {
+    let mut line = serde_json::to_string(cell)?;
+    line.push('\n');
+    file.write_all(line.as_bytes())?;
+    file.sync_data()?;
+    Ok(())
+}
+
 /// Runs the grid and writes grid.csv, grid.json and the heatmaps.
 pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
     let opts = engine_options(&args.engine)?;
@@ -209,15 +326,7 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
     let attacks = parse_list(&args.attacks, "attacks", attack_kind)?;
     let defences = parse_list(&args.defences, "defences", aggregator)?;
     let seeds = parse_list(&args.seeds, "seeds", |s| s.parse::<u64>().ok())?;
-    let mut fs: Vec<usize> = match &args.fractions {
-        Some(fr) => parse_list(fr, "fractions", |s| s.parse::<f64>().ok())?
-            .into_iter()
-            .map(|x| (x * n_sites as f64).round() as usize)
-            .collect(),
-        None => parse_list(&args.f, "f", |s| s.parse::<usize>().ok())?,
-    };
-    fs.sort_unstable();
-    fs.dedup();
+    let fs = compromised_counts(&args, n_sites)?;
     let defence_f = args
         .defence_f
         .unwrap_or_else(|| fs.iter().copied().max().unwrap_or(1).max(1));
@@ -229,23 +338,12 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
         .create(true)
         .append(true)
         .open(&log)?;
-    let names: Vec<String> = data.sites.iter().map(|s| s.name.clone()).collect();
     let mut clean: BTreeMap<(String, u64), f64> = cells
         .iter()
         .filter(|c| c.attack == "none" && c.status == "ok")
         .filter_map(|c| Some(((c.defence.clone(), c.seed), c.clean_acc?)))
         .collect();
-    let mut plan: Vec<(Option<AttackKind>, AggregatorKind, usize, u64)> = Vec::new();
-    for &d in &defences {
-        for &seed in &seeds {
-            plan.push((None, d, 0, seed));
-            for &a in &attacks {
-                for &f in fs.iter().filter(|&&f| f > 0) {
-                    plan.push((Some(a), d, f, seed));
-                }
-            }
-        }
-    }
+    let plan = grid_plan(&defences, &seeds, &attacks, &fs);
     let total = plan.len();
     for (i, (attack, d, f, seed)) in plan.into_iter().enumerate() {
         let attack_name = attack.map_or("none", AttackKind::as_str).to_string();
@@ -274,25 +372,10 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
             reason: String::new(),
             compromised: Vec::new(),
         };
-        if attack == Some(AttackKind::Alie)
-            && let Ok(z) = ward_robust::attacks::model::alie_z(n_sites, f)
-            && z.abs() < 1e-12
-        {
+        if let Some(reason) = skip_reason(attack, f, n_sites, &base) {
             cell.status = "skipped".into();
-            cell.reason = format!(
-                "ALIE's z from the paper is 0 for n = {n_sites}, f = {f}: the attack sends the honest mean"
-            );
-        }
-        if attack == Some(AttackKind::Backdoor)
-            && base
-                .attack
-                .as_ref()
-                .is_none_or(|b| b.kind() != AttackKind::Backdoor)
-        {
-            cell.status = "skipped".into();
-            cell.reason = "backdoor needs a trigger: give [attack] kind = \"backdoor\" with trigger, target and rate in the experiment".into();
-        }
-        if cell.status.is_empty() {
+            cell.reason = reason;
+        } else {
             let (status, outcome, reason) = run_cell(
                 &base,
                 &data,
@@ -306,35 +389,7 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
             cell.status = status;
             cell.reason = reason;
             if let Some(o) = outcome {
-                let acc = o.summary.mean_accuracy;
-                cell.clean_acc = Some(acc);
-                if attack.is_none() {
-                    clean.insert((cell.defence.clone(), seed), acc);
-                }
-                cell.acc_drop = clean.get(&(cell.defence.clone(), seed)).map(|c| c - acc);
-                cell.asr = o.summary.backdoor_success_mean;
-                cell.compromised = o.summary.compromised_sites.clone();
-                // FLTrust excludes by a zero trust score (its weight), the others by
-                // not selecting.
-                let by_weight = d == AggregatorKind::Fltrust;
-                let selects = o
-                    .records
-                    .iter()
-                    .any(|r| r.selected.is_some() || (by_weight && r.aggregation_weight.is_some()));
-                if selects && attack.is_some() {
-                    let excluded = |comp: bool| {
-                        o.records
-                            .iter()
-                            .filter(|r| {
-                                (r.selected == Some(false)
-                                    || (by_weight && r.aggregation_weight == Some(0.0)))
-                                    && r.compromised == Some(comp)
-                            })
-                            .count()
-                    };
-                    cell.tp = Some(excluded(true));
-                    cell.fp = Some(excluded(false));
-                }
+                record_outcome(&mut cell, &o, attack.is_some(), d, &mut clean);
             }
         }
         tracing::info!(
@@ -355,14 +410,10 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
                 ),
             );
         }
-        let mut line = serde_json::to_string(&cell)?;
-        line.push('\n');
-        file.write_all(line.as_bytes())?;
-        file.sync_data()?;
+        append_cell(&mut file, &cell)?;
         cells.push(cell);
     }
     obs.step(total, total, "done");
-    let _ = &names;
     write_outputs(&args.out, &dataset, &cells)?;
     say(
         obs,

@@ -20,7 +20,7 @@
 use crate::{Error, Result};
 use serde::Serialize;
 use ward_core::ExperimentSpec;
-use ward_core::config::{AccountantChoice, DpSamplingKind, SecAggPrgKind};
+use ward_core::config::{AccountantChoice, CentralDpSpec, DpSamplingKind, DpSgdSpec, SecAggPrgKind};
 use ward_core::config::{CheckedSpec, NoiseSpec};
 use ward_core::{Params, Update};
 use ward_fl::{
@@ -470,6 +470,156 @@ pub struct PrivacyReport {
     stopped_by_budget: Option<String>,
 }
 
+/// Record-level DP-SGD: each site accounted over the steps it ran; the federation's
+/// epsilon is the maximum over sites.
+fn record_level(
+    spec: &ExperimentSpec,
+    d: &DpSgdSpec,
+    plan: &PrivacyPlan,
+    fed: &Federation,
+) -> RecordLevel {
+    let states = fed.dp_sgd_states();
+    let mut sites = Vec::new();
+    let (mut rdp, mut prv) = (Some(0.0), Some(0.0));
+    let mut errors = Vec::new();
+    for s in &plan.sites {
+        let steps = states[s.index].as_ref().map_or(0, |st| st.steps());
+        let q = s.config.sample_rate(s.rows);
+        let e = epsilons(s.config.noise_multiplier, q, steps, d.delta);
+        rdp = max_opt(rdp, e.rdp);
+        prv = max_opt(prv, e.prv);
+        errors.extend(e.errors.iter().map(|m| format!("{}: {m}", s.name)));
+        sites.push(SiteReport {
+            site: s.name.clone(),
+            noise_multiplier: s.config.noise_multiplier,
+            sample_rate: q,
+            expected_batch: s.config.batch_size,
+            training_rows: s.rows,
+            steps,
+            epsilon: e,
+        });
+    }
+    let mut notes = vec![
+        "record-level epsilon of the federation = max over sites (their data are disjoint), each site accounted over the steps it really ran",
+        "no amplification by site sampling is claimed (the selection is not secret)",
+        "train_loss in metrics.jsonl is a non-private diagnostic",
+    ];
+    if d.sampling == DpSamplingKind::FixedSize {
+        notes.push("fixed-size batches (sampling without replacement) are accounted as Poisson with q = batch / rows, as Opacus does: an approximation, not a proven bound");
+    }
+    if spec.federation.fine_tune_steps > 0 {
+        notes.push("federation.fine-tune-steps fine-tuning is not private (its scores are local diagnostics)");
+    }
+    RecordLevel {
+        mechanism: "dp-sgd (Abadi et al. 2016): per-example clipping, Gaussian noise sigma*C on the sum, divided by the expected batch",
+        clip: d.clip,
+        sampling: match d.sampling {
+            DpSamplingKind::Poisson => "poisson",
+            DpSamplingKind::FixedSize => "fixed-size",
+        },
+        physical_batch: d.physical_batch,
+        delta: d.delta,
+        accountant: kind(d.accountant).as_str(),
+        budget: d.budget,
+        sites,
+        epsilon: Epsilons { rdp, prv, errors },
+        notes,
+    }
+}
+
+/// Site-level central DP: the clip's history, the noise and the epsilon over the
+/// rounds run.
+fn site_level(
+    c: &CentralDpSpec,
+    config: &CentralDpConfig,
+    q: f64,
+    state: &CentralDp,
+) -> SiteLevel {
+    let h = state.clip_history();
+    let (count_noise, target_quantile) = match config.clipping {
+        Clipping::Adaptive {
+            count_noise,
+            target_quantile,
+            ..
+        } => (Some(count_noise), Some(target_quantile)),
+        Clipping::Fixed { .. } => (None, None),
+    };
+    SiteLevel {
+        mechanism: "central DP for federated averaging (McMahan et al. 2018): each site's update clipped, Gaussian noise on the sum, divided by the number of updates",
+        clipping: if c.adaptive {
+            "adaptive (Andrew et al. 2021)"
+        } else {
+            "fixed"
+        },
+        initial_clip: c.clip,
+        last_clip: h.last().copied(),
+        min_clip: h.iter().copied().reduce(f64::min),
+        max_clip: h.iter().copied().reduce(f64::max),
+        next_clip: state.clip(),
+        noise_multiplier: config.noise_multiplier,
+        sum_noise_multiplier: config.sum_noise_multiplier(),
+        count_noise,
+        target_quantile,
+        site_sample_rate: q,
+        rounds: state.rounds(),
+        delta: c.delta,
+        accountant: kind(c.accountant).as_str(),
+        budget: c.budget,
+        epsilon: epsilons(config.noise_multiplier, q, state.rounds(), c.delta),
+        notes: vec![
+            "site-level: neighbouring federations differ in one site's whole data",
+            "accounted with site sampling rate sites-per-round / sites (the server's selection is assumed not to be published)",
+        ],
+    }
+}
+
+/// SecAgg+'s settings and what its rounds cost.
+fn secure_aggregation(settings: &SecAggSettings, m: usize, fed: &Federation) -> SecureAggregation {
+    let rounds = fed.secagg_rounds().to_vec();
+    let params = settings.params(m as u32, fed.global().len(), 1);
+    let (bytes, count) = rounds.iter().fold((0u64, 0usize), |(b, c), r| {
+        (b + r.up_bytes.values().sum::<u64>(), c + r.up_bytes.len())
+    });
+    SecureAggregation {
+        protocol: "SecAgg+ (Bell et al. 2020, on Bonawitz et al. 2017): X25519 key agreement, Shamir shares encrypted with ChaCha20-Poly1305, pairwise and self masks from a ChaCha stream, dropout recovery",
+        graph: if params.is_complete() {
+            "complete".into()
+        } else {
+            format!(
+                "{} neighbours (Harary graph, relabelled each round)",
+                params.neighbours
+            )
+        },
+        neighbours: params.neighbours,
+        threshold: params.threshold,
+        sites_per_round: m,
+        clip: settings.quantizer.clip,
+        bits: settings.quantizer.bits,
+        rounding: "stochastic",
+        prg: settings.prg.name(),
+        dropout: settings.dropout,
+        quantisation_error_bound: settings.quantizer.error_bound(m as u32),
+        max_round_error_bound: rounds.iter().map(|r| r.error_bound).fold(0.0, f64::max),
+        mean_up_bytes_per_site_round: if count == 0 {
+            0.0
+        } else {
+            bytes as f64 / count as f64
+        },
+        clipped_values: rounds
+            .iter()
+            .flat_map(|r| r.clipped_values.values())
+            .sum(),
+        rounds,
+        notes: vec![
+            "the server receives each site's example-weighted update only quantised and masked, and learns the sum over the survivors (honest-but-curious server and sites; see ward_privacy::secagg for the threat model)",
+            "aggregate = global + sum / (survivors' weight): FedAvg over the survivors, to within the quantisation bound per coordinate",
+            "the sum itself is revealed: combine with DP when it must not reveal a site either",
+            "simulation: keys and masks are drawn from the run seed, the round and the site (reproducible), not from the operating system",
+            "train_loss and the count of clipped values are reported by each site outside the secure sum",
+        ],
+    }
+}
+
 /// The report for the federation's state now.
 pub fn report(
     spec: &ExperimentSpec,
@@ -478,143 +628,17 @@ pub fn report(
     stopped: Option<String>,
 ) -> Result<PrivacyReport> {
     let record_level = match &spec.privacy.dp_sgd {
-        Some(d) if !plan.sites.is_empty() => {
-            let states = fed.dp_sgd_states();
-            let mut sites = Vec::new();
-            let (mut rdp, mut prv) = (Some(0.0), Some(0.0));
-            let mut errors = Vec::new();
-            for s in &plan.sites {
-                let steps = states[s.index].as_ref().map_or(0, |st| st.steps());
-                let q = s.config.sample_rate(s.rows);
-                let e = epsilons(s.config.noise_multiplier, q, steps, d.delta);
-                rdp = max_opt(rdp, e.rdp);
-                prv = max_opt(prv, e.prv);
-                errors.extend(e.errors.iter().map(|m| format!("{}: {m}", s.name)));
-                sites.push(SiteReport {
-                    site: s.name.clone(),
-                    noise_multiplier: s.config.noise_multiplier,
-                    sample_rate: q,
-                    expected_batch: s.config.batch_size,
-                    training_rows: s.rows,
-                    steps,
-                    epsilon: e,
-                });
-            }
-            let mut notes = vec![
-                "record-level epsilon of the federation = max over sites (their data are disjoint), each site accounted over the steps it really ran",
-                "no amplification by site sampling is claimed (the selection is not secret)",
-                "train_loss in metrics.jsonl is a non-private diagnostic",
-            ];
-            if d.sampling == DpSamplingKind::FixedSize {
-                notes.push("fixed-size batches (sampling without replacement) are accounted as Poisson with q = batch / rows, as Opacus does: an approximation, not a proven bound");
-            }
-            if spec.federation.fine_tune_steps > 0 {
-                notes.push("federation.fine-tune-steps fine-tuning is not private (its scores are local diagnostics)");
-            }
-            Some(RecordLevel {
-                mechanism: "dp-sgd (Abadi et al. 2016): per-example clipping, Gaussian noise sigma*C on the sum, divided by the expected batch",
-                clip: d.clip,
-                sampling: match d.sampling {
-                    DpSamplingKind::Poisson => "poisson",
-                    DpSamplingKind::FixedSize => "fixed-size",
-                },
-                physical_batch: d.physical_batch,
-                delta: d.delta,
-                accountant: kind(d.accountant).as_str(),
-                budget: d.budget,
-                sites,
-                epsilon: Epsilons { rdp, prv, errors },
-                notes,
-            })
-        }
+        Some(d) if !plan.sites.is_empty() => Some(record_level(spec, d, plan, fed)),
         _ => None,
     };
     let site_level = match (&spec.privacy.central, &plan.central, central_state(fed)?) {
-        (Some(c), Some((config, q)), Some(state)) => {
-            let h = state.clip_history();
-            let (count_noise, target_quantile) = match config.clipping {
-                Clipping::Adaptive {
-                    count_noise,
-                    target_quantile,
-                    ..
-                } => (Some(count_noise), Some(target_quantile)),
-                Clipping::Fixed { .. } => (None, None),
-            };
-            Some(SiteLevel {
-                mechanism: "central DP for federated averaging (McMahan et al. 2018): each site's update clipped, Gaussian noise on the sum, divided by the number of updates",
-                clipping: if c.adaptive {
-                    "adaptive (Andrew et al. 2021)"
-                } else {
-                    "fixed"
-                },
-                initial_clip: c.clip,
-                last_clip: h.last().copied(),
-                min_clip: h.iter().copied().reduce(f64::min),
-                max_clip: h.iter().copied().reduce(f64::max),
-                next_clip: state.clip(),
-                noise_multiplier: config.noise_multiplier,
-                sum_noise_multiplier: config.sum_noise_multiplier(),
-                count_noise,
-                target_quantile,
-                site_sample_rate: *q,
-                rounds: state.rounds(),
-                delta: c.delta,
-                accountant: kind(c.accountant).as_str(),
-                budget: c.budget,
-                epsilon: epsilons(config.noise_multiplier, *q, state.rounds(), c.delta),
-                notes: vec![
-                    "site-level: neighbouring federations differ in one site's whole data",
-                    "accounted with site sampling rate sites-per-round / sites (the server's selection is assumed not to be published)",
-                ],
-            })
-        }
+        (Some(c), Some((config, q)), Some(state)) => Some(site_level(c, config, *q, &state)),
         _ => None,
     };
-    let secure_aggregation = plan.secagg.as_ref().map(|(settings, m)| {
-        let rounds = fed.secagg_rounds().to_vec();
-        let params = settings.params(*m as u32, fed.global().len(), 1);
-        let (bytes, count) = rounds.iter().fold((0u64, 0usize), |(b, c), r| {
-            (b + r.up_bytes.values().sum::<u64>(), c + r.up_bytes.len())
-        });
-        SecureAggregation {
-            protocol: "SecAgg+ (Bell et al. 2020, on Bonawitz et al. 2017): X25519 key agreement, Shamir shares encrypted with ChaCha20-Poly1305, pairwise and self masks from a ChaCha stream, dropout recovery",
-            graph: if params.is_complete() {
-                "complete".into()
-            } else {
-                format!(
-                    "{} neighbours (Harary graph, relabelled each round)",
-                    params.neighbours
-                )
-            },
-            neighbours: params.neighbours,
-            threshold: params.threshold,
-            sites_per_round: *m,
-            clip: settings.quantizer.clip,
-            bits: settings.quantizer.bits,
-            rounding: "stochastic",
-            prg: settings.prg.name(),
-            dropout: settings.dropout,
-            quantisation_error_bound: settings.quantizer.error_bound(*m as u32),
-            max_round_error_bound: rounds.iter().map(|r| r.error_bound).fold(0.0, f64::max),
-            mean_up_bytes_per_site_round: if count == 0 {
-                0.0
-            } else {
-                bytes as f64 / count as f64
-            },
-            clipped_values: rounds
-                .iter()
-                .flat_map(|r| r.clipped_values.values())
-                .sum(),
-            rounds,
-            notes: vec![
-                "the server receives each site's example-weighted update only quantised and masked, and learns the sum over the survivors (honest-but-curious server and sites; see ward_privacy::secagg for the threat model)",
-                "aggregate = global + sum / (survivors' weight): FedAvg over the survivors, to within the quantisation bound per coordinate",
-                "the sum itself is revealed: combine with DP when it must not reveal a site either",
-                "simulation: keys and masks are drawn from the run seed, the round and the site (reproducible), not from the operating system",
-                "train_loss and the count of clipped values are reported by each site outside the secure sum",
-            ],
-        }
-    });
+    let secure_aggregation = plan
+        .secagg
+        .as_ref()
+        .map(|(settings, m)| secure_aggregation(settings, *m, fed));
     Ok(PrivacyReport {
         record_level,
         site_level,

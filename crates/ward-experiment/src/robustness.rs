@@ -12,7 +12,7 @@
 //! corrupted versions, for a clinician to judge realism).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::Context;
 use crate::say;
@@ -20,8 +20,9 @@ use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 use ward_data::corrupt::{Corruption, SEVERITIES, corrupt_set, write_examples};
-use ward_data::{ImageSet, ImageShape, ImageTask, Matrix, Split};
-use ward_models::{Evaluation, evaluate, make_engine};
+use ward_data::{ImageSet, ImageShape, ImageTask, Matrix, SiteData, Split};
+use ward_core::Params;
+use ward_models::{Evaluation, GradientEngine, Loss, evaluate, make_engine};
 use ward_report::LineChart;
 
 use crate::FinishedRun;
@@ -96,79 +97,60 @@ fn to_split(set: ImageSet, y: &[u32]) -> Split {
     }
 }
 
-/// Runs the suite on the run in `args.run`.
-pub fn robustness(args: RobustnessArgs, obs: &mut dyn Observer) -> Result<()> {
-    let run = &args.run;
-    let opts = engine_options(&args.engine)?;
-    let loaded = FinishedRun::open(run, "ward robustness", opts)?;
-    let data = loaded.experiment.data();
-    let Some((shape, task)) = data.image else {
-        return Err(Error::User(format!(
-            "{}: the run trained on {}, a table; ward robustness corrupts images",
-            run.display(),
-            data.name
-        )));
+/// One site's rows (every corruption at every severity, scored by `params`) and its
+/// summary (its `model` left empty for the caller).
+fn score_site(
+    engine: &mut dyn GradientEngine,
+    params: &Params,
+    loss: Loss,
+    site: &SiteData,
+    (shape, task): (ImageShape, ImageTask),
+    seed: u64,
+) -> Result<(Vec<RobustnessRow>, SiteSummary)> {
+    let mut score = |split: &Split| -> Result<Evaluation> {
+        Ok(evaluate(engine, params.values(), split, loss)?)
     };
-    let arch = loaded.arch().clone();
-    let mut engine = make_engine(&arch, opts.device, opts.engine)?;
-    let loss = arch.loss();
-    let out_dir = args.out.clone().unwrap_or_else(|| run.join("robustness"));
-    fs_err::create_dir_all(&out_dir)?;
-
+    let clean = score(&site.test)?;
+    let images = to_images(&site.test, shape, task);
     let mut rows = Vec::new();
-    let mut sites = BTreeMap::new();
-    for site in &data.sites {
-        if site.test.is_empty() {
-            continue;
-        }
-        let (params, model_file) = loaded.site_model(&site.name)?;
-        let mut score = |split: &Split| -> Result<Evaluation> {
-            Ok(evaluate(engine.as_mut(), params.values(), split, loss)?)
-        };
-        let clean = score(&site.test)?;
-        let images = to_images(&site.test, shape, task);
-        let mut accs = Vec::new();
-        let mut drops = Vec::new();
-        for c in Corruption::ALL {
-            for s in 1..=SEVERITIES {
-                let bad = corrupt_set(&images, c, s, args.seed)
-                    .with_context(|| format!("site {}: {c} severity {s}", site.name))?;
-                let e = score(&to_split(bad, &site.test.y))?;
-                let drop = if clean.accuracy > 0.0 {
-                    (clean.accuracy - e.accuracy) / clean.accuracy
-                } else {
-                    f64::NAN
-                };
-                accs.push(e.accuracy);
-                drops.push(drop);
-                rows.push(RobustnessRow {
-                    site: site.name.clone(),
-                    corruption: c.name().to_string(),
-                    severity: s,
-                    n: e.n,
-                    accuracy: e.accuracy,
-                    auc: e.auc,
-                    clean_accuracy: clean.accuracy,
-                    relative_drop: drop,
-                });
-            }
-        }
-        sites.insert(
-            site.name.clone(),
-            SiteSummary {
+    let mut accs = Vec::new();
+    let mut drops = Vec::new();
+    for c in Corruption::ALL {
+        for s in 1..=SEVERITIES {
+            let bad = corrupt_set(&images, c, s, seed)
+                .with_context(|| format!("site {}: {c} severity {s}", site.name))?;
+            let e = score(&to_split(bad, &site.test.y))?;
+            let drop = if clean.accuracy > 0.0 {
+                (clean.accuracy - e.accuracy) / clean.accuracy
+            } else {
+                f64::NAN
+            };
+            accs.push(e.accuracy);
+            drops.push(drop);
+            rows.push(RobustnessRow {
+                site: site.name.clone(),
+                corruption: c.name().to_string(),
+                severity: s,
+                n: e.n,
+                accuracy: e.accuracy,
+                auc: e.auc,
                 clean_accuracy: clean.accuracy,
-                clean_auc: clean.auc,
-                mean_corruption_accuracy: accs.iter().sum::<f64>() / accs.len() as f64,
-                mean_relative_drop: drops.iter().sum::<f64>() / drops.len() as f64,
-                model: model_file,
-            },
-        );
+                relative_drop: drop,
+            });
+        }
     }
-    if sites.is_empty() {
-        return Err(Error::User("no site has test images to score".into()));
-    }
+    let summary = SiteSummary {
+        clean_accuracy: clean.accuracy,
+        clean_auc: clean.auc,
+        mean_corruption_accuracy: accs.iter().sum::<f64>() / accs.len() as f64,
+        mean_relative_drop: drops.iter().sum::<f64>() / drops.len() as f64,
+        model: String::new(),
+    };
+    Ok((rows, summary))
+}
 
-    // robustness.csv
+/// `robustness.csv`: one line per site, corruption and severity.
+fn write_csv(out_dir: &Path, rows: &[RobustnessRow]) -> Result<()> {
     ward_report::write_csv_atomic(
         &out_dir.join("robustness.csv"),
         &[
@@ -194,21 +176,12 @@ pub fn robustness(args: RobustnessArgs, obs: &mut dyn Observer) -> Result<()> {
             ]
         }),
     )?;
-    let report = Report {
-        run: run.clone(),
-        seed: args.seed,
-        model: arch.describe(),
-        corruptions: Corruption::ALL
-            .iter()
-            .map(|c| c.name().to_string())
-            .collect(),
-        sites,
-        rows,
-    };
-    ward_report::write_json_atomic(&out_dir.join("robustness.json"), &report)?;
+    Ok(())
+}
 
-    // robustness.svg: mean accuracy over sites per corruption and severity; severity 0
-    // is the clean accuracy.
+/// `robustness.svg`: mean accuracy over sites per corruption and severity; severity 0 is
+/// the clean accuracy.
+fn write_chart(out_dir: &Path, report: &Report) -> Result<()> {
     let clean_mean =
         report.sites.values().map(|s| s.clean_accuracy).sum::<f64>() / report.sites.len() as f64;
     let series = Corruption::ALL
@@ -237,19 +210,12 @@ pub fn robustness(args: RobustnessArgs, obs: &mut dyn Observer) -> Result<()> {
         series,
     }
     .write_svg(&out_dir.join("robustness.svg"))?;
+    Ok(())
+}
 
-    let first = data
-        .sites
-        .iter()
-        .find(|s| !s.test.is_empty())
-        .ok_or_else(|| Error::User(format!("{}: no site has test images", run.display())))?;
-    write_examples(
-        &out_dir.join("examples"),
-        &to_images(&first.test, shape, task),
-        args.examples,
-        args.seed,
-    )?;
 
+/// Prints the per-site table.
+fn print_summary(report: &Report, seed: u64, obs: &mut dyn Observer) {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(vec![
@@ -272,12 +238,81 @@ pub fn robustness(args: RobustnessArgs, obs: &mut dyn Observer) -> Result<()> {
         obs,
         format!(
             "Acquisition-shift robustness of {}: {} corruptions x {SEVERITIES} severities (seed {})",
-            run.display(),
+            report.run.display(),
             Corruption::ALL.len(),
-            args.seed
+            seed
         ),
     );
     say(obs, t);
+}
+
+/// Runs the suite on the run in `args.run`.
+pub fn robustness(args: RobustnessArgs, obs: &mut dyn Observer) -> Result<()> {
+    let run = &args.run;
+    let opts = engine_options(&args.engine)?;
+    let loaded = FinishedRun::open(run, "ward robustness", opts)?;
+    let data = loaded.experiment.data();
+    let Some((shape, task)) = data.image else {
+        return Err(Error::User(format!(
+            "{}: the run trained on {}, a table; ward robustness corrupts images",
+            run.display(),
+            data.name
+        )));
+    };
+    let arch = loaded.arch().clone();
+    let mut engine = make_engine(&arch, opts.device, opts.engine)?;
+    let loss = arch.loss();
+    let out_dir = args.out.clone().unwrap_or_else(|| run.join("robustness"));
+    fs_err::create_dir_all(&out_dir)?;
+
+    let mut rows = Vec::new();
+    let mut sites = BTreeMap::new();
+    for site in data.sites.iter().filter(|s| !s.test.is_empty()) {
+        let (params, model_file) = loaded.site_model(&site.name)?;
+        let (site_rows, summary) =
+            score_site(engine.as_mut(), &params, loss, site, (shape, task), args.seed)?;
+        rows.extend(site_rows);
+        sites.insert(
+            site.name.clone(),
+            SiteSummary {
+                model: model_file,
+                ..summary
+            },
+        );
+    }
+    if sites.is_empty() {
+        return Err(Error::User("no site has test images to score".into()));
+    }
+
+    write_csv(&out_dir, &rows)?;
+    let report = Report {
+        run: run.clone(),
+        seed: args.seed,
+        model: arch.describe(),
+        corruptions: Corruption::ALL
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect(),
+        sites,
+        rows,
+    };
+    ward_report::write_json_atomic(&out_dir.join("robustness.json"), &report)?;
+
+    write_chart(&out_dir, &report)?;
+
+    let first = data
+        .sites
+        .iter()
+        .find(|s| !s.test.is_empty())
+        .ok_or_else(|| Error::User(format!("{}: no site has test images", run.display())))?;
+    write_examples(
+        &out_dir.join("examples"),
+        &to_images(&first.test, shape, task),
+        args.examples,
+        args.seed,
+    )?;
+
+    print_summary(&report, args.seed, obs);
     say(
         obs,
         format!(

@@ -430,6 +430,46 @@ fn privacy_audit_random_membership_finds_nothing_in_an_untrained_model() {
     assert!(report["notes"].to_string().contains("fair coin"));
 }
 
+/// Checks every row of the overfit VA Long Beach audit (members by the fixed split: its
+/// 85 training and 45 test rows; `-rand` rows: a fair coin over its 130 rows) and returns
+/// each attack's overall AUC.
+fn overfit_rows_overall_auc(
+    head: &[String],
+    rows: &[Vec<String>],
+) -> std::collections::BTreeMap<String, f64> {
+    let mut overall = std::collections::BTreeMap::new();
+    for r in rows {
+        if cell(head, r, "attack").ends_with("-rand") {
+            // Members by a fair coin over the site's 130 rows.
+            let m: usize = cell(head, r, "members").parse().unwrap();
+            let n: usize = cell(head, r, "non_members").parse().unwrap();
+            assert_eq!(m + n, 130, "{r:?}");
+            assert!(m > 30 && n > 30, "{r:?}");
+            if cell(head, r, "scope") == "overall" {
+                overall.insert(
+                    cell(head, r, "attack").to_string(),
+                    cell(head, r, "auc").parse::<f64>().unwrap(),
+                );
+            }
+            continue;
+        }
+        let auc: f64 = cell(head, r, "auc").parse().unwrap();
+        assert!((0.0..=1.0).contains(&auc), "{r:?}");
+        let eps: f64 = cell(head, r, "epsilon_lower_bound").parse().unwrap();
+        assert!(eps >= 0.0 && eps.is_finite(), "{r:?}");
+        // No privacy mechanism: no accountant epsilon.
+        assert_eq!(cell(head, r, "accountant_epsilon"), "", "{r:?}");
+        assert_eq!(cell(head, r, "members"), "85", "{r:?}");
+        assert_eq!(cell(head, r, "non_members"), "45", "{r:?}");
+        // floor(0.01 x 45) = 0 false positives allowed at 1 % FPR.
+        assert_eq!(cell(head, r, "fp_allowed_at_fpr_0.01"), "0");
+        if cell(head, r, "scope") == "overall" {
+            overall.insert(cell(head, r, "attack").to_string(), auc);
+        }
+    }
+    overall
+}
+
 #[test]
 fn privacy_audit_measures_more_leakage_on_an_overfit_run() {
     let tmp = tempfile::tempdir().unwrap();
@@ -492,36 +532,7 @@ fn privacy_audit_measures_more_leakage_on_an_overfit_run() {
     // 6 attacks (3 on the run, 3 on the random-membership run) x (overall + the one
     // site that trained).
     assert_eq!(rows.len(), 12, "{rows:?}");
-    let mut overall = std::collections::BTreeMap::new();
-    for r in &rows {
-        if cell(&head, r, "attack").ends_with("-rand") {
-            // Members by a fair coin over the site's 130 rows.
-            let m: usize = cell(&head, r, "members").parse().unwrap();
-            let n: usize = cell(&head, r, "non_members").parse().unwrap();
-            assert_eq!(m + n, 130, "{r:?}");
-            assert!(m > 30 && n > 30, "{r:?}");
-            if cell(&head, r, "scope") == "overall" {
-                overall.insert(
-                    cell(&head, r, "attack").to_string(),
-                    cell(&head, r, "auc").parse::<f64>().unwrap(),
-                );
-            }
-            continue;
-        }
-        let auc: f64 = cell(&head, r, "auc").parse().unwrap();
-        assert!((0.0..=1.0).contains(&auc), "{r:?}");
-        let eps: f64 = cell(&head, r, "epsilon_lower_bound").parse().unwrap();
-        assert!(eps >= 0.0 && eps.is_finite(), "{r:?}");
-        // No privacy mechanism: no accountant epsilon.
-        assert_eq!(cell(&head, r, "accountant_epsilon"), "", "{r:?}");
-        assert_eq!(cell(&head, r, "members"), "85", "{r:?}");
-        assert_eq!(cell(&head, r, "non_members"), "45", "{r:?}");
-        // floor(0.01 x 45) = 0 false positives allowed at 1 % FPR.
-        assert_eq!(cell(&head, r, "fp_allowed_at_fpr_0.01"), "0");
-        if cell(&head, r, "scope") == "overall" {
-            overall.insert(cell(&head, r, "attack").to_string(), auc);
-        }
-    }
+    let overall = overfit_rows_overall_auc(&head, &rows);
     assert_eq!(
         overall.keys().cloned().collect::<Vec<_>>(),
         [
@@ -561,8 +572,14 @@ fn privacy_audit_measures_more_leakage_on_an_overfit_run() {
         "overfit loss-attack AUC {} vs short {short_auc}",
         overall["loss"]
     );
+}
 
-    // A federated run audits every site's rows: fed-heart-disease's 740.
+/// A federated run audits every site's rows (fed-heart-disease's 740), shows each
+/// site's accountant epsilon from `privacy.json` and takes its delta; bad flags and a
+/// folder that is no run are the user's errors (exit 2).
+#[test]
+fn privacy_audit_of_a_federated_run_reads_every_site_and_the_accountant() {
+    let tmp = tempfile::tempdir().unwrap();
     let fed = tmp.path().join("fed");
     run_ok(
         ward()
@@ -601,7 +618,7 @@ fn privacy_audit_measures_more_leakage_on_an_overfit_run() {
     // Bad flags are the user's error.
     let o = ward()
         .args(["privacy", "audit"])
-        .arg(&short)
+        .arg(&fed)
         .args(["--shadows", "3"])
         .output()
         .unwrap();

@@ -264,14 +264,17 @@ struct SiteIn {
     epsilon: EpsilonsIn,
 }
 
-/// Runs the grid and writes `table.csv` and `table.json`.
-pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<()> {
-    let opts = engine_options(&args.engine)?;
-    let seeds = args.seeds.max(1);
-    let acc = match args.accountant.as_str() {
-        "prv" => AccountantChoice::Prv,
-        _ => AccountantChoice::Rdp,
-    };
+/// The grid's settings shared by every cell.
+struct Grid<'a> {
+    acc: AccountantChoice,
+    seeds: u64,
+    opts: ward_fl::EngineOptions,
+    data: &'a ward_data::FederatedDataset,
+    flamby: &'a [FlambyCell],
+}
+
+/// `--epsilons` and `--deltas` are positive, and every delta is below 1.
+fn check_targets(args: &ReproduceDpArgs) -> Result<()> {
     for (name, v) in [("--epsilons", &args.epsilons), ("--deltas", &args.deltas)] {
         if let Some(x) = v.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
             return Err(Error::User(format!("{name}: {x} is not a positive number")));
@@ -280,17 +283,19 @@ pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<
     if let Some(d) = args.deltas.iter().find(|d| **d >= 1.0) {
         return Err(Error::User(format!("--deltas: {d} is not below 1")));
     }
-    let flamby = flamby_cells(FLAMBY_DP_CSV).map_err(Error::Internal)?;
-    let published = |cell: Cell| {
-        flamby
-            .iter()
-            .find(|c| match cell {
-                Cell::NoDp => c.epsilon.is_none(),
-                Cell::ClipOnly => false,
-                Cell::Dp(e, d) => c.epsilon == Some(e) && c.delta == Some(d),
-            })
-            .map(|c| c.per_seed.clone())
+    Ok(())
+}
+
+/// Runs the grid and writes `table.csv` and `table.json`.
+pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<()> {
+    let opts = engine_options(&args.engine)?;
+    let seeds = args.seeds.max(1);
+    let acc = match args.accountant.as_str() {
+        "prv" => AccountantChoice::Prv,
+        _ => AccountantChoice::Rdp,
     };
+    check_targets(&args)?;
+    let flamby = flamby_cells(FLAMBY_DP_CSV).map_err(Error::Internal)?;
     let data = crate::load_data(&base("flamby-heart-dp"), &PathBuf::from("."))?;
     let dir = args
         .out
@@ -304,115 +309,17 @@ pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<
             cells.push(Cell::Dp(e, d));
         }
     }
-    let mut rows = Vec::new();
+    let grid = Grid {
+        acc,
+        seeds,
+        opts,
+        data: &data,
+        flamby: &flamby,
+    };
     let total = cells.len() * seeds as usize;
+    let mut rows = Vec::new();
     for (k, cell) in cells.into_iter().enumerate() {
-        let spec = spec_for(cell, acc);
-        spec.validate()?;
-        tracing::info!(row = label(cell), "running");
-        let mut per_seed = Vec::new();
-        let mut accounting = None;
-        for seed in 0..seeds {
-            obs.step(
-                k * seeds as usize + seed as usize,
-                total,
-                &format!("{} seed {seed}", label(cell)),
-            );
-            let mut s = spec.clone();
-            s.seed = seed;
-            let s = s.check()?;
-            let outcome = crate::run_quietly(&s, &data, opts)
-                .with_context(|| format!("{}: seed {seed}", label(cell)))?;
-            if let (Some(_), Some(p), None) = (cell.target(), &outcome.summary.privacy, &accounting)
-            {
-                let r: ReportIn = serde_json::from_value(p.clone())
-                    .context("the run's privacy report has no record-level section")?;
-                accounting = Some(r.record_level);
-            }
-            per_seed.push(outcome.summary.mean_accuracy);
-        }
-        let (mean, std) = mean_std(&per_seed);
-        let flamby_seeds = published(cell).unwrap_or_default();
-        let (flamby_mean, flamby_std) = if flamby_seeds.is_empty() {
-            (None, None)
-        } else {
-            let (m, s) = mean_std(&flamby_seeds);
-            (Some(m), Some(s))
-        };
-        let local_steps = spec.train.local_steps.unwrap_or(0) as u64;
-        let rounds = spec.federation.rounds as u64;
-        let (epsilon_rdp, epsilon_prv, sites) = match (cell.target(), accounting) {
-            (Some((e, d)), Some(rl)) => {
-                let mut out = Vec::new();
-                for s in rl.sites {
-                    let flamby = flamby_account(
-                        s.training_rows as usize,
-                        spec.train.batch_size,
-                        rounds,
-                        local_steps,
-                        e,
-                        d,
-                    )
-                    .map_err(|err| {
-                        Error::User(format!(
-                            "{}: FLamby's calibration at {}: {err}",
-                            label(cell),
-                            s.site
-                        ))
-                    })?;
-                    out.push(SiteAccount {
-                        site: s.site,
-                        training_rows: s.training_rows,
-                        sigma: s.noise_multiplier,
-                        sample_rate: s.sample_rate,
-                        steps: s.steps,
-                        epsilon_rdp: s.epsilon.rdp,
-                        epsilon_prv: s.epsilon.prv,
-                        flamby,
-                    });
-                }
-                (rl.epsilon.rdp, rl.epsilon.prv, out)
-            }
-            _ => (None, None, Vec::new()),
-        };
-        let flamby_spent = sites
-            .iter()
-            .map(|s| s.flamby.epsilon_spent)
-            .reduce(f64::max);
-        let note = match cell {
-            Cell::NoDp => {
-                "FedAvg without DP; SGD lr 0.001, batch 4, 100 local steps, 15 rounds".to_string()
-            }
-            Cell::ClipOnly => format!(
-                "DP-SGD's per-example clipping ({CLIP}) and Poisson batches without noise: no privacy guarantee; shows what clipping alone costs"
-            ),
-            Cell::Dp(e, d) => format!(
-                "DP-SGD at every site, clip {CLIP}, Poisson rate 4/rows, noise calibrated ({}) for the {} steps each site takes to epsilon {} at delta {}; FLamby's calibration (Opacus, 15 epochs) really spent epsilon {} (RDP)",
-                acc_name(acc),
-                rounds * local_steps,
-                fmt_num(e),
-                fmt_num(d),
-                flamby_spent.map_or("-".into(), |v| format!("{v:.2}")),
-            ),
-        };
-        rows.push(Row {
-            method: label(cell),
-            mean,
-            std,
-            flamby: flamby_mean,
-            ward_own: false,
-            note,
-            per_seed,
-            config: spec,
-            target_epsilon: cell.target().map(|c| c.0),
-            delta: cell.target().map(|c| c.1),
-            epsilon_rdp,
-            epsilon_prv,
-            flamby_per_seed: flamby_seeds,
-            flamby_std,
-            flamby_epsilon_spent: flamby_spent,
-            sites,
-        });
+        rows.push(run_cell(&grid, cell, k * seeds as usize, total, obs)?);
     }
 
     let csv_rows: Vec<CsvRow<'_>> = rows
@@ -428,7 +335,165 @@ pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<
     obs.step(total, total, "done");
     write_table_csv(&dir.join("table.csv"), seeds, &csv_rows)?;
     ward_report::write_json_atomic(&dir.join("table.json"), &rows)?;
+    print_table(&rows, &grid, &dir, obs);
+    Ok(())
+}
 
+/// FLamby's published per-seed accuracies of `cell` (none for clipping only).
+fn published(flamby: &[FlambyCell], cell: Cell) -> Vec<f64> {
+    flamby
+        .iter()
+        .find(|c| match cell {
+            Cell::NoDp => c.epsilon.is_none(),
+            Cell::ClipOnly => false,
+            Cell::Dp(e, d) => c.epsilon == Some(e) && c.delta == Some(d),
+        })
+        .map(|c| c.per_seed.clone())
+        .unwrap_or_default()
+}
+
+/// Runs one cell over every seed (progress steps from `first` of `total`) and returns
+/// its table row.
+fn run_cell(
+    grid: &Grid<'_>,
+    cell: Cell,
+    first: usize,
+    total: usize,
+    obs: &mut dyn Observer,
+) -> Result<Row> {
+    let spec = spec_for(cell, grid.acc);
+    spec.validate()?;
+    tracing::info!(row = label(cell), "running");
+    let mut per_seed = Vec::new();
+    let mut accounting = None;
+    for seed in 0..grid.seeds {
+        obs.step(
+            first + seed as usize,
+            total,
+            &format!("{} seed {seed}", label(cell)),
+        );
+        let mut s = spec.clone();
+        s.seed = seed;
+        let s = s.check()?;
+        let outcome = crate::run_quietly(&s, grid.data, grid.opts)
+            .with_context(|| format!("{}: seed {seed}", label(cell)))?;
+        if let (Some(_), Some(p), None) = (cell.target(), &outcome.summary.privacy, &accounting) {
+            let r: ReportIn = serde_json::from_value(p.clone())
+                .context("the run's privacy report has no record-level section")?;
+            accounting = Some(r.record_level);
+        }
+        per_seed.push(outcome.summary.mean_accuracy);
+    }
+    let (mean, std) = mean_std(&per_seed);
+    let flamby_seeds = published(grid.flamby, cell);
+    let (flamby_mean, flamby_std) = if flamby_seeds.is_empty() {
+        (None, None)
+    } else {
+        let (m, s) = mean_std(&flamby_seeds);
+        (Some(m), Some(s))
+    };
+    let (epsilon_rdp, epsilon_prv, sites) = match (cell.target(), accounting) {
+        (Some((e, d)), Some(rl)) => {
+            let sites = site_accounts(&spec, cell, e, d, rl.sites)?;
+            (rl.epsilon.rdp, rl.epsilon.prv, sites)
+        }
+        _ => (None, None, Vec::new()),
+    };
+    let flamby_spent = sites
+        .iter()
+        .map(|s| s.flamby.epsilon_spent)
+        .reduce(f64::max);
+    Ok(Row {
+        method: label(cell),
+        mean,
+        std,
+        flamby: flamby_mean,
+        ward_own: false,
+        note: cell_note(cell, &spec, grid.acc, flamby_spent),
+        per_seed,
+        target_epsilon: cell.target().map(|c| c.0),
+        delta: cell.target().map(|c| c.1),
+        config: spec,
+        epsilon_rdp,
+        epsilon_prv,
+        flamby_per_seed: flamby_seeds,
+        flamby_std,
+        flamby_epsilon_spent: flamby_spent,
+        sites,
+    })
+}
+
+/// Each site's account in a DP cell: what Ward spent beside what FLamby's calibration
+/// for the same target really spent.
+fn site_accounts(
+    spec: &ExperimentSpec,
+    cell: Cell,
+    e: f64,
+    d: f64,
+    sites: Vec<SiteIn>,
+) -> Result<Vec<SiteAccount>> {
+    let local_steps = spec.train.local_steps.unwrap_or(0) as u64;
+    let rounds = spec.federation.rounds as u64;
+    let mut out = Vec::new();
+    for s in sites {
+        let flamby = flamby_account(
+            s.training_rows as usize,
+            spec.train.batch_size,
+            rounds,
+            local_steps,
+            e,
+            d,
+        )
+        .map_err(|err| {
+            Error::User(format!(
+                "{}: FLamby's calibration at {}: {err}",
+                label(cell),
+                s.site
+            ))
+        })?;
+        out.push(SiteAccount {
+            site: s.site,
+            training_rows: s.training_rows,
+            sigma: s.noise_multiplier,
+            sample_rate: s.sample_rate,
+            steps: s.steps,
+            epsilon_rdp: s.epsilon.rdp,
+            epsilon_prv: s.epsilon.prv,
+            flamby,
+        });
+    }
+    Ok(out)
+}
+
+/// The settings column of a cell's row.
+fn cell_note(
+    cell: Cell,
+    spec: &ExperimentSpec,
+    acc: AccountantChoice,
+    flamby_spent: Option<f64>,
+) -> String {
+    let local_steps = spec.train.local_steps.unwrap_or(0) as u64;
+    let rounds = spec.federation.rounds as u64;
+    match cell {
+        Cell::NoDp => {
+            "FedAvg without DP; SGD lr 0.001, batch 4, 100 local steps, 15 rounds".to_string()
+        }
+        Cell::ClipOnly => format!(
+            "DP-SGD's per-example clipping ({CLIP}) and Poisson batches without noise: no privacy guarantee; shows what clipping alone costs"
+        ),
+        Cell::Dp(e, d) => format!(
+            "DP-SGD at every site, clip {CLIP}, Poisson rate 4/rows, noise calibrated ({}) for the {} steps each site takes to epsilon {} at delta {}; FLamby's calibration (Opacus, 15 epochs) really spent epsilon {} (RDP)",
+            acc_name(acc),
+            rounds * local_steps,
+            fmt_num(e),
+            fmt_num(d),
+            flamby_spent.map_or("-".into(), |v| format!("{v:.2}")),
+        ),
+    }
+}
+
+/// Prints the grid's table, its caption and where it was written.
+fn print_table(rows: &[Row], grid: &Grid<'_>, dir: &std::path::Path, obs: &mut dyn Observer) {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(vec![
@@ -440,7 +505,7 @@ pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<
     ]);
     let f3 = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     let f2 = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-    for r in &rows {
+    for r in rows {
         t.add_row(vec![
             match (r.target_epsilon, r.delta) {
                 (Some(e), Some(d)) => format!("{}, {}", fmt_num(e), fmt_num(d)),
@@ -460,6 +525,7 @@ pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<
             f2(r.flamby_epsilon_spent),
         ]);
     }
+    let seeds = grid.seeds;
     say(
         obs,
         format!(
@@ -474,7 +540,7 @@ pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<
             rows.first()
                 .map(|r| r.config.federation.rounds * r.config.train.local_steps.unwrap_or(0))
                 .unwrap_or(0),
-            acc_name(acc)
+            acc_name(grid.acc)
         ),
     );
     say(
@@ -485,7 +551,6 @@ pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<
             dir.join("table.json").display()
         ),
     );
-    Ok(())
 }
 
 fn acc_name(a: AccountantChoice) -> &'static str {

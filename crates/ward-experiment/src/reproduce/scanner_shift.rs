@@ -7,7 +7,7 @@
 //! `cross_site.csv` is the scanner shift; the federated rows show what recovers it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::Result;
 use crate::say;
@@ -79,25 +79,13 @@ fn method(base: &ExperimentSpec, strategy: StrategyKind, site: Option<String>) -
     s
 }
 
-/// Runs the reproduction and writes `table.csv`, `table.json` and `cross_site.csv`.
-pub fn scanner_shift(args: ScannerShiftArgs, obs: &mut dyn Observer) -> Result<()> {
-    let opts = engine_options(&args.engine)?;
-    let seeds = args.seeds.max(1);
-    let base = base_spec(&args);
-    base.validate()?;
-    let data = crate::load_data(&base, &PathBuf::from("."))?;
-    let sites: Vec<String> = data.sites.iter().map(|s| s.name.clone()).collect();
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::default_run_dir("reproduce-scanner-shift"));
-    fs_err::create_dir_all(&dir)?;
-
+/// The rows to run: one local model per site, then FedAvg, FedProx, FedBN and pooled.
+fn methods(base: &ExperimentSpec, sites: &[String]) -> Vec<(String, ExperimentSpec, String)> {
     let mut methods: Vec<(String, ExperimentSpec, String)> = Vec::new();
-    for s in &sites {
+    for s in sites {
         methods.push((
             format!("local {s}"),
-            method(&base, StrategyKind::Local, Some(s.clone())),
+            method(base, StrategyKind::Local, Some(s.clone())),
             format!("trained on {s} alone; mean over every site's test set"),
         ));
     }
@@ -115,8 +103,78 @@ pub fn scanner_shift(args: ScannerShiftArgs, obs: &mut dyn Observer) -> Result<(
             "all training images at one place",
         ),
     ] {
-        methods.push((label.into(), method(&base, k, None), note.into()));
+        methods.push((label.into(), method(base, k, None), note.into()));
     }
+    methods
+}
+
+/// `cross_site.csv`: the local models, trained on one site, scored on each.
+fn write_cross_site(dir: &Path, rows: &[Row]) -> Result<()> {
+    let mut cross = Vec::new();
+    for r in rows.iter().filter(|r| r.method.starts_with("local ")) {
+        let train = r.method.trim_start_matches("local ");
+        for (test, a) in &r.per_site {
+            cross.push([train.to_string(), test.to_string(), format!("{a:.6}")]);
+        }
+    }
+    ward_report::write_csv_atomic(
+        &dir.join("cross_site.csv"),
+        &["train_site", "test_site", "accuracy"],
+        cross,
+    )?;
+    Ok(())
+}
+
+/// Prints the table: mean, std and each site's accuracy per method.
+fn print_table(rows: &[Row], sites: &[String], args: &ScannerShiftArgs, obs: &mut dyn Observer) {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    let mut header = vec!["method".to_string(), "mean".into(), "std".into()];
+    header.extend(sites.iter().cloned());
+    t.set_header(header);
+    for r in rows {
+        let mut cells = vec![
+            r.method.clone(),
+            format!("{:.3}", r.mean),
+            format!("{:.3}", r.std),
+        ];
+        cells.extend(
+            sites
+                .iter()
+                .map(|s| r.per_site.get(s).map_or("-".into(), |a| format!("{a:.3}"))),
+        );
+        t.add_row(cells);
+    }
+    say(
+        obs,
+        format!(
+            "Synthetic scanner shift: {} sites x {} images of {}x{}, {} classes; test accuracy per site, {} seeds (local rows: trained on one site)",
+            args.sites,
+            args.per_site,
+            args.size,
+            args.size,
+            args.classes,
+            args.seeds.max(1)
+        ),
+    );
+    say(obs, t);
+}
+
+/// Runs the reproduction and writes `table.csv`, `table.json` and `cross_site.csv`.
+pub fn scanner_shift(args: ScannerShiftArgs, obs: &mut dyn Observer) -> Result<()> {
+    let opts = engine_options(&args.engine)?;
+    let seeds = args.seeds.max(1);
+    let base = base_spec(&args);
+    base.validate()?;
+    let data = crate::load_data(&base, &PathBuf::from("."))?;
+    let sites: Vec<String> = data.sites.iter().map(|s| s.name.clone()).collect();
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::default_run_dir("reproduce-scanner-shift"));
+    fs_err::create_dir_all(&dir)?;
+
+    let methods = methods(&base, &sites);
     let mut rows = Vec::new();
     let total = methods.len() * seeds as usize;
     for (k, (label, spec, note)) in methods.into_iter().enumerate() {
@@ -172,46 +230,9 @@ pub fn scanner_shift(args: ScannerShiftArgs, obs: &mut dyn Observer) -> Result<(
     write_table_csv(&dir.join("table.csv"), seeds, &csv_rows)?;
     ward_report::write_json_atomic(&dir.join("table.json"), &rows)?;
 
-    // cross_site.csv: the local models, trained on one site, scored on each.
-    let mut cross = Vec::new();
-    for r in rows.iter().filter(|r| r.method.starts_with("local ")) {
-        let train = r.method.trim_start_matches("local ");
-        for (test, a) in &r.per_site {
-            cross.push([train.to_string(), test.to_string(), format!("{a:.6}")]);
-        }
-    }
-    ward_report::write_csv_atomic(
-        &dir.join("cross_site.csv"),
-        &["train_site", "test_site", "accuracy"],
-        cross,
-    )?;
+    write_cross_site(&dir, &rows)?;
 
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED);
-    let mut header = vec!["method".to_string(), "mean".into(), "std".into()];
-    header.extend(sites.iter().cloned());
-    t.set_header(header);
-    for r in &rows {
-        let mut cells = vec![
-            r.method.clone(),
-            format!("{:.3}", r.mean),
-            format!("{:.3}", r.std),
-        ];
-        cells.extend(
-            sites
-                .iter()
-                .map(|s| r.per_site.get(s).map_or("-".into(), |a| format!("{a:.3}"))),
-        );
-        t.add_row(cells);
-    }
-    say(
-        obs,
-        format!(
-            "Synthetic scanner shift: {} sites x {} images of {}x{}, {} classes; test accuracy per site, {seeds} seeds (local rows: trained on one site)",
-            args.sites, args.per_site, args.size, args.size, args.classes
-        ),
-    );
-    say(obs, t);
+    print_table(&rows, &sites, &args, obs);
     say(
         obs,
         format!(
