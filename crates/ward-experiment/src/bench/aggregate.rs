@@ -219,35 +219,30 @@ fn run_anchor(
     Ok(times)
 }
 
-/// `ward bench aggregate`.
-pub fn bench_aggregate(a: BenchAggregateArgs, obs: &mut dyn Observer) -> Result<()> {
-    if cfg!(debug_assertions) {
-        tracing::warn!(
-            "this is a debug build: times are not meaningful; use `cargo run --release -- bench aggregate`"
-        );
-    }
-    let ns = parse_counts("--n", &a.n)?;
-    let ds = parse_counts("--d", &a.d)?;
-    let rules: Vec<String> = a.rules.split(',').map(|s| s.trim().to_string()).collect();
+/// One Ward measurement: (rule, n, d) -> seconds.
+type WardTimes = Vec<(String, usize, usize, f64)>;
+
+/// The rules of `--rules` (comma-separated), each checked to be a known rule.
+fn parse_rules(s: &str) -> Result<Vec<String>> {
+    let rules: Vec<String> = s.split(',').map(|s| s.trim().to_string()).collect();
     for r in &rules {
         ward_rule(r, 10)?;
     }
-    let bw = read_bandwidth();
-    say(
-        obs,
-        format!(
-            "ward bench aggregate ({} build, {} threads): read bandwidth of this machine {bw:.1} GB/s",
-            if cfg!(debug_assertions) {
-                "DEBUG"
-            } else {
-                "release"
-            },
-            rayon_threads()
-        ),
-    );
-    let mut ward_times: Vec<(String, usize, usize, f64)> = Vec::new();
-    for &n in &ns {
-        for &d in &ds {
+    Ok(rules)
+}
+
+/// Ward's side: every rule on every (n, d) but n >= 100 with d >= 1e7, one progress line
+/// each.
+fn time_ward(
+    ns: &[usize],
+    ds: &[usize],
+    rules: &[String],
+    repeats: usize,
+    obs: &mut dyn Observer,
+) -> Result<WardTimes> {
+    let mut ward_times = WardTimes::new();
+    for &n in ns {
+        for &d in ds {
             if n >= 100 && d >= 10_000_000 {
                 say(
                     obs,
@@ -258,22 +253,33 @@ pub fn bench_aggregate(a: BenchAggregateArgs, obs: &mut dyn Observer) -> Result<
             let u = inputs(n, d);
             let global = Params::zeros(u[0].params.layout().clone());
             let ctx = RoundContext::new(1, &global);
-            for r in &rules {
+            for r in rules {
                 let rule = ward_rule(r, n)?;
-                let s = time_rule(rule.as_ref(), &u, &ctx, a.repeats)?;
+                let s = time_rule(rule.as_ref(), &u, &ctx, repeats)?;
                 say(obs, format!("{r:18} n={n:<4} d={d:<9} {}", fmt_secs(s, 4)));
                 ward_times.push((r.clone(), n, d, s));
             }
         }
     }
+    Ok(ward_times)
+}
+
+/// Finds the anchor and its venv and runs it for the same n and d; no times (and a line
+/// saying why) when it is not found, has no venv, or fails.
+fn anchor_times(
+    a: &BenchAggregateArgs,
+    ns: &[usize],
+    ds: &[usize],
+    obs: &mut dyn Observer,
+) -> AnchorTimes {
     let py = a.venv.join("bin/python");
     let anchor = if a.no_anchor {
         None
     } else {
         find_anchor(a.anchor.as_deref(), "aggregation", "bench_rules.py")
     };
-    let anchor_times = match anchor {
-        Some(dir) if py.exists() => match run_anchor(&dir, &py, &ns, &ds, obs) {
+    match anchor {
+        Some(dir) if py.exists() => match run_anchor(&dir, &py, ns, ds, obs) {
             Ok(t) => t,
             Err(e) => {
                 // ward's own table still prints; the anchor's failure is reported.
@@ -301,7 +307,17 @@ pub fn bench_aggregate(a: BenchAggregateArgs, obs: &mut dyn Observer) -> Result<
             );
             Vec::new()
         }
-    };
+    }
+}
+
+/// Prints the table of Ward's times beside the anchor's, then the note on GB/s with the
+/// machine's read bandwidth `bw`.
+fn print_table(
+    ward_times: &WardTimes,
+    anchor_times: &AnchorTimes,
+    bw: f64,
+    obs: &mut dyn Observer,
+) {
     let lookup = |rule: &str, imp: &str, n: usize, d: usize| {
         anchor_times
             .iter()
@@ -321,7 +337,7 @@ pub fn bench_aggregate(a: BenchAggregateArgs, obs: &mut dyn Observer) -> Result<
         "ByzFL",
         "ByzFL/ward",
     ]);
-    for (r, n, d, s) in &ward_times {
+    for (r, n, d, s) in ward_times {
         let gbs = if BANDWIDTH_BOUND.contains(&r.as_str()) {
             format!("{:.1}", 4.0 * (*n * *d) as f64 / s / 1e9)
         } else {
@@ -352,9 +368,38 @@ pub fn bench_aggregate(a: BenchAggregateArgs, obs: &mut dyn Observer) -> Result<
          bandwidth {bw:.1} GB/s"
         ),
     );
+}
+
+/// `ward bench aggregate`.
+pub fn bench_aggregate(a: BenchAggregateArgs, obs: &mut dyn Observer) -> Result<()> {
+    if cfg!(debug_assertions) {
+        tracing::warn!(
+            "this is a debug build: times are not meaningful; use `cargo run --release -- bench aggregate`"
+        );
+    }
+    let ns = parse_counts("--n", &a.n)?;
+    let ds = parse_counts("--d", &a.d)?;
+    let rules = parse_rules(&a.rules)?;
+    let bw = read_bandwidth();
+    say(
+        obs,
+        format!(
+            "ward bench aggregate ({} build, {} threads): read bandwidth of this machine {bw:.1} GB/s",
+            if cfg!(debug_assertions) {
+                "DEBUG"
+            } else {
+                "release"
+            },
+            rayon_threads()
+        ),
+    );
+    let ward_times = time_ward(&ns, &ds, &rules, a.repeats, obs)?;
+    let anchor_times = anchor_times(&a, &ns, &ds, obs);
+    print_table(&ward_times, &anchor_times, bw, obs);
     Ok(())
 }
 
+/// The cores of this machine (`available_parallelism`, 1 when unknown), for the header.
 fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |t| t.get())
 }

@@ -72,7 +72,8 @@ fn rounds_time(spec: &ExperimentSpec, engine: EngineKind) -> Result<(f64, f64)> 
     }
     let secs = t.elapsed().as_secs_f64();
     let accs = sim.federation.evaluate()?;
-    let mean = accs.iter().map(|(_, e)| e.accuracy).sum::<f64>() / accs.len() as f64;
+    let accs: Vec<f64> = accs.iter().map(|(_, e)| e.accuracy).collect();
+    let mean = ward_core::stats::mean(&accs).unwrap_or(f64::NAN);
     Ok((secs, mean))
 }
 
@@ -190,26 +191,30 @@ fn anchor_run(py: &Path, script: &Path, lr: f64) -> Result<(f64, f64, f64, f64)>
     Ok((proc_s, get("wall_s"), get("rounds_s"), get("mean_acc")))
 }
 
-/// Runs the benchmark and prints the table of times and ratios.
-pub fn fl(args: BenchFlArgs, obs: &mut dyn Observer) -> Result<()> {
-    if cfg!(debug_assertions) {
-        tracing::warn!(
-            "this is a debug build: times are not meaningful; use `cargo run --release -- bench fl`"
-        );
-    }
-    let n = args.repeats.max(1);
-    let spec = ExperimentSpec::default_heart();
-    let exe = std::env::current_exe()?;
-    let tmp = tempfile_dir()?;
-    let mut rows: Vec<(String, f64, String)> = Vec::new();
+/// The table's rows: measurement, median seconds, notes.
+type Rows = Vec<(String, f64, String)>;
 
-    // 1. The whole `ward run` process, default experiment.
+/// The ratio table's rows: name, value.
+type Ratios = Vec<(String, f64)>;
+
+/// Ward's median times, beside which the anchor's are put.
+#[derive(Clone, Copy)]
+struct WardTimes {
+    /// The whole `ward run` process.
+    process: f64,
+    /// The 15 rounds alone, native kernels.
+    rounds: f64,
+}
+
+/// Step 1: the whole `ward run` process, default experiment, `n` times (outputs under
+/// `tmp`): the median time and its row.
+fn time_ward_process(exe: &Path, tmp: &Path, n: usize, rows: &mut Rows) -> Result<f64> {
     let mut proc_times = Vec::new();
     let mut acc = String::new();
     for i in 0..n {
         let dir = tmp.join(format!("run{i}"));
         let (s, stdout) = process_time(
-            Command::new(&exe)
+            Command::new(exe)
                 .args(["run", "--quiet", "--out"])
                 .arg(&dir),
         )?;
@@ -228,16 +233,20 @@ pub fn fl(args: BenchFlArgs, obs: &mut dyn Observer) -> Result<()> {
         ward_proc,
         format!("mean acc {acc}"),
     ));
+    Ok(ward_proc)
+}
 
-    // 2. The rounds alone, native kernels and Burn.
-    let (ward_rounds, native_acc) = repeated_rounds(&spec, EngineKind::Native, n)?;
+/// Step 2: the rounds alone, native kernels and Burn, then one local step of each: their
+/// rows, and the median round times (native, Burn).
+fn time_ward_rounds(spec: &ExperimentSpec, n: usize, rows: &mut Rows) -> Result<(f64, f64)> {
+    let (ward_rounds, native_acc) = repeated_rounds(spec, EngineKind::Native, n)?;
     rows.push((
         "ward rounds, native kernels".into(),
         ward_rounds,
         format!("15 rounds x 4 sites x 100 steps; mean acc {native_acc:.3}"),
     ));
     let burn_n = n.min(3);
-    let (burn_rounds, burn_acc) = repeated_rounds(&spec, EngineKind::Burn, burn_n)?;
+    let (burn_rounds, burn_acc) = repeated_rounds(spec, EngineKind::Burn, burn_n)?;
     rows.push((
         "ward rounds, Burn autodiff (burn-flex)".into(),
         burn_rounds,
@@ -263,85 +272,118 @@ pub fn fl(args: BenchFlArgs, obs: &mut dyn Observer) -> Result<()> {
         step_burn,
         "batch 4, 13 features, SGD".into(),
     ));
+    Ok((ward_rounds, burn_rounds))
+}
 
-    // 3. The anchor, in this invocation.
-    let mut ratios: Vec<(String, f64)> = vec![(
-        "Burn rounds / native rounds".into(),
-        burn_rounds / ward_rounds,
-    )];
+/// Runs the anchor's `setup.sh` (idempotent: creates or checks its venv at `venv`).
+fn anchor_setup(dir: &Path, venv: &Path, obs: &mut dyn Observer) -> Result<()> {
+    say(
+        obs,
+        format!(
+            "anchor: {} (VENV={})",
+            dir.join("setup.sh").display(),
+            venv.display()
+        ),
+    );
+    let st = Command::new("bash")
+        .arg(dir.join("setup.sh"))
+        .env("VENV", venv)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .status()
+        .context("running the anchor's setup.sh")?;
+    if !st.success() {
+        bail!("the anchor's setup.sh failed ({st})");
+    }
+    Ok(())
+}
+
+/// Runs the anchor's `script` `runs` times; pushes the rows `names` (whole process,
+/// rounds) and returns their medians (process, rounds).
+fn anchor_medians(
+    py: &Path,
+    script: &Path,
+    runs: usize,
+    names: [&str; 2],
+    rows: &mut Rows,
+) -> Result<(f64, f64)> {
+    let results: Vec<_> = (0..runs)
+        .map(|_| anchor_run(py, script, 0.001))
+        .collect::<Result<_>>()?;
+    let proc_s = median(results.iter().map(|r| r.0).collect());
+    let rounds_s = median(results.iter().map(|r| r.2).collect());
+    rows.push((
+        names[0].into(),
+        proc_s,
+        format!("mean acc {:.3}", results[0].3),
+    ));
+    rows.push((names[1].into(), rounds_s, String::new()));
+    Ok((proc_s, rounds_s))
+}
+
+/// Step 3: the anchor, in this invocation: the numpy loop `n` times, then (unless
+/// `--no-flower`) Flower `min(n, 3)` times; their rows and their ratios to `ward`. Says
+/// why when the anchor is not run.
+fn time_anchor(
+    args: &BenchFlArgs,
+    n: usize,
+    ward: WardTimes,
+    rows: &mut Rows,
+    ratios: &mut Ratios,
+    obs: &mut dyn Observer,
+) -> Result<()> {
     let anchor = if args.no_anchor {
         None
     } else {
         find_anchor(args.anchor.as_deref(), "flower_heart", "fedavg_numpy.py")
     };
-    match anchor {
-        None => say(
+    let Some(dir) = anchor else {
+        say(
             obs,
             anchor_missing(args.no_anchor, "flower_heart", "fedavg_numpy.py"),
-        ),
-        Some(dir) => {
-            let py = args.venv.join("bin/python");
-            if !args.no_setup || !py.exists() {
-                // The anchor's own setup (idempotent: creates or checks its venv).
-                say(
-                    obs,
-                    format!(
-                        "anchor: {} (VENV={})",
-                        dir.join("setup.sh").display(),
-                        args.venv.display()
-                    ),
-                );
-                let st = Command::new("bash")
-                    .arg(dir.join("setup.sh"))
-                    .env("VENV", &args.venv)
-                    .env("PYTHONDONTWRITEBYTECODE", "1")
-                    .status()
-                    .context("running the anchor's setup.sh")?;
-                if !st.success() {
-                    bail!("the anchor's setup.sh failed ({st})");
-                }
-            }
-            let numpy: Vec<_> = (0..n)
-                .map(|_| anchor_run(&py, &dir.join("fedavg_numpy.py"), 0.001))
-                .collect::<Result<_>>()?;
-            let np_proc = median(numpy.iter().map(|r| r.0).collect());
-            let np_rounds = median(numpy.iter().map(|r| r.2).collect());
-            rows.push((
-                "numpy loop (whole process)".into(),
-                np_proc,
-                format!("mean acc {:.3}", numpy[0].3),
-            ));
-            rows.push(("numpy loop rounds".into(), np_rounds, String::new()));
-            ratios.push(("numpy process / ward process".into(), np_proc / ward_proc));
-            ratios.push((
-                "numpy rounds / ward rounds (target >= 1)".into(),
-                np_rounds / ward_rounds,
-            ));
-            if !args.no_flower {
-                let fl: Vec<_> = (0..n.min(3))
-                    .map(|_| anchor_run(&py, &dir.join("fedavg_flower.py"), 0.001))
-                    .collect::<Result<_>>()?;
-                let fl_proc = median(fl.iter().map(|r| r.0).collect());
-                let fl_rounds = median(fl.iter().map(|r| r.2).collect());
-                rows.push((
-                    "Flower simulation (whole process)".into(),
-                    fl_proc,
-                    format!("mean acc {:.3}", fl[0].3),
-                ));
-                rows.push(("Flower rounds".into(), fl_rounds, String::new()));
-                ratios.push((
-                    "Flower process / ward process (target >= 30)".into(),
-                    fl_proc / ward_proc,
-                ));
-                ratios.push((
-                    "Flower rounds / ward rounds".into(),
-                    fl_rounds / ward_rounds,
-                ));
-            }
-        }
+        );
+        return Ok(());
+    };
+    let py = args.venv.join("bin/python");
+    if !args.no_setup || !py.exists() {
+        anchor_setup(&dir, &args.venv, obs)?;
     }
-    let _ = fs_err::remove_dir_all(&tmp);
+    let (np_proc, np_rounds) = anchor_medians(
+        &py,
+        &dir.join("fedavg_numpy.py"),
+        n,
+        ["numpy loop (whole process)", "numpy loop rounds"],
+        rows,
+    )?;
+    ratios.push((
+        "numpy process / ward process".into(),
+        np_proc / ward.process,
+    ));
+    ratios.push((
+        "numpy rounds / ward rounds (target >= 1)".into(),
+        np_rounds / ward.rounds,
+    ));
+    if !args.no_flower {
+        let (fl_proc, fl_rounds) = anchor_medians(
+            &py,
+            &dir.join("fedavg_flower.py"),
+            n.min(3),
+            ["Flower simulation (whole process)", "Flower rounds"],
+            rows,
+        )?;
+        ratios.push((
+            "Flower process / ward process (target >= 30)".into(),
+            fl_proc / ward.process,
+        ));
+        ratios.push((
+            "Flower rounds / ward rounds".into(),
+            fl_rounds / ward.rounds,
+        ));
+    }
+    Ok(())
+}
 
+/// Prints the title, the table of times and the table of ratios.
+fn print_tables(n: usize, rows: Rows, ratios: Ratios, obs: &mut dyn Observer) {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(vec!["measurement", "median time", "notes"]);
@@ -372,9 +414,37 @@ pub fn fl(args: BenchFlArgs, obs: &mut dyn Observer) -> Result<()> {
         r.add_row(vec![name, format!("{v:.1}x")]);
     }
     say(obs, r);
+}
+
+/// Runs the benchmark and prints the table of times and ratios.
+pub fn fl(args: BenchFlArgs, obs: &mut dyn Observer) -> Result<()> {
+    if cfg!(debug_assertions) {
+        tracing::warn!(
+            "this is a debug build: times are not meaningful; use `cargo run --release -- bench fl`"
+        );
+    }
+    let n = args.repeats.max(1);
+    let spec = ExperimentSpec::default_heart();
+    let exe = std::env::current_exe()?;
+    let tmp = tempfile_dir()?;
+    let mut rows = Rows::new();
+    let process = time_ward_process(&exe, &tmp, n, &mut rows)?;
+    let (rounds, burn_rounds) = time_ward_rounds(&spec, n, &mut rows)?;
+    let mut ratios: Ratios = vec![("Burn rounds / native rounds".into(), burn_rounds / rounds)];
+    time_anchor(
+        &args,
+        n,
+        WardTimes { process, rounds },
+        &mut rows,
+        &mut ratios,
+        obs,
+    )?;
+    let _ = fs_err::remove_dir_all(&tmp);
+    print_tables(n, rows, ratios, obs);
     Ok(())
 }
 
+/// A fresh scratch folder for this process's `ward run` outputs.
 fn tempfile_dir() -> Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("ward-bench-{}", std::process::id()));
     fs_err::create_dir_all(&d)?;

@@ -80,19 +80,25 @@ fn time_reader(
     Ok(images as f64 / median(times))
 }
 
-/// Writes the inputs for `images` images per reader, times each reader, prints the table.
-pub fn bench_readers(images: usize, repeats: usize, obs: &mut dyn Observer) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let root = dir.path();
-    let side = 64;
-    let pixel = |i: usize, p: usize| ((i * 37 + p * 11 + (p / side) * 5) % 256) as f32 / 255.0;
-    let mut rows: Vec<(String, String, usize, Option<f64>)> = Vec::new();
+/// Side of the synthetic 2D images, in pixels.
+const SIDE: usize = 64;
 
-    // MedMNIST .npz: one file, all images in train.
-    let task = ImageTask::MultiClass { classes: 2 };
-    let shape = ImageShape::d2(1, side, side);
-    let mut set = ImageSet::empty(shape, task);
-    let mut px = vec![0f32; side * side];
+/// The labels of every input: two classes.
+const TASK: ImageTask = ImageTask::MultiClass { classes: 2 };
+
+/// A table row: reader, input, images, images per second (`None`: not measured).
+type ReaderRow = (String, String, usize, Option<f64>);
+
+/// Pixel `p` (row-major) of synthetic image `i`, in [0, 1].
+fn pixel(i: usize, p: usize) -> f32 {
+    ((i * 37 + p * 11 + (p / SIDE) * 5) % 256) as f32 / 255.0
+}
+
+/// MedMNIST `.npz`: one file under `root`, all images in train (and one in test).
+fn bench_medmnist(root: &Path, images: usize, repeats: usize) -> Result<ReaderRow> {
+    let shape = ImageShape::d2(1, SIDE, SIDE);
+    let mut set = ImageSet::empty(shape, TASK);
+    let mut px = vec![0f32; SIDE * SIDE];
     for i in 0..images {
         px.iter_mut()
             .enumerate()
@@ -104,49 +110,53 @@ pub fn bench_readers(images: usize, repeats: usize, obs: &mut dyn Observer) -> R
         &npz,
         &ward_data::npz::NpzSplits {
             train: set.clone(),
-            val: ImageSet::empty(shape, task),
+            val: ImageSet::empty(shape, TASK),
             test: set.select(&[0]),
         },
     )?;
     let ips = time_reader(repeats, images + 1, || {
-        let s = read_medmnist(&npz, task, Dims::D2)?;
+        let s = read_medmnist(&npz, TASK, Dims::D2)?;
         Ok(s.train.len() + s.test.len())
     })?;
-    rows.push((
+    Ok((
         "medmnist .npz".into(),
         "uint8 64x64, deflate".into(),
         images,
         Some(ips),
-    ));
+    ))
+}
 
-    // PNG class folders.
+/// PNG class folders under `root`.
+fn bench_png_folders(root: &Path, images: usize, repeats: usize) -> Result<ReaderRow> {
     let folders = root.join("png");
     for i in 0..images {
         let class = folders.join(format!("class{}", i % 2));
         fs_err::create_dir_all(&class)?;
-        let img = image::GrayImage::from_fn(side as u32, side as u32, |x, y| {
-            image::Luma([(pixel(i, y as usize * side + x as usize) * 255.0) as u8])
+        let img = image::GrayImage::from_fn(SIDE as u32, SIDE as u32, |x, y| {
+            image::Luma([(pixel(i, y as usize * SIDE + x as usize) * 255.0) as u8])
         });
         img.save(class.join(format!("{i:05}.png")))
             .with_context(|| format!("writing PNG {i}"))?;
     }
     let options = FolderOptions {
         color: Color::Grey,
-        height: side as u32,
-        width: side as u32,
+        height: SIDE as u32,
+        width: SIDE as u32,
         bad_file: BadFile::Fail,
     };
     let ips = time_reader(repeats, images, || {
         Ok(read_class_folders(&folders, &options)?.data.images.len())
     })?;
-    rows.push((
+    Ok((
         "image folder".into(),
         "PNG grey 64x64".into(),
         images,
         Some(ips),
-    ));
+    ))
+}
 
-    // NIfTI volumes: fewer files (each is 32 slices).
+/// NIfTI volumes under `root`: fewer files (each is 32 slices).
+fn bench_nifti(root: &Path, images: usize, repeats: usize) -> Result<ReaderRow> {
     let volumes = images.div_ceil(32).max(2);
     let nii = root.join("nii");
     fs_err::create_dir_all(&nii)?;
@@ -163,7 +173,7 @@ pub fn bench_readers(images: usize, repeats: usize, obs: &mut dyn Observer) -> R
     let labels = nii.join("labels.csv");
     fs_err::write(&labels, csv)?;
     let options = NiftiOptions {
-        task,
+        task: TASK,
         intensity: Intensity::MinMax,
         output: NiftiOutput::Volume {
             depth: 32,
@@ -176,56 +186,61 @@ pub fn bench_readers(images: usize, repeats: usize, obs: &mut dyn Observer) -> R
     let ips = time_reader(repeats, volumes, || {
         Ok(read_nifti(&labels, &options)?.data.len())
     })?;
-    rows.push((
+    Ok((
         "NIfTI".into(),
         "int16 64x64x32 volumes".into(),
         volumes,
         Some(ips),
-    ));
+    ))
+}
 
-    // DICOM: copies of pydicom's CT_small.dcm.
+/// DICOM under `root`: copies of pydicom's CT_small.dcm, or a row saying it is not
+/// installed.
+fn bench_dicom(root: &Path, images: usize, repeats: usize) -> Result<ReaderRow> {
     let ct = Path::new(PYDICOM_CT);
-    if ct.exists() {
-        let dcm = root.join("dcm");
-        fs_err::create_dir_all(&dcm)?;
-        let mut csv = String::from("file,label\n");
-        for i in 0..images {
-            let name = format!("{i:05}.dcm");
-            fs_err::copy(ct, dcm.join(&name))?;
-            csv.push_str(&format!("{name},{}\n", i % 2));
-        }
-        let labels = dcm.join("labels.csv");
-        fs_err::write(&labels, csv)?;
-        let options = DicomOptions {
-            task,
-            intensity: DicomIntensity::Window {
-                center: 40.0,
-                width: 400.0,
-            },
-            depth: 1,
-            height: 128,
-            width: 128,
-            resample: Resample::Linear,
-            bad_file: BadFile::Fail,
-        };
-        let ips = time_reader(repeats, images, || {
-            Ok(read_dicom_images(&dcm, &labels, &options)?.data.len())
-        })?;
-        rows.push((
-            "DICOM".into(),
-            "CT_small.dcm 128x128 int16".into(),
-            images,
-            Some(ips),
-        ));
-    } else {
-        rows.push((
+    if !ct.exists() {
+        return Ok((
             "DICOM".into(),
             format!("{PYDICOM_CT} not installed"),
             0,
             None,
         ));
     }
+    let dcm = root.join("dcm");
+    fs_err::create_dir_all(&dcm)?;
+    let mut csv = String::from("file,label\n");
+    for i in 0..images {
+        let name = format!("{i:05}.dcm");
+        fs_err::copy(ct, dcm.join(&name))?;
+        csv.push_str(&format!("{name},{}\n", i % 2));
+    }
+    let labels = dcm.join("labels.csv");
+    fs_err::write(&labels, csv)?;
+    let options = DicomOptions {
+        task: TASK,
+        intensity: DicomIntensity::Window {
+            center: 40.0,
+            width: 400.0,
+        },
+        depth: 1,
+        height: 128,
+        width: 128,
+        resample: Resample::Linear,
+        bad_file: BadFile::Fail,
+    };
+    let ips = time_reader(repeats, images, || {
+        Ok(read_dicom_images(&dcm, &labels, &options)?.data.len())
+    })?;
+    Ok((
+        "DICOM".into(),
+        "CT_small.dcm 128x128 int16".into(),
+        images,
+        Some(ips),
+    ))
+}
 
+/// Prints the title and the table of the readers.
+fn print_table(rows: Vec<ReaderRow>, repeats: usize, obs: &mut dyn Observer) {
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
@@ -245,5 +260,18 @@ pub fn bench_readers(images: usize, repeats: usize, obs: &mut dyn Observer) -> R
         ),
     );
     say(obs, table.to_string());
+}
+
+/// Writes the inputs for `images` images per reader, times each reader, prints the table.
+pub fn bench_readers(images: usize, repeats: usize, obs: &mut dyn Observer) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    let rows = vec![
+        bench_medmnist(root, images, repeats)?,
+        bench_png_folders(root, images, repeats)?,
+        bench_nifti(root, images, repeats)?,
+        bench_dicom(root, images, repeats)?,
+    ];
+    print_table(rows, repeats, obs);
     Ok(())
 }

@@ -287,43 +287,14 @@ fn run_anchor(dir: &Path, py: &Path, c: &Case, cap: f64) -> Result<AnchorResult>
     })
 }
 
-/// `ward bench secagg`.
-pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
-    if cfg!(debug_assertions) {
-        tracing::warn!(
-            "this is a debug build: times are not meaningful; use `cargo run --release -- bench secagg`"
-        );
-    }
+/// The cases of the table, in its order: graph, then d, then n, then dropout rate, from
+/// the comma-separated `--graphs`, `--d`, `--n` and `--drop` (checked in the order
+/// `--n`, `--d`, `--drop`, `--graphs`).
+fn cases(a: &BenchSecaggArgs) -> Result<Vec<Case>> {
     let ns = parse_counts("--n", &a.n)?;
     let ds = parse_counts("--d", &a.d)?;
     let drops = parse_fracs(&a.drop)?;
     let graphs = parse_graphs(&a.graphs)?;
-    let prg: MaskPrg = a
-        .prg
-        .parse()
-        .map_err(|e: ward_privacy::secagg::SecAggError| Error::User(format!("--prg: {e}")))?;
-    let threads = if a.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |t| t.get())
-    } else {
-        a.threads
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("building the thread pool")?;
-    say(
-        obs,
-        format!(
-            "ward bench secagg ({} build): {threads} thread(s), masks {prg}, clip {} with 2^{} levels (stochastic rounding); sites run one after another",
-            if cfg!(debug_assertions) {
-                "DEBUG"
-            } else {
-                "release"
-            },
-            a.clip,
-            a.bits
-        ),
-    );
     let mut cases = Vec::new();
     for &graph in &graphs {
         for &d in &ds {
@@ -334,18 +305,53 @@ pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
             }
         }
     }
+    Ok(cases)
+}
+
+/// `--threads` (0: every core) and a rayon pool of that many threads.
+fn thread_pool(requested: usize) -> Result<(usize, rayon::ThreadPool)> {
+    let threads = if requested == 0 {
+        std::thread::available_parallelism().map_or(1, |t| t.get())
+    } else {
+        requested
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("building the thread pool")?;
+    Ok((threads, pool))
+}
+
+/// A case's columns in the progress lines: graph, n, d and dropout rate.
+fn case_label(c: &Case) -> String {
+    format!(
+        "{:8} n={:<4} d={:<8} drop={:>3}%",
+        c.graph.name(),
+        c.n,
+        c.d,
+        (c.drop * 100.0).round()
+    )
+}
+
+/// Ward's side: every case in `pool`, one progress line each; the rows, anchor not yet
+/// run.
+fn run_ward_cases(
+    cases: &[Case],
+    a: &BenchSecaggArgs,
+    prg: MaskPrg,
+    threads: usize,
+    pool: &rayon::ThreadPool,
+    obs: &mut dyn Observer,
+) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    for c in &cases {
-        let p = params(c, &a, prg)?;
+    for c in cases {
+        let p = params(c, a, prg)?;
         let w = pool.install(|| run_ward(c, &p, a.repeats, threads > 1))?;
         say(
             obs,
             format!(
-                "{:8} n={:<4} d={:<8} drop={:>3}%  k={} t={}  round {}",
-                c.graph.name(),
-                c.n,
-                c.d,
-                (c.drop * 100.0).round(),
+                "{}  k={} t={}  round {}",
+                case_label(c),
                 w.neighbours,
                 w.threshold,
                 fmt_secs(w.round_s, 3)
@@ -357,6 +363,21 @@ pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
             anchor: None,
         });
     }
+    Ok(rows)
+}
+
+/// An anchor result for a case the anchor did not measure, with the reason.
+fn anchor_not_measured(status: String) -> AnchorResult {
+    AnchorResult {
+        status,
+        round_s: None,
+        up_bytes_per_site: None,
+        down_secagg_bytes_per_site: None,
+    }
+}
+
+/// Finds the anchor and its venv; runs it on every row's case, or says why it does not.
+fn run_anchor_cases(rows: &mut [Row], a: &BenchSecaggArgs, obs: &mut dyn Observer) {
     let py = a.venv.join("bin/python");
     let anchor = if a.no_anchor {
         None
@@ -374,49 +395,7 @@ pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
                     a.anchor_cap
                 ),
             );
-            // Cases over the cap: every larger case of the same graph is skipped.
-            let mut over: Vec<Case> = Vec::new();
-            for row in &mut rows {
-                let c = row.case;
-                let skip = over
-                    .iter()
-                    .any(|o| o.graph == c.graph && c.n >= o.n && c.d >= o.d && c.drop >= o.drop);
-                let r = if skip {
-                    AnchorResult {
-                        status: "skipped (a smaller case > cap)".into(),
-                        round_s: None,
-                        up_bytes_per_site: None,
-                        down_secagg_bytes_per_site: None,
-                    }
-                } else {
-                    match run_anchor(&dir, &py, &c, a.anchor_cap) {
-                        Ok(r) => r,
-                        Err(e) => AnchorResult {
-                            status: format!("failed: {e:#}"),
-                            round_s: None,
-                            up_bytes_per_site: None,
-                            down_secagg_bytes_per_site: None,
-                        },
-                    }
-                };
-                if r.status.starts_with('>') {
-                    over.push(c);
-                }
-                say(
-                    obs,
-                    format!(
-                        "anchor {:8} n={:<4} d={:<8} drop={:>3}%  {}{}",
-                        c.graph.name(),
-                        c.n,
-                        c.d,
-                        (c.drop * 100.0).round(),
-                        r.status,
-                        r.round_s
-                            .map_or(String::new(), |s| format!(" {}", fmt_secs(s, 3)))
-                    ),
-                );
-                row.anchor = Some(r);
-            }
+            anchor_rows(rows, &dir, &py, a.anchor_cap, obs);
         }
         Some(_) => say(
             obs,
@@ -430,7 +409,75 @@ pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
             super::anchor_missing(a.no_anchor, "secagg", "secagg_flower.py"),
         ),
     }
+}
 
+/// The anchor on every row's case, in order, one progress line each. A case over the cap
+/// skips every larger case of the same graph; a failed run is recorded in its row.
+fn anchor_rows(rows: &mut [Row], dir: &Path, py: &Path, cap: f64, obs: &mut dyn Observer) {
+    let mut over: Vec<Case> = Vec::new();
+    for row in rows {
+        let c = row.case;
+        let skip = over
+            .iter()
+            .any(|o| o.graph == c.graph && c.n >= o.n && c.d >= o.d && c.drop >= o.drop);
+        let r = if skip {
+            anchor_not_measured("skipped (a smaller case > cap)".into())
+        } else {
+            run_anchor(dir, py, &c, cap)
+                .unwrap_or_else(|e| anchor_not_measured(format!("failed: {e:#}")))
+        };
+        if r.status.starts_with('>') {
+            over.push(c);
+        }
+        say(
+            obs,
+            format!(
+                "anchor {}  {}{}",
+                case_label(&c),
+                r.status,
+                r.round_s
+                    .map_or(String::new(), |s| format!(" {}", fmt_secs(s, 3)))
+            ),
+        );
+        row.anchor = Some(r);
+    }
+}
+
+/// A row's cells in the table.
+fn table_cells(r: &Row) -> Vec<String> {
+    let (c, w) = (&r.case, &r.ward);
+    let an = r.anchor.as_ref();
+    let flower = an.map_or("-".to_string(), |x| match (x.status.as_str(), x.round_s) {
+        ("ok", Some(s)) => fmt_secs(s, 3),
+        (st, _) => st.to_string(),
+    });
+    let ratio = an
+        .filter(|x| x.status == "ok")
+        .and_then(|x| x.round_s)
+        .map_or("-".to_string(), |s| format!("{:.1}x", s / w.round_s));
+    let fup = an
+        .and_then(|x| x.up_bytes_per_site)
+        .map_or("-".to_string(), |b| format!("{:.3}", b / 1e6));
+    vec![
+        c.graph.name().to_string(),
+        c.n.to_string(),
+        format!("{:.0e}", c.d as f64),
+        format!("{}% ({})", (c.drop * 100.0).round(), w.dropped),
+        format!("{} / {}", w.neighbours, w.threshold),
+        fmt_secs(w.round_s, 3),
+        fmt_secs(w.sites_mean_s, 3),
+        fmt_secs(w.server_s, 3),
+        format!("{:.3}", w.up_bytes_per_site / 1e6),
+        format!("{:.1}", w.down_bytes_per_site / 1e3),
+        format!("{:.1e} / {:.1e}", w.max_abs_err_sum, w.err_bound_sum),
+        flower,
+        ratio,
+        fup,
+    ]
+}
+
+/// Prints the table of every case, then the legend of its columns.
+fn print_table(rows: &[Row], obs: &mut dyn Observer) {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(vec![
@@ -449,36 +496,8 @@ pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
         "Flower/ward",
         "Flower up MB",
     ]);
-    for r in &rows {
-        let (c, w) = (&r.case, &r.ward);
-        let an = r.anchor.as_ref();
-        let flower = an.map_or("-".to_string(), |x| match (x.status.as_str(), x.round_s) {
-            ("ok", Some(s)) => fmt_secs(s, 3),
-            (st, _) => st.to_string(),
-        });
-        let ratio = an
-            .filter(|x| x.status == "ok")
-            .and_then(|x| x.round_s)
-            .map_or("-".to_string(), |s| format!("{:.1}x", s / w.round_s));
-        let fup = an
-            .and_then(|x| x.up_bytes_per_site)
-            .map_or("-".to_string(), |b| format!("{:.3}", b / 1e6));
-        t.add_row(vec![
-            c.graph.name().to_string(),
-            c.n.to_string(),
-            format!("{:.0e}", c.d as f64),
-            format!("{}% ({})", (c.drop * 100.0).round(), w.dropped),
-            format!("{} / {}", w.neighbours, w.threshold),
-            fmt_secs(w.round_s, 3),
-            fmt_secs(w.sites_mean_s, 3),
-            fmt_secs(w.server_s, 3),
-            format!("{:.3}", w.up_bytes_per_site / 1e6),
-            format!("{:.1}", w.down_bytes_per_site / 1e3),
-            format!("{:.1e} / {:.1e}", w.max_abs_err_sum, w.err_bound_sum),
-            flower,
-            ratio,
-            fup,
-        ]);
+    for r in rows {
+        t.add_row(table_cells(r));
     }
     say(obs, t);
     say(
@@ -489,6 +508,37 @@ pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
          payload, masked vector as int64); max err: largest |error| of the recovered sum \
          against the plain f64 sum, beside the quantisation bound",
     );
+}
+
+/// `ward bench secagg`.
+pub fn bench_secagg(a: BenchSecaggArgs, obs: &mut dyn Observer) -> Result<()> {
+    if cfg!(debug_assertions) {
+        tracing::warn!(
+            "this is a debug build: times are not meaningful; use `cargo run --release -- bench secagg`"
+        );
+    }
+    let cases = cases(&a)?;
+    let prg: MaskPrg = a
+        .prg
+        .parse()
+        .map_err(|e: ward_privacy::secagg::SecAggError| Error::User(format!("--prg: {e}")))?;
+    let (threads, pool) = thread_pool(a.threads)?;
+    say(
+        obs,
+        format!(
+            "ward bench secagg ({} build): {threads} thread(s), masks {prg}, clip {} with 2^{} levels (stochastic rounding); sites run one after another",
+            if cfg!(debug_assertions) {
+                "DEBUG"
+            } else {
+                "release"
+            },
+            a.clip,
+            a.bits
+        ),
+    );
+    let mut rows = run_ward_cases(&cases, &a, prg, threads, &pool, obs)?;
+    run_anchor_cases(&mut rows, &a, obs);
+    print_table(&rows, obs);
     if let Some(p) = &a.json {
         fs_err::write(p, serde_json::to_string_pretty(&rows)?)?;
         say(obs, format!("wrote {}", p.display()));
