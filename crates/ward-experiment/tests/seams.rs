@@ -56,7 +56,15 @@ fn supplied_sites_of_another_federation_are_refused() {
         err.contains("not this experiment's sites") && err.contains("Cleveland"),
         "{err}"
     );
-    assert!(exp.prepare_with_sites(opts, Vec::new()).is_err());
+    // No sites at all is the same mistake, naming the sites the experiment has.
+    let err = exp
+        .prepare_with_sites(opts, Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not this experiment's sites") && err.contains("Cleveland"),
+        "{err}"
+    );
 }
 
 /// A site saves its state after a round and, asked by a resumed coordinator to redo
