@@ -251,6 +251,17 @@ mod tests {
         let mut bad = a.clone();
         bad.values_mut()[3] = f32::NAN;
         assert_eq!(bad.first_non_finite(), Some(3));
-        assert!(a.sub(&Params::from_flat(vec![0.0; 3])).is_err());
+        assert_eq!(
+            a.sub(&Params::from_flat(vec![0.0; 3])).unwrap_err(),
+            ParamsError::LengthMismatch {
+                expected: 8,
+                found: 3
+            }
+        );
+        let same_length = Params::from_flat(vec![0.0; 8]);
+        assert_eq!(
+            a.sub(&same_length).unwrap_err().to_string(),
+            "parameter layouts differ (tensor names or shapes)"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Summary statistics on `f64` slices: [`mean`], [`std`] (sample), [`median`],
+//! Summary statistics on `f64` slices: [`mean`], [`std`](fn@std) (sample), [`median`],
 //! [`quantile`] (numpy's default linear method) and [`auc`] (ROC AUC by Mann-Whitney).
 //!
 //! Every function returns `None` where the statistic is undefined (empty input, one value

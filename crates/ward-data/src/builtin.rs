@@ -394,7 +394,11 @@ mod tests {
         assert!(err.starts_with("data.numeric"), "{err}");
         let mut spec = DataSpec::builtin(DatasetKind::FedHeartDisease);
         spec.partition = Some(iid(2));
-        assert!(load(&spec, Path::new(".")).is_err());
+        let err = load(&spec, Path::new(".")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "data.partition: fed-heart-disease has four natural sites; remove [data.partition]"
+        );
     }
 
     fn iid(sites: usize) -> PartitionSpec {
@@ -410,7 +414,11 @@ mod tests {
     #[test]
     fn breast_cancer_matches_sklearns_counts() {
         let mut spec = DataSpec::builtin(DatasetKind::BreastCancer);
-        assert!(load(&spec, Path::new(".")).is_err());
+        let err = load(&spec, Path::new(".")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("data.partition: breast-cancer has no sites: add [data.partition]"),
+            "{err}"
+        );
         spec.partition = Some(iid(3));
         let d = load(&spec, Path::new(".")).unwrap();
         assert_eq!(d.name, "breast-cancer");

@@ -41,78 +41,14 @@ pub(crate) fn load(spec: &DataSpec, base_dir: &Path) -> Result<FederatedDataset,
     let task = image_data::task_of(&images);
     let (pool, warnings) = match spec.dataset {
         DatasetKind::ImageFolder => {
-            let options = FolderOptions {
-                color: match reader.color {
-                    ColorKind::Grey => Color::Grey,
-                    ColorKind::Rgb => Color::Rgb,
-                },
-                height: dim_u32(reader.height, "data.reader.height")?,
-                width: dim_u32(reader.width, "data.reader.width")?,
-                bad_file: images.on_bad_file,
-            };
+            let options = folder_options(reader, &images)?;
             if reader.site_folders {
-                let loaded = read_site_folders(&path, &options)?;
-                check_classes(&images, &loaded.data.classes, &path)?;
-                let warnings = skipped(&loaded);
-                let mut sites = Vec::with_capacity(loaded.data.sites.len());
-                for (i, (site, set)) in loaded.data.sites.into_iter().enumerate() {
-                    sites.push(split_site(site, &set, spec, i)?);
-                }
-                return image_data::dataset_from_sites(&name, &sites, warnings);
+                return load_site_folders(&path, &options, &images, spec, &name);
             }
-            let loaded = read_class_folders(&path, &options)?;
-            check_classes(&images, &loaded.data.classes, &path)?;
-            let warnings = skipped(&loaded);
-            (loaded.data.images, warnings)
+            read_class_pool(&path, &options, &images)?
         }
-        DatasetKind::Nifti => {
-            let resample = resample(reader.resample);
-            let output = if reader.slices {
-                NiftiOutput::AxialSlices {
-                    height: reader.height,
-                    width: reader.width,
-                    resample,
-                }
-            } else {
-                NiftiOutput::Volume {
-                    depth: depth(reader)?,
-                    height: reader.height,
-                    width: reader.width,
-                    resample,
-                }
-            };
-            let options = NiftiOptions {
-                task,
-                intensity: intensity(reader)?,
-                output,
-                bad_file: images.on_bad_file,
-            };
-            let loaded = read_nifti(&path, &options)?;
-            let warnings = skipped(&loaded);
-            (loaded.data, warnings)
-        }
-        DatasetKind::Dicom => {
-            let root = reader.root.as_deref().map_or_else(
-                || path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-                |r| table::resolve(r, base_dir),
-            );
-            let options = DicomOptions {
-                task,
-                intensity: dicom_intensity(reader)?,
-                depth: if reader.series { depth(reader)? } else { 1 },
-                height: reader.height,
-                width: reader.width,
-                resample: resample(reader.resample),
-                bad_file: images.on_bad_file,
-            };
-            let loaded = if reader.series {
-                read_dicom_series(&root, &path, &options)?
-            } else {
-                read_dicom_images(&root, &path, &options)?
-            };
-            let warnings = skipped(&loaded);
-            (loaded.data, warnings)
-        }
+        DatasetKind::Nifti => read_nifti_pool(&path, reader, &images, task)?,
+        DatasetKind::Dicom => read_dicom_pool(&path, base_dir, reader, &images, task)?,
         other => {
             return Err(DataError::spec(
                 "data.dataset",
@@ -120,6 +56,129 @@ pub(crate) fn load(spec: &DataSpec, base_dir: &Path) -> Result<FederatedDataset,
             ));
         }
     };
+    dataset_from_pool(pool, warnings, &images, &path, &name, spec)
+}
+
+/// The images of a dataset read as one pool, and a warning per skipped file.
+type Pool = (ImageSet, Vec<String>);
+
+/// The image-folder reader options from `[data.reader]` and `[data.images]`.
+fn folder_options(reader: &ReaderSpec, images: &ImageDataSpec) -> Result<FolderOptions, DataError> {
+    Ok(FolderOptions {
+        color: match reader.color {
+            ColorKind::Grey => Color::Grey,
+            ColorKind::Rgb => Color::Rgb,
+        },
+        height: dim_u32(reader.height, "data.reader.height")?,
+        width: dim_u32(reader.width, "data.reader.width")?,
+        bad_file: images.on_bad_file,
+    })
+}
+
+/// An image folder of site folders: each site folder is a site, split into train and test.
+fn load_site_folders(
+    path: &Path,
+    options: &FolderOptions,
+    images: &ImageDataSpec,
+    spec: &DataSpec,
+    name: &str,
+) -> Result<FederatedDataset, DataError> {
+    let loaded = read_site_folders(path, options)?;
+    check_classes(images, &loaded.data.classes, path)?;
+    let warnings = skipped(&loaded);
+    let mut sites = Vec::with_capacity(loaded.data.sites.len());
+    for (i, (site, set)) in loaded.data.sites.into_iter().enumerate() {
+        sites.push(split_site(site, &set, spec, i)?);
+    }
+    image_data::dataset_from_sites(name, &sites, warnings)
+}
+
+/// An image folder of class folders, read as one pool.
+fn read_class_pool(
+    path: &Path,
+    options: &FolderOptions,
+    images: &ImageDataSpec,
+) -> Result<Pool, DataError> {
+    let loaded = read_class_folders(path, options)?;
+    check_classes(images, &loaded.data.classes, path)?;
+    let warnings = skipped(&loaded);
+    Ok((loaded.data.images, warnings))
+}
+
+/// The NIfTI files of the label CSV at `path`, read as one pool of slices or volumes.
+fn read_nifti_pool(
+    path: &Path,
+    reader: &ReaderSpec,
+    images: &ImageDataSpec,
+    task: ImageTask,
+) -> Result<Pool, DataError> {
+    let resample = resample(reader.resample);
+    let output = if reader.slices {
+        NiftiOutput::AxialSlices {
+            height: reader.height,
+            width: reader.width,
+            resample,
+        }
+    } else {
+        NiftiOutput::Volume {
+            depth: depth(reader)?,
+            height: reader.height,
+            width: reader.width,
+            resample,
+        }
+    };
+    let options = NiftiOptions {
+        task,
+        intensity: intensity(reader)?,
+        output,
+        bad_file: images.on_bad_file,
+    };
+    let loaded = read_nifti(path, &options)?;
+    let warnings = skipped(&loaded);
+    Ok((loaded.data, warnings))
+}
+
+/// The DICOM files (or series) of the label CSV at `path`, read as one pool; file names
+/// are relative to `data.reader.root`, by default the CSV's folder.
+fn read_dicom_pool(
+    path: &Path,
+    base_dir: &Path,
+    reader: &ReaderSpec,
+    images: &ImageDataSpec,
+    task: ImageTask,
+) -> Result<Pool, DataError> {
+    let root = reader.root.as_deref().map_or_else(
+        || path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        |r| table::resolve(r, base_dir),
+    );
+    let options = DicomOptions {
+        task,
+        intensity: dicom_intensity(reader)?,
+        depth: if reader.series { depth(reader)? } else { 1 },
+        height: reader.height,
+        width: reader.width,
+        resample: resample(reader.resample),
+        bad_file: images.on_bad_file,
+    };
+    let loaded = if reader.series {
+        read_dicom_series(&root, path, &options)?
+    } else {
+        read_dicom_images(&root, path, &options)?
+    };
+    let warnings = skipped(&loaded);
+    Ok((loaded.data, warnings))
+}
+
+/// The dataset from one pool of images: checked, then spread over sites by
+/// `[data.partition]` or kept as one site named `name`.
+fn dataset_from_pool(
+    pool: ImageSet,
+    warnings: Vec<String>,
+    images: &ImageDataSpec,
+    path: &Path,
+    name: &str,
+    spec: &DataSpec,
+) -> Result<FederatedDataset, DataError> {
     image_data::check_dims(
         pool.shape,
         images.dims == Dims::D3,
@@ -127,20 +186,20 @@ pub(crate) fn load(spec: &DataSpec, base_dir: &Path) -> Result<FederatedDataset,
     )?;
     if pool.is_empty() {
         return Err(DataError::file(
-            &path,
+            path,
             format!("no readable image ({} skipped)", warnings.len()),
         ));
     }
     match &spec.partition {
         Some(p) => {
             let mut d =
-                image_data::partitioned(&name, &pool, p, spec.test_fraction, spec.split_seed)?;
+                image_data::partitioned(name, &pool, p, spec.test_fraction, spec.split_seed)?;
             d.warnings = warnings;
             Ok(d)
         }
         None => {
-            let site = split_site(name.clone(), &pool, spec, 0)?;
-            image_data::dataset_from_sites(&name, &[site], warnings)
+            let site = split_site(name.to_owned(), &pool, spec, 0)?;
+            image_data::dataset_from_sites(name, &[site], warnings)
         }
     }
 }

@@ -130,7 +130,16 @@ mod tests {
         assert_eq!(m.iter_rows().count(), 2);
         let err = Matrix::new(2, 2, vec![1.0; 3]).unwrap_err();
         assert!(err.to_string().contains("needs 4 values, got 3"), "{err}");
-        assert!(Matrix::new(usize::MAX, 2, vec![]).is_err());
+        // rows * cols overflows: the expected count saturates instead of wrapping.
+        let err = Matrix::new(usize::MAX, 2, vec![]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "matrix of {} x 2 needs {} values, got 0",
+                usize::MAX,
+                usize::MAX
+            )
+        );
     }
 
     #[test]

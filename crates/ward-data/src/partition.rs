@@ -273,10 +273,24 @@ mod tests {
     #[test]
     fn bad_settings_are_errors() {
         let y = balanced(10, 2);
-        assert!(partition(&y, 2, &spec(PartitionKind::Iid, 0, 0.5, 0)).is_err());
-        assert!(partition(&y, 2, &spec(PartitionKind::Quantity, 2, 0.0, 0)).is_err());
-        assert!(partition(&y, 2, &spec(PartitionKind::Quantity, 2, f64::NAN, 0)).is_err());
-        assert!(partition(&y, 1, &spec(PartitionKind::Iid, 2, 0.5, 0)).is_err());
+        let err =
+            |classes: usize, s: PartitionSpec| partition(&y, classes, &s).unwrap_err().to_string();
+        assert_eq!(
+            err(2, spec(PartitionKind::Iid, 0, 0.5, 0)),
+            "data.partition.sites: must be >= 1, got 0"
+        );
+        assert_eq!(
+            err(2, spec(PartitionKind::Quantity, 2, 0.0, 0)),
+            "data.partition.alpha: must be a finite number > 0, got 0"
+        );
+        assert_eq!(
+            err(2, spec(PartitionKind::Quantity, 2, f64::NAN, 0)),
+            "data.partition.alpha: must be a finite number > 0, got NaN"
+        );
+        assert_eq!(
+            err(1, spec(PartitionKind::Iid, 2, 0.5, 0)),
+            "data.partition: label 1 is out of range for 1 classes"
+        );
     }
 
     #[test]

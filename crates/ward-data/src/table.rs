@@ -401,9 +401,57 @@ pub(crate) fn load_table(
         levels,
         mut warnings,
     } = parse_rows(bytes, path, spec)?;
-    let total_rows = rows.len();
+    drop_unusable_rows(&mut rows, path, spec, &mut warnings)?;
 
-    // Drop rows without a label or site, and (policy drop) rows with a missing feature.
+    let labels: Vec<u32> = rows.iter().map(|r| r.label.unwrap_or(0)).collect();
+    let num_classes = count_classes(&labels, path, spec)?;
+    let groups = site_groups(
+        &rows,
+        &site_names,
+        &labels,
+        num_classes,
+        spec,
+        &mut warnings,
+    )?;
+    let feature_names = feature_names(&spec.features, &levels);
+    let sites = split_sites(
+        groups,
+        &rows,
+        &labels,
+        &levels,
+        feature_names.len(),
+        spec,
+        &mut warnings,
+    )?;
+
+    let mut dataset = FederatedDataset {
+        name: spec.name.clone(),
+        feature_names,
+        num_classes,
+        sites,
+        warnings,
+        image: None,
+    };
+    constant_feature_warnings(&mut dataset);
+    tracing::debug!(
+        dataset = %dataset.name,
+        sites = dataset.sites.len(),
+        features = dataset.feature_names.len(),
+        rows = dataset.sites.iter().map(|s| s.train.len() + s.test.len()).sum::<usize>(),
+        "loaded dataset"
+    );
+    Ok(dataset)
+}
+
+/// Drops rows without a label or site, and (policy drop) rows with a missing feature,
+/// with a warning for each kind; an error if no row is left.
+fn drop_unusable_rows(
+    rows: &mut Vec<Row>,
+    path: &Path,
+    spec: &TableSpec,
+    warnings: &mut Vec<String>,
+) -> Result<(), DataError> {
+    let total_rows = rows.len();
     let before = rows.len();
     rows.retain(|r| r.label.is_some() && r.site.is_some());
     let no_target = before - rows.len();
@@ -435,8 +483,12 @@ pub(crate) fn load_table(
             },
         });
     }
+    Ok(())
+}
 
-    let labels: Vec<u32> = rows.iter().map(|r| r.label.unwrap_or(0)).collect();
+/// The number of classes (fixed by the rule, or the largest label + 1); an error if the
+/// usable rows hold fewer than two classes.
+fn count_classes(labels: &[u32], path: &Path, spec: &TableSpec) -> Result<usize, DataError> {
     let num_classes = spec
         .rule
         .num_classes_fixed()
@@ -453,9 +505,20 @@ pub(crate) fn load_table(
             ),
         });
     }
+    Ok(num_classes)
+}
 
-    // Sites: row positions (into `rows`) per site, in site order.
-    let groups: Vec<(String, Vec<usize>)> = match &spec.sites {
+/// The sites, each with its row positions (into `rows`), in site order: from the site
+/// column (sites left without rows are left out, with a warning) or by partition.
+fn site_groups(
+    rows: &[Row],
+    site_names: &[String],
+    labels: &[u32],
+    num_classes: usize,
+    spec: &TableSpec,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<(String, Vec<usize>)>, DataError> {
+    Ok(match &spec.sites {
         Sites::Column { column, .. } => {
             let mut groups: Vec<(String, Vec<usize>)> =
                 site_names.iter().map(|n| (n.clone(), Vec::new())).collect();
@@ -475,14 +538,25 @@ pub(crate) fn load_table(
             groups.retain(|(_, g)| !g.is_empty());
             groups
         }
-        Sites::Partition(p) => partition(&labels, num_classes.max(1), p)?
+        Sites::Partition(p) => partition(labels, num_classes.max(1), p)?
             .into_iter()
             .enumerate()
             .map(|(s, g)| (format!("site-{s}"), g))
             .collect(),
-    };
+    })
+}
 
-    let feature_names = feature_names(&spec.features, &levels);
+/// Splits each site's rows into train and test, fills missing cells from the training
+/// rows, and encodes both as matrices of `cols` feature columns.
+fn split_sites(
+    groups: Vec<(String, Vec<usize>)>,
+    rows: &[Row],
+    labels: &[u32],
+    levels: &[Option<Levels>],
+    cols: usize,
+    spec: &TableSpec,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<SiteData>, DataError> {
     let mut sites = Vec::with_capacity(groups.len());
     for (s, (name, group)) in groups.into_iter().enumerate() {
         let site_labels: Vec<u32> = group.iter().map(|&i| labels[i]).collect();
@@ -502,32 +576,14 @@ pub(crate) fn load_table(
         }
         let train_rows: Vec<&Row> = train.iter().map(|&i| &rows[group[i]]).collect();
         let test_rows: Vec<&Row> = test.iter().map(|&i| &rows[group[i]]).collect();
-        let fill = fill_values(spec, &levels, &name, &train_rows, &test_rows, &mut warnings)?;
-        let cols = feature_names.len();
+        let fill = fill_values(spec, levels, &name, &train_rows, &test_rows, warnings)?;
         sites.push(SiteData {
-            train: encode(&train_rows, &fill, &levels, cols)?,
-            test: encode(&test_rows, &fill, &levels, cols)?,
+            train: encode(&train_rows, &fill, levels, cols)?,
+            test: encode(&test_rows, &fill, levels, cols)?,
             name,
         });
     }
-
-    let mut dataset = FederatedDataset {
-        name: spec.name.clone(),
-        feature_names,
-        num_classes,
-        sites,
-        warnings,
-        image: None,
-    };
-    constant_feature_warnings(&mut dataset);
-    tracing::debug!(
-        dataset = %dataset.name,
-        sites = dataset.sites.len(),
-        features = dataset.feature_names.len(),
-        rows = dataset.sites.iter().map(|s| s.train.len() + s.test.len()).sum::<usize>(),
-        "loaded dataset"
-    );
-    Ok(dataset)
+    Ok(sites)
 }
 
 /// Parses the header and every row: values, labels, site indices and categorical levels.
@@ -555,49 +611,8 @@ fn parse_rows(bytes: &[u8], path: &Path, spec: &TableSpec) -> Result<Parsed, Dat
         path: path_buf.clone(),
     };
     let first = next(&mut records).ok_or_else(empty)??;
-    let header: Vec<String> = match &spec.header {
-        Header::FirstLine => first
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let h = if i == 0 {
-                    h.trim_start_matches('\u{feff}')
-                } else {
-                    h
-                };
-                h.to_owned()
-            })
-            .collect(),
-        Header::Given(names) => names.clone(),
-    };
-    let header_list = || {
-        header
-            .iter()
-            .map(|h| format!("{h:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let find = |column: &str, key: &str| {
-        header
-            .iter()
-            .position(|h| h == column)
-            .ok_or_else(|| DataError::MissingColumn {
-                path: path_buf.clone(),
-                column: column.to_owned(),
-                key: key.to_owned(),
-                header: header_list(),
-            })
-    };
-    let feature_idx: Vec<usize> = spec
-        .features
-        .iter()
-        .map(|f| find(f.column(), f.key()))
-        .collect::<Result<_, _>>()?;
-    let target_idx = find(&spec.target_column, "data.target.column")?;
-    let site_idx = match &spec.sites {
-        Sites::Column { column, key } => Some(find(column, key)?),
-        Sites::Partition(_) => None,
-    };
+    let header = header_names(&first, &spec.header);
+    let columns = find_columns(&header, path, spec)?;
 
     let mut warnings = Vec::new();
     if spec
@@ -612,95 +627,212 @@ fn parse_rows(bytes: &[u8], path: &Path, spec: &TableSpec) -> Result<Parsed, Dat
     }
 
     // First pass: parse every row.
-    let is_missing = |s: &str| spec.missing_tokens.iter().any(|t| t.trim() == s);
-    let mut site_names: Vec<String> = Vec::new();
-    let mut site_index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut sites = SiteNames::default();
     let mut seen_levels: Vec<BTreeSet<String>> = vec![BTreeSet::new(); spec.features.len()];
     let mut rows: Vec<Row> = Vec::new();
     while let Some(record) = next(&mut records) {
         let record = record?;
-        let line = record.position().map_or(0, csv::Position::line);
-        if record.len() != header.len() {
-            return Err(DataError::BadRow {
-                path: path_buf.clone(),
-                line,
-                message: format!(
-                    "the row has {} fields but the header has {} ({})",
-                    record.len(),
-                    header.len(),
-                    header_list()
-                ),
-            });
-        }
-        let field = |i: usize| record.get(i).unwrap_or_default();
-        let bad = |column: &str, message: String| DataError::BadValue {
-            path: path_buf.clone(),
-            line,
-            column: column.to_owned(),
-            message,
-        };
-        let site = match site_idx {
-            Some(i) if is_missing(field(i)) => None,
-            Some(i) => Some(*site_index.entry(field(i).to_owned()).or_insert_with(|| {
-                site_names.push(field(i).to_owned());
-                site_names.len() - 1
-            })),
-            None => Some(0),
-        };
-        let target = field(target_idx);
-        let label = if is_missing(target) {
-            None
-        } else {
-            Some(
-                spec.rule
-                    .label(target)
-                    .map_err(|m| bad(&spec.target_column, m))?,
-            )
-        };
-        let mut cells = Vec::with_capacity(spec.features.len());
-        let mut raw = Vec::with_capacity(spec.features.len());
-        for (k, (f, &i)) in spec.features.iter().zip(&feature_idx).enumerate() {
-            let value = field(i);
-            if is_missing(value) {
-                cells.push(Cell::Missing);
-                raw.push(None);
-                continue;
-            }
-            match f {
-                Feature::Numeric { column, .. } => {
-                    let v: f64 = value
-                        .parse()
-                        .map_err(|_| bad(column, format!("{value:?} is not a number")))?;
-                    if !v.is_finite() || v.abs() > f64::from(f32::MAX) {
-                        return Err(bad(
-                            column,
-                            format!("{value:?} is not a finite number in the range of f32"),
-                        ));
-                    }
-                    cells.push(Cell::Number(v));
-                    raw.push(None);
-                }
-                Feature::Categorical { .. } => {
-                    seen_levels[k].insert(value.to_owned());
-                    cells.push(Cell::Missing);
-                    raw.push(Some(value.to_owned()));
-                }
-            }
-        }
-        rows.push(Row {
-            line,
-            site,
-            label,
-            cells,
-            raw,
-        });
+        rows.push(parse_record(
+            &record,
+            &header,
+            &columns,
+            path,
+            spec,
+            &mut sites,
+            &mut seen_levels,
+        )?);
     }
 
     // Levels of each categorical column, then resolve the raw values.
-    let levels: Vec<Option<Levels>> = spec
+    let levels = categorical_levels(spec, &seen_levels);
+    resolve_levels(&mut rows, &levels, path, spec)?;
+    Ok(Parsed {
+        rows,
+        site_names: sites.names,
+        levels,
+        warnings,
+    })
+}
+
+/// Positions in the header of the columns a [`TableSpec`] uses.
+struct Columns {
+    /// One per input feature, in feature order.
+    features: Vec<usize>,
+    /// The target column.
+    target: usize,
+    /// The site column (`None` when rows are partitioned).
+    site: Option<usize>,
+}
+
+/// Site names in order of first appearance, and the index of each.
+#[derive(Default)]
+struct SiteNames {
+    names: Vec<String>,
+    index: BTreeMap<String, usize>,
+}
+
+impl SiteNames {
+    /// The index of site `name`, added at the end if it is new.
+    fn index_of(&mut self, name: &str) -> usize {
+        let Self { names, index } = self;
+        *index.entry(name.to_owned()).or_insert_with(|| {
+            names.push(name.to_owned());
+            names.len() - 1
+        })
+    }
+}
+
+/// The column names: the first record (less a leading byte-order mark) or the given names.
+fn header_names(first: &csv::StringRecord, header: &Header) -> Vec<String> {
+    match header {
+        Header::FirstLine => first
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let h = if i == 0 {
+                    h.trim_start_matches('\u{feff}')
+                } else {
+                    h
+                };
+                h.to_owned()
+            })
+            .collect(),
+        Header::Given(names) => names.clone(),
+    }
+}
+
+/// The header as a comma-separated list of quoted names, for messages.
+fn header_list(header: &[String]) -> String {
+    header
+        .iter()
+        .map(|h| format!("{h:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Finds every column `spec` uses in `header`; a missing one is an error naming its key.
+fn find_columns(header: &[String], path: &Path, spec: &TableSpec) -> Result<Columns, DataError> {
+    let find = |column: &str, key: &str| {
+        header
+            .iter()
+            .position(|h| h == column)
+            .ok_or_else(|| DataError::MissingColumn {
+                path: path.to_path_buf(),
+                column: column.to_owned(),
+                key: key.to_owned(),
+                header: header_list(header),
+            })
+    };
+    let features: Vec<usize> = spec
         .features
         .iter()
-        .zip(&seen_levels)
+        .map(|f| find(f.column(), f.key()))
+        .collect::<Result<_, _>>()?;
+    let target = find(&spec.target_column, "data.target.column")?;
+    let site = match &spec.sites {
+        Sites::Column { column, key } => Some(find(column, key)?),
+        Sites::Partition(_) => None,
+    };
+    Ok(Columns {
+        features,
+        target,
+        site,
+    })
+}
+
+/// Parses one data record: its site (added to `sites` if new), label and cells.
+/// Categorical values are kept raw (their levels are added to `seen_levels`) until every
+/// level is known.
+fn parse_record(
+    record: &csv::StringRecord,
+    header: &[String],
+    columns: &Columns,
+    path: &Path,
+    spec: &TableSpec,
+    sites: &mut SiteNames,
+    seen_levels: &mut [BTreeSet<String>],
+) -> Result<Row, DataError> {
+    let is_missing = |s: &str| spec.missing_tokens.iter().any(|t| t.trim() == s);
+    let line = record.position().map_or(0, csv::Position::line);
+    if record.len() != header.len() {
+        return Err(DataError::BadRow {
+            path: path.to_path_buf(),
+            line,
+            message: format!(
+                "the row has {} fields but the header has {} ({})",
+                record.len(),
+                header.len(),
+                header_list(header)
+            ),
+        });
+    }
+    let field = |i: usize| record.get(i).unwrap_or_default();
+    let bad = |column: &str, message: String| DataError::BadValue {
+        path: path.to_path_buf(),
+        line,
+        column: column.to_owned(),
+        message,
+    };
+    let site = match columns.site {
+        Some(i) if is_missing(field(i)) => None,
+        Some(i) => Some(sites.index_of(field(i))),
+        None => Some(0),
+    };
+    let target = field(columns.target);
+    let label = if is_missing(target) {
+        None
+    } else {
+        Some(
+            spec.rule
+                .label(target)
+                .map_err(|m| bad(&spec.target_column, m))?,
+        )
+    };
+    let mut cells = Vec::with_capacity(spec.features.len());
+    let mut raw = Vec::with_capacity(spec.features.len());
+    for (k, (f, &i)) in spec.features.iter().zip(&columns.features).enumerate() {
+        let value = field(i);
+        if is_missing(value) {
+            cells.push(Cell::Missing);
+            raw.push(None);
+            continue;
+        }
+        match f {
+            Feature::Numeric { column, .. } => {
+                let v: f64 = value
+                    .parse()
+                    .map_err(|_| bad(column, format!("{value:?} is not a number")))?;
+                if !v.is_finite() || v.abs() > f64::from(f32::MAX) {
+                    return Err(bad(
+                        column,
+                        format!("{value:?} is not a finite number in the range of f32"),
+                    ));
+                }
+                cells.push(Cell::Number(v));
+                raw.push(None);
+            }
+            Feature::Categorical { .. } => {
+                seen_levels[k].insert(value.to_owned());
+                cells.push(Cell::Missing);
+                raw.push(Some(value.to_owned()));
+            }
+        }
+    }
+    Ok(Row {
+        line,
+        site,
+        label,
+        cells,
+        raw,
+    })
+}
+
+/// The levels of each categorical input column (`None` for numeric ones): the reference,
+/// then the levels given, or else every level seen but the reference, sorted.
+fn categorical_levels(spec: &TableSpec, seen_levels: &[BTreeSet<String>]) -> Vec<Option<Levels>> {
+    spec.features
+        .iter()
+        .zip(seen_levels)
         .map(|(f, seen)| match f {
             Feature::Numeric { .. } => None,
             Feature::Categorical {
@@ -715,8 +847,18 @@ fn parse_rows(bytes: &[u8], path: &Path, spec: &TableSpec) -> Result<Parsed, Dat
                 Some(Levels::new(all))
             }
         })
-        .collect();
-    for row in &mut rows {
+        .collect()
+}
+
+/// Turns each row's raw categorical values into [`Cell::Level`]s; a value that is not an
+/// allowed level is an error naming the file, line and column.
+fn resolve_levels(
+    rows: &mut [Row],
+    levels: &[Option<Levels>],
+    path: &Path,
+    spec: &TableSpec,
+) -> Result<(), DataError> {
+    for row in rows {
         for (k, raw) in row.raw.iter().enumerate() {
             let (Some(value), Some(lv)) = (raw, &levels[k]) else {
                 continue;
@@ -726,7 +868,7 @@ fn parse_rows(bytes: &[u8], path: &Path, spec: &TableSpec) -> Result<Parsed, Dat
                 .get(value)
                 .copied()
                 .ok_or_else(|| DataError::BadValue {
-                    path: path_buf.clone(),
+                    path: path.to_path_buf(),
                     line: row.line,
                     column: spec.features[k].column().to_owned(),
                     message: format!(
@@ -742,12 +884,7 @@ fn parse_rows(bytes: &[u8], path: &Path, spec: &TableSpec) -> Result<Parsed, Dat
         }
         row.raw = Vec::new();
     }
-    Ok(Parsed {
-        rows,
-        site_names,
-        levels,
-        warnings,
-    })
+    Ok(())
 }
 
 /// Feature names: numeric columns as named, categorical ones `column=level` per indicator.
@@ -1073,9 +1210,18 @@ mod tests {
         assert_eq!(parse("!= 0").label("0.0"), Ok(0));
         assert_eq!(parse("!= M").label("B"), Ok(1));
         assert_eq!(parse("class").label("3"), Ok(3));
-        assert!(parse("class").label("-1").is_err());
-        assert!(parse("class").label("1.5").is_err());
-        assert!(parse("class").label("1e9").is_err());
+        for not_a_class in ["-1", "1.5"] {
+            assert_eq!(
+                parse("class").label(not_a_class),
+                Err(format!(
+                    "{not_a_class:?} is not a class label (an integer >= 0; data.target.rule = \"class\")"
+                ))
+            );
+        }
+        assert_eq!(
+            parse("class").label("1e9"),
+            Err("class label \"1e9\" is larger than the largest supported, 65535".into())
+        );
         assert!(
             parse("> 0")
                 .label("abc")
@@ -1412,15 +1558,21 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, rng_seed: proptest::test_runner::RngSeed::Fixed(3), ..ProptestConfig::default() })]
-        /// `load` on arbitrary bytes returns, never panics.
+        /// `load` on arbitrary bytes returns, never panics; an error names the file (and
+        /// the line, where one row is at fault).
         #[test]
         fn load_never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let dir = tempfile::tempdir().unwrap();
-            fs_err::write(dir.path().join("r.csv"), &bytes).unwrap();
+            let path = dir.path().join("r.csv");
+            fs_err::write(&path, &bytes).unwrap();
             let mut spec = random_spec();
-            let _ = load(&spec, dir.path());
-            spec.missing = MissingPolicy::Impute;
-            let _ = load(&spec, dir.path());
+            for missing in [MissingPolicy::Drop, MissingPolicy::Impute] {
+                spec.missing = missing;
+                if let Err(e) = load(&spec, dir.path()) {
+                    let msg = e.to_string();
+                    prop_assert!(msg.contains(&path.display().to_string()), "{msg}");
+                }
+            }
         }
     }
 
@@ -1450,14 +1602,31 @@ mod tests {
                 p.kind = kind;
             }
             let table = TableSpec::from_csv_spec(&spec, "r".into()).unwrap();
-            if let Ok(d) = load_table(text.as_bytes(), Path::new("r.csv"), &table) {
-                for s in &d.sites {
-                    prop_assert!(!s.train.is_empty() && !s.test.is_empty());
-                    prop_assert_eq!(s.train.x.cols, d.feature_names.len());
-                    prop_assert!(s.train.y.iter().all(|&l| (l as usize) < d.num_classes));
+            match load_table(text.as_bytes(), Path::new("r.csv"), &table) {
+                Ok(d) => {
+                    for s in &d.sites {
+                        prop_assert!(!s.train.is_empty() && !s.test.is_empty());
+                        prop_assert_eq!(s.train.x.cols, d.feature_names.len());
+                        prop_assert!(s.train.y.iter().all(|&l| (l as usize) < d.num_classes));
+                    }
+                    let _ = d.standardized(crate::Standardization::PerSite);
+                    let _ = d.describe();
                 }
-                let _ = d.standardized(crate::Standardization::PerSite);
-                let _ = d.describe();
+                Err(e) => {
+                    // An error about the file or a row names the file; one about a site
+                    // or the partition names the site or the setting instead.
+                    let msg = e.to_string();
+                    prop_assert!(
+                        msg.contains("r.csv")
+                            || matches!(
+                                e,
+                                DataError::SiteTooSmall { .. }
+                                    | DataError::NothingToImpute { .. }
+                                    | DataError::Partition { .. }
+                            ),
+                        "{msg}"
+                    );
+                }
             }
         }
     }

@@ -292,8 +292,7 @@ fn record_outcome(
             o.records
                 .iter()
                 .filter(|r| {
-                    (r.selected == Some(false)
-                        || (by_weight && r.aggregation_weight == Some(0.0)))
+                    (r.selected == Some(false) || (by_weight && r.aggregation_weight == Some(0.0)))
                         && r.compromised == Some(comp)
                 })
                 .count()

@@ -20,7 +20,9 @@
 use crate::{Error, Result};
 use serde::Serialize;
 use ward_core::ExperimentSpec;
-use ward_core::config::{AccountantChoice, CentralDpSpec, DpSamplingKind, DpSgdSpec, SecAggPrgKind};
+use ward_core::config::{
+    AccountantChoice, CentralDpSpec, DpSamplingKind, DpSgdSpec, SecAggPrgKind,
+};
 use ward_core::config::{CheckedSpec, NoiseSpec};
 use ward_core::{Params, Update};
 use ward_fl::{
@@ -529,12 +531,7 @@ fn record_level(
 
 /// Site-level central DP: the clip's history, the noise and the epsilon over the
 /// rounds run.
-fn site_level(
-    c: &CentralDpSpec,
-    config: &CentralDpConfig,
-    q: f64,
-    state: &CentralDp,
-) -> SiteLevel {
+fn site_level(c: &CentralDpSpec, config: &CentralDpConfig, q: f64, state: &CentralDp) -> SiteLevel {
     let h = state.clip_history();
     let (count_noise, target_quantile) = match config.clipping {
         Clipping::Adaptive {
@@ -605,10 +602,7 @@ fn secure_aggregation(settings: &SecAggSettings, m: usize, fed: &Federation) -> 
         } else {
             bytes as f64 / count as f64
         },
-        clipped_values: rounds
-            .iter()
-            .flat_map(|r| r.clipped_values.values())
-            .sum(),
+        clipped_values: rounds.iter().flat_map(|r| r.clipped_values.values()).sum(),
         rounds,
         notes: vec![
             "the server receives each site's example-weighted update only quantised and masked, and learns the sum over the survivors (honest-but-curious server and sites; see ward_privacy::secagg for the threat model)",

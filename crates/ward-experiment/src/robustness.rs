@@ -19,9 +19,9 @@ use crate::say;
 use crate::{Error, Result};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
+use ward_core::Params;
 use ward_data::corrupt::{Corruption, SEVERITIES, corrupt_set, write_examples};
 use ward_data::{ImageSet, ImageShape, ImageTask, Matrix, SiteData, Split};
-use ward_core::Params;
 use ward_models::{Evaluation, GradientEngine, Loss, evaluate, make_engine};
 use ward_report::LineChart;
 
@@ -213,7 +213,6 @@ fn write_chart(out_dir: &Path, report: &Report) -> Result<()> {
     Ok(())
 }
 
-
 /// Prints the per-site table.
 fn print_summary(report: &Report, seed: u64, obs: &mut dyn Observer) {
     let mut t = Table::new();
@@ -269,8 +268,14 @@ pub fn robustness(args: RobustnessArgs, obs: &mut dyn Observer) -> Result<()> {
     let mut sites = BTreeMap::new();
     for site in data.sites.iter().filter(|s| !s.test.is_empty()) {
         let (params, model_file) = loaded.site_model(&site.name)?;
-        let (site_rows, summary) =
-            score_site(engine.as_mut(), &params, loss, site, (shape, task), args.seed)?;
+        let (site_rows, summary) = score_site(
+            engine.as_mut(),
+            &params,
+            loss,
+            site,
+            (shape, task),
+            args.seed,
+        )?;
         rows.extend(site_rows);
         sites.insert(
             site.name.clone(),

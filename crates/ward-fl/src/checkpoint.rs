@@ -149,7 +149,11 @@ mod tests {
 
     #[test]
     fn corrupt_or_foreign_bytes_are_errors() {
-        assert!(Checkpoint::from_bytes(b"hello").is_err());
+        let err = Checkpoint::from_bytes(b"hello").unwrap_err().to_string();
+        assert!(
+            err.contains("not a Ward checkpoint (bad magic or truncated header)"),
+            "{err}"
+        );
         let mut bad = MAGIC.to_vec();
         bad.extend_from_slice(&VERSION.to_le_bytes());
         bad.extend_from_slice(&0u64.to_le_bytes());

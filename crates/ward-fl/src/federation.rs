@@ -11,8 +11,8 @@ use ward_models::Evaluation;
 use crate::secagg::{SecAggRoundRecord, SecAggSettings, secure_round};
 use crate::site::{FitInstructions, LocalWork, SiteHandle};
 use crate::strategy::{
-    Aggregator, FedAvg, FedOptKind, RoundContext, ServerMechanism, ServerOpt, ServerOptimizer,
-    UpdateAttack,
+    Aggregate, Aggregator, FedAvg, FedOptKind, RoundContext, ServerMechanism, ServerOpt,
+    ServerOptimizer, UpdateAttack,
 };
 use crate::{FlError, checkpoint::Checkpoint};
 
@@ -638,6 +638,31 @@ impl Federation {
             prox_mu: self.config.mu,
             server_control: self.state.control.clone(),
         };
+        let mut records = self.new_records(round);
+        if let Some(settings) = self.secagg {
+            return self.run_secure_round(&settings, round, &selected, &ins, records);
+        }
+        let accepted = self.collect_updates(round, &selected, &ins, &mut records)?;
+        let accepted = self.apply_attack(round, accepted, &mut records)?;
+        if !accepted.is_empty() && accepted.len() < self.aggregator.min_updates() {
+            return Err(FlError::Config(format!(
+                "round {round}: only {} valid updates, but aggregator {} needs at least {}",
+                accepted.len(),
+                self.aggregator.name(),
+                self.aggregator.min_updates()
+            )));
+        }
+        if !accepted.is_empty() {
+            self.aggregate_and_step(round, &ins, &accepted, &mut records)?;
+        } else {
+            tracing::warn!(round, "no valid update this round: global model unchanged");
+        }
+        self.finish_round(round, records, accepted.len())
+    }
+
+    /// A blank record of round `round` for every site (with its compromised flag, where
+    /// an attack runs).
+    fn new_records(&self, round: usize) -> Vec<SiteRecord> {
         let mut records: Vec<SiteRecord> = self
             .sites
             .iter()
@@ -663,26 +688,48 @@ impl Federation {
                 r.compromised = Some(c);
             }
         }
-        if let Some(settings) = &self.secagg {
-            let out = secure_round(
-                &mut self.sites,
-                &selected,
-                settings,
-                &self.state.global,
-                &ins,
-                round,
-                &mut records,
-            )?;
-            if let Some(agg) = &out.aggregate {
-                self.state.global = self.state.server.step(&self.state.global, agg)?;
-            }
-            self.state.secagg.get_or_insert_default().push(out.record);
-            return self.finish_round(round, records, out.aggregated);
+        records
+    }
+
+    /// Round `round` under secure aggregation: the secure sum's aggregate (if any)
+    /// through the server optimizer, then the round's end.
+    fn run_secure_round(
+        &mut self,
+        settings: &SecAggSettings,
+        round: usize,
+        selected: &[usize],
+        ins: &FitInstructions,
+        mut records: Vec<SiteRecord>,
+    ) -> Result<RoundReport, FlError> {
+        let out = secure_round(
+            &mut self.sites,
+            selected,
+            settings,
+            &self.state.global,
+            ins,
+            round,
+            &mut records,
+        )?;
+        if let Some(agg) = &out.aggregate {
+            self.state.global = self.state.server.step(&self.state.global, agg)?;
         }
+        self.state.secagg.get_or_insert_default().push(out.record);
+        self.finish_round(round, records, out.aggregated)
+    }
+
+    /// Each selected site trains; the valid updates, in site order. Failed and rejected
+    /// sites are marked in `records`.
+    fn collect_updates(
+        &mut self,
+        round: usize,
+        selected: &[usize],
+        ins: &FitInstructions,
+        records: &mut [SiteRecord],
+    ) -> Result<Vec<Update>, FlError> {
         let mut accepted: Vec<Update> = Vec::with_capacity(selected.len());
-        for &i in &selected {
+        for &i in selected {
             let global = &self.state.global;
-            match self.sites[i].fit(global, &ins) {
+            match self.sites[i].fit(global, ins) {
                 Err(e) => {
                     tracing::warn!(round, site = self.sites[i].name(), "site failed: {e}");
                     records[i].status = SiteStatus::Failed {
@@ -712,6 +759,17 @@ impl Federation {
                 }
             }
         }
+        Ok(accepted)
+    }
+
+    /// Lets the attack (if any) rewrite the compromised sites' updates, then validates
+    /// the rewritten set again: an invalid crafted update is rejected in `records`.
+    fn apply_attack(
+        &mut self,
+        round: usize,
+        mut accepted: Vec<Update>,
+        records: &mut [SiteRecord],
+    ) -> Result<Vec<Update>, FlError> {
         if let (Some(attack), Some(flags)) = (self.attack.as_mut(), self.compromised.as_ref()) {
             let flags: Vec<bool> = accepted.iter().map(|u| flags[u.site]).collect();
             if flags.iter().any(|&c| c) {
@@ -736,75 +794,96 @@ impl Federation {
                 accepted = kept;
             }
         }
-        if !accepted.is_empty() && accepted.len() < self.aggregator.min_updates() {
+        Ok(accepted)
+    }
+
+    /// The server's own update on its root sample (FLTrust), checked; `None` without a
+    /// root trainer.
+    fn root_update(
+        &mut self,
+        round: usize,
+        ins: &FitInstructions,
+    ) -> Result<Option<Params>, FlError> {
+        let Some(root) = self.root.as_mut() else {
+            return Ok(None);
+        };
+        let root_ins = FitInstructions {
+            server_control: None,
+            ..ins.clone()
+        };
+        let u = root.fit(&self.state.global, &root_ins)?;
+        if let Some(i) = u.params.first_non_finite() {
             return Err(FlError::Config(format!(
-                "round {round}: only {} valid updates, but aggregator {} needs at least {}",
-                accepted.len(),
-                self.aggregator.name(),
-                self.aggregator.min_updates()
+                "round {round}: the server's update on its root sample has a non-finite value at index {i}"
             )));
         }
-        if !accepted.is_empty() {
-            let server_update = match self.root.as_mut() {
-                None => None,
-                Some(root) => {
-                    let root_ins = FitInstructions {
-                        server_control: None,
-                        ..ins.clone()
-                    };
-                    let u = root.fit(&self.state.global, &root_ins)?;
-                    if let Some(i) = u.params.first_non_finite() {
-                        return Err(FlError::Config(format!(
-                            "round {round}: the server's update on its root sample has a non-finite value at index {i}"
-                        )));
-                    }
-                    u.params.check_same_layout(&self.state.global)?;
-                    Some(u.params)
-                }
-            };
-            let ctx = RoundContext {
-                round,
-                global: &self.state.global,
-                server_update: server_update.as_ref(),
-            };
-            let agg = match self.mechanism.as_mut() {
-                Some(m) => {
-                    let a = m.aggregate(&accepted, &ctx)?;
-                    self.state.mechanism = m.save_state()?;
-                    a
-                }
-                None => self.aggregator.aggregate(&accepted, &ctx)?,
-            };
-            let agg_delta = agg.params.sub(&self.state.global)?;
-            let agg_norm = agg_delta.l2_norm();
-            for (k, u) in accepted.iter().enumerate() {
-                let rec = &mut records[u.site];
-                let d = u.params.sub(&self.state.global)?;
-                let denom = d.l2_norm() * agg_norm;
-                rec.cosine_to_aggregate =
-                    (denom > 0.0).then(|| d.dot(&agg_delta).unwrap_or(0.0) / denom);
-                if let Some(sel) = &agg.selected {
-                    rec.selected = Some(sel.contains(&k));
-                }
-                if let Some(w) = &agg.weights {
-                    rec.aggregation_weight = w.get(k).copied();
+        u.params.check_same_layout(&self.state.global)?;
+        Ok(Some(u.params))
+    }
+
+    /// Aggregates the (non-empty) `accepted` updates, records how each relates to the
+    /// aggregate, and steps the server optimizer (and SCAFFOLD's control variate) to the
+    /// next global model.
+    fn aggregate_and_step(
+        &mut self,
+        round: usize,
+        ins: &FitInstructions,
+        accepted: &[Update],
+        records: &mut [SiteRecord],
+    ) -> Result<(), FlError> {
+        let server_update = self.root_update(round, ins)?;
+        let ctx = RoundContext {
+            round,
+            global: &self.state.global,
+            server_update: server_update.as_ref(),
+        };
+        let agg = match self.mechanism.as_mut() {
+            Some(m) => {
+                let a = m.aggregate(accepted, &ctx)?;
+                self.state.mechanism = m.save_state()?;
+                a
+            }
+            None => self.aggregator.aggregate(accepted, &ctx)?,
+        };
+        self.record_aggregate(accepted, &agg, records)?;
+        let next = self.state.server.step(&self.state.global, &agg.params)?;
+        if let Some(c) = &mut self.state.control {
+            // c = c + (1/N) sum_{i in S} delta c_i (Karimireddy et al. 2020, Alg. 1).
+            let n = self.roles.iter().filter(|r| r.trains).count() as f32;
+            for u in accepted {
+                if let Some(d) = &u.control_delta {
+                    c.axpy(1.0 / n, d)?;
                 }
             }
-            let next = self.state.server.step(&self.state.global, &agg.params)?;
-            if let Some(c) = &mut self.state.control {
-                // c = c + (1/N) sum_{i in S} delta c_i (Karimireddy et al. 2020, Alg. 1).
-                let n = self.roles.iter().filter(|r| r.trains).count() as f32;
-                for u in &accepted {
-                    if let Some(d) = &u.control_delta {
-                        c.axpy(1.0 / n, d)?;
-                    }
-                }
-            }
-            self.state.global = next;
-        } else {
-            tracing::warn!(round, "no valid update this round: global model unchanged");
         }
-        self.finish_round(round, records, accepted.len())
+        self.state.global = next;
+        Ok(())
+    }
+
+    /// Each accepted update's cosine to the aggregate update, and whether the aggregator
+    /// selected it and with what weight, in its site's record.
+    fn record_aggregate(
+        &self,
+        accepted: &[Update],
+        agg: &Aggregate,
+        records: &mut [SiteRecord],
+    ) -> Result<(), FlError> {
+        let agg_delta = agg.params.sub(&self.state.global)?;
+        let agg_norm = agg_delta.l2_norm();
+        for (k, u) in accepted.iter().enumerate() {
+            let rec = &mut records[u.site];
+            let d = u.params.sub(&self.state.global)?;
+            let denom = d.l2_norm() * agg_norm;
+            rec.cosine_to_aggregate =
+                (denom > 0.0).then(|| d.dot(&agg_delta).unwrap_or(0.0) / denom);
+            if let Some(sel) = &agg.selected {
+                rec.selected = Some(sel.contains(&k));
+            }
+            if let Some(w) = &agg.weights {
+                rec.aggregation_weight = w.get(k).copied();
+            }
+        }
+        Ok(())
     }
 
     /// Ends round `round`: counts it, evaluates where due, and reports.

@@ -35,7 +35,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use ward_core::Params;
 use ward_secagg::SecAggError;
-use ward_secagg::{MaskPrg, Quantizer, SecAggParams, SecAggServer};
+use ward_secagg::{MaskPrg, Quantizer, SecAggOutput, SecAggParams, SecAggServer};
 
 use crate::FlError;
 use crate::federation::{SiteRecord, SiteStatus};
@@ -194,24 +194,121 @@ pub(crate) fn secure_round(
     let params = settings.params(m, global.len(), round);
     params.validate().map_err(fail)?;
     let n: Vec<usize> = selected.iter().map(|&i| sites[i].num_train()).collect();
-    let total: usize = n.iter().sum();
-    let weight = |k: usize| {
-        if total == 0 {
-            1.0 / f64::from(m)
-        } else {
-            n[k] as f64 / total as f64
+    let mut state = RoundState::new(selected, settings, params, round, &names, &n);
+
+    // 1. Fit: each site trains and keeps its weighted update.
+    state.fit(sites, global, ins, records);
+    if state.live.is_empty() {
+        tracing::warn!(round, "no site trained this round: global model unchanged");
+        return Ok(SecureOutcome {
+            aggregate: None,
+            aggregated: 0,
+            record: state.record(&state.live),
+        });
+    }
+    let mut server = SecAggServer::new(&params)
+        .map_err(fail)?
+        .parallel(global.len() >= 1 << 16);
+    // 2. Advertise keys.
+    state.advertise_keys(sites, &mut server, records);
+    // 3. Share keys.
+    state
+        .share_keys(sites, &mut server, records)
+        .map_err(fail)?;
+    // Simulated dropouts: these sites leave after sharing keys.
+    state.simulated_dropouts(records);
+    // 4. Masked input.
+    state
+        .masked_inputs(sites, &mut server, records)
+        .map_err(fail)?;
+    // 5. Unmask.
+    state.unmask(sites, &mut server).map_err(fail)?;
+    let out = server.finish().map_err(fail)?;
+    state.aggregate(&out, global, records)
+}
+
+/// The state of one secure round: who is still in it, who left and why, and the bytes
+/// each participant sent and received. Participants are numbered `0..m` in site order
+/// (`selected[k]` is participant `k`'s site).
+struct RoundState<'a> {
+    /// The selected sites' indices.
+    selected: &'a [usize],
+    /// The federation's secure-aggregation settings.
+    settings: &'a SecAggSettings,
+    /// The round's public settings.
+    params: SecAggParams,
+    /// The round (from 1).
+    round: usize,
+    /// Every site's name, by site index.
+    names: &'a [String],
+    /// Training examples of each participant.
+    n: &'a [usize],
+    /// The selected sites' total training examples.
+    total: usize,
+    /// Bytes each participant sent.
+    up: Vec<u64>,
+    /// Bytes each participant received.
+    down: Vec<u64>,
+    /// Participants still in the round.
+    live: BTreeSet<u32>,
+    /// Participants that left, with the reason.
+    dropped: Vec<(u32, String)>,
+    /// Values each site that trained clipped, by site name.
+    clipped: BTreeMap<String, usize>,
+}
+
+impl<'a> RoundState<'a> {
+    /// A round over `selected` before any step.
+    fn new(
+        selected: &'a [usize],
+        settings: &'a SecAggSettings,
+        params: SecAggParams,
+        round: usize,
+        names: &'a [String],
+        n: &'a [usize],
+    ) -> Self {
+        Self {
+            selected,
+            settings,
+            params,
+            round,
+            names,
+            n,
+            total: n.iter().sum(),
+            up: vec![0u64; selected.len()],
+            down: vec![0u64; selected.len()],
+            live: BTreeSet::new(),
+            dropped: Vec::new(),
+            clipped: BTreeMap::new(),
         }
-    };
-    let name = |i: usize| names[i].clone();
-    let mut up = vec![0u64; selected.len()];
-    let mut down = vec![0u64; selected.len()];
-    // Participants still in the round, by index in the round.
-    let mut live: BTreeSet<u32> = BTreeSet::new();
-    let mut dropped: Vec<(u32, String)> = Vec::new();
-    let mut clipped: BTreeMap<String, usize> = BTreeMap::new();
-    let leave = |k: u32, why: String, records: &mut [SiteRecord], dropped: &mut Vec<_>| {
-        let i = selected[k as usize];
-        if settings.dropouts(m, round).contains(&k) {
+    }
+
+    /// Participants in the round.
+    fn m(&self) -> u32 {
+        self.selected.len() as u32
+    }
+
+    /// Participant `k`'s FedAvg weight: its share of the training examples (equal
+    /// shares when no site has any).
+    fn weight(&self, k: usize) -> f64 {
+        if self.total == 0 {
+            1.0 / f64::from(self.m())
+        } else {
+            self.n[k] as f64 / self.total as f64
+        }
+    }
+
+    /// The name of site `i` (a site index, not a participant number).
+    fn name(&self, i: usize) -> String {
+        self.names[i].clone()
+    }
+
+    /// Participant `k` leaves the round for reason `why` (logged as info for a simulated
+    /// dropout, else as a warning); its record says it dropped.
+    fn leave(&mut self, k: u32, why: String, records: &mut [SiteRecord]) {
+        let round = self.round;
+        let i = self.selected[k as usize];
+        if self.settings.dropouts(self.m(), round).contains(&k) {
             tracing::info!(round, site = records[i].site, "secure aggregation: {why}");
         } else {
             tracing::warn!(round, site = records[i].site, "secure aggregation: {why}");
@@ -219,185 +316,227 @@ pub(crate) fn secure_round(
         records[i].status = SiteStatus::Dropped {
             reason: why.clone(),
         };
-        dropped.push((k, why));
-    };
+        self.dropped.push((k, why));
+    }
 
-    // 1. Fit: each site trains and keeps its weighted update.
-    for (k, &i) in selected.iter().enumerate() {
-        let sa = SecAggInstructions {
-            params,
-            index: k as u32,
-            weight: weight(k),
-        };
-        match sites[i].secagg_fit(global, ins, &sa) {
-            Err(e) => {
-                tracing::warn!(round, site = sites[i].name(), "site failed: {e}");
-                records[i].status = SiteStatus::Failed {
-                    reason: e.to_string(),
-                };
-                dropped.push((k as u32, format!("failed to train: {e}")));
-            }
-            Ok(r) => {
-                records[i].num_examples = Some(r.num_examples);
-                records[i].train_loss = r.train_loss;
-                records[i].clipped_values = Some(r.clipped_values);
-                clipped.insert(name(i), r.clipped_values);
-                if r.clipped_values > 0 {
-                    tracing::warn!(
-                        round,
-                        site = sites[i].name(),
-                        "secure aggregation: {} values of the weighted update were outside [-clip, clip] = +-{} and were clipped (raise privacy.secagg.clip)",
-                        r.clipped_values,
-                        params.quantizer.clip
-                    );
+    /// Step 1: each site trains and keeps its weighted update; those that do are live.
+    fn fit(
+        &mut self,
+        sites: &mut [Box<dyn SiteHandle>],
+        global: &Params,
+        ins: &FitInstructions,
+        records: &mut [SiteRecord],
+    ) {
+        let round = self.round;
+        for (k, &i) in self.selected.iter().enumerate() {
+            let sa = SecAggInstructions {
+                params: self.params,
+                index: k as u32,
+                weight: self.weight(k),
+            };
+            match sites[i].secagg_fit(global, ins, &sa) {
+                Err(e) => {
+                    tracing::warn!(round, site = sites[i].name(), "site failed: {e}");
+                    records[i].status = SiteStatus::Failed {
+                        reason: e.to_string(),
+                    };
+                    self.dropped
+                        .push((k as u32, format!("failed to train: {e}")));
                 }
-                live.insert(k as u32);
+                Ok(r) => {
+                    records[i].num_examples = Some(r.num_examples);
+                    records[i].train_loss = r.train_loss;
+                    records[i].clipped_values = Some(r.clipped_values);
+                    self.clipped.insert(self.name(i), r.clipped_values);
+                    if r.clipped_values > 0 {
+                        tracing::warn!(
+                            round,
+                            site = sites[i].name(),
+                            "secure aggregation: {} values of the weighted update were outside [-clip, clip] = +-{} and were clipped (raise privacy.secagg.clip)",
+                            r.clipped_values,
+                            self.params.quantizer.clip
+                        );
+                    }
+                    self.live.insert(k as u32);
+                }
             }
         }
     }
-    let record = |live: &BTreeSet<u32>, dropped: &[(u32, String)], up: &[u64], down: &[u64]| {
-        let w: f64 = live.iter().map(|&k| weight(k as usize)).sum();
+
+    /// Step 2: each live participant advertises its keys; one that fails leaves.
+    fn advertise_keys(
+        &mut self,
+        sites: &mut [Box<dyn SiteHandle>],
+        server: &mut SecAggServer,
+        records: &mut [SiteRecord],
+    ) {
+        for k in self.live.clone() {
+            let s = &mut sites[self.selected[k as usize]];
+            let sent = s
+                .secagg_advertise_keys()
+                .and_then(|msg| wire(&msg, &mut self.up[k as usize]));
+            let why = match sent.map(|msg| server.receive_keys(k, msg)) {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            self.live.remove(&k);
+            self.leave(k, format!("advertising keys: {why}"), records);
+        }
+    }
+
+    /// Step 3: the server sends each live participant its neighbours' keys and gets its
+    /// shares back; one that fails leaves. `Err`: the server could not broadcast.
+    fn share_keys(
+        &mut self,
+        sites: &mut [Box<dyn SiteHandle>],
+        server: &mut SecAggServer,
+        records: &mut [SiteRecord],
+    ) -> Result<(), SecAggError> {
+        let keys = server.broadcast_keys()?;
+        for (k, msg) in keys {
+            if !self.live.contains(&k) {
+                continue;
+            }
+            let s = &mut sites[self.selected[k as usize]];
+            let sent = wire(&msg, &mut self.down[k as usize])
+                .and_then(|msg| s.secagg_share_keys(&msg))
+                .and_then(|reply| wire(&reply, &mut self.up[k as usize]));
+            let why = match sent.map(|reply| server.receive_shares(k, reply)) {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            self.live.remove(&k);
+            self.leave(k, format!("sharing keys: {why}"), records);
+        }
+        Ok(())
+    }
+
+    /// The simulated dropouts of the round that are still live leave after sharing keys.
+    fn simulated_dropouts(&mut self, records: &mut [SiteRecord]) {
+        for k in self.settings.dropouts(self.m(), self.round) {
+            if self.live.remove(&k) {
+                self.leave(
+                    k,
+                    "dropped after sharing keys (simulated: privacy.secagg.dropout)".into(),
+                    records,
+                );
+            }
+        }
+    }
+
+    /// Step 4: each live participant gets its forwarded shares and sends its masked
+    /// input; one that fails leaves. `Err`: the server could not forward the shares.
+    fn masked_inputs(
+        &mut self,
+        sites: &mut [Box<dyn SiteHandle>],
+        server: &mut SecAggServer,
+        records: &mut [SiteRecord],
+    ) -> Result<(), SecAggError> {
+        let forwarded = server.forward_shares()?;
+        for (k, msg) in forwarded {
+            if !self.live.contains(&k) {
+                continue;
+            }
+            let s = &mut sites[self.selected[k as usize]];
+            let sent = wire(&msg, &mut self.down[k as usize])
+                .and_then(|msg| s.secagg_masked_input(&msg))
+                .and_then(|reply| wire(&reply, &mut self.up[k as usize]));
+            let why = match sent.map(|reply| server.receive_masked(k, reply)) {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            self.live.remove(&k);
+            self.leave(k, format!("masking its update: {why}"), records);
+        }
+        Ok(())
+    }
+
+    /// Step 5: the server asks for the shares that unmask the sum. A survivor that fails
+    /// here is still in the sum (its masked input arrived); the others' shares rebuild
+    /// what is needed. `Err`: the server could not make its requests.
+    fn unmask(
+        &mut self,
+        sites: &mut [Box<dyn SiteHandle>],
+        server: &mut SecAggServer,
+    ) -> Result<(), SecAggError> {
+        let requests = server.unmask_requests()?;
+        for (k, msg) in requests {
+            let s = &mut sites[self.selected[k as usize]];
+            let sent = wire(&msg, &mut self.down[k as usize])
+                .and_then(|msg| s.secagg_unmask(&msg))
+                .and_then(|reply| wire(&reply, &mut self.up[k as usize]));
+            let why = match sent.map(|reply| server.receive_unmask(k, reply)) {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(
+                round = self.round,
+                site = sites[self.selected[k as usize]].name(),
+                "secure aggregation: no unmask answer: {why}"
+            );
+        }
+        Ok(())
+    }
+
+    /// The aggregate `global + S / W` from the server's output; the survivors' records
+    /// say they were accepted.
+    fn aggregate(
+        &self,
+        out: &SecAggOutput,
+        global: &Params,
+        records: &mut [SiteRecord],
+    ) -> Result<SecureOutcome, FlError> {
+        let survivors: BTreeSet<u32> = out.survivors.iter().copied().collect();
+        debug_assert_eq!(survivors, self.live);
+        let w: f64 = survivors.iter().map(|&k| self.weight(k as usize)).sum();
+        for &k in &survivors {
+            records[self.selected[k as usize]].status = SiteStatus::Accepted;
+        }
+        let values = global
+            .values()
+            .iter()
+            .zip(&out.sum)
+            .map(|(&g, &s)| (f64::from(g) + f64::from(s) / w) as f32)
+            .collect();
+        let aggregate = Params::new(global.layout().clone(), values)?;
+        Ok(SecureOutcome {
+            aggregate: Some(aggregate),
+            aggregated: survivors.len(),
+            record: self.record(&survivors),
+        })
+    }
+
+    /// The round's record with `survivors` in the sum.
+    fn record(&self, survivors: &BTreeSet<u32>) -> SecAggRoundRecord {
+        let w: f64 = survivors.iter().map(|&k| self.weight(k as usize)).sum();
+        let name = |k: usize| self.name(self.selected[k]);
         SecAggRoundRecord {
-            round,
-            neighbours: params.neighbours,
-            threshold: params.threshold,
-            survivors: live.iter().map(|&k| name(selected[k as usize])).collect(),
-            dropped: dropped
+            round: self.round,
+            neighbours: self.params.neighbours,
+            threshold: self.params.threshold,
+            survivors: survivors.iter().map(|&k| name(k as usize)).collect(),
+            dropped: self
+                .dropped
                 .iter()
-                .map(|(k, why)| (name(selected[*k as usize]), why.clone()))
+                .map(|(k, why)| (name(*k as usize), why.clone()))
                 .collect(),
-            up_bytes: (0..selected.len())
-                .map(|k| (name(selected[k]), up[k]))
+            up_bytes: (0..self.selected.len())
+                .map(|k| (name(k), self.up[k]))
                 .collect(),
-            down_bytes: (0..selected.len())
-                .map(|k| (name(selected[k]), down[k]))
+            down_bytes: (0..self.selected.len())
+                .map(|k| (name(k), self.down[k]))
                 .collect(),
-            clipped_values: clipped.clone(),
+            clipped_values: self.clipped.clone(),
             survivor_weight: w,
             error_bound: if w > 0.0 {
-                params.quantizer.error_bound(live.len() as u32) / w
+                self.params.quantizer.error_bound(survivors.len() as u32) / w
             } else {
                 0.0
             },
         }
-    };
-    if live.is_empty() {
-        tracing::warn!(round, "no site trained this round: global model unchanged");
-        return Ok(SecureOutcome {
-            aggregate: None,
-            aggregated: 0,
-            record: record(&live, &dropped, &up, &down),
-        });
     }
-    let mut server = SecAggServer::new(&params)
-        .map_err(fail)?
-        .parallel(global.len() >= 1 << 16);
-
-    // 2. Advertise keys.
-    for k in live.clone() {
-        let s = &mut sites[selected[k as usize]];
-        let sent = s
-            .secagg_advertise_keys()
-            .and_then(|msg| wire(&msg, &mut up[k as usize]));
-        let why = match sent.map(|msg| server.receive_keys(k, msg)) {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
-        };
-        live.remove(&k);
-        leave(k, format!("advertising keys: {why}"), records, &mut dropped);
-    }
-
-    // 3. Share keys.
-    let keys = server.broadcast_keys().map_err(fail)?;
-    for (k, msg) in keys {
-        if !live.contains(&k) {
-            continue;
-        }
-        let s = &mut sites[selected[k as usize]];
-        let sent = wire(&msg, &mut down[k as usize])
-            .and_then(|msg| s.secagg_share_keys(&msg))
-            .and_then(|reply| wire(&reply, &mut up[k as usize]));
-        let why = match sent.map(|reply| server.receive_shares(k, reply)) {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
-        };
-        live.remove(&k);
-        leave(k, format!("sharing keys: {why}"), records, &mut dropped);
-    }
-    // Simulated dropouts: these sites leave after sharing keys.
-    for k in settings.dropouts(m, round) {
-        if live.remove(&k) {
-            leave(
-                k,
-                "dropped after sharing keys (simulated: privacy.secagg.dropout)".into(),
-                records,
-                &mut dropped,
-            );
-        }
-    }
-
-    // 4. Masked input.
-    let forwarded = server.forward_shares().map_err(fail)?;
-    for (k, msg) in forwarded {
-        if !live.contains(&k) {
-            continue;
-        }
-        let s = &mut sites[selected[k as usize]];
-        let sent = wire(&msg, &mut down[k as usize])
-            .and_then(|msg| s.secagg_masked_input(&msg))
-            .and_then(|reply| wire(&reply, &mut up[k as usize]));
-        let why = match sent.map(|reply| server.receive_masked(k, reply)) {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
-        };
-        live.remove(&k);
-        leave(
-            k,
-            format!("masking its update: {why}"),
-            records,
-            &mut dropped,
-        );
-    }
-
-    // 5. Unmask. A survivor that fails here is still in the sum (its masked input
-    // arrived); the others' shares rebuild what is needed.
-    let requests = server.unmask_requests().map_err(fail)?;
-    for (k, msg) in requests {
-        let s = &mut sites[selected[k as usize]];
-        let sent = wire(&msg, &mut down[k as usize])
-            .and_then(|msg| s.secagg_unmask(&msg))
-            .and_then(|reply| wire(&reply, &mut up[k as usize]));
-        let why = match sent.map(|reply| server.receive_unmask(k, reply)) {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
-        };
-        tracing::warn!(
-            round,
-            site = sites[selected[k as usize]].name(),
-            "secure aggregation: no unmask answer: {why}"
-        );
-    }
-    let out = server.finish().map_err(fail)?;
-    let survivors: BTreeSet<u32> = out.survivors.iter().copied().collect();
-    debug_assert_eq!(survivors, live);
-    let w: f64 = survivors.iter().map(|&k| weight(k as usize)).sum();
-    for &k in &survivors {
-        records[selected[k as usize]].status = SiteStatus::Accepted;
-    }
-    let values = global
-        .values()
-        .iter()
-        .zip(&out.sum)
-        .map(|(&g, &s)| (f64::from(g) + f64::from(s) / w) as f32)
-        .collect();
-    let aggregate = Params::new(global.layout().clone(), values)?;
-    Ok(SecureOutcome {
-        aggregate: Some(aggregate),
-        aggregated: survivors.len(),
-        record: record(&survivors, &dropped, &up, &down),
-    })
 }

@@ -252,6 +252,12 @@ mod tests {
                 .outputs,
             2
         );
-        assert!(DenseArch::from_spec(&spec, LossKind::Bce, 3, 3).is_err());
+        let e = DenseArch::from_spec(&spec, LossKind::Bce, 3, 3)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "model config: train.loss = \"bce\" needs 2 classes, the data has 3"
+        );
     }
 }

@@ -480,8 +480,34 @@ mod tests {
         let arch = DenseArch::from_spec(&ModelSpec::default(), LossKind::Auto, 2, 2).unwrap();
         let mut k = NativeDense::new(arch);
         let mut g = [0.0; 3];
-        assert!(k.loss_and_grad(&[0.0; 4], &[0.0; 2], &[1], &mut g).is_err());
-        assert!(k.loss_and_grad(&[0.0; 3], &[0.0; 3], &[1], &mut g).is_err());
-        assert!(k.logits(&[0.0; 3], &[0.0; 3], 1).is_err());
+        let e = k
+            .loss_and_grad(&[0.0; 4], &[0.0; 2], &[1], &mut g)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "shape mismatch: parameter vector has 4 values, the model [2, 1] needs 3"
+        );
+        let e = k
+            .loss_and_grad(&[0.0; 3], &[0.0; 3], &[1], &mut g)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "shape mismatch: input has 3 values, expected 1 rows x 2 features"
+        );
+        let e = k.logits(&[0.0; 3], &[0.0; 3], 1).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "shape mismatch: input has 3 values, expected 1 rows x 2 features"
+        );
+        let e = k
+            .loss_and_grad(&[0.0; 3], &[0.0; 2], &[1], &mut [0.0; 2])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "shape mismatch: gradient buffer has 2 values, expected 3"
+        );
     }
 }

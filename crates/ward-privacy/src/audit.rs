@@ -717,9 +717,10 @@ mod tests {
         assert_eq!(lo, 0.0);
         close(hi, 1.0 - 0.025f64.powf(0.1), 1e-9);
         close(hi, 0.308_497_1, 1e-6);
-        assert!(clopper_pearson(3, 2, 0.95).is_err());
-        assert!(clopper_pearson(0, 0, 0.95).is_err());
-        assert!(clopper_pearson(1, 2, 1.0).is_err());
+        let err = |k, n, c| clopper_pearson(k, n, c).unwrap_err().to_string();
+        assert_eq!(err(3, 2, 0.95), "trials = 3 of 2: needs n >= 1 and k <= n");
+        assert_eq!(err(0, 0, 0.95), "trials = 0 of 0: needs n >= 1 and k <= n");
+        assert_eq!(err(1, 2, 1.0), "confidence = 1: must be in (0, 1)");
     }
 
     #[test]
@@ -762,17 +763,42 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_refused_with_named_parameters() {
-        assert!(roc(&[1.0], &[true]).is_err());
-        assert!(roc(&[1.0, f64::NAN], &[true, false]).is_err());
-        assert!(roc(&[1.0], &[true, false]).is_err());
+        let err = |e: PrivacyError| e.to_string();
+        assert_eq!(
+            err(roc(&[1.0], &[true]).unwrap_err()),
+            "membership = 1 members, 0 non-members: an attack needs both members and non-members to score"
+        );
+        assert_eq!(
+            err(roc(&[1.0, f64::NAN], &[true, false]).unwrap_err()),
+            "scores = NaN (example 1): every attack score must be finite"
+        );
+        assert_eq!(
+            err(roc(&[1.0], &[true, false]).unwrap_err()),
+            "scores = 1: must be one per membership label (2)"
+        );
         let e = summarize_attack(&[1.0, 0.0], &[true, false], &[0.0], 0.0, 0.95).unwrap_err();
         assert!(e.to_string().contains("fpr"), "{e}");
         let r = roc(&[1.0, 0.0], &[true, false]).unwrap();
-        assert!(epsilon_lower_bound(&r, 1.0, 0.95).is_err());
-        assert!(balanced_inclusion(10, 3, 0).is_err());
-        assert!(example_scores(OutputKind::Sigmoid, 1, &[0.0], &[2]).is_err());
-        assert!(example_scores(OutputKind::Softmax, 2, &[0.0, 1.0], &[2]).is_err());
-        assert!(example_scores(OutputKind::Sigmoid, 1, &[0.0, 1.0], &[0]).is_err());
+        assert_eq!(
+            err(epsilon_lower_bound(&r, 1.0, 0.95).unwrap_err()),
+            "delta = 1: must be in [0, 1)"
+        );
+        assert_eq!(
+            err(balanced_inclusion(10, 3, 0).unwrap_err()),
+            "shadows = 3: LiRA needs an even number of at least 4 shadow models (each example in half)"
+        );
+        assert_eq!(
+            err(example_scores(OutputKind::Sigmoid, 1, &[0.0], &[2]).unwrap_err()),
+            "label = 2 (row 0): a sigmoid model takes labels 0 or 1"
+        );
+        assert_eq!(
+            err(example_scores(OutputKind::Softmax, 2, &[0.0, 1.0], &[2]).unwrap_err()),
+            "label = 2 (row 0): a softmax model with 2 outputs takes 0..2"
+        );
+        assert_eq!(
+            err(example_scores(OutputKind::Sigmoid, 1, &[0.0, 1.0], &[0]).unwrap_err()),
+            "logits = 2: expected 1 rows x 1 outputs"
+        );
     }
 
     #[test]
@@ -857,8 +883,16 @@ mod tests {
     fn lira_refuses_too_few_shadows() {
         let shadow = vec![vec![1.0], vec![2.0]];
         let inc = vec![vec![true], vec![false]];
-        assert!(lira_scores(&[1.0], &shadow, &inc, LiraVariance::Global).is_err());
+        let e = lira_scores(&[1.0], &shadow, &inc, LiraVariance::Global).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "shadows = 2: one in and one out model per example leave no spread to estimate: train at least 4 shadows"
+        );
         let inc = vec![vec![true], vec![true]];
-        assert!(lira_scores(&[1.0], &shadow, &inc, LiraVariance::Global).is_err());
+        let e = lira_scores(&[1.0], &shadow, &inc, LiraVariance::Global).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "inclusion = example 0: 2 in, 0 out: LiRA needs at least 1 in and 1 out shadow models per example"
+        );
     }
 }

@@ -344,7 +344,11 @@ mod tests {
         let b = params_to_safetensors(&p, "{\"x\":1}").unwrap();
         assert_eq!(a, b);
         assert_eq!(params_from_safetensors(&a).unwrap(), p);
-        assert!(params_from_safetensors(b"garbage").is_err());
+        let e = params_from_safetensors(b"garbage").unwrap_err();
+        assert!(
+            matches!(e, ReportError::Model(_)) && e.to_string().starts_with("model file: "),
+            "{e}"
+        );
     }
 
     #[test]
@@ -374,6 +378,13 @@ mod tests {
         let text = fs_err::read_to_string(&p).unwrap();
         assert_eq!(text.lines().count(), 1);
         assert!(text.contains("\"status\":\"accepted\""), "{text}");
-        assert!(truncate_metrics(&p, n2).is_err());
+        let e = truncate_metrics(&p, n2).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: {n1} bytes, but the checkpoint expects at least {n2}: the metrics log was cut short or replaced, so the run cannot resume; start a new run",
+                p.display()
+            )
+        );
     }
 }

@@ -364,7 +364,11 @@ mod tests {
             open(&shared, 1, 3, 2, &ct).unwrap_err(),
             SecAggError::Authentication { from: 3, to: 2 }
         );
-        assert!(open(&shared, 2, 2, 3, &ct).is_err(), "another round");
+        assert_eq!(
+            open(&shared, 2, 2, 3, &ct).unwrap_err(),
+            SecAggError::Authentication { from: 2, to: 3 },
+            "another round"
+        );
         let mut bad = ct.clone();
         bad[0] ^= 1;
         assert_eq!(

@@ -191,6 +191,7 @@ mod tests {
         let e = postcard::from_bytes::<MaskedInput>(&b).unwrap_err();
         assert!(matches!(e, postcard::Error::SerdeDeCustom), "{e:?}");
         // A truncated message.
-        assert!(postcard::from_bytes::<MaskedInput>(&[9, 1, 2]).is_err());
+        let e = postcard::from_bytes::<MaskedInput>(&[9, 1, 2]).unwrap_err();
+        assert_eq!(e, postcard::Error::DeserializeUnexpectedEnd, "{e}");
     }
 }

@@ -278,8 +278,18 @@ mod tests {
             e.contains("bits = 26") && e.contains("at most 25 bits"),
             "{e}"
         );
-        assert!(Quantizer::new(0.0, 8, Rounding::Stochastic).is_err());
-        assert!(Quantizer::new(1.0, 32, Rounding::Stochastic).is_err());
+        assert_eq!(
+            Quantizer::new(0.0, 8, Rounding::Stochastic)
+                .unwrap_err()
+                .to_string(),
+            "clip = 0: must be positive and finite"
+        );
+        assert_eq!(
+            Quantizer::new(1.0, 32, Rounding::Stochastic)
+                .unwrap_err()
+                .to_string(),
+            "bits = 32: must be in 1..=31 (values live in the ring 2^32)"
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let e = q
             .quantize_into(&[0.0, f32::NAN], &mut rng, &mut [0, 0])

@@ -421,7 +421,14 @@ fn malformed_and_out_of_range_messages_are_errors() {
     let mut server = SecAggServer::new(&p).unwrap();
     let mut c0 = SecAggClient::new(&p, 0, [1; 32]).unwrap();
     // Out of order.
-    assert!(c0.share_keys(&NeighbourKeys { keys: vec![] }).is_err());
+    let e = c0
+        .share_keys(&NeighbourKeys { keys: vec![] })
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "secure aggregation: site 0: share_keys called in stage Fresh (expected Advertised)"
+    );
     let adv = c0.advertise_keys().unwrap();
     // A sender out of range.
     let e = server.receive_keys(7, adv.clone()).unwrap_err().to_string();
@@ -489,8 +496,10 @@ fn malformed_and_out_of_range_messages_are_errors() {
         .to_string();
     assert!(e.contains("9 values"), "{e}");
     // Garbage bytes on the wire decode to an error, not a panic.
-    assert!(postcard::from_bytes::<ShareKeys>(&[200, 1, 2]).is_err());
-    assert!(postcard::from_bytes::<UnmaskRequest>(&[]).is_err());
+    let e = postcard::from_bytes::<ShareKeys>(&[200, 1, 2]).unwrap_err();
+    assert_eq!(e, postcard::Error::DeserializeUnexpectedEnd, "{e}");
+    let e = postcard::from_bytes::<UnmaskRequest>(&[]).unwrap_err();
+    assert_eq!(e, postcard::Error::DeserializeUnexpectedEnd, "{e}");
     // A share ciphertext for a site that is not a neighbour with keys.
     let mut server = SecAggServer::new(&p).unwrap();
     for s in 0..4 {

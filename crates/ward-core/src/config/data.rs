@@ -569,40 +569,73 @@ impl DataSpec {
                 format!("is required when data.dataset = \"{name}\": at least height and width"),
             )
         })?;
-        check((1..=4096).contains(&r.height), "data.reader.height", || {
-            format!("must be in 1..=4096, got {}", r.height)
-        })?;
-        check((1..=4096).contains(&r.width), "data.reader.width", || {
-            format!("must be in 1..=4096, got {}", r.width)
-        })?;
+        r.validate_size()?;
+        r.validate_kind_keys(kind)?;
+        r.validate_dims(kind, &images)?;
+        if kind == DatasetKind::ImageFolder {
+            r.validate_image_folder(&images)?;
+        }
+        r.validate_intensity(kind)?;
+        check(
+            !(r.site_folders && self.partition.is_some()),
+            "data.partition",
+            || "site folders already give the sites; remove [data.partition]".into(),
+        )
+    }
+}
+
+impl ReaderSpec {
+    /// Checks `height` and `width` are in 1..=4096.
+    fn validate_size(&self) -> Result<(), ConfigError> {
+        check(
+            (1..=4096).contains(&self.height),
+            "data.reader.height",
+            || format!("must be in 1..=4096, got {}", self.height),
+        )?;
+        check(
+            (1..=4096).contains(&self.width),
+            "data.reader.width",
+            || format!("must be in 1..=4096, got {}", self.width),
+        )
+    }
+
+    /// Checks that keys meant for one reader kind are only set for that kind, and that
+    /// image-folder leaves `resample` at its default.
+    fn validate_kind_keys(&self, kind: DatasetKind) -> Result<(), ConfigError> {
         let only = |set: bool, key: &str, for_kind: DatasetKind| {
             check(!set || kind == for_kind, key, || {
                 format!("is only for data.dataset = \"{}\"", for_kind.as_str())
             })
         };
         only(
-            r.site_folders,
+            self.site_folders,
             "data.reader.site-folders",
             DatasetKind::ImageFolder,
         )?;
         only(
-            r.color != ColorKind::Grey,
+            self.color != ColorKind::Grey,
             "data.reader.color",
             DatasetKind::ImageFolder,
         )?;
-        only(r.slices, "data.reader.slices", DatasetKind::Nifti)?;
-        only(r.series, "data.reader.series", DatasetKind::Dicom)?;
-        only(r.root.is_some(), "data.reader.root", DatasetKind::Dicom)?;
+        only(self.slices, "data.reader.slices", DatasetKind::Nifti)?;
+        only(self.series, "data.reader.series", DatasetKind::Dicom)?;
+        only(self.root.is_some(), "data.reader.root", DatasetKind::Dicom)?;
         check(
-            kind != DatasetKind::ImageFolder || r.resample == ResampleKind::Linear,
+            kind != DatasetKind::ImageFolder || self.resample == ResampleKind::Linear,
             "data.reader.resample",
             || {
                 "is not used by image-folder: PNG/JPEG images are always resized bilinearly (resample is for nifti and dicom)".into()
             },
-        )?;
+        )
+    }
+
+    /// Checks `data.images.dims` matches what the reader gives (3D for nifti volumes and
+    /// dicom series), and `depth` is set exactly for 3D images.
+    fn validate_dims(&self, kind: DatasetKind, images: &ImageDataSpec) -> Result<(), ConfigError> {
+        let name = kind.as_str();
         let is_3d = match kind {
-            DatasetKind::Nifti => !r.slices,
-            DatasetKind::Dicom => r.series,
+            DatasetKind::Nifti => !self.slices,
+            DatasetKind::Dicom => self.series,
             _ => false,
         };
         check(
@@ -618,33 +651,39 @@ impl DataSpec {
         )?;
         if is_3d {
             check(
-                r.depth.is_some_and(|d| (1..=1024).contains(&d)),
+                self.depth.is_some_and(|d| (1..=1024).contains(&d)),
                 "data.reader.depth",
                 || "is required for 3D images, in 1..=1024".into(),
-            )?;
+            )
         } else {
-            check(r.depth.is_none(), "data.reader.depth", || {
+            check(self.depth.is_none(), "data.reader.depth", || {
                 "is only for 3D images (nifti volumes, dicom series)".into()
-            })?;
+            })
         }
-        if kind == DatasetKind::ImageFolder {
-            check(
-                images.task == ImageTaskKind::MultiClass,
-                "data.images.task",
-                || {
-                    "image-folder labels come from the class folders: use task = \"multi-class\""
-                        .into()
-                },
-            )?;
-            check(
-                r.intensity == IntensityKind::MinMax && r.range.is_none() && r.window.is_none(),
-                "data.reader.intensity",
-                || "is not used by image-folder (8-bit images map to [0, 1] by /255)".into(),
-            )?;
-        }
-        match r.intensity {
+    }
+
+    /// Checks the image-folder rules: a multi-class task and no intensity settings.
+    fn validate_image_folder(&self, images: &ImageDataSpec) -> Result<(), ConfigError> {
+        check(
+            images.task == ImageTaskKind::MultiClass,
+            "data.images.task",
+            || "image-folder labels come from the class folders: use task = \"multi-class\"".into(),
+        )?;
+        check(
+            self.intensity == IntensityKind::MinMax
+                && self.range.is_none()
+                && self.window.is_none(),
+            "data.reader.intensity",
+            || "is not used by image-folder (8-bit images map to [0, 1] by /255)".into(),
+        )
+    }
+
+    /// Checks `intensity` against `range` and `window`, and which kinds each intensity
+    /// mapping is for.
+    fn validate_intensity(&self, kind: DatasetKind) -> Result<(), ConfigError> {
+        match self.intensity {
             IntensityKind::Range => {
-                let ok = r
+                let ok = self
                     .range
                     .is_some_and(|[lo, hi]| lo.is_finite() && hi.is_finite() && lo < hi);
                 check(ok, "data.reader.range", || {
@@ -652,7 +691,7 @@ impl DataSpec {
                 })?;
             }
             IntensityKind::Window => {
-                let ok = r
+                let ok = self
                     .window
                     .is_some_and(|[c, w]| c.is_finite() && w.is_finite() && w >= 1.0);
                 check(ok, "data.reader.window", || {
@@ -667,24 +706,19 @@ impl DataSpec {
             IntensityKind::MinMax => {}
         }
         check(
-            r.range.is_none() || r.intensity == IntensityKind::Range,
+            self.range.is_none() || self.intensity == IntensityKind::Range,
             "data.reader.range",
             || "is only for intensity = \"range\"".into(),
         )?;
         check(
-            r.window.is_none() || r.intensity == IntensityKind::Window,
+            self.window.is_none() || self.intensity == IntensityKind::Window,
             "data.reader.window",
             || "is only for intensity = \"window\"".into(),
         )?;
         check(
-            r.intensity != IntensityKind::Window || kind == DatasetKind::Dicom,
+            self.intensity != IntensityKind::Window || kind == DatasetKind::Dicom,
             "data.reader.intensity",
             || "\"window\" is only for dicom".into(),
-        )?;
-        check(
-            !(r.site_folders && self.partition.is_some()),
-            "data.partition",
-            || "site folders already give the sites; remove [data.partition]".into(),
         )
     }
 }

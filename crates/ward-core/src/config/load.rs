@@ -453,11 +453,13 @@ mod tests {
         assert_eq!(l.base_dir, PathBuf::from("."));
     }
 
-    /// For every top-level section and the top-level keys: an unknown key, a wrong type
-    /// and an out-of-range value, each naming the file, the exact line and the dotted key.
-    #[test]
-    fn config_error_table_names_file_line_and_key() {
-        let cases: &[(&[(usize, &str)], &str)] = &[
+    /// One case of the config error table: line edits to the base experiment, and the
+    /// start of the error they must give.
+    type ErrorCase = (&'static [(usize, &'static str)], &'static str);
+
+    /// Error cases for the top-level keys and `[data]`.
+    fn top_level_and_data_error_cases() -> &'static [ErrorCase] {
+        &[
             // top level
             (
                 &[(2, "sed = 1")],
@@ -490,6 +492,12 @@ mod tests {
                 "x.toml:5: data.dataset: unknown variant `heart`, expected one of",
             ),
             (&[(5, "")], "x.toml:4: data.dataset: is required"),
+        ]
+    }
+
+    /// Error cases for `[model]`, `[train]` and `[federation]`.
+    fn model_train_federation_error_cases() -> &'static [ErrorCase] {
+        &[
             // [model]
             (
                 &[(9, "kinds = \"mlp\"")],
@@ -533,6 +541,12 @@ mod tests {
                 &[(16, "strategy = \"fedadam\"")],
                 "x.toml:15: federation.server-lr: is required for strategy \"fedadam\"",
             ),
+        ]
+    }
+
+    /// Error cases for `[robust]`, `[attack]` and `[privacy]`.
+    fn robust_attack_privacy_error_cases() -> &'static [ErrorCase] {
+        &[
             // [robust]
             (&[(21, "fff = 1")], "x.toml:21: robust.fff: unknown key"),
             (
@@ -594,7 +608,19 @@ mod tests {
                 &[(26, "[privacy.dp-sg]")],
                 "x.toml:26: privacy.dp-sg: unknown key",
             ),
-        ];
+        ]
+    }
+
+    /// For every top-level section and the top-level keys: an unknown key, a wrong type
+    /// and an out-of-range value, each naming the file, the exact line and the dotted key.
+    #[test]
+    fn config_error_table_names_file_line_and_key() {
+        let cases = [
+            top_level_and_data_error_cases(),
+            model_train_federation_error_cases(),
+            robust_attack_privacy_error_cases(),
+        ]
+        .concat();
         for (edits, want) in cases {
             let e = err(edits, &[]);
             assert!(e.starts_with(want), "{edits:?}:\n got: {e}\nwant: {want}");

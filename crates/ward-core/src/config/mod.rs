@@ -395,199 +395,10 @@ mod tests {
     /// key is set (built without `..Default::default()`, so a new field must be added
     /// here and therefore documented).
     fn all_keys() -> Vec<String> {
-        let spec = ExperimentSpec {
-            name: "n".into(),
-            seed: 1,
-            data: DataSpec {
-                dataset: DatasetKind::Csv,
-                path: Some("x.csv".into()),
-                numeric: vec!["a".into()],
-                categorical: vec![CategoricalSpec {
-                    column: "c".into(),
-                    reference: "r".into(),
-                    levels: vec!["l".into()],
-                }],
-                target: Some(TargetSpec {
-                    column: "t".into(),
-                    rule: "> 0".into(),
-                }),
-                site_column: Some("s".into()),
-                missing_values: vec![String::new()],
-                missing: MissingPolicy::Impute,
-                test_fraction: 0.3,
-                split_seed: 1,
-                partition: Some(PartitionSpec {
-                    kind: PartitionKind::Dirichlet,
-                    sites: 2,
-                    alpha: 1.0,
-                    seed: 1,
-                    min_rows: 1,
-                }),
-                standardize: StandardizeKind::Global,
-                images: Some(ImageDataSpec {
-                    task: ImageTaskKind::MultiClass,
-                    classes: Some(2),
-                    labels: Some(2),
-                    dims: Dims::D2,
-                    on_bad_file: BadFilePolicy::Skip,
-                }),
-                synth: Some(SynthDataSpec::default()),
-                reader: Some(ReaderSpec {
-                    height: 8,
-                    width: 8,
-                    depth: Some(2),
-                    color: ColorKind::Rgb,
-                    site_folders: true,
-                    slices: true,
-                    series: true,
-                    root: Some("r".into()),
-                    resample: ResampleKind::Nearest,
-                    intensity: IntensityKind::Window,
-                    window: Some([40.0, 400.0]),
-                    range: Some([0.0, 1.0]),
-                }),
-            },
-            model: ModelSpec {
-                kind: ModelKind::Mlp,
-                hidden: vec![3],
-                activation: Activation::Tanh,
-                channels: vec![4],
-                width: Some(4),
-                norm: Some(NormKind::Batch),
-                groups: Some(2),
-            },
-            train: TrainSpec {
-                optimizer: OptimizerKind::Adam,
-                lr: 0.1,
-                momentum: 0.1,
-                weight_decay: 0.1,
-                beta1: 0.9,
-                beta2: 0.9,
-                eps: 1e-8,
-                batch_size: 2,
-                local_steps: Some(1),
-                local_epochs: Some(1),
-                loss: LossKind::Bce,
-                augment: AugmentSpec {
-                    flip: true,
-                    rotate: 1.0,
-                    brightness: 0.1,
-                    contrast: 0.1,
-                },
-            },
-            federation: FederationSpec {
-                strategy: StrategyKind::Fedprox,
-                rounds: 2,
-                sites_per_round: Some(1),
-                mu: Some(0.1),
-                server_lr: Some(0.1),
-                beta1: 0.9,
-                beta2: 0.9,
-                tau: 0.1,
-                local_site: Some("a".into()),
-                fine_tune_steps: 1,
-                eval_every: 1,
-            },
-            robust: RobustSpec {
-                rule: AggregationRule::MultiKrum(MultiKrumOptions { m: Some(2) }),
-                f: Some(1),
-                pre: vec![PreAggregatorSpec::Nnm],
-                seed: Some(1),
-            },
-            attack: Some(AttackSpec {
-                method: AttackMethod::Backdoor(BackdoorOptions {
-                    target: 1,
-                    rate: 0.5,
-                    trigger: vec![TriggerFeature {
-                        feature: 0,
-                        value: 1.0,
-                    }],
-                    patch: Some(PatchSpec {
-                        size: 3,
-                        value: 1.0,
-                    }),
-                }),
-                sites: vec!["a".into()],
-                f: Some(1),
-                from_round: 1,
-            }),
-            privacy: PrivacySpec {
-                dp_sgd: Some(DpSgdSpec {
-                    clip: 1.0,
-                    noise_multiplier: Some(1.0),
-                    target_epsilon: Some(1.0),
-                    delta: 1e-5,
-                    sampling: DpSamplingKind::FixedSize,
-                    accountant: AccountantChoice::Prv,
-                    physical_batch: Some(2),
-                    budget: Some(1.0),
-                }),
-                central: Some(CentralDpSpec {
-                    clip: 1.0,
-                    adaptive: true,
-                    target_quantile: 0.5,
-                    clip_lr: 0.2,
-                    count_noise: Some(1.0),
-                    noise_multiplier: Some(1.0),
-                    target_epsilon: Some(1.0),
-                    delta: 1e-5,
-                    accountant: AccountantChoice::Rdp,
-                    budget: Some(1.0),
-                }),
-                secagg: Some(SecAggSpec {
-                    neighbours: Some(2),
-                    threshold: Some(2),
-                    clip: 1.0,
-                    bits: 16,
-                    prg: SecAggPrgKind::Chacha8,
-                    dropout: 0.25,
-                }),
-            },
-        };
-        fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
-            match v {
-                toml::Value::Table(t) => {
-                    for (k, v) in t {
-                        let key = if prefix.is_empty() {
-                            k.clone()
-                        } else {
-                            format!("{prefix}.{k}")
-                        };
-                        out.push(key.clone());
-                        walk(&key, v, out);
-                    }
-                }
-                toml::Value::Array(a) => {
-                    if let Some(first @ toml::Value::Table(_)) = a.first() {
-                        walk(prefix, first, out);
-                    }
-                }
-                _ => {}
-            }
-        }
         let mut out = Vec::new();
-        walk("", &toml::Value::try_from(&spec).unwrap(), &mut out);
+        walk("", &toml::Value::try_from(full_spec()).unwrap(), &mut out);
         // Each aggregation rule takes its own keys: walk one of each with all set.
-        let rules = [
-            AggregationRule::GeometricMedian(GeometricMedianOptions {
-                iterations: Some(1),
-                eps: Some(1e-8),
-            }),
-            AggregationRule::CenteredClipping(CenteredClippingOptions {
-                tau: 1.0,
-                iterations: Some(1),
-            }),
-            AggregationRule::Fltrust(FltrustOptions {
-                root_samples: Some(1),
-            }),
-            AggregationRule::Dnc(DncOptions {
-                iterations: Some(1),
-                subsample_dim: Some(1),
-                filter_fraction: Some(1.0),
-            }),
-            AggregationRule::Flame(FlameOptions { lambda: Some(0.1) }),
-        ];
-        for rule in rules {
+        for rule in rule_variants() {
             let r = RobustSpec {
                 rule,
                 ..RobustSpec::default()
@@ -595,17 +406,7 @@ mod tests {
             walk("robust", &toml::Value::try_from(&r).unwrap(), &mut out);
         }
         // Each attack takes its own keys too.
-        let methods = [
-            AttackMethod::SignFlip(ScaleOptions { scale: Some(1.0) }),
-            AttackMethod::Gaussian(NoiseOptions { std: 1.0 }),
-            AttackMethod::Alie(AlieOptions { z: Some(1.0) }),
-            AttackMethod::Ipm(IpmOptions { epsilon: Some(1.0) }),
-            AttackMethod::MinMax(PerturbationOptions {
-                perturbation: PerturbationKind::Sign,
-            }),
-            AttackMethod::Swap(SwapOptions { swap: Some([0, 1]) }),
-        ];
-        for method in methods {
+        for method in attack_variants() {
             let a = AttackSpec::new(method, 1);
             walk("attack", &toml::Value::try_from(&a).unwrap(), &mut out);
         }
@@ -625,6 +426,257 @@ mod tests {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// An [`ExperimentSpec`] with every optional key set.
+    fn full_spec() -> ExperimentSpec {
+        ExperimentSpec {
+            name: "n".into(),
+            seed: 1,
+            data: full_data_spec(),
+            model: full_model_spec(),
+            train: full_train_spec(),
+            federation: full_federation_spec(),
+            robust: full_robust_spec(),
+            attack: full_attack_spec(),
+            privacy: full_privacy_spec(),
+        }
+    }
+
+    /// `[data]` with every optional key set (a csv dataset with images and reader too).
+    fn full_data_spec() -> DataSpec {
+        DataSpec {
+            dataset: DatasetKind::Csv,
+            path: Some("x.csv".into()),
+            numeric: vec!["a".into()],
+            categorical: vec![CategoricalSpec {
+                column: "c".into(),
+                reference: "r".into(),
+                levels: vec!["l".into()],
+            }],
+            target: Some(TargetSpec {
+                column: "t".into(),
+                rule: "> 0".into(),
+            }),
+            site_column: Some("s".into()),
+            missing_values: vec![String::new()],
+            missing: MissingPolicy::Impute,
+            test_fraction: 0.3,
+            split_seed: 1,
+            partition: Some(PartitionSpec {
+                kind: PartitionKind::Dirichlet,
+                sites: 2,
+                alpha: 1.0,
+                seed: 1,
+                min_rows: 1,
+            }),
+            standardize: StandardizeKind::Global,
+            images: Some(ImageDataSpec {
+                task: ImageTaskKind::MultiClass,
+                classes: Some(2),
+                labels: Some(2),
+                dims: Dims::D2,
+                on_bad_file: BadFilePolicy::Skip,
+            }),
+            synth: Some(SynthDataSpec::default()),
+            reader: Some(ReaderSpec {
+                height: 8,
+                width: 8,
+                depth: Some(2),
+                color: ColorKind::Rgb,
+                site_folders: true,
+                slices: true,
+                series: true,
+                root: Some("r".into()),
+                resample: ResampleKind::Nearest,
+                intensity: IntensityKind::Window,
+                window: Some([40.0, 400.0]),
+                range: Some([0.0, 1.0]),
+            }),
+        }
+    }
+
+    /// `[model]` with every optional key set.
+    fn full_model_spec() -> ModelSpec {
+        ModelSpec {
+            kind: ModelKind::Mlp,
+            hidden: vec![3],
+            activation: Activation::Tanh,
+            channels: vec![4],
+            width: Some(4),
+            norm: Some(NormKind::Batch),
+            groups: Some(2),
+        }
+    }
+
+    /// `[train]` with every optional key set.
+    fn full_train_spec() -> TrainSpec {
+        TrainSpec {
+            optimizer: OptimizerKind::Adam,
+            lr: 0.1,
+            momentum: 0.1,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.9,
+            eps: 1e-8,
+            batch_size: 2,
+            local_steps: Some(1),
+            local_epochs: Some(1),
+            loss: LossKind::Bce,
+            augment: AugmentSpec {
+                flip: true,
+                rotate: 1.0,
+                brightness: 0.1,
+                contrast: 0.1,
+            },
+        }
+    }
+
+    /// `[federation]` with every optional key set.
+    fn full_federation_spec() -> FederationSpec {
+        FederationSpec {
+            strategy: StrategyKind::Fedprox,
+            rounds: 2,
+            sites_per_round: Some(1),
+            mu: Some(0.1),
+            server_lr: Some(0.1),
+            beta1: 0.9,
+            beta2: 0.9,
+            tau: 0.1,
+            local_site: Some("a".into()),
+            fine_tune_steps: 1,
+            eval_every: 1,
+        }
+    }
+
+    /// `[robust]` with every optional key set (multi-krum options).
+    fn full_robust_spec() -> RobustSpec {
+        RobustSpec {
+            rule: AggregationRule::MultiKrum(MultiKrumOptions { m: Some(2) }),
+            f: Some(1),
+            pre: vec![PreAggregatorSpec::Nnm],
+            seed: Some(1),
+        }
+    }
+
+    /// `[attack]` with every optional key set (backdoor options).
+    fn full_attack_spec() -> Option<AttackSpec> {
+        Some(AttackSpec {
+            method: AttackMethod::Backdoor(BackdoorOptions {
+                target: 1,
+                rate: 0.5,
+                trigger: vec![TriggerFeature {
+                    feature: 0,
+                    value: 1.0,
+                }],
+                patch: Some(PatchSpec {
+                    size: 3,
+                    value: 1.0,
+                }),
+            }),
+            sites: vec!["a".into()],
+            f: Some(1),
+            from_round: 1,
+        })
+    }
+
+    /// `[privacy]` with every optional key set.
+    fn full_privacy_spec() -> PrivacySpec {
+        PrivacySpec {
+            dp_sgd: Some(DpSgdSpec {
+                clip: 1.0,
+                noise_multiplier: Some(1.0),
+                target_epsilon: Some(1.0),
+                delta: 1e-5,
+                sampling: DpSamplingKind::FixedSize,
+                accountant: AccountantChoice::Prv,
+                physical_batch: Some(2),
+                budget: Some(1.0),
+            }),
+            central: Some(CentralDpSpec {
+                clip: 1.0,
+                adaptive: true,
+                target_quantile: 0.5,
+                clip_lr: 0.2,
+                count_noise: Some(1.0),
+                noise_multiplier: Some(1.0),
+                target_epsilon: Some(1.0),
+                delta: 1e-5,
+                accountant: AccountantChoice::Rdp,
+                budget: Some(1.0),
+            }),
+            secagg: Some(SecAggSpec {
+                neighbours: Some(2),
+                threshold: Some(2),
+                clip: 1.0,
+                bits: 16,
+                prg: SecAggPrgKind::Chacha8,
+                dropout: 0.25,
+            }),
+        }
+    }
+
+    /// The aggregation rules other than the one in [`full_robust_spec`], each with all
+    /// options set.
+    fn rule_variants() -> Vec<AggregationRule> {
+        vec![
+            AggregationRule::GeometricMedian(GeometricMedianOptions {
+                iterations: Some(1),
+                eps: Some(1e-8),
+            }),
+            AggregationRule::CenteredClipping(CenteredClippingOptions {
+                tau: 1.0,
+                iterations: Some(1),
+            }),
+            AggregationRule::Fltrust(FltrustOptions {
+                root_samples: Some(1),
+            }),
+            AggregationRule::Dnc(DncOptions {
+                iterations: Some(1),
+                subsample_dim: Some(1),
+                filter_fraction: Some(1.0),
+            }),
+            AggregationRule::Flame(FlameOptions { lambda: Some(0.1) }),
+        ]
+    }
+
+    /// The attack methods other than the one in [`full_attack_spec`], each with all
+    /// options set.
+    fn attack_variants() -> Vec<AttackMethod> {
+        vec![
+            AttackMethod::SignFlip(ScaleOptions { scale: Some(1.0) }),
+            AttackMethod::Gaussian(NoiseOptions { std: 1.0 }),
+            AttackMethod::Alie(AlieOptions { z: Some(1.0) }),
+            AttackMethod::Ipm(IpmOptions { epsilon: Some(1.0) }),
+            AttackMethod::MinMax(PerturbationOptions {
+                perturbation: PerturbationKind::Sign,
+            }),
+            AttackMethod::Swap(SwapOptions { swap: Some([0, 1]) }),
+        ]
+    }
+
+    /// Pushes the dotted path of every key under `v` (prefixed by `prefix`) onto `out`;
+    /// an array of tables is walked through its first element.
+    fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    out.push(key.clone());
+                    walk(&key, v, out);
+                }
+            }
+            toml::Value::Array(a) => {
+                if let Some(first @ toml::Value::Table(_)) = a.first() {
+                    walk(prefix, first, out);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// The bottom-right 2x2 of a 3x3 image: row-major indices 4, 5, 7, 8; a second

@@ -190,7 +190,10 @@ mod tests {
                 .unwrap_err()
                 .contains("needs 3")
         );
-        assert!(parse_labels("-1", ImageTask::Binary).is_err());
+        assert_eq!(
+            parse_labels("-1", ImageTask::Binary),
+            Err("\"-1\" is not a non-negative integer label".into())
+        );
     }
 
     /// A file name with a comma, quoted as the `csv` crate writes it, is one key.

@@ -239,13 +239,16 @@ mod tests {
                 .unwrap_err()
                 .contains("index 1")
         );
-        assert!(
-            Intensity::Range {
-                low: 1.0,
-                high: 1.0
-            }
-            .check()
-            .is_err()
+        let e = Intensity::Range {
+            low: 1.0,
+            high: 1.0,
+        }
+        .check()
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "intensity range: needs finite low < high, got low = 1, high = 1"
         );
     }
 }

@@ -313,72 +313,7 @@ impl BurnConv {
 
         let mut parts: Vec<(usize, PerExample)> = Vec::with_capacity(2 * tape.len());
         for t in tape {
-            match t {
-                Tape::Conv {
-                    weight,
-                    bias,
-                    input,
-                    probe,
-                } => {
-                    let b = probe
-                        .probe_grad(&grads)
-                        .ok_or_else(|| no_grad(&self.entries[weight].0.name))?;
-                    let [_, c_out, positions] = b.dims();
-                    let a = input.unfold3();
-                    let k_cols = a.dims()[1];
-                    parts.push((
-                        bias,
-                        PerExample::Full(b.clone().sum_dim(2).reshape([rows, c_out])),
-                    ));
-                    let g = if self.materialise(rows, c_out, k_cols, positions) {
-                        PerExample::Full(
-                            b.matmul(a.swap_dims(1, 2)).reshape([rows, c_out * k_cols]),
-                        )
-                    } else {
-                        PerExample::Outer {
-                            b: b.swap_dims(1, 2),
-                            a: a.swap_dims(1, 2),
-                        }
-                    };
-                    parts.push((weight, g));
-                }
-                Tape::Group {
-                    gamma,
-                    beta,
-                    x_hat,
-                    probe,
-                } => {
-                    let b = probe
-                        .probe_grad(&grads)
-                        .ok_or_else(|| no_grad(&self.entries[gamma].0.name))?;
-                    let c = b.dims()[1];
-                    let g = (x_hat.positions() * b.clone())
-                        .sum_dim(2)
-                        .reshape([rows, c]);
-                    parts.push((gamma, PerExample::Full(g)));
-                    parts.push((beta, PerExample::Full(b.sum_dim(2).reshape([rows, c]))));
-                }
-                Tape::Dense {
-                    weight,
-                    bias,
-                    input,
-                    probe,
-                } => {
-                    let b = probe
-                        .grad(&grads)
-                        .ok_or_else(|| no_grad(&self.entries[weight].0.name))?;
-                    let [_, out] = b.dims();
-                    let inputs = input.dims()[1];
-                    parts.push((bias, PerExample::Full(b.clone())));
-                    parts.push((
-                        weight,
-                        PerExample::Outer {
-                            b: b.reshape([rows, 1, out]),
-                            a: input.reshape([rows, 1, inputs]),
-                        },
-                    ));
-                }
-            }
+            self.per_example(t, &grads, rows, &mut parts)?;
         }
         let covered: usize = parts.iter().map(|(i, _)| self.entries[*i].0.numel()).sum();
         if covered != params.len() {
@@ -387,7 +322,97 @@ impl BurnConv {
                 params.len()
             )));
         }
+        self.clip_and_sum(parts, &w, rows, clip, sum, norms)?;
+        Ok(total)
+    }
 
+    /// The per-example gradients of one taped layer's entries (bias first, then weight;
+    /// gamma, then beta), pushed onto `parts` with their layout indices.
+    fn per_example(
+        &self,
+        t: Tape,
+        grads: &burn::tensor::Gradients,
+        rows: usize,
+        parts: &mut Vec<(usize, PerExample)>,
+    ) -> Result<(), ModelError> {
+        match t {
+            Tape::Conv {
+                weight,
+                bias,
+                input,
+                probe,
+            } => {
+                let b = probe
+                    .probe_grad(grads)
+                    .ok_or_else(|| no_grad(&self.entries[weight].0.name))?;
+                let [_, c_out, positions] = b.dims();
+                let a = input.unfold3();
+                let k_cols = a.dims()[1];
+                parts.push((
+                    bias,
+                    PerExample::Full(b.clone().sum_dim(2).reshape([rows, c_out])),
+                ));
+                let g = if self.materialise(rows, c_out, k_cols, positions) {
+                    PerExample::Full(b.matmul(a.swap_dims(1, 2)).reshape([rows, c_out * k_cols]))
+                } else {
+                    PerExample::Outer {
+                        b: b.swap_dims(1, 2),
+                        a: a.swap_dims(1, 2),
+                    }
+                };
+                parts.push((weight, g));
+            }
+            Tape::Group {
+                gamma,
+                beta,
+                x_hat,
+                probe,
+            } => {
+                let b = probe
+                    .probe_grad(grads)
+                    .ok_or_else(|| no_grad(&self.entries[gamma].0.name))?;
+                let c = b.dims()[1];
+                let g = (x_hat.positions() * b.clone())
+                    .sum_dim(2)
+                    .reshape([rows, c]);
+                parts.push((gamma, PerExample::Full(g)));
+                parts.push((beta, PerExample::Full(b.sum_dim(2).reshape([rows, c]))));
+            }
+            Tape::Dense {
+                weight,
+                bias,
+                input,
+                probe,
+            } => {
+                let b = probe
+                    .grad(grads)
+                    .ok_or_else(|| no_grad(&self.entries[weight].0.name))?;
+                let [_, out] = b.dims();
+                let inputs = input.dims()[1];
+                parts.push((bias, PerExample::Full(b.clone())));
+                parts.push((
+                    weight,
+                    PerExample::Outer {
+                        b: b.reshape([rows, 1, out]),
+                        a: input.reshape([rows, 1, inputs]),
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each example's gradient norm (into `norms`) and clip factor, then each entry's
+    /// clip-weighted sum of per-example gradients, written at its offset in `sum`.
+    fn clip_and_sum(
+        &self,
+        parts: Vec<(usize, PerExample)>,
+        w: &Weights,
+        rows: usize,
+        clip: f32,
+        sum: &mut [f32],
+        norms: &mut Vec<f32>,
+    ) -> Result<(), ModelError> {
         let sq = parts
             .iter()
             .map(|(_, p)| p.sq_norms())
@@ -407,6 +432,6 @@ impl BurnConv {
             sum[off..off + n].copy_from_slice(&values[at..at + n]);
             at += n;
         }
-        Ok(total)
+        Ok(())
     }
 }

@@ -625,7 +625,12 @@ mod tests {
         assert_eq!(d.size % 2, 0);
         assert_eq!(d.t_min, -(12.77f64 / 6.52e-5).ceil() * 6.52e-5);
         assert!((d.dt() - 6.52e-5).abs() < 1e-12);
-        assert!(Domain::aligned(-1e4, 1e4, 1e-6).unwrap().is_err());
+        let oversized = Domain::aligned(-1e4, 1e4, 1e-6).unwrap().unwrap_err();
+        assert!(
+            oversized.starts_with("the privacy-loss grid would need 2.000e10 points")
+                && oversized.contains(&format!("more than the cap of {MAX_DOMAIN_SIZE}")),
+            "{oversized}"
+        );
     }
 
     #[test]

@@ -436,10 +436,22 @@ mod tests {
 
     #[test]
     fn rejects_bad_orders() {
-        assert!(RdpAccountant::with_orders(vec![]).is_err());
-        assert!(RdpAccountant::with_orders(vec![2.0, 1.0]).is_err());
-        assert!(RdpAccountant::with_orders(vec![f64::INFINITY]).is_err());
-        assert!(subsampled_gaussian_rdp(0.1, 1.0, 0.5).is_err());
+        let err = |orders: Vec<f64>| RdpAccountant::with_orders(orders).unwrap_err().to_string();
+        assert_eq!(err(vec![]), "orders = []: at least one RDP order is needed");
+        assert_eq!(
+            err(vec![2.0, 1.0]),
+            "orders = 1: every RDP order must be finite and greater than 1"
+        );
+        assert_eq!(
+            err(vec![f64::INFINITY]),
+            "orders = inf: every RDP order must be finite and greater than 1"
+        );
+        assert_eq!(
+            subsampled_gaussian_rdp(0.1, 1.0, 0.5)
+                .unwrap_err()
+                .to_string(),
+            "alpha = 0.5: an RDP order must be finite and greater than 1"
+        );
     }
 
     #[test]

@@ -231,12 +231,17 @@ fn bad_inputs_are_refused_naming_the_parameter() {
         eps_error: 0.0,
         delta_error: None,
     };
-    assert!(bad.epsilon(&[ev(1.0, 0.1, 10)], 1e-5).is_err());
+    let e = bad.epsilon(&[ev(1.0, 0.1, 10)], 1e-5).unwrap_err();
+    assert_eq!(e.to_string(), "eps_error = 0: must be finite and positive");
     let bad = PrvAccountant {
         eps_error: 0.01,
         delta_error: Some(1e-4),
     };
-    assert!(bad.epsilon(&[ev(1.0, 0.1, 10)], 1e-5).is_err());
+    let e = bad.epsilon(&[ev(1.0, 0.1, 10)], 1e-5).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "delta_error = 0.0001: must be in (0, delta = 0.00001)"
+    );
     // A grid over the size cap is an accountant error, not an allocation failure.
     let e = epsilon(AccountantKind::Prv, &[ev(0.05, 0.5, 1_000_000)], 1e-5).unwrap_err();
     assert!(e.to_string().contains("grid"), "{e}");
@@ -258,7 +263,11 @@ fn accountant_names_round_trip() {
         let d: StrDeserializer<'_, Error> = k.as_str().into_deserializer();
         assert_eq!(AccountantKind::deserialize(d).unwrap(), k);
     }
-    assert!("gdp".parse::<AccountantKind>().is_err());
+    let e = "gdp".parse::<AccountantKind>().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "accountant = gdp: unknown accountant: expected rdp or prv"
+    );
 }
 
 fn runner(cases: u32) -> TestRunner {

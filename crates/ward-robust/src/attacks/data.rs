@@ -265,10 +265,12 @@ mod tests {
             assert_ne!(*a, b);
             assert!(*a < 3);
         }
-        assert!(
+        assert_eq!(
             DataAttack::AllToOne { target: 3 }
                 .apply(&mut split(), 3, &mut rng())
-                .is_err()
+                .unwrap_err()
+                .to_string(),
+            "attack setting target: class 3 does not exist (3 classes)"
         );
     }
 
@@ -316,13 +318,15 @@ mod tests {
             pattern: vec![(5, 1.0)],
             target: 0,
         };
-        assert!(
+        assert_eq!(
             DataAttack::Backdoor {
                 trigger: bad,
                 rate: 0.5
             }
             .apply(&mut split(), 3, &mut rng())
-            .is_err()
+            .unwrap_err()
+            .to_string(),
+            "attack setting trigger: feature 5 does not exist (the data has 2)"
         );
     }
 

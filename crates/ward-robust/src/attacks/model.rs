@@ -525,6 +525,12 @@ mod tests {
         assert_eq!(g1, g2);
         let var = g1.iter().map(|v| v * v).sum::<f32>() / 1000.0;
         assert!((var - 4.0).abs() < 0.6, "{var}");
-        assert!(ModelAttack::Gaussian { std: -1.0 }.validate().is_err());
+        assert_eq!(
+            ModelAttack::Gaussian { std: -1.0 }
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "attack setting std: must be > 0, got -1"
+        );
     }
 }

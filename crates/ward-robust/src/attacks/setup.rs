@@ -281,7 +281,13 @@ mod tests {
         assert_eq!(a.iter().filter(|c| **c).count(), 1);
         assert_eq!(a, choose_compromised(&s, &names, &trains, 7).unwrap());
         s.f = Some(4);
-        assert!(choose_compromised(&s, &names, &trains, 7).is_err());
+        let e = choose_compromised(&s, &names, &trains, 7)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "federation config: attack.f = 4: needs 1 <= f < 4 (the training sites; at least one must stay honest)"
+        );
         s.f = None;
         s.sites = vec!["c".into()];
         assert_eq!(

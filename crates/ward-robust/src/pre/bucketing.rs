@@ -128,6 +128,9 @@ mod tests {
             assert_eq!(u.params.values()[0], want);
             assert_eq!(u.num_examples, 2);
         }
-        assert!(Bucketing::new(0, 1).is_err());
+        assert_eq!(
+            Bucketing::new(0, 1).unwrap_err().to_string(),
+            "bucketing: s = 0: the bucket size must be >= 1"
+        );
     }
 }

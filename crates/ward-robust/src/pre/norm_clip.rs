@@ -108,6 +108,9 @@ mod tests {
         assert_eq!(out.updates[0].params.values(), &[2.2, 2.6]);
         assert_eq!(out.updates[1].params.values(), &[2.0, 1.0]);
         assert_eq!(out.sources, vec![vec![0], vec![1]]);
-        assert!(NormClip::new(0.0).is_err());
+        assert_eq!(
+            NormClip::new(0.0).unwrap_err().to_string(),
+            "clip: c = 0: the clipping radius must be a number > 0"
+        );
     }
 }

@@ -193,7 +193,15 @@ mod tests {
             GeometricMedian::new(0.0, 10, 1e-6).unwrap_err().to_string(),
             "geometric-median: eps = 0: must be a number > 0"
         );
-        assert!(GeometricMedian::new(1e-8, 0, 1e-6).is_err());
-        assert!(GeometricMedian::new(1e-8, 1, f64::NAN).is_err());
+        assert_eq!(
+            GeometricMedian::new(1e-8, 0, 1e-6).unwrap_err().to_string(),
+            "geometric-median: max_iter = 0: must be >= 1"
+        );
+        assert_eq!(
+            GeometricMedian::new(1e-8, 1, f64::NAN)
+                .unwrap_err()
+                .to_string(),
+            "geometric-median: tol = NaN: must be a number >= 0"
+        );
     }
 }
