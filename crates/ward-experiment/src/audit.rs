@@ -3,7 +3,8 @@
 //!
 //! Members are the training rows of every site whose data trained the model (for the
 //! `local` baseline: the local site's); non-members are the same sites' test rows.
-//! Each site is scored with the model it uses (see [`RunDir::site_model`]). Attacks:
+//! Each site is scored with the model it uses (see
+//! [`FinishedRun::site_model`](crate::FinishedRun::site_model)). Attacks:
 //! - `loss` (Yeom et al. 2018): score `-loss` of the run's model.
 //! - `lira-online` / `lira-offline` (Carlini et al. 2022): `--shadows` shadow runs of
 //!   the same experiment (the code path of `ward run`, nothing persisted), each with

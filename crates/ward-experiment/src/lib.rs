@@ -7,7 +7,7 @@
 //! [`Prepared::run_in`] does the same with a [`RunDir`] (metrics, checkpoint after every
 //! round, resume, model files, summary, privacy report). The `ward` binary, and later
 //! the coordinator and the sites, use this crate and nothing below it to run anything;
-//! the commands' bodies live here too ([`reproduce`], [`bench`], [`grid`],
+//! the commands' bodies live here too ([`reproduce`], [`mod@bench`], [`grid`],
 //! [`robustness`], [`audit`], [`data`], [`calc`], [`aggregate`]), so the binary only
 //! parses arguments and prints.
 //!

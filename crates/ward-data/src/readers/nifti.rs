@@ -5,6 +5,7 @@
 //! height and `k` (the slice axis) the depth. Volumes are not reoriented to a standard
 //! orientation.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use nifti::{InMemNiftiObject, NiftiObject, NiftiType, NiftiVolume, ReaderOptions};
@@ -38,6 +39,34 @@ fn widen<T: nifti::DataElement + Copy + Into<f64>>(
         .collect())
 }
 
+/// The NIfTI object in `path`. A gzipped file (`.gz`) is decompressed whole first, so the
+/// gzip trailer's CRC-32 and length are checked: the nifti crate alone stops reading at
+/// the last voxel and takes a `.nii.gz` with flipped voxel bytes, or a cut trailer, as
+/// valid. A gzipped header of a `.hdr`/`.img` pair goes to the nifti crate, which finds
+/// the image file.
+fn read_object(path: &Path) -> Result<InMemNiftiObject, String> {
+    let gz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    if !gz {
+        return ReaderOptions::new()
+            .read_file(path)
+            .map_err(|e| e.to_string());
+    }
+    let file = fs_err::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::io::BufReader::new(file))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("gzip stream: {e}"))?;
+    // Bytes 344..348 hold the magic: "ni1\0" for a header whose voxels are in a pair file.
+    if bytes.get(344..348) == Some(b"ni1\0".as_slice()) {
+        return ReaderOptions::new()
+            .read_file(path)
+            .map_err(|e| e.to_string());
+    }
+    InMemNiftiObject::from_reader(std::io::Cursor::new(bytes)).map_err(|e| e.to_string())
+}
+
 /// Reads one `.nii` or `.nii.gz` volume and applies `scl_slope`/`scl_inter` (a slope of
 /// 0 means unscaled, as the NIfTI-1 standard says).
 ///
@@ -50,7 +79,7 @@ fn widen<T: nifti::DataElement + Copy + Into<f64>>(
 /// scaled value.
 pub fn read_volume(path: &Path) -> Result<Volume, DataError> {
     let bad = |m: String| DataError::file(path, m);
-    let object: InMemNiftiObject = ReaderOptions::new().read_file(path).map_err(|e| {
+    let object = read_object(path).map_err(|e| {
         bad(format!(
             "not a readable NIfTI-1 file (corrupt or truncated): {e}"
         ))

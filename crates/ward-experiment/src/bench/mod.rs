@@ -450,3 +450,27 @@ fn tempfile_dir() -> Result<PathBuf> {
     fs_err::create_dir_all(&d)?;
     Ok(d)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing anchor says where Ward looked and where to put it (issue 12: "every
+    /// bench says where its anchor goes when it is missing"); `--no-anchor` says so.
+    #[test]
+    fn a_missing_anchor_says_where_it_goes() {
+        let m = anchor_missing(false, "flower-sim", "run.sh");
+        assert!(
+            m.contains("shared/anchors/flower-sim/run.sh")
+                && m.contains("--anchor <folder holding run.sh>"),
+            "{m}"
+        );
+        let m = anchor_missing(true, "flower-sim", "run.sh");
+        assert!(m.contains("--no-anchor"), "{m}");
+        // An explicit folder is taken as given; none is found under a name that no
+        // shared folder holds.
+        let p = Path::new("/nowhere/anchor");
+        assert_eq!(find_anchor(Some(p), "x", "run.sh").as_deref(), Some(p));
+        assert_eq!(find_anchor(None, "no-such-anchor-name", "run.sh"), None);
+    }
+}

@@ -204,8 +204,11 @@ mod tests {
         let err = Fltrust
             .aggregate(&u, &RoundContext::new(1, &g))
             .unwrap_err();
+        // The user's terms (the key to set), not the code's (`RoundContext::server_update`).
         assert!(
-            err.to_string().contains("needs the server's update"),
+            err.to_string().contains("needs the server's update")
+                && err.to_string().contains("robust.root-samples")
+                && !err.to_string().contains("RoundContext"),
             "{err}"
         );
         let server = Params::from_flat(vec![1., 0.]);
