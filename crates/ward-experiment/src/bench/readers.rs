@@ -160,7 +160,7 @@ fn bench_nifti(root: &Path, images: usize, repeats: usize) -> Result<ReaderRow> 
     let volumes = images.div_ceil(32).max(2);
     let nii = root.join("nii");
     fs_err::create_dir_all(&nii)?;
-    let mut csv = String::from("file,label\n");
+    let mut rows = Vec::new();
     let (nx, ny, nz) = (64u16, 64u16, 32u16);
     for v in 0..volumes {
         let voxels: Vec<i16> = (0..usize::from(nx) * usize::from(ny) * usize::from(nz))
@@ -168,10 +168,10 @@ fn bench_nifti(root: &Path, images: usize, repeats: usize) -> Result<ReaderRow> 
             .collect();
         let name = format!("vol{v:04}.nii");
         fs_err::write(nii.join(&name), nifti1_int16([nx, ny, nz], &voxels))?;
-        csv.push_str(&format!("{name},{}\n", v % 2));
+        rows.push([name, (v % 2).to_string()]);
     }
     let labels = nii.join("labels.csv");
-    fs_err::write(&labels, csv)?;
+    ward_report::write_csv_atomic(&labels, &["file", "label"], rows)?;
     let options = NiftiOptions {
         task: TASK,
         intensity: Intensity::MinMax,
@@ -208,14 +208,14 @@ fn bench_dicom(root: &Path, images: usize, repeats: usize) -> Result<ReaderRow> 
     }
     let dcm = root.join("dcm");
     fs_err::create_dir_all(&dcm)?;
-    let mut csv = String::from("file,label\n");
+    let mut rows = Vec::new();
     for i in 0..images {
         let name = format!("{i:05}.dcm");
         fs_err::copy(ct, dcm.join(&name))?;
-        csv.push_str(&format!("{name},{}\n", i % 2));
+        rows.push([name, (i % 2).to_string()]);
     }
     let labels = dcm.join("labels.csv");
-    fs_err::write(&labels, csv)?;
+    ward_report::write_csv_atomic(&labels, &["file", "label"], rows)?;
     let options = DicomOptions {
         task: TASK,
         intensity: DicomIntensity::Window {
