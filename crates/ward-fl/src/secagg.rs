@@ -398,17 +398,17 @@ impl<'a> RoundState<'a> {
             if !self.live.contains(&k) {
                 continue;
             }
-            let s = &mut sites[self.selected[k as usize]];
-            let sent = wire(&msg, &mut self.down[k as usize])
-                .and_then(|msg| s.secagg_share_keys(&msg))
-                .and_then(|reply| wire(&reply, &mut self.up[k as usize]));
-            let why = match sent.map(|reply| server.receive_shares(k, reply)) {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-            };
-            self.live.remove(&k);
-            self.leave(k, format!("sharing keys: {why}"), records);
+            let sent = self.exchange(
+                sites,
+                k,
+                &msg,
+                |s, m| s.secagg_share_keys(m),
+                |k, r| server.receive_shares(k, r),
+            );
+            if let Err(why) = sent {
+                self.live.remove(&k);
+                self.leave(k, format!("sharing keys: {why}"), records);
+            }
         }
         Ok(())
     }
@@ -439,19 +439,42 @@ impl<'a> RoundState<'a> {
             if !self.live.contains(&k) {
                 continue;
             }
-            let s = &mut sites[self.selected[k as usize]];
-            let sent = wire(&msg, &mut self.down[k as usize])
-                .and_then(|msg| s.secagg_masked_input(&msg))
-                .and_then(|reply| wire(&reply, &mut self.up[k as usize]));
-            let why = match sent.map(|reply| server.receive_masked(k, reply)) {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-            };
-            self.live.remove(&k);
-            self.leave(k, format!("masking its update: {why}"), records);
+            let sent = self.exchange(
+                sites,
+                k,
+                &msg,
+                |s, m| s.secagg_masked_input(m),
+                |k, r| server.receive_masked(k, r),
+            );
+            if let Err(why) = sent {
+                self.live.remove(&k);
+                self.leave(k, format!("masking its update: {why}"), records);
+            }
         }
         Ok(())
+    }
+
+    /// One exchange with participant `k`: `msg` goes over the (simulated) wire, the site
+    /// answers with `ask`, the answer comes back over the wire and the server takes it
+    /// with `give`; bytes are counted both ways. `Err` says why it failed.
+    fn exchange<Q, R>(
+        &mut self,
+        sites: &mut [Box<dyn SiteHandle>],
+        k: u32,
+        msg: &Q,
+        ask: impl FnOnce(&mut dyn SiteHandle, &Q) -> Result<R, FlError>,
+        give: impl FnOnce(u32, R) -> Result<(), SecAggError>,
+    ) -> Result<(), String>
+    where
+        Q: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        let s = sites[self.selected[k as usize]].as_mut();
+        let reply = wire(msg, &mut self.down[k as usize])
+            .and_then(|msg| ask(s, &msg))
+            .and_then(|reply| wire(&reply, &mut self.up[k as usize]))
+            .map_err(|e| e.to_string())?;
+        give(k, reply).map_err(|e| e.to_string())
     }
 
     /// Step 5: the server asks for the shares that unmask the sum. A survivor that fails
@@ -464,15 +487,14 @@ impl<'a> RoundState<'a> {
     ) -> Result<(), SecAggError> {
         let requests = server.unmask_requests()?;
         for (k, msg) in requests {
-            let s = &mut sites[self.selected[k as usize]];
-            let sent = wire(&msg, &mut self.down[k as usize])
-                .and_then(|msg| s.secagg_unmask(&msg))
-                .and_then(|reply| wire(&reply, &mut self.up[k as usize]));
-            let why = match sent.map(|reply| server.receive_unmask(k, reply)) {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-            };
+            let sent = self.exchange(
+                sites,
+                k,
+                &msg,
+                |s, m| s.secagg_unmask(m),
+                |k, r| server.receive_unmask(k, r),
+            );
+            let Err(why) = sent else { continue };
             tracing::warn!(
                 round = self.round,
                 site = sites[self.selected[k as usize]].name(),
