@@ -715,8 +715,8 @@ fn compose_tree(mut d: Vec<DiscretePrv>, planner: &mut FftPlanner<f64>) -> Discr
 impl DiscretePrv {
     /// `(lower, estimate, upper)` (Opacus's `DiscretePRV.compute_epsilon`): with
     /// `delta(eps) = sum_{t >= eps} p(t) (1 - e^{eps - t})`, the epsilon at which it
-    /// meets `delta + delta_error`, `delta` and `delta - delta_error`, the bounds
-    /// widened by `eps_error`.
+    /// meets `delta + delta_error`, `delta` and `delta - delta_error`, the lower and
+    /// upper estimates widened by `eps_error`.
     fn epsilon(
         &self,
         delta: f64,

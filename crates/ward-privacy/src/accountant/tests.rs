@@ -99,7 +99,7 @@ fn prv_matches_microsoft_prv_accountant_values() {
 }
 
 #[test]
-fn prv_is_tighter_than_rdp_and_bounds_are_ordered() {
+fn prv_is_tighter_than_rdp_and_estimates_are_ordered() {
     for e in [ev(1.5, 0.04, 2250), ev(1.0, 0.01, 500), ev(4.0, 1.0, 10)] {
         let r = epsilon(AccountantKind::Rdp, &[e], 1e-5).unwrap();
         let p = PrvAccountant::default().epsilon(&[e], 1e-5).unwrap();
