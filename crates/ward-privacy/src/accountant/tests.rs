@@ -7,7 +7,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use super::*;
 
 fn ev(sigma: f64, q: f64, steps: u64) -> GaussianEvent {
-    GaussianEvent { sigma, q, steps }
+    GaussianEvent::poisson(sigma, q, steps)
 }
 
 #[test]
@@ -99,7 +99,7 @@ fn prv_matches_microsoft_prv_accountant_values() {
 }
 
 #[test]
-fn prv_is_tighter_than_rdp_and_bounds_are_ordered() {
+fn prv_is_tighter_than_rdp_and_estimates_are_ordered() {
     for e in [ev(1.5, 0.04, 2250), ev(1.0, 0.01, 500), ev(4.0, 1.0, 10)] {
         let r = epsilon(AccountantKind::Rdp, &[e], 1e-5).unwrap();
         let p = PrvAccountant::default().epsilon(&[e], 1e-5).unwrap();
@@ -140,11 +140,27 @@ fn calibration_matches_opacus_get_noise_multiplier() {
     // 2000 steps -> 1.3562 (its bisection stops within epsilon_tolerance 0.01 of the
     // target). Bisection to 1e-4 on sigma over Opacus 1.5.4's accountant (numpy
     // 2.4.6 / scipy 1.17.1) gives 1.356201171875.
-    let s = calibrate_sigma(AccountantKind::Rdp, 8.0, 0.04, 2000, 1e-5).unwrap();
+    let s = calibrate_sigma(
+        AccountantKind::Rdp,
+        8.0,
+        Sampling::Poisson,
+        0.04,
+        2000,
+        1e-5,
+    )
+    .unwrap();
     assert!((s - 1.3562).abs() < 2e-4, "{s}");
     // test_get_noise_multiplier_rdp_epochs: 90 epochs = 2250 steps -> 1.416
     // (to 1e-4 on Opacus's accountant: 1.415863037109375).
-    let s = calibrate_sigma(AccountantKind::Rdp, 8.0, 0.04, 2250, 1e-5).unwrap();
+    let s = calibrate_sigma(
+        AccountantKind::Rdp,
+        8.0,
+        Sampling::Poisson,
+        0.04,
+        2250,
+        1e-5,
+    )
+    .unwrap();
     assert!((s - 1.415863).abs() < 2e-4, "{s}");
 }
 
@@ -152,7 +168,15 @@ fn calibration_matches_opacus_get_noise_multiplier() {
 fn prv_calibration_matches_opacus_get_noise_multiplier() {
     // Opacus 1.5.4 test_get_noise_multiplier_prv_steps: eps 8, delta 1e-5, q 0.04,
     // 2000 steps -> 1.2915; to 1e-4 on Opacus's accountant: 1.291046142578125.
-    let s = calibrate_sigma(AccountantKind::Prv, 8.0, 0.04, 2000, 1e-5).unwrap();
+    let s = calibrate_sigma(
+        AccountantKind::Prv,
+        8.0,
+        Sampling::Poisson,
+        0.04,
+        2000,
+        1e-5,
+    )
+    .unwrap();
     assert!((s - 1.291046).abs() < 2e-4, "{s}");
     let e = epsilon(AccountantKind::Prv, &[ev(s, 0.04, 2000)], 1e-5).unwrap();
     assert!(e <= 8.0, "{e}");
@@ -168,7 +192,15 @@ fn calibration_round_trips() {
         (0.5, 1.0, 1, 1e-5),
         (10.0, 0.004, 25_000, 1e-5),
     ] {
-        let s = calibrate_sigma(AccountantKind::Rdp, target, q, steps, delta).unwrap();
+        let s = calibrate_sigma(
+            AccountantKind::Rdp,
+            target,
+            Sampling::Poisson,
+            q,
+            steps,
+            delta,
+        )
+        .unwrap();
         let at = |sigma| epsilon(AccountantKind::Rdp, &[ev(sigma, q, steps)], delta).unwrap();
         assert!(at(s) <= target, "{target}: sigma {s} gives {}", at(s));
         assert!(
@@ -182,10 +214,26 @@ fn calibration_round_trips() {
 #[test]
 fn unreachable_targets_are_clear_errors() {
     // Balle's conversion over orders up to 63 has a floor near 0.1 at delta 1e-5.
-    let e = calibrate_sigma(AccountantKind::Rdp, 0.05, 0.01, 100, 1e-5).unwrap_err();
+    let e = calibrate_sigma(
+        AccountantKind::Rdp,
+        0.05,
+        Sampling::Poisson,
+        0.01,
+        100,
+        1e-5,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("unreachable"), "{e}");
     // The PRV upper estimate adds eps_error = 0.01.
-    let e = calibrate_sigma(AccountantKind::Prv, 0.005, 0.01, 100, 1e-5).unwrap_err();
+    let e = calibrate_sigma(
+        AccountantKind::Prv,
+        0.005,
+        Sampling::Poisson,
+        0.01,
+        100,
+        1e-5,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("unreachable"), "{e}");
 }
 
@@ -208,12 +256,24 @@ fn bad_inputs_are_refused_naming_the_parameter() {
             epsilon(AccountantKind::Prv, &[ev(1.0, 0.1, 10)], -1e-5),
             "delta",
         ),
-        (calibrate_sigma(k, 0.0, 0.1, 10, 1e-5), "epsilon"),
-        (calibrate_sigma(k, f64::INFINITY, 0.1, 10, 1e-5), "epsilon"),
-        (calibrate_sigma(k, 1.0, 2.0, 10, 1e-5), "q"),
-        (calibrate_sigma(k, 1.0, 0.1, 0, 1e-5), "steps"),
         (
-            calibrate_sigma(AccountantKind::Prv, 1.0, 0.1, 10, 2.0),
+            calibrate_sigma(k, 0.0, Sampling::Poisson, 0.1, 10, 1e-5),
+            "epsilon",
+        ),
+        (
+            calibrate_sigma(k, f64::INFINITY, Sampling::Poisson, 0.1, 10, 1e-5),
+            "epsilon",
+        ),
+        (
+            calibrate_sigma(k, 1.0, Sampling::Poisson, 2.0, 10, 1e-5),
+            "q",
+        ),
+        (
+            calibrate_sigma(k, 1.0, Sampling::Poisson, 0.1, 0, 1e-5),
+            "steps",
+        ),
+        (
+            calibrate_sigma(AccountantKind::Prv, 1.0, Sampling::Poisson, 0.1, 10, 2.0),
             "delta",
         ),
     ];
@@ -315,4 +375,226 @@ fn prv_epsilon_grows_with_steps_and_q_and_falls_with_sigma() {
             Ok(())
         })
         .unwrap();
+}
+
+/// Fixed-size batches of 1000 of 25000 records, 2250 steps (the Opacus reference case
+/// on fixed-size batches).
+fn wor(sigma: f64, steps: u64) -> GaussianEvent {
+    GaussianEvent::without_replacement(sigma, 1000, 25_000, steps).unwrap()
+}
+
+/// dp-accounting 0.6.0, `/tmp/dpa/bin/python`:
+///
+/// ```python
+/// import dp_accounting as dpa
+/// from dp_accounting.rdp import rdp_privacy_accountant as R
+/// acc = R.RdpAccountant(neighboring_relation=dpa.NeighboringRelation.REPLACE_ONE)
+/// acc.compose(dpa.SelfComposedDpEvent(dpa.SampledWithoutReplacementDpEvent(
+///     25000, 1000, dpa.GaussianDpEvent(0.75)), 2250))
+/// print(acc.get_epsilon_and_optimal_order(1e-5))  # (52.32856044004327, 2.0)
+/// ```
+///
+/// With `GaussianDpEvent(1.5)` it prints 17.32826018842459: that multiplier is relative
+/// to the replace-one sensitivity, so it is Ward's sigma 3.0, not 1.5.
+#[test]
+fn without_replacement_rdp_matches_dp_accounting() {
+    let mut acc = RdpAccountant::new();
+    acc.compose(&wor(1.5, 2250)).unwrap();
+    let e = acc.epsilon(1e-5).unwrap();
+    assert!((e.epsilon - 52.32856044004327).abs() < 1e-9 * 52.3, "{e:?}");
+    // The optimum is order 2, inside Opacus's grid too (no grid extension needed).
+    assert_eq!(e.order, 2.0);
+    assert!(!e.at_grid_edge);
+    let e = epsilon(AccountantKind::Rdp, &[wor(3.0, 2250)], 1e-5).unwrap();
+    assert!((e - 17.32826018842459).abs() < 1e-9 * 17.3, "{e}");
+}
+
+/// dp-accounting 0.6.0 privacy-loss distributions of the substitution pair
+/// `(1-q) N(0, 1.5^2) + q N(±1, 1.5^2)`, q = 0.04, `/tmp/dpa/bin/python`:
+///
+/// ```python
+/// from dp_accounting.pld import privacy_loss_distribution as P
+/// from dp_accounting import NeighboringRelation as NR
+/// for vdi in [1e-3, 1e-5]:
+///     for pess in [True, False]:
+///         pld = P.from_gaussian_mechanism(1.5, sensitivity=1.0, sampling_prob=0.04,
+///             neighboring_relation=NR.REPLACE_ONE, value_discretization_interval=vdi,
+///             pessimistic_estimate=pess)
+///         print(vdi, pess, pld.self_compose(2250).get_epsilon_for_delta(1e-5))
+/// ```
+///
+/// 1e-3: pessimistic 13.488967972447572, optimistic 12.363627055177446;
+/// 1e-5: pessimistic 13.488583739114047, optimistic 13.477223304050247 (1e-4 gives
+/// 13.488478783407096 and 13.375974820274594; 2e-6 gives 13.492497965354579 and
+/// 13.486223288518865, so the true value is about 13.487).
+const PLD_COARSE: (f64, f64) = (12.363627055177446, 13.488967972447572);
+/// See [`PLD_COARSE`].
+const PLD_FINE: (f64, f64) = (13.477223304050247, 13.488583739114047);
+/// See [`without_replacement_rdp_matches_dp_accounting`].
+const RDP_WOR: f64 = 52.32856044004327;
+
+#[test]
+fn without_replacement_prv_lies_within_dp_accounting_pld() {
+    let p = PrvAccountant::default()
+        .epsilon(&[wor(1.5, 2250)], 1e-5)
+        .unwrap();
+    assert!(
+        PLD_COARSE.0 <= p.estimate && p.estimate <= PLD_COARSE.1,
+        "{p:?}"
+    );
+    // The fine PLD brackets the true value to 0.012; the PRV estimate is within its
+    // stated eps_error (0.01) of that bracket.
+    assert!(
+        PLD_FINE.0 - 0.01 <= p.estimate && p.estimate <= PLD_FINE.1 + 0.01,
+        "{p:?}"
+    );
+    assert!(p.lower <= p.estimate && p.estimate <= p.upper, "{p:?}");
+    assert!(PLD_FINE.0 <= p.upper && p.upper <= RDP_WOR, "{p:?}");
+}
+
+#[test]
+fn fixed_size_default_lies_between_tight_and_rdp_substitution_values() {
+    // Issue 13, item 2: sigma 1.5, 1000 of 25000 per step, 2250 steps, delta 1e-5.
+    // The value reported by default for fixed-size batches (the PRV upper estimate)
+    // lies between the tight substitution value (PLD, pessimistic 13.4890 at 1e-3)
+    // and dp-accounting's RDP substitution bound 52.32856044004327, and well above
+    // the Poisson value at the same q (Opacus: 6.78), which it would be wrong to quote.
+    let ward = epsilon(AccountantKind::Prv, &[wor(1.5, 2250)], 1e-5).unwrap();
+    assert!(PLD_COARSE.1 <= ward && ward <= RDP_WOR, "{ward}");
+    let poisson = epsilon(AccountantKind::Prv, &[ev(1.5, 0.04, 2250)], 1e-5).unwrap();
+    assert!(ward > 1.9 * poisson, "{ward} {poisson}");
+    // The RDP accountant reports dp-accounting's bound.
+    let rdp = epsilon(AccountantKind::Rdp, &[wor(1.5, 2250)], 1e-5).unwrap();
+    assert!((rdp - RDP_WOR).abs() < 1e-9 * RDP_WOR, "{rdp}");
+}
+
+#[test]
+fn without_replacement_calibration_round_trips() {
+    for kind in [AccountantKind::Rdp, AccountantKind::Prv] {
+        for (target, size, population, steps) in [(3.0, 100, 1000, 100), (8.0, 64, 6400, 500)] {
+            let q = size as f64 / population as f64;
+            let s = calibrate_sigma(kind, target, Sampling::WithoutReplacement, q, steps, 1e-5)
+                .unwrap();
+            let at = |sigma| {
+                let e = GaussianEvent::without_replacement(sigma, size, population, steps);
+                epsilon(kind, &[e.unwrap()], 1e-5).unwrap()
+            };
+            assert!(
+                at(s) <= target,
+                "{kind} {target}: sigma {s} gives {}",
+                at(s)
+            );
+            assert!(
+                at(s - 1e-4) > target,
+                "{kind} {target}: sigma {s} - 1e-4 gives {}",
+                at(s - 1e-4)
+            );
+            if kind == AccountantKind::Prv && steps == 500 {
+                // dp-accounting 0.6.0's PLD at the sigma found here, 0.56007568359375
+                // (from_gaussian_mechanism(s, sensitivity=1.0, sampling_prob=0.01,
+                // neighboring_relation=REPLACE_ONE, value_discretization_interval=1e-4),
+                // 500-fold, delta 1e-5): pessimistic 7.987709496280492, optimistic
+                // 7.96270874137466, under the target by about eps_error = 0.01.
+                assert!((s - 0.560_075_683_593_75).abs() < 2e-4, "{s}");
+            }
+            // More noise than Poisson needs at the same q.
+            let poisson = calibrate_sigma(kind, target, Sampling::Poisson, q, steps, 1e-5).unwrap();
+            assert!(s > poisson, "{kind} {target}: {s} {poisson}");
+        }
+    }
+}
+
+#[test]
+fn mixed_sampling_is_refused_naming_it() {
+    for kind in [AccountantKind::Rdp, AccountantKind::Prv] {
+        let e = epsilon(kind, &[ev(1.5, 0.04, 10), wor(1.5, 10)], 1e-5).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "sampling = without-replacement: event 1 is without-replacement (substitution \
+             (replace one)) but event 0 is poisson (add or remove one): add/remove and \
+             substitution guarantees do not compose into one statement; account them \
+             separately",
+            "{kind}"
+        );
+    }
+    let e = PrvAccountant::default()
+        .epsilon(&[wor(1.5, 10), ev(1.5, 0.04, 10)], 1e-5)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PrivacyError::Parameter {
+                param: "sampling",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn without_replacement_refuses_empty_or_oversized_batches() {
+    let e = GaussianEvent::without_replacement(1.0, 0, 100, 10).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "size = 0: a batch drawn without replacement needs at least one record"
+    );
+    let e = GaussianEvent::without_replacement(1.0, 101, 100, 10).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "size = 101: exceeds population = 100: a batch drawn without replacement holds at \
+         most the whole population"
+    );
+    let e = GaussianEvent::without_replacement(1.0, 1, 0, 10).unwrap_err();
+    assert!(
+        matches!(e, PrivacyError::Parameter { param: "size", .. }),
+        "{e}"
+    );
+    // The whole population is allowed: q = 1.
+    let full = GaussianEvent::without_replacement(1.0, 100, 100, 10).unwrap();
+    assert_eq!(full.q, 1.0);
+    // Other parameters are checked where the event is used, and named there.
+    let bad = GaussianEvent::without_replacement(-1.0, 10, 100, 10).unwrap();
+    let e = epsilon(AccountantKind::Rdp, &[bad], 1e-5).unwrap_err();
+    assert!(
+        matches!(e, PrivacyError::Parameter { param: "sigma", .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn sampling_names_round_trip_and_old_events_are_poisson() {
+    use serde::de::IntoDeserializer;
+    use serde::de::value::{Error, StrDeserializer};
+    for (s, adjacency) in [
+        (Sampling::Poisson, "add or remove one"),
+        (Sampling::WithoutReplacement, "substitution (replace one)"),
+    ] {
+        assert_eq!(s.as_str().parse::<Sampling>().unwrap(), s);
+        assert_eq!(s.adjacency(), adjacency);
+        let d: StrDeserializer<'_, Error> = s.as_str().into_deserializer();
+        assert_eq!(Sampling::deserialize(d).unwrap(), s);
+    }
+    let e = "shuffle".parse::<Sampling>().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "sampling = shuffle: unknown sampling: expected poisson or without-replacement"
+    );
+    // An event serialized before `sampling` existed reads back as Poisson.
+    let old: GaussianEvent =
+        serde_json::from_str(r#"{"sigma": 1.5, "q": 0.04, "steps": 2250}"#).unwrap();
+    assert_eq!(old, ev(1.5, 0.04, 2250));
+    let json = serde_json::to_string(&wor(1.5, 10)).unwrap();
+    assert!(
+        json.contains(r#""sampling":"without-replacement""#),
+        "{json}"
+    );
+    // bound() is bound_for(Poisson); the substitution texts say so.
+    for k in [AccountantKind::Rdp, AccountantKind::Prv] {
+        assert_eq!(k.bound(), k.bound_for(Sampling::Poisson));
+        assert!(
+            k.bound_for(Sampling::WithoutReplacement)
+                .contains("substitution")
+        );
+    }
 }
