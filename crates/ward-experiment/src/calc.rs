@@ -6,7 +6,7 @@ use crate::{Error, Result};
 use serde::Serialize;
 use ward_privacy::PrivacyError;
 use ward_privacy::accountant::{
-    AccountantKind, GaussianEvent, PrvAccountant, RdpAccountant, calibrate_sigma,
+    AccountantKind, GaussianEvent, PrvAccountant, RdpAccountant, Sampling, calibrate_sigma,
 };
 
 use crate::Observer;
@@ -19,6 +19,12 @@ struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     target_epsilon: Option<f64>,
     sigma: f64,
+    sampling: &'static str,
+    adjacency: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<u64>,
     q: f64,
     steps: u64,
     delta: f64,
@@ -49,24 +55,70 @@ fn user(e: PrivacyError) -> Error {
     }
 }
 
+/// The event the flags describe (its `sigma` set by the caller).
+fn event(sigma: f64, m: &PrivacyMechanismArgs) -> Result<GaussianEvent> {
+    match m.sampling.as_str() {
+        "poisson" => {
+            if m.n.is_some() || m.batch.is_some() {
+                return Err(Error::User(
+                    "--n and --batch describe fixed-size batches: add --sampling fixed, or give --q alone".into(),
+                ));
+            }
+            let q = m.q.ok_or_else(|| {
+                Error::User("--q: the sampling rate is required with --sampling poisson".into())
+            })?;
+            Ok(GaussianEvent::poisson(sigma, q, m.steps))
+        }
+        "fixed" => {
+            if m.q.is_some() {
+                return Err(Error::User(
+                    "--q is for Poisson sampling; with --sampling fixed give --n (records) and --batch (batch size)".into(),
+                ));
+            }
+            let (Some(n), Some(batch)) = (m.n, m.batch) else {
+                return Err(Error::User(
+                    "--sampling fixed needs --n (records) and --batch (batch size)".into(),
+                ));
+            };
+            GaussianEvent::without_replacement(sigma, batch, n, m.steps).map_err(|e| match &e {
+                PrivacyError::Parameter { param, .. } if param.contains("size") => {
+                    Error::User(format!("--batch: {e}"))
+                }
+                PrivacyError::Parameter { param, .. } if param.contains("population") => {
+                    Error::User(format!("--n: {e}"))
+                }
+                _ => user(e),
+            })
+        }
+        other => Err(Error::User(format!(
+            "--sampling {other}: expected poisson or fixed"
+        ))),
+    }
+}
+
 fn kind(m: &PrivacyMechanismArgs) -> Result<AccountantKind> {
-    m.accountant
-        .parse()
-        .map_err(|e: PrivacyError| Error::User(format!("--accountant: {e}")))
+    match &m.accountant {
+        Some(a) => a
+            .parse()
+            .map_err(|e: PrivacyError| Error::User(format!("--accountant: {e}"))),
+        None if m.sampling == "fixed" => Ok(AccountantKind::Prv),
+        None => Ok(AccountantKind::Rdp),
+    }
 }
 
 /// The report for `sigma`, with each accountant's extra fields.
 fn report(kind: AccountantKind, sigma: f64, m: &PrivacyMechanismArgs) -> Result<Report> {
-    let event = GaussianEvent {
-        sigma,
-        q: m.q,
-        steps: m.steps,
-    };
+    let event = event(sigma, m)?;
+    let fixed = event.sampling == Sampling::WithoutReplacement;
     let mut r = Report {
         epsilon: f64::NAN,
         target_epsilon: None,
         sigma,
-        q: m.q,
+        sampling: event.sampling.as_str(),
+        adjacency: event.sampling.adjacency(),
+        n: m.n.filter(|_| fixed),
+        batch: m.batch.filter(|_| fixed),
+        q: event.q,
         steps: m.steps,
         delta: m.delta,
         accountant: kind.as_str(),
@@ -117,7 +169,9 @@ pub fn epsilon(a: PrivacyEpsilonArgs, obs: &mut dyn Observer) -> Result<()> {
 pub fn sigma(a: PrivacySigmaArgs, obs: &mut dyn Observer) -> Result<()> {
     let m = &a.mechanism;
     let kind = kind(m)?;
-    let sigma = calibrate_sigma(kind, a.epsilon, m.q, m.steps, m.delta).map_err(user)?;
+    let shape = event(1.0, m)?;
+    let sigma = calibrate_sigma(kind, a.epsilon, shape.sampling, shape.q, m.steps, m.delta)
+        .map_err(user)?;
     let mut r = report(kind, sigma, m)?;
     r.target_epsilon = Some(a.epsilon);
     print(&r, obs)

@@ -7,19 +7,32 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct PrivacyMechanismArgs {
-    /// Poisson sampling rate per step, in (0, 1] (batch size / records).
+    /// How each step's batch is drawn: poisson (each record joins independently with
+    /// rate --q; guarantee for adding or removing one record) or fixed (exactly --batch
+    /// of --n records without replacement; guarantee for substituting one record).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "poisson", value_parser = ["poisson", "fixed"]))]
+    pub sampling: String,
+    /// Poisson sampling rate per step, in (0, 1] (batch size / records); poisson only.
     #[cfg_attr(feature = "clap", arg(long))]
-    pub q: f64,
-    /// Number of steps (each a Poisson-sampled noisy gradient step), at least 1.
+    pub q: Option<f64>,
+    /// Records drawn from (fixed-size sampling only).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub n: Option<u64>,
+    /// Records per batch, at most --n (fixed-size sampling only).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub batch: Option<u64>,
+    /// Number of steps (each a subsampled noisy gradient step), at least 1.
     #[cfg_attr(feature = "clap", arg(long))]
     pub steps: u64,
     /// Target delta, in (0, 1) (usually below 1 / records).
     #[cfg_attr(feature = "clap", arg(long))]
     pub delta: f64,
-    /// Accountant: rdp (Rényi DP, Balle et al. 2020 conversion) or prv (PRV
-    /// accountant, upper estimate).
-    #[cfg_attr(feature = "clap", arg(long, default_value = "rdp", value_parser = ["rdp", "prv"]))]
-    pub accountant: String,
+    /// Accountant: rdp (Rényi DP, an upper bound by Balle et al. 2020's conversion) or
+    /// prv (PRV accountant, a numerical upper estimate). Default: rdp for poisson, prv
+    /// for fixed (Wang et al.'s RDP bound for sampling without replacement is several
+    /// times looser).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = ["rdp", "prv"]))]
+    pub accountant: Option<String>,
 }
 
 /// Options of the command that takes `PrivacyEpsilonArgs`.

@@ -1,38 +1,51 @@
 //! The experiment's `[privacy]` table in a run: DP-SGD at the sites, central DP at the
 //! server, the budget check before each round and the privacy report.
 //!
-//! Accounting rules (stated in every report):
+//! Accounting rules (stated in every report, each guarantee with its unit, adjacency,
+//! sampling, accountant and bound type):
 //! - Record-level (DP-SGD): each site is accounted over the steps it really ran (a site
 //!   sampled in some rounds only runs in those), with its own sampling rate
 //!   `q = batch / rows`. The sites' data are disjoint, so the federation's record-level
 //!   epsilon is the MAX over sites, never a sum. No amplification by site sampling is
-//!   claimed (it would need the selection to stay secret from the adversary; Ward logs
-//!   it). Fixed-size batches are accounted as Poisson with the same `q`, as Opacus does.
+//!   claimed. Poisson batches: add or remove one record; fixed-size batches: sampling
+//!   without replacement under substitution of one record (the rows per site public).
 //! - Site-level (central DP): `rounds` compositions of the subsampled Gaussian with the
-//!   mechanism's noise multiplier `z` and site sampling rate `sites per round / sites`
-//!   (McMahan et al. 2018); this assumes the server's selection is not published.
+//!   mechanism's noise multiplier `z` (McMahan et al. 2018): Poisson site sampling at
+//!   rate `q` with a fixed denominator under add or remove one site, or a fixed number
+//!   of sites per round under substitution of one site. Amplification by sampling is
+//!   claimed only because the selection stays secret: under site-level DP the run
+//!   directory withholds each site's per-round status and raw-update statistics
+//!   (`metrics.jsonl` rows become `withheld`).
 //!
 //! Secure aggregation (`[privacy.secagg]`) is not a DP mechanism: it hides each site's
 //! update from the server, which learns only their sum. The report gives its settings,
 //! the quantisation bound on the aggregate and, per round, the survivors, the dropped
 //! sites and the bytes each site sent.
+//!
+//! Randomness: a simulated run draws its DP noise from streams of the run seed, which
+//! `config.toml` publishes: reproducible, but no protection against whoever holds the
+//! run directory. Every report says so.
 
 use crate::{Error, Result};
 use serde::Serialize;
 use ward_core::ExperimentSpec;
 use ward_core::config::{
-    AccountantChoice, CentralDpSpec, DpSamplingKind, DpSgdSpec, SecAggPrgKind,
+    AccountantChoice, CentralDpSpec, DpSamplingKind, DpSgdSpec, SecAggPrgKind, SiteSamplingKind,
 };
 use ward_core::config::{CheckedSpec, NoiseSpec};
 use ward_core::{Params, Update};
 use ward_fl::{
     Aggregate, Federation, FlError, LocalWork, RoundContext, SecAggRoundRecord, SecAggSettings,
-    ServerMechanism, Simulation,
+    ServerMechanism, Simulation, SiteRecord,
 };
 use ward_models::dp::{DpSgdConfig, Sampling};
-use ward_privacy::accountant::{self, AccountantKind, GaussianEvent};
-use ward_privacy::central::{CentralDp, CentralDpConfig, Clipping};
-use ward_privacy::secagg::{MaskPrg, Quantizer, Rounding};
+use ward_privacy::accountant::{self, AccountantKind, GaussianEvent, Sampling as Accounted};
+use ward_privacy::central::{CentralDp, CentralDpConfig, Clipping, SiteSampling};
+use ward_privacy::secagg::{MaskPrg, Quantizer, Rounding, SecAggParams};
+
+/// A SecAgg+ round may fail for lack of live neighbours with probability at most
+/// `2^-this` under the degree rule of [`SecAggParams::recommended_neighbours`].
+const SECAGG_FAILURE_BITS: u32 = 40;
 
 /// The seed of the server's central-DP noise stream (a stream of the run seed).
 const CENTRAL_STREAM: u64 = 0xCE27_DA7A;
@@ -44,9 +57,16 @@ fn kind(c: AccountantChoice) -> AccountantKind {
     }
 }
 
-/// Epsilon of `steps` subsampled-Gaussian steps; `None` without noise (no guarantee)
-/// or without steps' noise.
-fn eps(kind: AccountantKind, sigma: f64, q: f64, steps: u64, delta: f64) -> Result<Option<f64>> {
+/// Epsilon of `steps` subsampled-Gaussian steps drawn by `sampling`; `None` without
+/// noise (no guarantee).
+fn eps(
+    kind: AccountantKind,
+    sampling: Accounted,
+    sigma: f64,
+    q: f64,
+    steps: u64,
+    delta: f64,
+) -> Result<Option<f64>> {
     if steps == 0 {
         return Ok(Some(0.0));
     }
@@ -55,13 +75,35 @@ fn eps(kind: AccountantKind, sigma: f64, q: f64, steps: u64, delta: f64) -> Resu
     }
     Ok(Some(accountant::epsilon(
         kind,
-        &[GaussianEvent { sigma, q, steps }],
+        &[GaussianEvent {
+            sigma,
+            q,
+            steps,
+            sampling,
+        }],
         delta,
     )?))
 }
 
+/// How DP-SGD's batches are accounted.
+fn batch_accounting(s: ward_models::dp::Sampling) -> Accounted {
+    match s {
+        Sampling::Poisson => Accounted::Poisson,
+        Sampling::FixedSize => Accounted::WithoutReplacement,
+    }
+}
+
+/// How central DP's site sampling is accounted.
+fn site_accounting(s: &SiteSampling) -> Accounted {
+    match s {
+        SiteSampling::Poisson { .. } => Accounted::Poisson,
+        SiteSampling::Fixed { .. } => Accounted::WithoutReplacement,
+    }
+}
+
 /// Central DP as the federation's server mechanism: the aggregate is
-/// `global + (sum of clipped deltas + noise) / m`.
+/// `global + (sum of clipped deltas + noise) / D` with the fixed denominator `D` of its
+/// site sampling.
 #[derive(Debug)]
 pub struct CentralMechanism {
     dp: CentralDp,
@@ -84,7 +126,7 @@ impl ServerMechanism for CentralMechanism {
         let refs: Vec<&[f32]> = deltas.iter().map(Params::values).collect();
         let out = self
             .dp
-            .privatise(&refs)
+            .privatise(&refs, ctx.global.len())
             .map_err(|e| FlError::Config(format!("central DP: {e}")))?;
         let mut next = ctx.global.clone();
         for (x, d) in next.values_mut().iter_mut().zip(&out.mean) {
@@ -125,16 +167,39 @@ struct SitePlan {
 #[derive(Debug, Clone, Default)]
 pub struct PrivacyPlan {
     sites: Vec<SitePlan>,
-    central: Option<(CentralDpConfig, f64)>,
+    central: Option<CentralDpConfig>,
     /// Secure aggregation's settings and the sites per round.
     secagg: Option<(SecAggSettings, usize)>,
     rounds: usize,
+    /// Warnings about the settings (shown before the first round and in the report).
+    warnings: Vec<String>,
 }
 
 impl PrivacyPlan {
     /// Whether any mechanism is on.
     pub fn is_on(&self) -> bool {
         !self.sites.is_empty() || self.central.is_some() || self.secagg.is_some()
+    }
+
+    /// Warnings about the privacy settings, for the user.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Whether site-level (central) DP is on: the run directory then withholds every
+    /// per-site statistic of the raw updates (see [`SiteRecord::withheld`]).
+    pub fn site_level(&self) -> bool {
+        self.central.is_some()
+    }
+
+    /// The rows of a round's report that the run directory may publish: under
+    /// site-level DP each withheld, otherwise as they are.
+    pub fn published(&self, rows: &[SiteRecord]) -> Vec<SiteRecord> {
+        if self.site_level() {
+            rows.iter().map(SiteRecord::withheld).collect()
+        } else {
+            rows.to_vec()
+        }
     }
 }
 
@@ -181,13 +246,24 @@ pub fn install(spec: &CheckedSpec, sim: &mut Simulation) -> Result<PrivacyPlan> 
                 NoiseSpec::Multiplier(z) => z,
                 NoiseSpec::TargetEpsilon(target) => {
                     let planned = per_round * spec.federation.rounds as u64;
-                    accountant::calibrate_sigma(kind(d.accountant), target, q, planned, d.delta)
-                        .map_err(|e| {
-                            Error::User(format!(
-                                "privacy.dp-sgd.target-epsilon: site {}: {e}",
-                                names[i]
-                            ))
-                        })?
+                    let sampling = match d.sampling {
+                        DpSamplingKind::Poisson => Accounted::Poisson,
+                        DpSamplingKind::FixedSize => Accounted::WithoutReplacement,
+                    };
+                    accountant::calibrate_sigma(
+                        kind(d.accountant),
+                        target,
+                        sampling,
+                        q,
+                        planned,
+                        d.delta,
+                    )
+                    .map_err(|e| {
+                        Error::User(format!(
+                            "privacy.dp-sgd.target-epsilon: site {}: {e}",
+                            names[i]
+                        ))
+                    })?
                 }
             };
             let config = DpSgdConfig {
@@ -213,39 +289,7 @@ pub fn install(spec: &CheckedSpec, sim: &mut Simulation) -> Result<PrivacyPlan> 
         }
     }
     if let Some((c, noise)) = spec.central() {
-        let (m, trainers) = site_sampling(&sim.federation);
-        let q = m as f64 / trainers as f64;
-        let z = match noise {
-            NoiseSpec::Multiplier(z) => z,
-            NoiseSpec::TargetEpsilon(target) => accountant::calibrate_sigma(
-                kind(c.accountant),
-                target,
-                q,
-                spec.federation.rounds as u64,
-                c.delta,
-            )
-            .map_err(|e| Error::User(format!("privacy.central.target-epsilon: {e}")))?,
-        };
-        let clipping = if c.adaptive {
-            Clipping::Adaptive {
-                initial: c.clip,
-                target_quantile: c.target_quantile,
-                lr: c.clip_lr,
-                count_noise: c.count_noise.unwrap_or(m as f64 / 20.0),
-            }
-        } else {
-            Clipping::Fixed { clip: c.clip }
-        };
-        let config = CentralDpConfig {
-            clipping,
-            noise_multiplier: z,
-        };
-        let dp = CentralDp::new(config, spec.seed ^ CENTRAL_STREAM)
-            .map_err(|e| Error::User(format!("privacy.central: {e}")))?;
-        sim.federation
-            .set_mechanism(Box::new(CentralMechanism { dp }))
-            .map_err(|e| Error::User(format!("privacy.central: {e}")))?;
-        plan.central = Some((config, q));
+        plan.central = Some(install_central(spec, c, noise, sim)?);
     }
     if let Some(sa) = &spec.privacy.secagg {
         let quantizer = Quantizer::new(sa.clip as f32, sa.bits, Rounding::Stochastic)
@@ -261,14 +305,88 @@ pub fn install(spec: &CheckedSpec, sim: &mut Simulation) -> Result<PrivacyPlan> 
             },
             dropout: sa.dropout,
             seed: spec.seed,
+            minority_threshold: sa.allow_minority_threshold,
         };
         sim.federation
             .enable_secagg(settings)
             .map_err(|e| Error::User(format!("privacy.secagg: {e}")))?;
         let (m, _) = site_sampling(&sim.federation);
+        if let Some(k) = sa.neighbours {
+            let n = u32::try_from(m).unwrap_or(u32::MAX);
+            match SecAggParams::recommended_neighbours(n, sa.dropout, SECAGG_FAILURE_BITS) {
+                Some(rec) if k < rec => plan.warnings.push(format!(
+                    "privacy.secagg.neighbours = {k} is below the {rec} that keep every neighbourhood of {m} sites at its majority threshold with dropout rate {} except with probability 2^-{SECAGG_FAILURE_BITS} (union bound over the sites of a binomial tail, after Bell et al. 2020)",
+                    sa.dropout
+                )),
+                None if sa.dropout > 0.0 => plan.warnings.push(format!(
+                    "privacy.secagg.dropout = {}: no number of neighbours keeps every neighbourhood of {m} sites at its majority threshold except with probability 2^-{SECAGG_FAILURE_BITS}",
+                    sa.dropout
+                )),
+                _ => {}
+            }
+        }
         plan.secagg = Some((settings, m));
     }
     Ok(plan)
+}
+
+/// Central DP at the server: the site sampling (Poisson turned on in the federation,
+/// or the fixed-size draw it already does), the noise (calibrated over every round for
+/// `target-epsilon`) and the mechanism.
+fn install_central(
+    spec: &CheckedSpec,
+    c: &CentralDpSpec,
+    noise: NoiseSpec,
+    sim: &mut Simulation,
+) -> Result<CentralDpConfig> {
+    let (m, trainers) = site_sampling(&sim.federation);
+    let sampling = match c.site_sampling {
+        SiteSamplingKind::Poisson => {
+            let q = m as f64 / trainers as f64;
+            sim.federation
+                .use_poisson_sampling(q)
+                .map_err(|e| Error::User(format!("privacy.central.site-sampling: {e}")))?;
+            SiteSampling::Poisson { q, sites: trainers }
+        }
+        SiteSamplingKind::Fixed => SiteSampling::Fixed {
+            per_round: m,
+            sites: trainers,
+        },
+    };
+    let z = match noise {
+        NoiseSpec::Multiplier(z) => z,
+        NoiseSpec::TargetEpsilon(target) => accountant::calibrate_sigma(
+            kind(c.accountant),
+            target,
+            site_accounting(&sampling),
+            sampling.rate(),
+            spec.federation.rounds as u64,
+            c.delta,
+        )
+        .map_err(|e| Error::User(format!("privacy.central.target-epsilon: {e}")))?,
+    };
+    let clipping = if c.adaptive {
+        Clipping::Adaptive {
+            initial: c.clip,
+            target_quantile: c.target_quantile,
+            lr: c.clip_lr,
+            count_noise: c.count_noise.unwrap_or(m as f64 / 20.0),
+        }
+    } else {
+        Clipping::Fixed { clip: c.clip }
+    };
+    let config = CentralDpConfig {
+        clipping,
+        noise_multiplier: z,
+        sampling,
+    };
+    // A simulation: the noise comes from the (public) run seed, and the report says so.
+    let dp = CentralDp::new(config, spec.seed ^ CENTRAL_STREAM)
+        .map_err(|e| Error::User(format!("privacy.central: {e}")))?;
+    sim.federation
+        .set_mechanism(Box::new(CentralMechanism { dp }))
+        .map_err(|e| Error::User(format!("privacy.central: {e}")))?;
+    Ok(config)
 }
 
 /// The central-DP state of a running federation.
@@ -295,28 +413,23 @@ pub fn budget_stop(
             let taken = states[s.index].as_ref().map_or(0, |st| st.steps());
             let q = s.config.sample_rate(s.rows);
             let next = taken + s.steps_per_round;
-            if let Some(e) = eps(
+            let sampling = batch_accounting(s.config.sampling);
+            let e = eps(
                 kind(d.accountant),
+                sampling,
                 s.config.noise_multiplier,
                 q,
                 next,
                 d.delta,
-            )? && e <= budget
-            {
+            )?;
+            if e.is_some_and(|e| e <= budget) {
                 continue;
             }
             return Ok(Some(format!(
                 "privacy budget: round {} would take site {}'s record-level epsilon to {} after {next} steps, above privacy.dp-sgd.budget = {budget} ({} accountant, delta {}); the run stops after round {}",
                 fed.round() + 1,
                 s.name,
-                eps(
-                    kind(d.accountant),
-                    s.config.noise_multiplier,
-                    q,
-                    next,
-                    d.delta
-                )?
-                .map_or("infinity (no noise)".to_string(), |e| format!("{e:.4}")),
+                e.map_or("infinity (no noise)".to_string(), |e| format!("{e:.4}")),
                 kind(d.accountant).as_str(),
                 d.delta,
                 fed.round()
@@ -325,13 +438,14 @@ pub fn budget_stop(
     }
     if let Some(c) = &spec.privacy.central
         && let Some(budget) = c.budget
-        && let Some((config, q)) = &plan.central
+        && let Some(config) = &plan.central
     {
         let rounds = central_state(fed)?.map_or(0, |s| s.rounds()) + 1;
         let e = eps(
             kind(c.accountant),
+            site_accounting(&config.sampling),
             config.noise_multiplier,
-            *q,
+            config.sampling.rate(),
             rounds,
             c.delta,
         )?;
@@ -359,9 +473,9 @@ pub struct Epsilons {
     errors: Vec<String>,
 }
 
-fn epsilons(sigma: f64, q: f64, steps: u64, delta: f64) -> Epsilons {
+fn epsilons(sampling: Accounted, sigma: f64, q: f64, steps: u64, delta: f64) -> Epsilons {
     let mut errors = Vec::new();
-    let mut one = |k: AccountantKind| match eps(k, sigma, q, steps, delta) {
+    let mut one = |k: AccountantKind| match eps(k, sampling, sigma, q, steps, delta) {
         Ok(e) => e,
         Err(e) => {
             errors.push(format!("{}: {e:#}", k.as_str()));
@@ -391,8 +505,59 @@ struct SiteReport {
     epsilon: Epsilons,
 }
 
+/// What one guarantee covers, stated the same way for every mechanism: what a
+/// neighbouring dataset differs in, how the batches or sites are drawn, which
+/// accountant gives which kind of number, and what the run directory publishes.
+#[derive(Debug, Clone, Serialize)]
+struct Guarantee {
+    /// `record` (one training row of one site) or `site` (all of one site's data).
+    unit: &'static str,
+    /// The neighbouring relation: add or remove one, or substitution of one.
+    adjacency: &'static str,
+    /// How each step's batch (record level) or each round's sites (site level) are drawn.
+    sampling: String,
+    /// The accountant that calibrates the noise and checks the budget.
+    accountant: &'static str,
+    /// What kind of number each accountant gives (a proven upper bound, or a numerical
+    /// estimate with stated error).
+    bound: BoundTypes,
+    /// What is public alongside the guarantee (not protected by it).
+    public: Vec<String>,
+    /// What the run directory withholds so that the guarantee holds as stated.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    withheld: Vec<&'static str>,
+    /// Where the noise comes from.
+    noise_source: &'static str,
+}
+
+/// The kind of number each accountant reports.
+#[derive(Debug, Clone, Serialize)]
+struct BoundTypes {
+    rdp: &'static str,
+    prv: &'static str,
+}
+
+/// What each accountant's epsilon is, for `sampling`.
+fn bound_types(sampling: Accounted) -> BoundTypes {
+    BoundTypes {
+        rdp: match sampling {
+            Accounted::Poisson => {
+                "upper bound: Renyi DP of the Poisson-subsampled Gaussian (Mironov, Talwar & Zhang 2019) converted by Balle et al. 2020"
+            }
+            Accounted::WithoutReplacement => {
+                "upper bound: Renyi DP of the Gaussian subsampled without replacement (Wang, Balle & Kasiviswanathan 2019, Theorem 27) converted by Balle et al. 2020"
+            }
+        },
+        prv: "numerical estimate, not a proof: privacy random variables (Gopi, Lee & Wutschitz 2021) composed on a grid; the upper estimate (eps_error 0.01 at delta - delta/1000) is reported",
+    }
+}
+
+/// Simulated runs draw DP noise from the run seed.
+const SEEDED_NOISE: &str = "simulation: drawn from streams of the run seed, which config.toml publishes (reproducible, but whoever holds the run directory can regenerate the noise); a deployment must seed from the operating system";
+
 #[derive(Debug, Clone, Serialize)]
 struct RecordLevel {
+    guarantee: Guarantee,
     mechanism: &'static str,
     clip: f64,
     sampling: &'static str,
@@ -408,6 +573,7 @@ struct RecordLevel {
 
 #[derive(Debug, Clone, Serialize)]
 struct SiteLevel {
+    guarantee: Guarantee,
     mechanism: &'static str,
     clipping: &'static str,
     initial_clip: f64,
@@ -422,6 +588,8 @@ struct SiteLevel {
     #[serde(skip_serializing_if = "Option::is_none")]
     target_quantile: Option<f64>,
     site_sample_rate: f64,
+    /// The fixed denominator of the released mean.
+    denominator: f64,
     rounds: u64,
     delta: f64,
     accountant: &'static str,
@@ -433,6 +601,7 @@ struct SiteLevel {
 /// Secure aggregation's part of the report.
 #[derive(Debug, Clone, Serialize)]
 struct SecureAggregation {
+    guarantee: Guarantee,
     protocol: &'static str,
     /// `complete` or `k neighbours (Harary graph, relabelled each round)`.
     graph: String,
@@ -470,6 +639,8 @@ pub struct PrivacyReport {
     rounds_planned: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     stopped_by_budget: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 /// Record-level DP-SGD: each site accounted over the steps it ran; the federation's
@@ -487,7 +658,13 @@ fn record_level(
     for s in &plan.sites {
         let steps = states[s.index].as_ref().map_or(0, |st| st.steps());
         let q = s.config.sample_rate(s.rows);
-        let e = epsilons(s.config.noise_multiplier, q, steps, d.delta);
+        let e = epsilons(
+            batch_accounting(s.config.sampling),
+            s.config.noise_multiplier,
+            q,
+            steps,
+            d.delta,
+        );
         rdp = max_opt(rdp, e.rdp);
         prv = max_opt(prv, e.prv);
         errors.extend(e.errors.iter().map(|m| format!("{}: {m}", s.name)));
@@ -506,13 +683,38 @@ fn record_level(
         "no amplification by site sampling is claimed (the selection is not secret)",
         "train_loss in metrics.jsonl is a non-private diagnostic",
     ];
-    if d.sampling == DpSamplingKind::FixedSize {
-        notes.push("fixed-size batches (sampling without replacement) are accounted as Poisson with q = batch / rows, as Opacus does: an approximation, not a proven bound");
-    }
     if spec.federation.fine_tune_steps > 0 {
         notes.push("federation.fine-tune-steps fine-tuning is not private (its scores are local diagnostics)");
     }
+    let fixed = d.sampling == DpSamplingKind::FixedSize;
+    let guarantee = Guarantee {
+        unit: "record: one training row of one site",
+        adjacency: if fixed {
+            "substitution of one record (replace one; the rows per site are public)"
+        } else {
+            "add or remove one record"
+        },
+        sampling: if fixed {
+            "fixed-size: exactly batch-size rows per step, drawn without replacement; q = batch / rows".into()
+        } else {
+            "poisson: each row joins a step independently with q = batch / rows".into()
+        },
+        accountant: kind(d.accountant).as_str(),
+        bound: bound_types(if fixed {
+            Accounted::WithoutReplacement
+        } else {
+            Accounted::Poisson
+        }),
+        public: vec![
+            "the number of training rows per site".into(),
+            "the number of steps each site ran, and which rounds it trained in".into(),
+            "train_loss per site and round (a non-private diagnostic)".into(),
+        ],
+        withheld: Vec::new(),
+        noise_source: SEEDED_NOISE,
+    };
     RecordLevel {
+        guarantee,
         mechanism: "dp-sgd (Abadi et al. 2016): per-example clipping, Gaussian noise sigma*C on the sum, divided by the expected batch",
         clip: d.clip,
         sampling: match d.sampling {
@@ -531,8 +733,36 @@ fn record_level(
 
 /// Site-level central DP: the clip's history, the noise and the epsilon over the
 /// rounds run.
-fn site_level(c: &CentralDpSpec, config: &CentralDpConfig, q: f64, state: &CentralDp) -> SiteLevel {
+fn site_level(c: &CentralDpSpec, config: &CentralDpConfig, state: &CentralDp) -> SiteLevel {
     let h = state.clip_history();
+    let sampling = &config.sampling;
+    let q = sampling.rate();
+    let guarantee = Guarantee {
+        unit: "site: all training rows of one site",
+        adjacency: sampling.adjacency(),
+        sampling: match *sampling {
+            SiteSampling::Poisson { q, sites } => format!(
+                "poisson: each of the {sites} training sites joins a round independently with q = {q}; the noisy sum is divided by the expected count q * sites = {}",
+                sampling.denominator()
+            ),
+            SiteSampling::Fixed { per_round, sites } => format!(
+                "fixed: exactly {per_round} of the {sites} training sites per round, drawn without replacement; the noisy sum is divided by {per_round}"
+            ),
+        },
+        accountant: kind(c.accountant).as_str(),
+        bound: bound_types(site_accounting(sampling)),
+        public: vec![
+            "the number of training sites and of training rows per site".into(),
+            "the released global model after every round".into(),
+            "each site's test scores of the released model, computed on its held-out test rows (those rows are not covered by the guarantee)".into(),
+        ],
+        withheld: vec![
+            "which sites took part in each round (amplification by site sampling is claimed because this stays secret): metrics.jsonl rows read \"withheld\"",
+            "each site's per-round status (accepted, rejected, failed), training loss, rows used, update norm, cosine to the aggregate and aggregation weight",
+            "the count of rejected updates (summary.json rejected_updates is null)",
+        ],
+        noise_source: SEEDED_NOISE,
+    };
     let (count_noise, target_quantile) = match config.clipping {
         Clipping::Adaptive {
             count_noise,
@@ -542,7 +772,8 @@ fn site_level(c: &CentralDpSpec, config: &CentralDpConfig, q: f64, state: &Centr
         Clipping::Fixed { .. } => (None, None),
     };
     SiteLevel {
-        mechanism: "central DP for federated averaging (McMahan et al. 2018): each site's update clipped, Gaussian noise on the sum, divided by the number of updates",
+        guarantee,
+        mechanism: "central DP for federated averaging (McMahan et al. 2018): each participating site's update clipped, Gaussian noise on the sum, divided by a fixed public denominator (adaptive clipping: centred unclipped-count bits, Andrew et al. 2021)",
         clipping: if c.adaptive {
             "adaptive (Andrew et al. 2021)"
         } else {
@@ -558,14 +789,22 @@ fn site_level(c: &CentralDpSpec, config: &CentralDpConfig, q: f64, state: &Centr
         count_noise,
         target_quantile,
         site_sample_rate: q,
+        denominator: sampling.denominator(),
         rounds: state.rounds(),
         delta: c.delta,
         accountant: kind(c.accountant).as_str(),
         budget: c.budget,
-        epsilon: epsilons(config.noise_multiplier, q, state.rounds(), c.delta),
+        epsilon: epsilons(
+            site_accounting(sampling),
+            config.noise_multiplier,
+            q,
+            state.rounds(),
+            c.delta,
+        ),
         notes: vec![
             "site-level: neighbouring federations differ in one site's whole data",
-            "accounted with site sampling rate sites-per-round / sites (the server's selection is assumed not to be published)",
+            "every round releases noise, also a round in which no site took part",
+            "the server (trusted curator of central DP) sees the raw updates; the guarantee covers what is released",
         ],
     }
 }
@@ -577,7 +816,25 @@ fn secure_aggregation(settings: &SecAggSettings, m: usize, fed: &Federation) -> 
     let (bytes, count) = rounds.iter().fold((0u64, 0usize), |(b, c), r| {
         (b + r.up_bytes.values().sum::<u64>(), c + r.up_bytes.len())
     });
+    let guarantee = Guarantee {
+        unit: "site: its individual update",
+        adjacency: "none: secure aggregation is not a differential-privacy guarantee",
+        sampling: format!("{m} sites per round"),
+        accountant: "none",
+        bound: BoundTypes {
+            rdp: "none",
+            prv: "none",
+        },
+        public: vec![
+            "the sum of the surviving sites' quantised updates (every round), and so the global model".into(),
+            "which sites took part in and dropped out of each round, and the bytes each sent".into(),
+            "train_loss and the count of clipped values per site (reported outside the secure sum)".into(),
+        ],
+        withheld: Vec::new(),
+        noise_source: "no noise; keys and masks in simulation come from the run seed (reproducible, not secret)",
+    };
     SecureAggregation {
+        guarantee,
         protocol: "SecAgg+ (Bell et al. 2020, on Bonawitz et al. 2017): X25519 key agreement, Shamir shares encrypted with ChaCha20-Poly1305, pairwise and self masks from a ChaCha stream, dropout recovery",
         graph: if params.is_complete() {
             "complete".into()
@@ -626,7 +883,7 @@ pub fn report(
         _ => None,
     };
     let site_level = match (&spec.privacy.central, &plan.central, central_state(fed)?) {
-        (Some(c), Some((config, q)), Some(state)) => Some(site_level(c, config, *q, &state)),
+        (Some(c), Some(config), Some(state)) => Some(site_level(c, config, &state)),
         _ => None,
     };
     let secure_aggregation = plan
@@ -640,6 +897,7 @@ pub fn report(
         rounds_run: fed.round(),
         rounds_planned: plan.rounds,
         stopped_by_budget: stopped,
+        warnings: plan.warnings.clone(),
     })
 }
 

@@ -256,6 +256,9 @@ impl Prepared {
         let mut records = Vec::new();
         let mut rejected = 0usize;
         let mut stopped = None;
+        for w in self.plan.warnings() {
+            obs.warning(w);
+        }
         while !fed.is_done() {
             if self.plan.is_on()
                 && let Some(msg) = privacy::budget_stop(&self.spec, &self.plan, fed)?
@@ -271,7 +274,9 @@ impl Prepared {
             })?;
             rejected += report.rejected();
             match dir {
-                Some(d) => d.after_round(fed, &report, &self.sim.backend)?,
+                Some(d) => {
+                    d.after_round(fed, &self.plan.published(&report.sites), &self.sim.backend)?
+                }
                 None => records.extend(report.sites.iter().cloned()),
             }
             obs.round_finished(&report);
@@ -367,7 +372,7 @@ impl Prepared {
             backend: self.sim.backend.clone(),
             ward_version: WARD_VERSION.to_string(),
             wall_time_s: start.elapsed().as_secs_f64(),
-            rejected_updates: rejected,
+            rejected_updates: (!self.plan.site_level()).then_some(rejected),
             data_warnings: self.sim.warnings.clone(),
             root_sample: self.root_sample.clone(),
             privacy: None,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use ward_core::Params;
-use ward_fl::{Checkpoint, EngineOptions, Federation, RoundReport, SiteStatus};
+use ward_fl::{Checkpoint, EngineOptions, Federation, SiteRecord, SiteStatus};
 use ward_models::ModelArch;
 use ward_report::{Summary, files};
 
@@ -165,15 +165,16 @@ impl RunDir {
         Ok(())
     }
 
-    /// After a round: its rows appended to `metrics.jsonl` (synced), then the
+    /// After a round: its publishable rows (see [`crate::privacy::PrivacyPlan::published`])
+    /// appended to `metrics.jsonl` (synced), then the
     /// checkpoint written atomically with the log's length.
     pub(crate) fn after_round(
         &self,
         fed: &Federation,
-        report: &RoundReport,
+        rows: &[SiteRecord],
         backend: &str,
     ) -> Result<()> {
-        let len = ward_report::append_metrics(&self.dir.join(files::METRICS), &report.sites)?;
+        let len = ward_report::append_metrics(&self.dir.join(files::METRICS), rows)?;
         let mut c = fed.snapshot()?;
         c.metrics_len = len;
         c.backend = backend.to_string();

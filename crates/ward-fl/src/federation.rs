@@ -1,7 +1,7 @@
 //! The round engine.
 
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use ward_core::config::{FederationSpec, StrategyKind};
@@ -95,6 +95,10 @@ pub enum SiteStatus {
         /// The error.
         reason: String,
     },
+    /// Site-level DP: what happened to the site this round (selected or not, accepted
+    /// or not) is withheld from the published log, as are its update statistics; the
+    /// guarantee covers the released model only if these stay unpublished.
+    Withheld,
     /// Secure aggregation: it left the round before its masked input reached the
     /// server (simulated or real), so its update is not in the sum; the protocol
     /// removed its masks.
@@ -149,6 +153,34 @@ pub struct SiteRecord {
     /// count; the server never sees the update).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clipped_values: Option<usize>,
+}
+
+impl SiteRecord {
+    /// What may be published of this record under site-level DP: the round, the site
+    /// and the released model's scores on the site's held-out test rows; its status
+    /// becomes [`SiteStatus::Withheld`] and every statistic of its raw update (training
+    /// rows used, loss, update norm, cosine, selection, weight, clipped values) is
+    /// dropped. The simulated attack's `compromised` label (set by the experiment, not
+    /// derived from data) is kept.
+    #[must_use]
+    pub fn withheld(&self) -> Self {
+        Self {
+            round: self.round,
+            site: self.site.clone(),
+            status: SiteStatus::Withheld,
+            num_examples: None,
+            train_loss: None,
+            update_norm: None,
+            test_accuracy: self.test_accuracy,
+            test_loss: self.test_loss,
+            test_auc: self.test_auc,
+            cosine_to_aggregate: None,
+            selected: None,
+            aggregation_weight: None,
+            compromised: self.compromised,
+            clipped_values: None,
+        }
+    }
 }
 
 /// The outcome of one round.
@@ -214,6 +246,9 @@ pub struct Federation {
     root: Option<Box<dyn SiteHandle>>,
     /// Secure aggregation (see [`Federation::enable_secagg`]).
     secagg: Option<SecAggSettings>,
+    /// Poisson site sampling's inclusion probability (see
+    /// [`Federation::use_poisson_sampling`]).
+    poisson: Option<f64>,
 }
 
 impl std::fmt::Debug for Federation {
@@ -283,6 +318,7 @@ impl Federation {
             },
             root: None,
             secagg: None,
+            poisson: None,
         })
     }
 
@@ -304,6 +340,36 @@ impl Federation {
                 .unwrap_or(trainers)
                 .min(trainers),
         }
+    }
+
+    /// Draws each round's sites by Poisson sampling: every training site joins
+    /// independently with probability `q` (a round may have none), instead of a
+    /// fixed-size draw of `sites_per_round`. What central DP's add-or-remove-one-site
+    /// accounting assumes (McMahan et al. 2018). Refused after the first round, with
+    /// cyclic, and for `q` outside (0, 1].
+    pub fn use_poisson_sampling(&mut self, q: f64) -> Result<(), FlError> {
+        if self.state.round > 0 {
+            return Err(FlError::Config(
+                "site sampling can only be chosen before the first round".into(),
+            ));
+        }
+        if !(q > 0.0 && q <= 1.0) {
+            return Err(FlError::Config(format!(
+                "Poisson site sampling rate {q}: must be in (0, 1]"
+            )));
+        }
+        if self.config.strategy == StrategyKind::Cyclic {
+            return Err(FlError::Config(
+                "cyclic visits one site at a time: Poisson site sampling does not apply".into(),
+            ));
+        }
+        self.poisson = Some(q);
+        Ok(())
+    }
+
+    /// Poisson site sampling's inclusion probability, if it is on.
+    pub fn poisson_rate(&self) -> Option<f64> {
+        self.poisson
     }
 
     /// Replaces the sites with handles supplied from outside (the coordinator of a
@@ -568,6 +634,12 @@ impl Federation {
             self.state.cycle_pos += 1;
             return vec![s];
         }
+        if let Some(q) = self.poisson {
+            return trainers
+                .into_iter()
+                .filter(|_| self.state.rng.random_bool(q))
+                .collect();
+        }
         match self.config.sites_per_round {
             Some(k) if k < trainers.len() => {
                 let mut picked: Vec<usize> =
@@ -652,7 +724,9 @@ impl Federation {
                 self.aggregator.min_updates()
             )));
         }
-        if !accepted.is_empty() {
+        // A server mechanism (central DP) releases every round, updates or not: a
+        // round skipped when nobody took part would reveal that.
+        if !accepted.is_empty() || self.mechanism.is_some() {
             self.aggregate_and_step(round, &ins, &accepted, &mut records)?;
         } else {
             tracing::warn!(round, "no valid update this round: global model unchanged");

@@ -62,6 +62,9 @@ pub struct SecAggSettings {
     pub dropout: f64,
     /// The run seed (graph relabelling, simulated dropouts).
     pub seed: u64,
+    /// Accept `2 * threshold <= neighbours + 1` (see
+    /// [`SecAggParams::minority_threshold`]).
+    pub minority_threshold: bool,
 }
 
 impl SecAggSettings {
@@ -70,7 +73,8 @@ impl SecAggSettings {
     pub fn params(&self, sites: u32, dim: usize, round: usize) -> SecAggParams {
         let mut p = SecAggParams::complete(sites, dim)
             .with_quantizer(self.quantizer)
-            .with_prg(self.prg);
+            .with_prg(self.prg)
+            .allowing_minority_threshold(self.minority_threshold);
         if let Some(k) = self.neighbours {
             p = p.with_neighbours(k);
         }

@@ -749,6 +749,78 @@ fn server_mechanism_replaces_aggregation_and_is_checkpointed() {
     assert_eq!(f.mechanism_state(), Some(&[1u8][..]));
 }
 
+/// A mechanism that records how many updates each round gave it.
+struct Tally {
+    counts: Vec<u8>,
+}
+
+impl ServerMechanism for Tally {
+    fn name(&self) -> String {
+        "tally".into()
+    }
+    fn aggregate(
+        &mut self,
+        updates: &[Update],
+        ctx: &RoundContext<'_>,
+    ) -> Result<Aggregate, FlError> {
+        self.counts.push(updates.len() as u8);
+        Ok(Aggregate::plain(ctx.global.clone()))
+    }
+    fn save_state(&self) -> Result<Vec<u8>, FlError> {
+        Ok(self.counts.clone())
+    }
+    fn load_state(&mut self, state: &[u8]) -> Result<(), FlError> {
+        self.counts = state.to_vec();
+        Ok(())
+    }
+}
+
+/// Poisson site sampling (central DP's): each of 5 sites joins each of 400 rounds
+/// independently with q = 0.3, so each site's share of rounds is 0.3 (binomial standard
+/// error 0.023; allowed 0.08), the number per round varies, and the mechanism is called
+/// in every round, also the ones nobody joined (0.7^5 = 16.8 % of them, about 67;
+/// allowed 30..110). Refused after the first round and with q outside (0, 1].
+#[test]
+fn poisson_site_sampling_draws_independently_and_releases_every_round() {
+    let sites = (0..5)
+        .map(|i| fixed(&format!("s{i}"), vec![i as f32], 1))
+        .collect();
+    let mut fed = Federation::new(
+        sites,
+        vec![trains(); 5],
+        fedavg_config(400),
+        Params::from_flat(vec![0.0]),
+        4,
+    )
+    .unwrap();
+    assert!(
+        fed.use_poisson_sampling(1.5)
+            .unwrap_err()
+            .to_string()
+            .contains("(0, 1]")
+    );
+    fed.use_poisson_sampling(0.3).unwrap();
+    fed.set_mechanism(Box::new(Tally { counts: Vec::new() }))
+        .unwrap();
+    let mut joined = [0usize; 5];
+    while !fed.is_done() {
+        let r = fed.run_round().unwrap();
+        for (i, s) in r.sites.iter().enumerate() {
+            joined[i] += usize::from(s.status == SiteStatus::Accepted);
+        }
+    }
+    for j in joined {
+        assert!((j as f64 / 400.0 - 0.3).abs() < 0.08, "{joined:?}");
+    }
+    let counts = fed.mechanism_state().unwrap().to_vec();
+    assert_eq!(counts.len(), 400);
+    let empty = counts.iter().filter(|&&c| c == 0).count();
+    assert!((30..110).contains(&empty), "{empty}");
+    assert!(counts.iter().any(|&c| c >= 3));
+    let err = fed.use_poisson_sampling(0.3).unwrap_err();
+    assert!(err.to_string().contains("before the first round"), "{err}");
+}
+
 // Secure aggregation (SecAgg+ over the SiteHandle protocol steps).
 
 /// A site holding `copies` copies of the tiny data (2 rows each, so `2 * copies`
@@ -826,6 +898,7 @@ fn secagg_settings(bits: u32, dropout: f64) -> SecAggSettings {
         prg: ward_secagg::MaskPrg::ChaCha12,
         dropout,
         seed: 11,
+        minority_threshold: false,
     }
 }
 

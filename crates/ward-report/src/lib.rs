@@ -137,8 +137,9 @@ pub struct Summary {
     pub ward_version: String,
     /// Wall time of the run in seconds (of the last invocation when resumed).
     pub wall_time_s: f64,
-    /// Updates rejected over the run (NaN/Inf, wrong length, ...).
-    pub rejected_updates: usize,
+    /// Updates rejected over the run (NaN/Inf, wrong length, ...); `None` (null) under
+    /// site-level DP, which withholds it (it depends on the sites' raw updates).
+    pub rejected_updates: Option<usize>,
     /// What loading the data reported: files skipped under `on-bad-file = "skip"` (each
     /// with its reason), rows dropped for missing values, ...
     #[serde(skip_serializing_if = "Vec::is_empty", default)]

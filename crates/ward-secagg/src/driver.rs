@@ -293,7 +293,9 @@ pub fn run_round(
 
 /// Picks `count` sites to drop, as the Flower anchor does: in a seeded random order,
 /// a site is taken only if afterwards every site still has at least `threshold` live
-/// members in its neighbourhood (itself included), so the round can finish.
+/// members in its neighbourhood (itself included), so the round can finish; and, beyond
+/// the anchor, only if the remaining sites stay connected (a split round is aborted, see
+/// [`SecAggError::Disconnected`]).
 ///
 /// # Errors
 /// Parameter errors.
@@ -320,7 +322,7 @@ pub fn choose_dropouts(
                 .count()
                 + usize::from(!dropped.contains(&v));
             alive >= t
-        });
+        }) && g.connected_without(&dropped);
         if !ok {
             dropped.remove(&c);
         }

@@ -33,6 +33,18 @@ pub enum SecAggError {
         /// The threshold.
         needed: usize,
     },
+    /// The survivors' graph (the sites that sent masked inputs, joined where they masked
+    /// with each other) falls apart: unmasking would give the server each piece's sum,
+    /// a partial sum of fewer sites than the round's. The round is aborted.
+    #[error(
+        "secure aggregation: the surviving sites fall into {pieces} groups that share no          pairwise mask (sites {group:?} are one): unmasking would reveal each group's          partial sum; the round is aborted"
+    )]
+    Disconnected {
+        /// How many groups the survivors form.
+        pieces: usize,
+        /// The group of the lowest-numbered survivor.
+        group: Vec<u32>,
+    },
     /// A ciphertext of Shamir shares failed authentication (tampered with, or not made
     /// with the pairwise key of the sites it claims).
     #[error(

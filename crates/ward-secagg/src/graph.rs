@@ -86,6 +86,30 @@ impl CommunicationGraph {
             .get(site as usize)
             .map_or(&[], Vec::as_slice)
     }
+
+    /// Whether the sites not in `removed` form one connected graph (true when none is
+    /// left). A round whose survivors split must not be unmasked: within each piece the
+    /// pairwise masks cancel, so the server would learn each piece's partial sum.
+    pub fn connected_without(&self, removed: &std::collections::BTreeSet<u32>) -> bool {
+        let n = self.neighbours.len() as u32;
+        let Some(first) = (0..n).find(|v| !removed.contains(v)) else {
+            return true;
+        };
+        let mut seen = vec![false; n as usize];
+        seen[first as usize] = true;
+        let mut todo = vec![first];
+        let mut reached = 1;
+        while let Some(v) = todo.pop() {
+            for &w in self.neighbours(v) {
+                if !removed.contains(&w) && !seen[w as usize] {
+                    seen[w as usize] = true;
+                    reached += 1;
+                    todo.push(w);
+                }
+            }
+        }
+        reached == (0..n).filter(|v| !removed.contains(v)).count()
+    }
 }
 
 /// `site` is one of `params.sites`.

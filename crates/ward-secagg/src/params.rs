@@ -90,6 +90,13 @@ pub struct SecAggParams {
     pub round: u64,
     /// Public seed of the random relabelling of the communication graph.
     pub graph_seed: u64,
+    /// Accept a threshold with `2t <= k + 1` (refused by default): safe only against a
+    /// server that follows the protocol. A server that lies about who dropped can ask
+    /// one half of a site's neighbourhood for its mask-key shares ("it dropped") and the
+    /// other half for its self-mask shares ("it survived"); with `2t <= k + 1` both
+    /// halves can hold `t` shares, and the site's update is unmasked.
+    #[serde(default)]
+    pub minority_threshold: bool,
 }
 
 impl SecAggParams {
@@ -107,6 +114,7 @@ impl SecAggParams {
             prg: MaskPrg::default(),
             round: 0,
             graph_seed: 0,
+            minority_threshold: false,
         }
     }
 
@@ -132,6 +140,13 @@ impl SecAggParams {
         self
     }
 
+    /// These settings accepting `2t <= k + 1` (see [`SecAggParams::minority_threshold`]).
+    #[must_use]
+    pub fn allowing_minority_threshold(mut self, allow: bool) -> Self {
+        self.minority_threshold = allow;
+        self
+    }
+
     /// These settings with quantiser `q`.
     #[must_use]
     pub fn with_quantizer(mut self, q: Quantizer) -> Self {
@@ -152,6 +167,33 @@ impl SecAggParams {
         self.round = round;
         self.graph_seed = graph_seed;
         self
+    }
+
+    /// The fewest neighbours `k` (with the majority threshold) that keep every
+    /// neighbourhood of `sites` at the threshold when each site drops independently
+    /// with probability `dropout`, except with probability at most `2^-bits` for the
+    /// whole round; `None` if even the complete graph does not.
+    ///
+    /// The rule, after Bell et al. 2020 ("Secure single-server aggregation with
+    /// (poly)logarithmic overhead", Section 4: choose `k` so that every neighbourhood
+    /// keeps `t` live members with overwhelming probability): a union bound over the
+    /// `n` sites of the binomial tail `P[Bin(k + 1, 1 - dropout) < t] <= 2^-bits / n`.
+    /// It is this simple bound, not the paper's table (which also budgets for corrupt
+    /// sites); `k` is only raised to keep `n k` even. Sites that join at random
+    /// (Bell et al.'s random graph) are not modelled: Ward relabels a Harary graph.
+    pub fn recommended_neighbours(sites: u32, dropout: f64, bits: u32) -> Option<u32> {
+        if sites < 3 {
+            return Some(sites.saturating_sub(1));
+        }
+        let target = (-f64::from(bits) * std::f64::consts::LN_2).exp() / f64::from(sites);
+        let live = 1.0 - dropout.clamp(0.0, 1.0);
+        (2..sites).find(|&k| {
+            if (u64::from(sites) * u64::from(k)) % 2 == 1 {
+                return false;
+            }
+            let t = Self::majority(k);
+            binomial_cdf_below(k + 1, live, t) <= target
+        })
     }
 
     /// True for the complete graph.
@@ -179,6 +221,17 @@ impl SecAggParams {
                 &format!("must be in 1..={} for {n} sites", n - 1),
             ));
         }
+        // One neighbour pairs the sites off: every pair's masks cancel within the pair,
+        // so the server could unmask each pair's sum (only 2 sites may, the complete graph).
+        if self.neighbours == 1 && n > 2 {
+            return Err(SecAggError::parameter(
+                "neighbours",
+                1,
+                &format!(
+                    "one neighbour splits {n} sites into pairs whose sums the server could unmask: give at least 2"
+                ),
+            ));
+        }
         if (u64::from(n) * u64::from(self.neighbours)) % 2 == 1 {
             return Err(SecAggError::parameter(
                 "neighbours",
@@ -197,9 +250,44 @@ impl SecAggParams {
                 ),
             ));
         }
+        if 2 * self.threshold <= self.neighbours + 1 && !self.minority_threshold {
+            return Err(SecAggError::parameter(
+                "threshold",
+                self.threshold,
+                &format!(
+                    "2 * threshold must exceed neighbours + 1 = {} (else a server that lies about who dropped can collect both kinds of share of one site from two halves of its neighbourhood and unmask its update); use at least {}, or allow a minority threshold explicitly",
+                    self.neighbours + 1,
+                    Self::majority(self.neighbours)
+                ),
+            ));
+        }
         if self.dim == 0 {
             return Err(SecAggError::parameter("dim", 0, "must be at least 1"));
         }
         self.quantizer.validate(n)
     }
+}
+
+/// `P[Bin(n, p) < t]`, summed in log space (exact for the small `n` of a neighbourhood).
+fn binomial_cdf_below(n: u32, p: f64, t: u32) -> f64 {
+    if p >= 1.0 {
+        return if t == 0 {
+            0.0
+        } else {
+            f64::from(u8::from(t > n))
+        };
+    }
+    if p <= 0.0 {
+        return if t > 0 { 1.0 } else { 0.0 };
+    }
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    let mut log_choose = 0.0f64; // ln C(n, 0)
+    let mut total = 0.0;
+    for i in 0..t.min(n + 1) {
+        if i > 0 {
+            log_choose += f64::from(n - i + 1).ln() - f64::from(i).ln();
+        }
+        total += (log_choose + f64::from(i) * lp + f64::from(n - i) * lq).exp();
+    }
+    total.min(1.0)
 }

@@ -353,6 +353,7 @@ impl SecAggServer {
                 });
             }
         }
+        self.refuse_split_survivors()?;
         let mut out = BTreeMap::new();
         for &v in &self.masked {
             let mut survivors: Vec<u32> = self.partners[&v]
@@ -378,6 +379,48 @@ impl SecAggServer {
         self.requests = out.clone();
         self.stage = Stage::Unmask;
         Ok(out)
+    }
+
+    /// [`SecAggError::Disconnected`] unless the survivors (the sites that sent masked
+    /// inputs) form one connected graph under the masks they share: in a split graph the
+    /// pairwise masks cancel within each piece, so the revealed self-mask seeds would
+    /// give the server each piece's partial sum (Bell et al. 2020 need the survivors'
+    /// graph connected).
+    fn refuse_split_survivors(&self) -> Result<(), SecAggError> {
+        let Some(&first) = self.masked.iter().next() else {
+            return Ok(());
+        };
+        let mut seen = BTreeSet::from([first]);
+        let mut todo = vec![first];
+        while let Some(v) = todo.pop() {
+            for &w in self.partners.get(&v).into_iter().flatten() {
+                if self.masked.contains(&w) && seen.insert(w) {
+                    todo.push(w);
+                }
+            }
+        }
+        if seen.len() == self.masked.len() {
+            return Ok(());
+        }
+        // Count the pieces for the message.
+        let mut pieces = 1;
+        let mut left: BTreeSet<u32> = self.masked.difference(&seen).copied().collect();
+        while let Some(&start) = left.iter().next() {
+            pieces += 1;
+            let mut todo = vec![start];
+            left.remove(&start);
+            while let Some(v) = todo.pop() {
+                for &w in self.partners.get(&v).into_iter().flatten() {
+                    if left.remove(&w) {
+                        todo.push(w);
+                    }
+                }
+            }
+        }
+        Err(SecAggError::Disconnected {
+            pieces,
+            group: seen.into_iter().collect(),
+        })
     }
 
     /// Stage 4: `from`'s revealed shares.

@@ -133,7 +133,7 @@ fn dropouts_below_the_threshold_recover_the_survivors_sum() {
 
 #[test]
 fn a_site_leaving_after_its_masked_input_is_still_in_the_sum() {
-    let p = SecAggParams::complete(7, 500).with_threshold(3);
+    let p = SecAggParams::complete(7, 500).with_threshold(4);
     let drops = BTreeMap::from([
         (2, DropPoint::AfterMaskedInput),
         (5, DropPoint::AfterShares),
@@ -417,7 +417,9 @@ fn the_client_refuses_to_reveal_both_kinds_of_share_of_one_site() {
 
 #[test]
 fn malformed_and_out_of_range_messages_are_errors() {
-    let p = SecAggParams::complete(4, 8).with_threshold(2);
+    let p = SecAggParams::complete(4, 8)
+        .with_threshold(2)
+        .allowing_minority_threshold(true);
     let mut server = SecAggServer::new(&p).unwrap();
     let mut c0 = SecAggClient::new(&p, 0, [1; 32]).unwrap();
     // Out of order.
@@ -556,17 +558,145 @@ fn bytes_per_site_match_the_hand_count() {
 
 #[test]
 fn the_dropout_choice_keeps_every_neighbourhood_at_the_threshold() {
-    // Ring with threshold 2: no two dropped sites may be ring neighbours.
+    // H(20, 4), threshold 2 (a minority threshold, allowed explicitly to leave room for
+    // dropouts): three dropouts leave every neighbourhood at the threshold and the
+    // survivors connected (H(n, 4) stays connected after removing 3 sites).
     let p = SecAggParams::complete(20, 4)
-        .with_neighbours(2)
+        .with_neighbours(4)
         .with_threshold(2)
+        .allowing_minority_threshold(true)
         .with_round(0, 9);
     let g = CommunicationGraph::new(&p).unwrap();
-    let d = choose_dropouts(&p, 4, 3).unwrap();
-    assert_eq!(d.len(), 4);
-    for &a in &d {
-        for &b in &d {
-            assert!(!g.neighbours(a).contains(&b), "{a} and {b} are neighbours");
-        }
+    let d = choose_dropouts(&p, 3, 3).unwrap();
+    assert_eq!(d.len(), 3);
+    let gone: std::collections::BTreeSet<u32> = d.iter().copied().collect();
+    for v in 0..20 {
+        let alive = g
+            .neighbours(v)
+            .iter()
+            .filter(|w| !gone.contains(*w))
+            .count()
+            + usize::from(!gone.contains(&v));
+        assert!(alive >= 2, "site {v}: {alive} of its neighbourhood left");
     }
+    assert!(g.connected_without(&gone));
+    // On a ring (2 neighbours) a second dropout would split the survivors (two
+    // non-adjacent sites) or leave a dropped site's shares below the threshold (two
+    // adjacent ones): only one is chosen.
+    let ring = p.with_neighbours(2).with_threshold(2);
+    assert_eq!(choose_dropouts(&ring, 4, 3).unwrap().len(), 1);
+}
+
+/// Issue 13, item 4: on a ring of 6 (k 2, t 2) two opposite sites dropping after
+/// sharing their keys leave every neighbourhood at the threshold, so the server used to
+/// unmask: the survivors then form two groups that share no pairwise mask, and each
+/// group's masks cancel in its own sum, so the revealed self-mask seeds gave the server
+/// each group's partial sum. Now the round is aborted before any share is revealed.
+#[test]
+fn survivors_that_split_abort_the_round_before_unmasking() {
+    let p = SecAggParams::complete(6, 16)
+        .with_neighbours(2)
+        .with_threshold(2)
+        .with_round(1, 5);
+    let g = CommunicationGraph::new(&p).unwrap();
+    // Two opposite sites (not neighbours, no neighbour in common): every other site
+    // keeps itself and one neighbour (the threshold), but the ring falls in two.
+    let (a, b) = (0..6u32)
+        .flat_map(|a| (a + 1..6).map(move |b| (a, b)))
+        .find(|&(a, b)| {
+            !g.neighbours(a).contains(&b)
+                && !g.neighbours(a).iter().any(|w| g.neighbours(b).contains(w))
+        })
+        .unwrap();
+    assert!(!g.connected_without(&[a, b].into_iter().collect()));
+    let drops: BTreeMap<u32, DropPoint> =
+        [(a, DropPoint::AfterShares), (b, DropPoint::AfterShares)].into();
+    let e = run(&p, &drops, 1.0).unwrap_err();
+    match &e {
+        SecAggError::Disconnected { pieces, group } => {
+            assert_eq!(*pieces, 2, "{e}");
+            assert_eq!(group.len(), 2, "{e}");
+        }
+        other => panic!("expected Disconnected, got {other}"),
+    }
+    assert!(e.to_string().contains("partial sum"), "{e}");
+    // One site dropping leaves a connected path: the round finishes with the other five.
+    let one: BTreeMap<u32, DropPoint> = [(a, DropPoint::AfterShares)].into();
+    let r = run(&p, &one, 1.0).unwrap();
+    assert_eq!(r.output.survivors.len(), 5);
+}
+
+/// One neighbour pairs the sites off (each pair's sum would be unmaskable): refused.
+#[test]
+fn one_neighbour_is_refused_beyond_two_sites() {
+    let e = SecAggParams::complete(6, 4)
+        .with_neighbours(1)
+        .with_threshold(2)
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("neighbours = 1: one neighbour splits 6 sites"),
+        "{e}"
+    );
+    SecAggParams::complete(2, 4).validate().unwrap();
+}
+
+/// Issue 13 item 4: `2t <= k + 1` is refused by default (a lying server could collect
+/// both kinds of share of one site from two halves of its neighbourhood), and allowed
+/// only when asked for. k = 4: t = 2 gives 4 <= 5, refused; t = 3 (the majority) runs.
+#[test]
+fn a_minority_threshold_is_refused_unless_allowed() {
+    let p = SecAggParams::complete(10, 4)
+        .with_neighbours(4)
+        .with_threshold(2);
+    let e = p.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("threshold = 2") && e.contains("neighbours + 1 = 5"),
+        "{e}"
+    );
+    assert!(e.contains("use at least 3"), "{e}");
+    p.allowing_minority_threshold(true).validate().unwrap();
+    p.with_threshold(3).validate().unwrap();
+    // The complete graph of 10: Flower's round(n / 2) = 5 is a minority of 10.
+    let flower = SecAggParams::complete(10, 4).with_threshold(5);
+    assert!(
+        flower
+            .validate()
+            .is_err_and(|e| e.to_string().contains("2 * threshold"))
+    );
+    assert_eq!(SecAggParams::complete(10, 4).threshold, 6);
+    SecAggParams::complete(10, 4).validate().unwrap();
+}
+
+/// The degree rule: a union bound over the n sites of `P[Bin(k + 1, 1 - dropout) < t]`
+/// with the majority threshold. By hand: k = 2, t = 2, dropout 0.2:
+/// `P[Bin(3, 0.8) < 2] = 0.2^3 + 3 * 0.8 * 0.2^2 = 0.104`, so for 10 sites the union
+/// bound is 1.04. Without dropouts k = 2 suffices;
+/// the recommended k grows with the dropout rate and stays below n; a rate no k can
+/// carry gives `None`.
+#[test]
+fn recommended_neighbours_follow_the_binomial_rule() {
+    assert_eq!(SecAggParams::recommended_neighbours(10, 0.0, 20), Some(2));
+    let k = SecAggParams::recommended_neighbours(100, 0.1, 20).unwrap();
+    let k_more = SecAggParams::recommended_neighbours(100, 0.2, 20).unwrap();
+    assert!(k > 2 && k_more > k && k_more < 100, "{k} {k_more}");
+    // Check the chosen k against the rule directly, and k - 2 (same parity) against it.
+    let tail = |k: u32| {
+        let t = SecAggParams::majority(k);
+        (0..t)
+            .map(|i| {
+                let c = (0..i).fold(1.0, |c, j| c * f64::from(k + 1 - j) / f64::from(j + 1));
+                c * 0.9f64.powi(i as i32) * 0.1f64.powi((k + 1 - i) as i32)
+            })
+            .sum::<f64>()
+    };
+    assert!(100.0 * tail(k) <= 2f64.powi(-20), "{}", tail(k));
+    assert!(100.0 * tail(k - 1) > 2f64.powi(-20) || 100.0 * tail(k - 2) > 2f64.powi(-20));
+    // 10 sites, dropout 0.2, 2^-1: n P[Bin(k + 1, 0.8) < t] by hand (t = 2, 3, 4 for
+    // k = 2, 4, 6; odd k is allowed for even n too): k = 2: 1.04, k = 3: 1.808,
+    // k = 4: 0.5792, k = 5: 0.9888, k = 6: 0.33344 <= 0.5. So k = 6.
+    assert_eq!(SecAggParams::recommended_neighbours(10, 0.2, 1), Some(6));
+    // Nobody ever survives: no k helps.
+    assert_eq!(SecAggParams::recommended_neighbours(10, 1.0, 20), None);
 }

@@ -84,11 +84,10 @@ fn print_summary(s: &Summary, dir: &Path) {
         s.experiment, s.strategy, s.rounds, s.seed, s.backend, s.wall_time_s
     ));
     out(t);
-    if s.rejected_updates > 0 {
-        out(format!(
-            "rejected updates: {} (see metrics.jsonl)",
-            s.rejected_updates
-        ));
+    if let Some(n) = s.rejected_updates
+        && n > 0
+    {
+        out(format!("rejected updates: {n} (see metrics.jsonl)"));
     }
     out(format!("run directory: {}", dir.display()));
 }

@@ -604,6 +604,7 @@ mod tests {
                 delta: 1e-5,
                 accountant: AccountantChoice::Rdp,
                 budget: Some(1.0),
+                site_sampling: SiteSamplingKind::Fixed,
             }),
             secagg: Some(SecAggSpec {
                 neighbours: Some(2),
@@ -612,6 +613,7 @@ mod tests {
                 bits: 16,
                 prg: SecAggPrgKind::Chacha8,
                 dropout: 0.25,
+                allow_minority_threshold: true,
             }),
         }
     }

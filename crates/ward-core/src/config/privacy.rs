@@ -69,6 +69,11 @@ pub struct SecAggSpec {
     /// exercise dropout recovery. In [0, 1), default 0.
     #[serde(default)]
     pub dropout: f64,
+    /// Accept a threshold with `2 * threshold <= neighbours + 1` (default false: such a
+    /// threshold lets a server that lies about who dropped unmask a site's update; it
+    /// is safe only against a server that follows the protocol).
+    #[serde(default)]
+    pub allow_minority_threshold: bool,
 }
 
 pub(super) fn default_secagg_clip() -> f64 {
@@ -87,6 +92,7 @@ impl Default for SecAggSpec {
             bits: default_secagg_bits(),
             prg: SecAggPrgKind::default(),
             dropout: 0.0,
+            allow_minority_threshold: false,
         }
     }
 }
@@ -124,6 +130,17 @@ impl SecAggSpec {
                         k + 1
                     )
                 })?;
+                check(
+                    2 * t > k + 1 || self.allow_minority_threshold,
+                    "privacy.secagg.threshold",
+                    || {
+                        format!(
+                            "2 * threshold must exceed neighbours + 1 = {} (else a server that lies about who dropped can collect both kinds of share of one site from two halves of its neighbourhood), got {t}; use at least {}, or set privacy.secagg.allow-minority-threshold = true to accept that risk",
+                            k + 1,
+                            k.div_ceil(2) + 1
+                        )
+                    },
+                )?;
             }
         }
         unit_interval(self.dropout, "privacy.secagg.dropout")?;
@@ -198,9 +215,24 @@ pub enum DpSamplingKind {
     /// Each example independently with rate `batch-size / rows`.
     #[default]
     Poisson,
-    /// Exactly `batch-size` examples without replacement (accounted as Poisson, as
-    /// Opacus does: an approximation).
+    /// Exactly `batch-size` examples without replacement, accounted under substitution
+    /// of one example (Wang, Balle & Kasiviswanathan 2019; the rows per site are public).
     FixedSize,
+}
+
+/// How central DP draws each round's sites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SiteSamplingKind {
+    /// Each training site joins a round independently with probability
+    /// `q = federation.sites-per-round / training sites` (1 without `sites-per-round`);
+    /// the noisy sum is divided by the expected count `q * sites`. Accounted under
+    /// adding or removing one site (McMahan et al. 2018).
+    #[default]
+    Poisson,
+    /// Exactly `federation.sites-per-round` sites without replacement, the sum divided
+    /// by that number. Accounted under substitution of one site.
+    Fixed,
 }
 
 /// `[privacy.dp-sgd]`: record-level DP-SGD (Abadi et al. 2016) at every training site.
@@ -270,6 +302,9 @@ pub struct CentralDpSpec {
     /// Site-level privacy budget: the run stops before a round that would exceed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<f64>,
+    /// `poisson` (default) or `fixed`: how each round's sites are drawn.
+    #[serde(default)]
+    pub site_sampling: SiteSamplingKind,
 }
 
 pub(super) fn default_delta() -> f64 {
@@ -417,6 +452,9 @@ impl PrivacySpec {
                     )
                 },
             )?;
+            check(strategy != StrategyKind::Cyclic, "privacy.central", || {
+                "cyclic visits the sites in a fixed shuffled order, which neither site sampling that central DP is accounted for (poisson, fixed) describes; central DP is refused with cyclic".into()
+            })?;
             check(
                 strategy != StrategyKind::Scaffold,
                 "privacy.central",

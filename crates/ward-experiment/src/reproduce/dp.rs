@@ -116,15 +116,18 @@ pub(crate) fn flamby_account(
     let batches = rows.div_ceil(batch) as u64;
     let q = 1.0 / batches as f64;
     let planned = rounds * batches;
-    let sigma = accountant::calibrate_sigma(AccountantKind::Rdp, epsilon, q, planned, delta)?;
+    let sigma = accountant::calibrate_sigma(
+        AccountantKind::Rdp,
+        epsilon,
+        accountant::Sampling::Poisson,
+        q,
+        planned,
+        delta,
+    )?;
     let taken = rounds * local_steps;
     let spent = accountant::epsilon(
         AccountantKind::Rdp,
-        &[GaussianEvent {
-            sigma,
-            q,
-            steps: taken,
-        }],
+        &[GaussianEvent::poisson(sigma, q, taken)],
         delta,
     )?;
     Ok(FlambyAccount {
@@ -602,11 +605,11 @@ mod tests {
         // The calibrated sigma meets the target over the planned steps...
         let planned = accountant::epsilon(
             AccountantKind::Rdp,
-            &[GaussianEvent {
-                sigma: a.sigma,
-                q: a.sample_rate,
-                steps: a.planned_steps,
-            }],
+            &[GaussianEvent::poisson(
+                a.sigma,
+                a.sample_rate,
+                a.planned_steps,
+            )],
             1e-3,
         )
         .unwrap();
