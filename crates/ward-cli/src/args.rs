@@ -89,7 +89,8 @@ pub(crate) enum PrivacyCommand {
     /// experiment, on each site's training rows (members) against its test rows.
     ///
     /// Prints AUC, TPR at low FPR and the epsilon lower bound the attack proves
-    /// (Clopper-Pearson intervals), overall and per site, beside the accountant's
+    /// (threshold chosen on a random half of the rows, seeded by --seed; Clopper-Pearson
+    /// bound at it on the other half), overall and per site, beside the accountant's
     /// epsilon where the run had a privacy mechanism. With shadows, the `-rand` rows
     /// attack one more run of the experiment whose training rows were drawn from the
     /// pool by a fair coin each: membership independent of the rows, so their bounds

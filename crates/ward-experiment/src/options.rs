@@ -506,7 +506,8 @@ pub struct PrivacyAuditArgs {
     /// Output directory (default: `<run>/audit`).
     #[cfg_attr(feature = "clap", arg(long))]
     pub out: Option<PathBuf>,
-    /// Seed of the shadow models' data halves and run seeds.
+    /// Seed of the shadow models' data halves and run seeds, and of the held-out split
+    /// behind the epsilon bound (threshold chosen on one half, bound on the other).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     pub seed: u64,
     /// Shadow runs for LiRA (even, at least 4; 0 runs only the loss attack). Each is a

@@ -19,11 +19,30 @@
 //! `(epsilon, delta)`-DP mechanism with false-positive rate FPR and false-negative
 //! rate FNR has `FPR + e^eps FNR >= 1 - delta` and `FNR + e^eps FPR >= 1 - delta`, so
 //! `eps >= max(ln((TPR - delta) / FPR), ln((TNR - delta) / FNR))`. With Clopper-Pearson
-//! intervals on the rates (the lower end of TPR/TNR, the upper end of FPR/FNR, as in
-//! Jagielski et al.'s code with `proportion_confint(method="beta")`), the bound holds
-//! with the stated confidence at any one threshold. Taking the best threshold on the
-//! same scores, as those papers do, is slightly optimistic; [`EpsilonLowerBound`] says
-//! which threshold it used.
+//! intervals on the rates at confidence `c` (the lower end of TPR/TNR, the upper end of
+//! FPR/FNR, as in Jagielski et al.'s code with `proportion_confint(method="beta")`; each
+//! end errs with probability `(1 - c) / 2`, so both hold together with probability at
+//! least `c`), the bound holds with confidence `c` at one threshold fixed in advance.
+//!
+//! Those papers take the best of many thresholds on the same scores; the maximum of
+//! many bounds, each at confidence `c`, is optimistic (it does not hold at `c`).
+//! [`epsilon_lower_bound`] instead splits the scored examples at random into two halves
+//! ([`held_out_split`]: seeded, and stratified so each half keeps half the members and
+//! half the non-members), picks the threshold with the best bound on the selection half
+//! ([`best_threshold_bound`]) and reports the Clopper-Pearson bound at that one threshold
+//! on the evaluation half ([`bound_at_threshold`]); [`EpsilonLowerBound`] names the
+//! method ([`HELD_OUT_METHOD`]), the split and the threshold. Half the rows give wider
+//! intervals, so the held-out bound is usually lower than the same-rows maximum, which
+//! is still reported, as a diagnostic labelled optimistic (`optimistic_same_data`).
+//!
+//! Caveat, not handled here: Clopper-Pearson treats the evaluation rows as independent
+//! trials. The rows of one training run are not independent in general (whether one
+//! row is a member changes the model, and so the scores of all the others), and members
+//! taken from a fixed train/test split are not drawn at random. Steinke, Nasr &
+//! Jagielski 2023 ("Privacy auditing with one (1) training run") give the analysis that
+//! makes a one-run audit sound when each candidate is included by an independent coin
+//! flip; Ward's audit does not implement it, so its bound is the conventional one-run
+//! estimate under the independence assumption, not a proof.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -196,11 +215,9 @@ pub struct Roc {
     pub points: Vec<RocPoint>,
 }
 
-/// The ROC curve of `scores` (higher = more likely a member) against `member`.
-///
-/// Needs at least one member and one non-member and finite scores. Tied scores form
-/// one operating point.
-pub fn roc(scores: &[f64], member: &[bool]) -> Result<Roc, PrivacyError> {
+/// `(members, non-members)` of `member`, after checking that `scores` has one finite
+/// score per label and that there are both members and non-members.
+fn check_scores(scores: &[f64], member: &[bool]) -> Result<(usize, usize), PrivacyError> {
     if scores.len() != member.len() {
         return Err(PrivacyError::parameter(
             "scores",
@@ -224,6 +241,15 @@ pub fn roc(scores: &[f64], member: &[bool]) -> Result<Roc, PrivacyError> {
             "an attack needs both members and non-members to score",
         ));
     }
+    Ok((positives, negatives))
+}
+
+/// The ROC curve of `scores` (higher = more likely a member) against `member`.
+///
+/// Needs at least one member and one non-member and finite scores. Tied scores form
+/// one operating point.
+pub fn roc(scores: &[f64], member: &[bool]) -> Result<Roc, PrivacyError> {
+    let (positives, negatives) = check_scores(scores, member)?;
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let mut points = vec![RocPoint {
@@ -364,62 +390,263 @@ fn eps_from_rates(tpr: f64, fpr: f64, tnr: f64, fnr: f64, delta: f64) -> f64 {
     one(tpr - delta, fpr).max(one(tnr - delta, fnr))
 }
 
-/// The epsilon an attack's error rates prove, at `delta`.
+/// How [`epsilon_lower_bound`] makes its bound: the `method` of [`EpsilonLowerBound`].
+pub const HELD_OUT_METHOD: &str = "threshold chosen on a held-out half (seeded, stratified split), Clopper-Pearson bound on the other half";
+
+/// The fewest members, and the fewest non-members, that [`held_out_split`] (and so
+/// [`epsilon_lower_bound`]) needs: one of each in either half.
+pub const MIN_PER_CLASS: usize = 2;
+
+/// The bound an attack proves at one threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdBound {
+    /// The score threshold: "member" for every score `>= threshold` (`+inf` flags
+    /// nobody).
+    pub threshold: f64,
+    /// The bound from the Clopper-Pearson ends (lower TPR/TNR, upper FPR/FNR) at this
+    /// threshold, floored at 0.
+    pub ci: f64,
+    /// Observed TPR at the threshold.
+    pub tpr: f64,
+    /// Observed FPR at the threshold.
+    pub fpr: f64,
+}
+
+/// `delta` in `[0, 1)`.
+fn check_delta(delta: f64) -> Result<(), PrivacyError> {
+    if (0.0..1.0).contains(&delta) {
+        Ok(())
+    } else {
+        Err(PrivacyError::parameter("delta", delta, "must be in [0, 1)"))
+    }
+}
+
+/// The bound when `tp` of `positives` members and `fp` of `negatives` non-members are
+/// flagged, floored at 0.
+fn bound_from_counts(
+    (tp, positives): (usize, usize),
+    (fp, negatives): (usize, usize),
+    delta: f64,
+    confidence: f64,
+) -> Result<f64, PrivacyError> {
+    let (tpr_lo, _) = clopper_pearson(tp, positives, confidence)?;
+    let (_, fpr_hi) = clopper_pearson(fp, negatives, confidence)?;
+    // TNR's lower end is 1 - FPR's upper end; FNR's upper end is 1 - TPR's lower.
+    Ok(eps_from_rates(tpr_lo, fpr_hi, 1.0 - fpr_hi, 1.0 - tpr_lo, delta).max(0.0))
+}
+
+/// The best bound over every threshold of `roc`, at `delta` in `[0, 1)` with
+/// Clopper-Pearson intervals at `confidence`.
+///
+/// Optimistic when it is reported for the rows the ROC was made from: the guarantee
+/// of each threshold's bound holds at `confidence` for that threshold alone, and the
+/// maximum over many is larger than any one fixed in advance would be.
+/// [`epsilon_lower_bound`] uses this on a selection half only, to pick the threshold.
+/// Ties go to the first (highest) threshold; `+inf` with bound 0 when no threshold
+/// proves anything.
+pub fn best_threshold_bound(
+    roc: &Roc,
+    delta: f64,
+    confidence: f64,
+) -> Result<ThresholdBound, PrivacyError> {
+    check_delta(delta)?;
+    let (p, n) = (roc.positives, roc.negatives);
+    let mut best = ThresholdBound {
+        threshold: f64::INFINITY,
+        ci: 0.0,
+        tpr: 0.0,
+        fpr: 0.0,
+    };
+    for q in &roc.points {
+        let ci = bound_from_counts((q.tp, p), (q.fp, n), delta, confidence)?;
+        if ci > best.ci {
+            best = ThresholdBound {
+                threshold: q.threshold,
+                ci,
+                tpr: q.tp as f64 / p as f64,
+                fpr: q.fp as f64 / n as f64,
+            };
+        }
+    }
+    Ok(best)
+}
+
+/// The bound at one `threshold` fixed in advance (not chosen on these rows): flag every
+/// score `>= threshold`, count the flagged members and non-members, and take the
+/// Clopper-Pearson ends at `confidence`. Needs at least one member and one non-member,
+/// finite scores and a threshold that is not NaN.
+pub fn bound_at_threshold(
+    scores: &[f64],
+    member: &[bool],
+    threshold: f64,
+    delta: f64,
+    confidence: f64,
+) -> Result<ThresholdBound, PrivacyError> {
+    check_delta(delta)?;
+    if threshold.is_nan() {
+        return Err(PrivacyError::parameter(
+            "threshold",
+            threshold,
+            "must be a number (+inf flags nobody)",
+        ));
+    }
+    let (p, n) = check_scores(scores, member)?;
+    let flagged = |want: bool| {
+        scores
+            .iter()
+            .zip(member)
+            .filter(|(s, m)| **m == want && **s >= threshold)
+            .count()
+    };
+    let (tp, fp) = (flagged(true), flagged(false));
+    Ok(ThresholdBound {
+        threshold,
+        ci: bound_from_counts((tp, p), (fp, n), delta, confidence)?,
+        tpr: tp as f64 / p as f64,
+        fpr: fp as f64 / n as f64,
+    })
+}
+
+/// A random split of scored examples into two halves, stratified by membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldOutSplit {
+    /// Indices (ascending) of the half that picks the threshold: `floor(m / 2)` of the
+    /// `m` members and `floor(n / 2)` of the `n` non-members.
+    pub selection: Vec<usize>,
+    /// The other indices (ascending): the half the bound is reported on (it keeps the
+    /// odd member and the odd non-member).
+    pub evaluation: Vec<usize>,
+}
+
+/// Splits the examples of `member` into a selection and an evaluation half, seeded by
+/// `seed` (the same seed and labels give the same split) and stratified: each half
+/// gets half the members and half the non-members, drawn uniformly at random
+/// (ChaCha8). Needs at least [`MIN_PER_CLASS`] members and as many non-members.
+pub fn held_out_split(member: &[bool], seed: u64) -> Result<HeldOutSplit, PrivacyError> {
+    let members: Vec<usize> = (0..member.len()).filter(|&i| member[i]).collect();
+    let non_members: Vec<usize> = (0..member.len()).filter(|&i| !member[i]).collect();
+    if members.len() < MIN_PER_CLASS || non_members.len() < MIN_PER_CLASS {
+        return Err(PrivacyError::parameter(
+            "membership",
+            format!(
+                "{} members, {} non-members",
+                members.len(),
+                non_members.len()
+            ),
+            &format!(
+                "a held-out threshold needs at least {MIN_PER_CLASS} members and {MIN_PER_CLASS} non-members (one of each in the half that picks the threshold and in the half that is scored)"
+            ),
+        ));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut in_selection = vec![false; member.len()];
+    for class in [&members, &non_members] {
+        for k in rand::seq::index::sample(&mut rng, class.len(), class.len() / 2) {
+            in_selection[class[k]] = true;
+        }
+    }
+    let (selection, evaluation) = (0..member.len()).partition(|&i| in_selection[i]);
+    Ok(HeldOutSplit {
+        selection,
+        evaluation,
+    })
+}
+
+/// The epsilon an attack proves, at `delta`: the threshold is chosen on a held-out
+/// half and the bound reported on the other ([`HELD_OUT_METHOD`]; see the module docs,
+/// and their caveat on the independence of one run's rows).
 ///
 /// There is no point estimate from the raw rates: the highest-scored member alone
 /// gives `FPR = 0` and so an infinite ratio; only the interval bound means something.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpsilonLowerBound {
     /// The delta the bound is for.
     pub delta: f64,
     /// Confidence of the Clopper-Pearson intervals.
     pub confidence: f64,
-    /// The bound from the Clopper-Pearson ends (lower TPR/TNR, upper FPR/FNR),
-    /// maximised over thresholds and floored at 0: what the audit proves at
-    /// `confidence` (at the chosen threshold).
+    /// How the bound was made ([`HELD_OUT_METHOD`]).
+    pub method: String,
+    /// The seed of the selection/evaluation split ([`held_out_split`]).
+    pub split_seed: u64,
+    /// Members in the selection half.
+    pub selection_members: usize,
+    /// Non-members in the selection half.
+    pub selection_non_members: usize,
+    /// Members in the evaluation half.
+    pub evaluation_members: usize,
+    /// Non-members in the evaluation half.
+    pub evaluation_non_members: usize,
+    /// The bound from the Clopper-Pearson ends (lower TPR/TNR, upper FPR/FNR) on the
+    /// evaluation half at `threshold`, floored at 0: what the audit proves at
+    /// `confidence`, if the evaluation rows are independent trials (see the module
+    /// docs).
     pub ci: f64,
-    /// The threshold at which `ci` is attained (`+inf` when `ci` is 0).
+    /// The threshold, chosen on the selection half as the one with the best bound
+    /// there (`+inf`, flagging nobody, when none proves anything there).
     pub threshold: f64,
-    /// Observed TPR at that threshold.
+    /// Observed TPR on the evaluation half at `threshold`.
     pub tpr: f64,
-    /// Observed FPR at that threshold.
+    /// Observed FPR on the evaluation half at `threshold`.
     pub fpr: f64,
+    /// Diagnostic only, not a guarantee: the best bound over every threshold on all
+    /// the rows, thresholds chosen on the rows they are scored on ([`best_threshold_bound`];
+    /// the number earlier versions reported as `ci`). Optimistic: it does not hold at
+    /// `confidence`.
+    pub optimistic_same_data: f64,
 }
 
-/// The hypothesis-testing lower bound on epsilon from an attack's ROC (see the module
-/// docs), at `delta` in `[0, 1)`, with Clopper-Pearson intervals at `confidence`.
-pub fn epsilon_lower_bound(
-    roc: &Roc,
-    delta: f64,
-    confidence: f64,
+/// The held-out bound, with `full` the ROC of all the rows (for the diagnostic).
+fn held_out_bound(
+    scores: &[f64],
+    member: &[bool],
+    full: &Roc,
+    (delta, confidence): (f64, f64),
+    seed: u64,
 ) -> Result<EpsilonLowerBound, PrivacyError> {
-    if !(0.0..1.0).contains(&delta) {
-        return Err(PrivacyError::parameter("delta", delta, "must be in [0, 1)"));
-    }
-    let (p, n) = (roc.positives, roc.negatives);
-    let mut best = EpsilonLowerBound {
+    let split = held_out_split(member, seed)?;
+    let pick = |idx: &[usize]| -> (Vec<f64>, Vec<bool>) {
+        idx.iter().map(|&i| (scores[i], member[i])).unzip()
+    };
+    let (s_sel, m_sel) = pick(&split.selection);
+    let (s_eval, m_eval) = pick(&split.evaluation);
+    let chosen = best_threshold_bound(&roc(&s_sel, &m_sel)?, delta, confidence)?;
+    let at = bound_at_threshold(&s_eval, &m_eval, chosen.threshold, delta, confidence)?;
+    let count = |m: &[bool], want: bool| m.iter().filter(|&&x| x == want).count();
+    Ok(EpsilonLowerBound {
         delta,
         confidence,
-        ci: 0.0,
-        threshold: f64::INFINITY,
-        tpr: 0.0,
-        fpr: 0.0,
-    };
-    for q in &roc.points {
-        let tpr = q.tp as f64 / p as f64;
-        let fpr = q.fp as f64 / n as f64;
-        let (tpr_lo, _) = clopper_pearson(q.tp, p, confidence)?;
-        let (_, fpr_hi) = clopper_pearson(q.fp, n, confidence)?;
-        // TNR's lower end is 1 - FPR's upper end; FNR's upper end is 1 - TPR's lower.
-        let ci = eps_from_rates(tpr_lo, fpr_hi, 1.0 - fpr_hi, 1.0 - tpr_lo, delta);
-        if ci > best.ci {
-            best.ci = ci;
-            best.threshold = q.threshold;
-            best.tpr = tpr;
-            best.fpr = fpr;
-        }
-    }
-    Ok(best)
+        method: HELD_OUT_METHOD.to_string(),
+        split_seed: seed,
+        selection_members: count(&m_sel, true),
+        selection_non_members: count(&m_sel, false),
+        evaluation_members: count(&m_eval, true),
+        evaluation_non_members: count(&m_eval, false),
+        ci: at.ci,
+        threshold: at.threshold,
+        tpr: at.tpr,
+        fpr: at.fpr,
+        optimistic_same_data: best_threshold_bound(full, delta, confidence)?.ci,
+    })
+}
+
+/// The hypothesis-testing lower bound on epsilon that an attack's `scores` (higher =
+/// member) against `member` prove (see the module docs), at `delta` in `[0, 1)`, with
+/// Clopper-Pearson intervals at `confidence`: the threshold is the best one on the
+/// selection half of [`held_out_split`]`(member, seed)`, and the bound is the one at
+/// that threshold on the evaluation half.
+///
+/// Needs finite scores, one per label, and at least [`MIN_PER_CLASS`] members and as
+/// many non-members.
+pub fn epsilon_lower_bound(
+    scores: &[f64],
+    member: &[bool],
+    delta: f64,
+    confidence: f64,
+    seed: u64,
+) -> Result<EpsilonLowerBound, PrivacyError> {
+    check_delta(delta)?;
+    let full = roc(scores, member)?;
+    held_out_bound(scores, member, &full, (delta, confidence), seed)
 }
 
 /// An attack's result: AUC, TPR at low FPRs, and the epsilon it proves.
@@ -433,29 +660,32 @@ pub struct AttackSummary {
     pub auc: f64,
     /// TPR at each FPR asked for.
     pub tpr_at_fpr: Vec<TprAtFpr>,
-    /// The epsilon lower bound.
+    /// The epsilon lower bound ([`epsilon_lower_bound`]).
     pub epsilon: EpsilonLowerBound,
 }
 
 /// Scores an attack: `scores` (higher = member) against `member`, TPR at each of
-/// `fprs`, and the epsilon bound at `delta` with `confidence` intervals.
+/// `fprs`, and the epsilon bound at `delta` with `confidence` intervals, its threshold
+/// chosen on the held-out half that `split_seed` draws ([`epsilon_lower_bound`]).
 pub fn summarize_attack(
     scores: &[f64],
     member: &[bool],
     fprs: &[f64],
     delta: f64,
     confidence: f64,
+    split_seed: u64,
 ) -> Result<AttackSummary, PrivacyError> {
     if let Some(f) = fprs.iter().find(|f| !(**f > 0.0 && **f < 1.0)) {
         return Err(PrivacyError::parameter("fpr", f, "must be in (0, 1)"));
     }
+    check_delta(delta)?;
     let r = roc(scores, member)?;
     Ok(AttackSummary {
         members: r.positives,
         non_members: r.negatives,
         auc: r.auc(),
         tpr_at_fpr: fprs.iter().map(|&f| r.tpr_at_fpr(f)).collect(),
-        epsilon: epsilon_lower_bound(&r, delta, confidence)?,
+        epsilon: held_out_bound(scores, member, &r, (delta, confidence), split_seed)?,
     })
 }
 
@@ -662,7 +892,7 @@ mod tests {
         // 3x^2 - 2x^3 = 0.025), FPR upper end = 1 - 0.025^(1/2) = 0.841886: ln(0.094299
         // / 0.841886) < 0; the symmetric side ln((1 - 0.841886) / (1 - 0.094299)) < 0
         // too: nothing proven, so 0 (the other thresholds are worse).
-        let e = epsilon_lower_bound(&r, 0.0, 0.95).unwrap();
+        let e = best_threshold_bound(&r, 0.0, 0.95).unwrap();
         assert_eq!(e.ci, 0.0);
         let (lo, _) = clopper_pearson(2, 3, 0.95).unwrap();
         close(3.0 * lo * lo - 2.0 * lo.powi(3), 0.025, 1e-9);
@@ -678,7 +908,7 @@ mod tests {
     }
 
     #[test]
-    fn perfect_separation_matches_the_closed_form() {
+    fn perfect_separation_same_data_best_matches_the_closed_form() {
         // 100 members above 100 non-members: AUC 1, TPR 1 at any FPR. Clopper-Pearson
         // at k = n: lower end (a/2)^(1/n); at k = 0: upper end 1 - (a/2)^(1/n) (the
         // Beta(n,1) and Beta(1,n) quantiles in closed form), a = 0.05. Both bounds of
@@ -686,7 +916,7 @@ mod tests {
         let n = 100;
         let s: Vec<f64> = (0..2 * n).map(|i| i as f64).collect();
         let m: Vec<bool> = (0..2 * n).map(|i| i >= n).collect();
-        let a = summarize_attack(&s, &m, &[0.001, 0.01], 0.0, 0.95).unwrap();
+        let a = summarize_attack(&s, &m, &[0.001, 0.01], 0.0, 0.95, 0).unwrap();
         close(a.auc, 1.0, 1e-12);
         for (t, allowed) in a.tpr_at_fpr.iter().zip([0, 1]) {
             close(t.tpr, 1.0, 1e-12);
@@ -694,11 +924,14 @@ mod tests {
             assert_eq!(t.false_positives_allowed, allowed);
         }
         let l = 0.025f64.powf(1.0 / n as f64);
-        close(a.epsilon.ci, (l / (1.0 - l)).ln(), 1e-6);
-        close(a.epsilon.ci, 3.2813, 1e-3);
-        assert_eq!(a.epsilon.threshold, n as f64);
+        close(a.epsilon.optimistic_same_data, (l / (1.0 - l)).ln(), 1e-6);
+        close(a.epsilon.optimistic_same_data, 3.2813, 1e-3);
+        let r = roc(&s, &m).unwrap();
+        let best = best_threshold_bound(&r, 0.0, 0.95).unwrap();
+        assert_eq!(best.ci, a.epsilon.optimistic_same_data);
+        assert_eq!(best.threshold, n as f64);
         // With delta = 0.5: ln((L - 0.5) / (1 - L)).
-        let e = epsilon_lower_bound(&roc(&s, &m).unwrap(), 0.5, 0.95).unwrap();
+        let e = best_threshold_bound(&r, 0.5, 0.95).unwrap();
         close(e.ci, ((l - 0.5) / (1.0 - l)).ln(), 1e-6);
     }
 
@@ -730,12 +963,13 @@ mod tests {
         let n = 4000;
         let s: Vec<f64> = (0..n).map(|_| d.sample(&mut rng)).collect();
         let m: Vec<bool> = (0..n).map(|_| rng.random_bool(0.5)).collect();
-        let a = summarize_attack(&s, &m, &[0.01], 1e-5, 0.95).unwrap();
+        let a = summarize_attack(&s, &m, &[0.01], 1e-5, 0.95, 3).unwrap();
         // AUC's standard error here is about sqrt((n+1)/(12 n_pos n_neg)) ~ 0.009.
         close(a.auc, 0.5, 0.03);
         // The interval bound proves (almost) nothing, even maximised over thousands of
-        // thresholds.
+        // thresholds on the same rows.
         assert!(a.epsilon.ci < 0.05, "{:?}", a.epsilon);
+        assert!(a.epsilon.optimistic_same_data < 0.05, "{:?}", a.epsilon);
     }
 
     #[test]
@@ -749,16 +983,161 @@ mod tests {
             .iter()
             .map(|&x| d.sample(&mut rng) + if x { 2.0 } else { 0.0 })
             .collect();
-        let a = summarize_attack(&s, &m, &[0.01], 0.0, 0.95).unwrap();
+        let a = summarize_attack(&s, &m, &[0.01], 0.0, 0.95, 5).unwrap();
         close(a.auc, 0.9214, 0.01);
         assert!(a.epsilon.ci > 1.0, "{:?}", a.epsilon);
-        // Wider intervals prove less.
+        assert_eq!(a.epsilon.method, HELD_OUT_METHOD);
+        // Wider intervals prove less (at the same threshold, and at the best one).
         let r = roc(&s, &m).unwrap();
-        let e99 = epsilon_lower_bound(&r, 0.0, 0.99).unwrap();
-        assert!(e99.ci < a.epsilon.ci);
+        let same = best_threshold_bound(&r, 0.0, 0.95).unwrap();
+        let e99 = best_threshold_bound(&r, 0.0, 0.99).unwrap();
+        assert!(e99.ci < same.ci);
+        let at = |c| {
+            bound_at_threshold(&s, &m, same.threshold, 0.0, c)
+                .unwrap()
+                .ci
+        };
+        assert!(at(0.99) < at(0.95));
         // A larger delta proves less.
-        let ed = epsilon_lower_bound(&r, 0.1, 0.95).unwrap();
-        assert!(ed.ci < a.epsilon.ci);
+        let ed = best_threshold_bound(&r, 0.1, 0.95).unwrap();
+        assert!(ed.ci < same.ci);
+    }
+
+    /// Members `N(1, 1)`, non-members `N(0, 1)`, 400 each (seed 21): an attack that
+    /// leaks enough for a positive bound on either half.
+    fn leaky_scores() -> (Vec<f64>, Vec<bool>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let d = Normal::new(0.0, 1.0).unwrap();
+        let m: Vec<bool> = (0..800).map(|i| i % 2 == 0).collect();
+        let s = m
+            .iter()
+            .map(|&x| d.sample(&mut rng) + if x { 1.0 } else { 0.0 })
+            .collect();
+        (s, m)
+    }
+
+    #[test]
+    fn held_out_bound_is_not_above_the_same_data_best() {
+        let (s, m) = leaky_scores();
+        let e = epsilon_lower_bound(&s, &m, 0.0, 0.95, 0).unwrap();
+        // The bound is positive here, so the comparison is not 0 <= anything.
+        assert!(e.ci > 0.1, "{e:?}");
+        assert!(e.ci <= e.optimistic_same_data, "{e:?}");
+        let best = best_threshold_bound(&roc(&s, &m).unwrap(), 0.0, 0.95).unwrap();
+        assert_eq!(e.optimistic_same_data, best.ci);
+        for seed in 0..20 {
+            let e = epsilon_lower_bound(&s, &m, 0.0, 0.95, seed).unwrap();
+            assert!(e.ci <= e.optimistic_same_data, "seed {seed}: {e:?}");
+            // Always, by construction: the evaluation half's own best threshold is at
+            // least as good as the one the selection half chose for it (flagging the
+            // scores >= t is one of its ROC points).
+            let split = held_out_split(&m, seed).unwrap();
+            let (es, em): (Vec<f64>, Vec<bool>) =
+                split.evaluation.iter().map(|&i| (s[i], m[i])).unzip();
+            let eval_best = best_threshold_bound(&roc(&es, &em).unwrap(), 0.0, 0.95).unwrap();
+            assert!(e.ci <= eval_best.ci, "seed {seed}: {e:?} vs {eval_best:?}");
+            // The reported threshold's bound is the one bound_at_threshold gives there.
+            let at = bound_at_threshold(&es, &em, e.threshold, 0.0, 0.95).unwrap();
+            assert_eq!((at.ci, at.tpr, at.fpr), (e.ci, e.tpr, e.fpr));
+        }
+    }
+
+    #[test]
+    fn perfect_separation_gives_the_closed_form_on_the_evaluation_half() {
+        // 101 members scored 1, 99 non-members scored 0. The split leaves 51 members and
+        // 50 non-members for evaluation (the odd ones stay there); the selection half's
+        // best threshold is 1, which on the evaluation half flags 51 of 51 members and 0
+        // of 50 non-members. Clopper-Pearson at k = n and k = 0 in closed form (the
+        // Beta(n, 1) quantile at a is a^(1/n); Clopper & Pearson 1934): TPR's lower end
+        // Lm = 0.025^(1/51), FPR's upper end 1 - Ln with Ln = 0.025^(1/50). Delta 0:
+        // max(ln(Lm / (1 - Ln)), ln(Ln / (1 - Lm))) = ln(Ln / (1 - Lm)) = 2.588673
+        // (Python: math.log(0.025**(1/50) / (1 - 0.025**(1/51)))).
+        let m: Vec<bool> = (0..200).map(|i| i % 2 == 0 || i == 199).collect();
+        assert_eq!(m.iter().filter(|&&x| x).count(), 101);
+        let s: Vec<f64> = m.iter().map(|&x| f64::from(u8::from(x))).collect();
+        let e = epsilon_lower_bound(&s, &m, 0.0, 0.95, 9).unwrap();
+        assert_eq!(
+            (e.evaluation_members, e.evaluation_non_members),
+            (51, 50),
+            "{e:?}"
+        );
+        assert_eq!((e.selection_members, e.selection_non_members), (50, 49));
+        assert_eq!((e.threshold, e.tpr, e.fpr), (1.0, 1.0, 0.0));
+        let (lm, ln) = (0.025f64.powf(1.0 / 51.0), 0.025f64.powf(1.0 / 50.0));
+        let hand = (lm / (1.0 - ln)).ln().max((ln / (1.0 - lm)).ln());
+        close(e.ci, hand, 1e-9);
+        close(e.ci, 2.588_673, 1e-6);
+        // The same from the statrs Beta quantiles behind clopper_pearson.
+        let (tpr_lo, _) = clopper_pearson(51, 51, 0.95).unwrap();
+        let (_, fpr_hi) = clopper_pearson(0, 50, 0.95).unwrap();
+        close(e.ci, ((1.0 - fpr_hi) / (1.0 - tpr_lo)).ln(), 1e-9);
+        // All 200 rows on the same data: ln(L / (1 - L))-like, larger (3.28 at 100/100).
+        assert!(e.optimistic_same_data > e.ci + 0.5, "{e:?}");
+        assert_eq!(e.method, HELD_OUT_METHOD);
+        assert_eq!(e.split_seed, 9);
+    }
+
+    #[test]
+    fn the_split_is_stratified_and_seeded() {
+        // 7 members, 10 non-members, interleaved.
+        let m: Vec<bool> = (0..17).map(|i| i % 2 == 1 && i < 14).collect();
+        assert_eq!(m.iter().filter(|&&x| x).count(), 7);
+        let a = held_out_split(&m, 42).unwrap();
+        let count = |idx: &[usize], want: bool| idx.iter().filter(|&&i| m[i] == want).count();
+        // floor(7 / 2) = 3 members and floor(10 / 2) = 5 non-members select; the other
+        // 4 and 5 evaluate.
+        assert_eq!(
+            (count(&a.selection, true), count(&a.selection, false)),
+            (3, 5)
+        );
+        assert_eq!(
+            (count(&a.evaluation, true), count(&a.evaluation, false)),
+            (4, 5)
+        );
+        // The halves are disjoint, ascending, and cover every example.
+        let mut all: Vec<usize> = a.selection.iter().chain(&a.evaluation).copied().collect();
+        assert!(a.selection.is_sorted() && a.evaluation.is_sorted());
+        all.sort_unstable();
+        assert_eq!(all, (0..17).collect::<Vec<_>>());
+        // Same seed, same split; the seeds differ in at least one of 10 others.
+        assert_eq!(a, held_out_split(&m, 42).unwrap());
+        assert!((0..10).any(|seed| held_out_split(&m, seed).unwrap() != a));
+        // The bound reports the seed and the halves it used.
+        let s: Vec<f64> = (0..17).map(f64::from).collect();
+        let e = epsilon_lower_bound(&s, &m, 0.0, 0.95, 42).unwrap();
+        assert_eq!(e.split_seed, 42);
+        assert_eq!((e.selection_members, e.selection_non_members), (3, 5));
+        assert_eq!(e, epsilon_lower_bound(&s, &m, 0.0, 0.95, 42).unwrap());
+    }
+
+    #[test]
+    fn too_few_rows_for_a_split_is_a_named_error() {
+        let msg = |m: usize, n: usize| {
+            format!(
+                "membership = {m} members, {n} non-members: a held-out threshold needs at least 2 members and 2 non-members (one of each in the half that picks the threshold and in the half that is scored)"
+            )
+        };
+        let err = |e: PrivacyError| e.to_string();
+        // One member: scorable (an ROC exists) but not splittable.
+        let (s, m) = ([3.0, 2.0, 1.0], [true, false, false]);
+        assert_eq!(err(held_out_split(&m, 0).unwrap_err()), msg(1, 2));
+        assert_eq!(
+            err(epsilon_lower_bound(&s, &m, 0.0, 0.95, 0).unwrap_err()),
+            msg(1, 2)
+        );
+        assert_eq!(
+            err(summarize_attack(&s, &m, &[0.01], 0.0, 0.95, 0).unwrap_err()),
+            msg(1, 2)
+        );
+        // One non-member; and nothing at all.
+        assert_eq!(
+            err(held_out_split(&[true, true, false], 0).unwrap_err()),
+            msg(2, 1)
+        );
+        assert_eq!(err(held_out_split(&[], 0).unwrap_err()), msg(0, 0));
+        // Two of each is enough: one of each per half.
+        let h = held_out_split(&[true, false, true, false], 0).unwrap();
+        assert_eq!((h.selection.len(), h.evaluation.len()), (2, 2));
     }
 
     #[test]
@@ -776,12 +1155,29 @@ mod tests {
             err(roc(&[1.0], &[true, false]).unwrap_err()),
             "scores = 1: must be one per membership label (2)"
         );
-        let e = summarize_attack(&[1.0, 0.0], &[true, false], &[0.0], 0.0, 0.95).unwrap_err();
+        let e = summarize_attack(&[1.0, 0.0], &[true, false], &[0.0], 0.0, 0.95, 0).unwrap_err();
         assert!(e.to_string().contains("fpr"), "{e}");
         let r = roc(&[1.0, 0.0], &[true, false]).unwrap();
         assert_eq!(
-            err(epsilon_lower_bound(&r, 1.0, 0.95).unwrap_err()),
+            err(best_threshold_bound(&r, 1.0, 0.95).unwrap_err()),
             "delta = 1: must be in [0, 1)"
+        );
+        let (s4, m4) = ([3.0, 2.0, 1.0, 0.0], [true, true, false, false]);
+        assert_eq!(
+            err(epsilon_lower_bound(&s4, &m4, 1.0, 0.95, 0).unwrap_err()),
+            "delta = 1: must be in [0, 1)"
+        );
+        assert_eq!(
+            err(epsilon_lower_bound(&s4, &m4, 0.0, 1.5, 0).unwrap_err()),
+            "confidence = 1.5: must be in (0, 1)"
+        );
+        assert_eq!(
+            err(bound_at_threshold(&s4, &m4, f64::NAN, 0.0, 0.95).unwrap_err()),
+            "threshold = NaN: must be a number (+inf flags nobody)"
+        );
+        assert_eq!(
+            err(bound_at_threshold(&s4[..3], &m4, 1.0, 0.0, 0.95).unwrap_err()),
+            "scores = 3: must be one per membership label (4)"
         );
         assert_eq!(
             err(balanced_inclusion(10, 3, 0).unwrap_err()),

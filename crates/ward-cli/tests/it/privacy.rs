@@ -688,6 +688,18 @@ fn overfit_rows_overall_auc(
         assert!((0.0..=1.0).contains(&auc), "{r:?}");
         let eps: f64 = cell(head, r, "epsilon_lower_bound").parse().unwrap();
         assert!(eps >= 0.0 && eps.is_finite(), "{r:?}");
+        // The bound is scored on the held-out half: 43 of the 85 members and 23 of the
+        // 45 non-members (the evaluation half keeps the odd one of each).
+        assert_eq!(cell(head, r, "epsilon_evaluation_members"), "43", "{r:?}");
+        assert_eq!(
+            cell(head, r, "epsilon_evaluation_non_members"),
+            "23",
+            "{r:?}"
+        );
+        let same: f64 = cell(head, r, "epsilon_optimistic_same_data")
+            .parse()
+            .unwrap();
+        assert!(same.is_finite() && same >= 0.0, "{r:?}");
         // No privacy mechanism: no accountant epsilon.
         assert_eq!(cell(head, r, "accountant_epsilon"), "", "{r:?}");
         assert_eq!(cell(head, r, "members"), "85", "{r:?}");
@@ -779,6 +791,13 @@ fn privacy_audit_measures_more_leakage_on_an_overfit_run() {
     // standard error with 64 x 66 rows is about 0.05).
     assert!(overall["confidence-rand"] > 0.6, "{overall:?}");
     assert!(report["accountant"].is_null());
+    let eps = &report["attacks"][0]["epsilon"];
+    assert_eq!(
+        eps["method"],
+        "threshold chosen on a held-out half (seeded, stratified split), Clopper-Pearson bound on the other half"
+    );
+    assert!(eps["optimistic_same_data"].is_f64(), "{eps}");
+    assert!(report["notes"].to_string().contains("Steinke, Nasr"));
     assert_eq!(report["shadow_seeds"].as_array().unwrap().len(), 4);
     assert!(
         report["notes"]
