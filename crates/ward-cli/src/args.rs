@@ -67,22 +67,28 @@ pub(crate) enum Command {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PrivacyCommand {
-    /// Epsilon spent by `--steps` steps of the Poisson-subsampled Gaussian mechanism
-    /// (DP-SGD) with noise multiplier `--sigma` and sample rate `--q`, at `--delta`.
+    /// Epsilon spent by `--steps` steps of the subsampled Gaussian mechanism (DP-SGD)
+    /// with noise multiplier `--sigma`, at `--delta`: Poisson sampling at rate `--q`
+    /// (guarantee for adding or removing one record), or with `--sampling fixed` batches
+    /// of exactly `--batch` of `--n` records without replacement (guarantee for
+    /// substituting one record; the record count is public).
     ///
-    /// Prints one JSON object: {"epsilon", "sigma", "q", "steps", "delta",
-    /// "accountant", "bound", ...}. `bound` says which bound `epsilon` is: for rdp (the
-    /// default) the Balle et al. 2020 conversion of Rényi DP over Opacus's orders
-    /// 1.1..10.9, 12..63 (with "rdp_order", the order attaining it, and
-    /// "epsilon_mironov", Mironov 2017's looser conversion); for prv the upper estimate
-    /// of the PRV accountant (Gopi et al. 2021) with eps_error 0.01 and delta_error
-    /// delta/1000 (with "prv_estimate" and "prv_lower").
+    /// Prints one JSON object: {"epsilon", "sigma", "sampling", "adjacency", "q",
+    /// "steps", "delta", "accountant", "bound", ...}. `bound` says what `epsilon` is: for
+    /// rdp (the default with poisson) an upper bound, the Balle et al. 2020 conversion of
+    /// Rényi DP over Opacus's orders 1.1..10.9, 12..63 (with "rdp_order" and
+    /// "epsilon_mironov", Mironov 2017's looser conversion; fixed-size batches: Wang,
+    /// Balle & Kasiviswanathan 2019's bound); for prv (the default with fixed) the upper
+    /// estimate of the PRV accountant (Gopi et al. 2021) with eps_error 0.01 and
+    /// delta_error delta/1000 (with "prv_estimate" and "prv_lower"): numerical, not a
+    /// proof.
     Epsilon(PrivacyEpsilonArgs),
-    /// The smallest noise multiplier (to 1e-4) whose epsilon after `--steps` steps at
-    /// sample rate `--q` is at most `--epsilon` at `--delta`.
+    /// The smallest noise multiplier (to 1e-4) whose epsilon after `--steps` steps
+    /// (sampled as for `epsilon`) is at most `--epsilon` at `--delta`.
     ///
     /// Prints one JSON object: {"epsilon" (reached at that sigma, at most the target),
-    /// "target_epsilon", "sigma", "q", "steps", "delta", "accountant", "bound"}.
+    /// "target_epsilon", "sigma", "sampling", "adjacency", "q", "steps", "delta",
+    /// "accountant", "bound"}.
     Sigma(PrivacySigmaArgs),
     /// Membership-inference audit of a trained run: the loss-threshold attack (Yeom et
     /// al. 2018) and LiRA (Carlini et al. 2022) with shadow runs of the same

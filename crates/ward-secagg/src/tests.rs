@@ -626,6 +626,130 @@ fn survivors_that_split_abort_the_round_before_unmasking() {
     assert_eq!(r.output.survivors.len(), 5);
 }
 
+/// Issue 13 item 4, the leak itself: on the same split ring, a server without the
+/// connectivity check (Ward's before this fix, and Flower's) sends each survivor the
+/// requests it always sends (seed shares of its surviving neighbours and itself, key
+/// shares of its dropped neighbours); each request is consistent, so every client
+/// answers. With those shares the server removes one piece's self masks and the masks
+/// that piece shares with the dropped sites; the piece's pairwise masks cancel in its
+/// own sum, so it reads the piece's partial sum: here the sum of 2 of the 6 updates,
+/// equal to their plain sum within the quantiser's bound. Today's server refuses to
+/// send those requests at all.
+#[test]
+fn a_split_round_would_reveal_each_pieces_partial_sum() {
+    let p = SecAggParams::complete(6, 16)
+        .with_neighbours(2)
+        .with_threshold(2)
+        .with_round(1, 5);
+    let g = CommunicationGraph::new(&p).unwrap();
+    let (a, b) = (0..6u32)
+        .flat_map(|a| (a + 1..6).map(move |b| (a, b)))
+        .find(|&(a, b)| {
+            !g.neighbours(a).contains(&b)
+                && !g.neighbours(a).iter().any(|w| g.neighbours(b).contains(w))
+        })
+        .unwrap();
+    let dropped = [a, b];
+    let alive: Vec<u32> = (0..6).filter(|s| !dropped.contains(s)).collect();
+    // The protocol up to the masked inputs, keeping what the server sees.
+    let mut server = SecAggServer::new(&p).unwrap();
+    let mut clients: Vec<SecAggClient> = (0..p.sites)
+        .map(|s| SecAggClient::new(&p, s, [s as u8 + 1; 32]).unwrap())
+        .collect();
+    let mut mask_keys = BTreeMap::new();
+    for c in &mut clients {
+        let m = c.advertise_keys().unwrap();
+        mask_keys.insert(c.site(), m.mask_key);
+        server.receive_keys(c.site(), m).unwrap();
+    }
+    let keys = server.broadcast_keys().unwrap();
+    for c in &mut clients {
+        let m = c.share_keys(&keys[&c.site()]).unwrap();
+        server.receive_shares(c.site(), m).unwrap();
+    }
+    let forwarded = server.forward_shares().unwrap();
+    let mut masked = BTreeMap::new();
+    for &s in &alive {
+        let c = &mut clients[s as usize];
+        let y = c
+            .masked_input(&forwarded[&s], &update(s, p.dim, 1.0))
+            .unwrap();
+        masked.insert(s, y.masked.0.clone());
+        server.receive_masked(s, y).unwrap();
+    }
+    // After the fix: refused before any share is asked for.
+    assert!(matches!(
+        server.unmask_requests(),
+        Err(SecAggError::Disconnected { pieces: 2, .. })
+    ));
+    // Before it: the usual requests, answered.
+    let mut seed_shares: BTreeMap<u32, Vec<(u32, curve25519_dalek::Scalar)>> = BTreeMap::new();
+    let mut key_shares: BTreeMap<u32, Vec<(u32, curve25519_dalek::Scalar)>> = BTreeMap::new();
+    for &v in &alive {
+        let nb = g.neighbours(v);
+        let mut survivors: Vec<u32> = nb.iter().copied().filter(|w| alive.contains(w)).collect();
+        survivors.push(v);
+        survivors.sort_unstable();
+        let gone: Vec<u32> = nb.iter().copied().filter(|w| dropped.contains(w)).collect();
+        let req = UnmaskRequest {
+            survivors,
+            dropped: gone,
+        };
+        let resp = clients[v as usize].unmask(&req).unwrap();
+        for r in resp.seed_shares {
+            let x = crypto::scalar_from_wire(r.value, "seed share").unwrap();
+            seed_shares.entry(r.site).or_default().push((v, x));
+        }
+        for r in resp.key_shares {
+            let x = crypto::scalar_from_wire(r.value, "key share").unwrap();
+            key_shares.entry(r.site).or_default().push((v, x));
+        }
+    }
+    // One piece: the survivors reachable from the first without the dropped sites.
+    let mut piece = vec![alive[0]];
+    let mut i = 0;
+    while i < piece.len() {
+        for &w in g.neighbours(piece[i]) {
+            if alive.contains(&w) && !piece.contains(&w) {
+                piece.push(w);
+            }
+        }
+        i += 1;
+    }
+    piece.sort_unstable();
+    assert_eq!(piece.len(), 2, "{piece:?}");
+    let round = p.round;
+    let mut masks = Vec::new();
+    for &u in &piece {
+        let seed = crypto::combine(&seed_shares[&u][..2]).unwrap();
+        masks.push(crypto::Mask {
+            seed: crypto::self_mask_seed(&seed, round, u),
+            negate: true,
+        });
+    }
+    for &u in &dropped {
+        let m = crypto::combine(&key_shares[&u][..2]).unwrap();
+        let sk = crypto::mask_secret(&m, round, u);
+        for &v in g.neighbours(u).iter().filter(|v| piece.contains(v)) {
+            let shared = crypto::agree(&sk, &mask_keys[&v], v, "mask").unwrap();
+            masks.push(crypto::Mask {
+                seed: crypto::pair_mask_seed(&shared, round, u, v),
+                negate: v < u,
+            });
+        }
+    }
+    let mut z = vec![0u32; p.dim];
+    for &u in &piece {
+        for (acc, &w) in z.iter_mut().zip(&masked[&u]) {
+            *acc = acc.wrapping_add(w);
+        }
+    }
+    crypto::apply_masks(p.prg, &masks, &mut z, false);
+    let partial = p.quantizer.dequantize_sum(&z, 2);
+    let err = max_err(&partial, &piece, p.dim, 1.0);
+    assert!(err <= bound(&p, 2), "partial sum of {piece:?} off by {err}");
+}
+
 /// One neighbour pairs the sites off (each pair's sum would be unmaskable): refused.
 #[test]
 fn one_neighbour_is_refused_beyond_two_sites() {

@@ -426,6 +426,88 @@ fn dp_run_reports_the_steps_each_site_really_ran() {
     );
 }
 
+/// Issue 13 item 2 in a run: fixed-size batches are reported under substitution of one
+/// record, each site's epsilon is what `ward privacy epsilon --sampling fixed` gives
+/// for its rows, batch and steps, and it is above the Poisson epsilon of the same run.
+#[test]
+fn fixed_size_dp_sgd_runs_are_accounted_under_substitution() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = |sampling: &str| {
+        let out = tmp.path().join(sampling);
+        run_ok(
+            ward()
+                .args(["run", "--quiet"])
+                .args(DP_RUN_SETS)
+                .args([
+                    "--set",
+                    "federation.rounds=2",
+                    "--set",
+                    "train.batch-size=8",
+                ])
+                .args(["--set", &format!("privacy.dp-sgd.sampling=\"{sampling}\"")])
+                .arg("--out")
+                .arg(&out),
+        );
+        json(&out.join("privacy.json"))["record_level"].clone()
+    };
+    let fixed = report("fixed-size");
+    let poisson = report("poisson");
+    let g = &fixed["guarantee"];
+    assert_eq!(
+        g["adjacency"],
+        "substitution of one record (replace one; the rows per site are public)"
+    );
+    assert!(
+        g["sampling"].as_str().unwrap().starts_with("fixed-size"),
+        "{g}"
+    );
+    assert!(
+        g["bound"]["rdp"].as_str().unwrap().contains("Wang, Balle"),
+        "{g}"
+    );
+    let mut ran = 0;
+    for (f, p) in fixed["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(poisson["sites"].as_array().unwrap())
+    {
+        let steps = f["steps"].as_u64().unwrap();
+        if steps == 0 {
+            continue;
+        }
+        ran += 1;
+        let rows = f["training_rows"].as_u64().unwrap().to_string();
+        let steps_s = steps.to_string();
+        let calc = privacy_json(&[
+            "epsilon",
+            "--sampling",
+            "fixed",
+            "--sigma",
+            "1.3",
+            "--n",
+            &rows,
+            "--batch",
+            "8",
+            "--steps",
+            &steps_s,
+            "--delta",
+            "0.001",
+            "--accountant",
+            "rdp",
+        ]);
+        let got = f["epsilon"]["rdp"].as_f64().unwrap();
+        assert!(
+            (got - calc["epsilon"].as_f64().unwrap()).abs() < 1e-9,
+            "{f} {calc}"
+        );
+        if p["steps"].as_u64().unwrap() == steps {
+            assert!(got > p["epsilon"]["rdp"].as_f64().unwrap(), "{f} {p}");
+        }
+    }
+    assert!(ran >= 2, "{fixed}");
+}
+
 /// Issue 6: DP-SGD is refused with BatchNorm, central DP with robust rules, both with
 /// user errors naming the key.
 #[test]
