@@ -36,6 +36,10 @@ pub struct FederatedDataset {
     /// For image datasets: the image shape (every row of a split is one image,
     /// `C x D x H x W` values in `[0, 1]`) and the task. `None` for tables.
     pub image: Option<(crate::ImageShape, crate::ImageTask)>,
+    /// When the sites' test rows together form one held-out set that is scored whole as
+    /// well as per site: what it is (a MedMNIST file's test split: `"the test split of
+    /// pathmnist.npz"`). `None`: only per-site scores.
+    pub held_out: Option<String>,
 }
 
 /// Which training statistics [`FederatedDataset::standardized`] uses.
@@ -258,6 +262,7 @@ mod tests {
             feature_names: vec!["a".into(), "b".into()],
             num_classes: 2,
             image: None,
+            held_out: None,
             sites: vec![
                 SiteData {
                     name: "s0".into(),

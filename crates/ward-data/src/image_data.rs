@@ -116,6 +116,7 @@ pub fn dataset_from_sites(
         sites: out,
         warnings,
         image: Some((shape, task)),
+        held_out: None,
     })
 }
 
@@ -170,6 +171,106 @@ pub fn partitioned(
         });
     }
     dataset_from_sites(name, &sites, Vec::new())
+}
+
+/// The labels a partitioner sees: the class, or for multi-label tasks the first label.
+fn partition_labels(set: &ImageSet) -> Result<Vec<u32>, DataError> {
+    let y = row_labels(set)?;
+    Ok(match set.task {
+        ImageTask::MultiLabel { .. } => y.iter().map(|m| m & 1).collect(),
+        _ => y,
+    })
+}
+
+/// A file's own splits kept apart: the training images `train` spread over simulated
+/// sites by `partition` (label skew on the class, or on the first label for multi-label
+/// tasks), and the test images `test` kept as the test data, never pooled into training.
+///
+/// Each test image goes to exactly one site: per class `c` in increasing order, the test
+/// images of `c` (shuffled by one `ChaCha8Rng` seeded with `split_seed`) are cut into
+/// shares proportional to the training images of `c` each site got, by largest
+/// remainder (ties: lower site first); a class with no training image is shared in
+/// proportion to the sites' training sizes. So a site's test split follows its label
+/// skew, and all sites' test splits together are exactly `test`. A site whose shares
+/// round to no test image gets an empty test split (not scored on its own) and a
+/// warning. Validation images are not used.
+///
+/// # Errors
+/// The partitioner's errors, naming the setting; a shape or task that differs between
+/// `train` and `test`.
+pub fn partitioned_keep_test(
+    name: &str,
+    train: &ImageSet,
+    test: &ImageSet,
+    partition: &PartitionSpec,
+    split_seed: u64,
+) -> Result<FederatedDataset, DataError> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+
+    if (test.shape, test.task) != (train.shape, train.task) && !test.is_empty() {
+        return Err(DataError::spec(
+            "data",
+            format!(
+                "test images are {} ({:?}), training images {} ({:?})",
+                test.shape, test.task, train.shape, train.task
+            ),
+        ));
+    }
+    let classes = num_classes(train.task);
+    let train_y = partition_labels(train)?;
+    let test_y = partition_labels(test)?;
+    let groups = crate::partition(&train_y, classes, partition)?;
+    let k = groups.len();
+    // counts[c][s]: training images of class c at site s.
+    let mut counts = vec![vec![0usize; k]; classes];
+    for (s, rows) in groups.iter().enumerate() {
+        for &r in rows {
+            counts[train_y[r] as usize][s] += 1;
+        }
+    }
+    let sizes: Vec<f64> = groups.iter().map(|g| g.len() as f64).collect();
+    let total: f64 = sizes.iter().sum();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(split_seed);
+    let mut test_rows: Vec<Vec<usize>> = vec![Vec::new(); k];
+    for (c, per_site) in counts.iter().enumerate() {
+        let mut rows: Vec<usize> = (0..test_y.len())
+            .filter(|&i| test_y[i] as usize == c)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        rows.shuffle(&mut rng);
+        let n_c: usize = per_site.iter().sum();
+        let shares: Vec<f64> = if n_c > 0 {
+            per_site.iter().map(|&m| m as f64 / n_c as f64).collect()
+        } else {
+            sizes.iter().map(|&m| m / total).collect()
+        };
+        crate::partition::cut(
+            &rows,
+            &crate::partition::round_shares(rows.len(), &shares),
+            &mut test_rows,
+        );
+    }
+    let mut warnings = Vec::new();
+    let mut sites = Vec::with_capacity(k);
+    for (i, (rows, mut t)) in groups.iter().zip(test_rows).enumerate() {
+        t.sort_unstable();
+        let site_name = format!("site-{i}");
+        if t.is_empty() {
+            warnings.push(format!(
+                "{site_name}: its shares of the test split round to no test image; it is not scored on its own (the whole test split is still scored)"
+            ));
+        }
+        sites.push(ImageSite {
+            name: site_name,
+            train: train.select(rows),
+            val: ImageSet::empty(train.shape, train.task),
+            test: test.select(&t),
+        });
+    }
+    dataset_from_sites(name, &sites, warnings)
 }
 
 /// Checks that `shape` is 2D or 3D as the experiment says.

@@ -96,86 +96,6 @@ fn load_synth(spec: &DataSpec) -> Result<FederatedDataset, DataError> {
     }
 }
 
-/// MedMNIST-layout `.npz`: one file spread over sites by `[data.partition]` (all its
-/// splits pooled, each site then split by `data.test-fraction`), or one file as one site
-/// with its own splits; or a folder of `<site>.npz` files, one site each.
-fn load_medmnist(spec: &DataSpec, base_dir: &Path) -> Result<FederatedDataset, DataError> {
-    let images = spec
-        .images
-        .ok_or_else(|| DataError::spec("data.images", "is required for medmnist"))?;
-    let task = image_data::task_of(&images);
-    let is_3d = images.dims == ward_core::config::Dims::D3;
-    let path = spec
-        .path
-        .as_deref()
-        .ok_or_else(|| DataError::spec("data.path", "is required for medmnist"))?;
-    let path = table::resolve(path, base_dir);
-    let stem = |p: &Path| {
-        p.file_stem()
-            .map_or_else(|| "medmnist".into(), |s| s.to_string_lossy().into_owned())
-    };
-    if path.is_dir() {
-        if spec.partition.is_some() {
-            return Err(DataError::spec(
-                "data.partition",
-                "a folder of <site>.npz files already has its sites; remove [data.partition]",
-            ));
-        }
-        let mut files: Vec<_> = fs_err::read_dir(&path)
-            .map_err(|source| DataError::Io { source })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "npz"))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(DataError::file(&path, "the folder holds no .npz file"));
-        }
-        let mut sites = Vec::new();
-        let mut warnings = Vec::new();
-        for f in &files {
-            match npz::read_medmnist(f, task, is_3d) {
-                Ok(s) => sites.push(ImageSite {
-                    name: stem(f),
-                    train: s.train,
-                    val: s.val,
-                    test: s.test,
-                }),
-                Err(e) if images.on_bad_file == ward_core::config::BadFilePolicy::Skip => {
-                    warnings.push(format!("skipped: {e}"));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        if sites.is_empty() {
-            return Err(DataError::file(
-                &path,
-                format!("no readable .npz file: {warnings:?}"),
-            ));
-        }
-        return image_data::dataset_from_sites(&stem(&path), &sites, warnings);
-    }
-    let s = npz::read_medmnist(&path, task, is_3d)?;
-    match &spec.partition {
-        None => image_data::dataset_from_sites(
-            &stem(&path),
-            &[ImageSite {
-                name: stem(&path),
-                train: s.train,
-                val: s.val,
-                test: s.test,
-            }],
-            Vec::new(),
-        ),
-        Some(p) => {
-            let mut pool = s.train;
-            for set in [&s.val, &s.test] {
-                pool.extend(set).map_err(|e| DataError::file(&path, e))?;
-            }
-            image_data::partitioned(&stem(&path), &pool, p, spec.test_fraction, spec.split_seed)
-        }
-    }
-}
-
 /// Loads the dataset that `spec` describes, split into sites and train/test.
 ///
 /// `base_dir` resolves a relative `data.path` (the experiment file's folder); the built-in
@@ -198,7 +118,7 @@ pub fn load(spec: &DataSpec, base_dir: &Path) -> Result<FederatedDataset, DataEr
         DatasetKind::FedHeartDisease => builtin::heart(spec),
         DatasetKind::BreastCancer => builtin::breast_cancer(spec),
         DatasetKind::Synth => load_synth(spec),
-        DatasetKind::Medmnist => load_medmnist(spec, base_dir),
+        DatasetKind::Medmnist => readers::medmnist::load(spec, base_dir),
         DatasetKind::ImageFolder | DatasetKind::Nifti | DatasetKind::Dicom => {
             image_files::load(spec, base_dir)
         }

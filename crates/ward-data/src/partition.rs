@@ -147,7 +147,7 @@ fn dirichlet(gamma: &Gamma<f64>, k: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
 
 /// Row counts summing to `n` from shares summing to ~1: floors, then the rows left over one
 /// each to the largest fractional remainders (ties: lower index first).
-fn round_shares(n: usize, shares: &[f64]) -> Vec<usize> {
+pub(crate) fn round_shares(n: usize, shares: &[f64]) -> Vec<usize> {
     let exact: Vec<f64> = shares.iter().map(|&p| p.max(0.0) * n as f64).collect();
     let mut counts: Vec<usize> = exact.iter().map(|&x| (x.floor() as usize).min(n)).collect();
     let mut order: Vec<usize> = (0..shares.len()).collect();
@@ -175,7 +175,7 @@ fn round_shares(n: usize, shares: &[f64]) -> Vec<usize> {
 }
 
 /// Appends consecutive runs of `rows` of lengths `counts` to the sites.
-fn cut(rows: &[usize], counts: &[usize], sites: &mut [Vec<usize>]) {
+pub(crate) fn cut(rows: &[usize], counts: &[usize], sites: &mut [Vec<usize>]) {
     let mut start = 0;
     for (site, &c) in sites.iter_mut().zip(counts) {
         let end = (start + c).min(rows.len());

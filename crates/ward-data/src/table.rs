@@ -431,6 +431,7 @@ pub(crate) fn load_table(
         sites,
         warnings,
         image: None,
+        held_out: None,
     };
     constant_feature_warnings(&mut dataset);
     tracing::debug!(

@@ -341,6 +341,7 @@ impl Prepared {
             (None, None)
         };
         let mean_accuracy = per_site.values().sum::<f64>() / per_site.len() as f64;
+        let held_out = self.held_out_score()?;
         let backdoor = self.backdoor_success(&per_site)?;
         let backdoor_mean = backdoor
             .as_ref()
@@ -352,6 +353,7 @@ impl Prepared {
             mean_accuracy,
             per_site,
             per_site_auc,
+            held_out,
             personalised_per_site: personalised,
             personalised_mean_accuracy: personalised_mean,
             fine_tune_steps: (steps > 0).then_some(steps),
@@ -377,6 +379,38 @@ impl Prepared {
             root_sample: self.root_sample.clone(),
             privacy: None,
         })
+    }
+
+    /// The final model on the data's held-out set (every site's test rows together, a
+    /// MedMNIST file's test split) scored as one set: each row by the model its site
+    /// uses (the global model, or with FedBN the site's own layers in it), the logits
+    /// concatenated and scored once, so the AUC is the AUC of the whole set, not a mean
+    /// of sites' AUCs. `None` when the data has no held-out set.
+    fn held_out_score(&self) -> Result<Option<ward_report::HeldOutScore>> {
+        let Some(what) = &self.sim.data.held_out else {
+            return Ok(None);
+        };
+        let arch = &self.sim.arch;
+        let fed = &self.sim.federation;
+        let mut engine = ward_models::make_engine(arch, self.opts.device, self.opts.engine)?;
+        let own: BTreeMap<String, Params> = fed.personalised_models().into_iter().collect();
+        let (mut z, mut y) = (Vec::new(), Vec::new());
+        for site in &self.sim.data.sites {
+            let rows = site.test.y.len();
+            if rows == 0 {
+                continue;
+            }
+            let params = own.get(&site.name).unwrap_or_else(|| fed.global());
+            z.extend(engine.logits(params.values(), &site.test.x.data, rows)?);
+            y.extend_from_slice(&site.test.y);
+        }
+        let e = ward_models::score_logits(&z, &y, arch.loss())?;
+        Ok(Some(ward_report::HeldOutScore {
+            what: what.clone(),
+            n: e.n,
+            accuracy: e.accuracy,
+            auc: e.auc,
+        }))
     }
 
     /// A backdoor's success rate per scored site: the share of triggered test rows the

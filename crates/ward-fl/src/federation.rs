@@ -132,7 +132,8 @@ pub struct SiteRecord {
     /// The new global model's test loss on this site.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_loss: Option<f64>,
-    /// The new global model's test AUC on this site (binary, both classes present).
+    /// The new global model's test AUC on this site (see [`Evaluation::auc`]: binary,
+    /// macro one-vs-rest for multi-class, mean per-label for multi-label).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_auc: Option<f64>,
     /// Cosine similarity of this site's update (`local - global`) with the aggregate's

@@ -542,6 +542,7 @@ fn image_dataset() -> ward_data::FederatedDataset {
         sites,
         warnings: Vec::new(),
         image: Some((shape, ward_data::ImageTask::Binary)),
+        held_out: None,
     }
 }
 

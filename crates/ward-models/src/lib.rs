@@ -56,7 +56,8 @@ pub use model::ModelArch;
 pub use native::NativeDense;
 pub use optim::{Optimizer, OptimizerConfig};
 pub use train::{
-    Evaluation, FitStats, LocalFit, auc, evaluate, train_local, train_local_augmented,
+    Evaluation, FitStats, LocalFit, auc, evaluate, macro_ovr_auc, mean_label_auc, score_logits,
+    softmax_rows, train_local, train_local_augmented,
 };
 
 /// Errors of models and training.

@@ -96,8 +96,16 @@ pub struct Summary {
     pub mean_accuracy: f64,
     /// Site name → test accuracy of the final global model.
     pub per_site: BTreeMap<String, f64>,
-    /// Site name → test AUC (binary tasks, sites with both classes in test).
+    /// Site name → test AUC as MedMNIST reports it (binary: AUC of P(class 1);
+    /// multi-class: macro one-vs-rest on the softmax probabilities; multi-label: mean
+    /// per-label AUC), for sites whose test rows hold both a positive and a negative of
+    /// at least one class or label.
     pub per_site_auc: BTreeMap<String, f64>,
+    /// The final model scored on the dataset's held-out set as one set (a MedMNIST
+    /// file's test split: every test image once, each by the model the site holding it
+    /// uses); absent for datasets without one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub held_out: Option<HeldOutScore>,
     /// Personalised evaluation (only with `federation.fine-tune-steps` > 0): site name →
     /// test accuracy after local fine-tuning.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,6 +161,20 @@ pub struct Summary {
     /// per site and overall; also written to `privacy.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privacy: Option<serde_json::Value>,
+}
+
+/// Scores on a held-out set scored whole (`summary.json`'s `held_out`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutScore {
+    /// What the set is, e.g. `the test split of pathmnist.npz (7180 images)`.
+    pub what: String,
+    /// Images (rows) scored.
+    pub n: usize,
+    /// Accuracy over them (multi-label: over every (image, label) pair).
+    pub accuracy: f64,
+    /// AUC over them, as `per_site_auc` defines it; `None` (null) when no class or
+    /// label has both a positive and a negative.
+    pub auc: Option<f64>,
 }
 
 /// Writes `value` as pretty JSON (and a final newline) to `path`, atomically with

@@ -79,11 +79,25 @@ fn print_summary(s: &Summary, dir: &Path) {
         mean.push(format!("{m:.3}"));
     }
     t.add_row(mean);
+    if let Some(h) = &s.held_out {
+        let mut row = vec![
+            "held-out set".to_string(),
+            format!("{:.3}", h.accuracy),
+            h.auc.map_or("-".to_string(), |a| format!("{a:.3}")),
+        ];
+        if personal.is_some() {
+            row.push(String::new());
+        }
+        t.add_row(row);
+    }
     out(format!(
         "{} · {} · {} rounds · seed {} · {} · {:.2} s",
         s.experiment, s.strategy, s.rounds, s.seed, s.backend, s.wall_time_s
     ));
     out(t);
+    if let Some(h) = &s.held_out {
+        out(format!("held-out set: {}, every image scored once", h.what));
+    }
     if let Some(n) = s.rejected_updates
         && n > 0
     {

@@ -94,3 +94,35 @@ fn synth_fedbn_run_and_robustness_report() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("corrupts images"));
 }
+
+/// The MedMNIST example partitions only its file's training split (350 images of the
+/// bundled synthetic file, `data/README.md`) and keeps its test split (100 images) as the
+/// test data: `summary.json`'s `held_out` scores all 100 once, with the macro
+/// one-vs-rest AUC of a 4-class task, and `ward run`'s table prints the held-out row.
+#[test]
+fn medmnist_example_keeps_and_scores_its_test_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let o = run_ok(
+        ward()
+            .arg("run")
+            .arg(repo().join("examples/medmnist-dirichlet.toml"))
+            .args(["--set", "federation.rounds=2", "--out"])
+            .arg(&run),
+    );
+    let s = json(&run.join("summary.json"));
+    assert_eq!(s["held_out"]["n"], 100, "{s}");
+    assert_eq!(
+        s["held_out"]["what"],
+        "the test split of synth-lesions-28.npz (100 images)"
+    );
+    let auc = s["held_out"]["auc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auc), "{s}");
+    assert_eq!(s["per_site_auc"].as_object().unwrap().len(), 6, "{s}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("held-out set")
+            && stdout.contains("the test split of synth-lesions-28.npz (100 images)"),
+        "{stdout}"
+    );
+}

@@ -16,9 +16,10 @@ pub enum DatasetKind {
     BreastCancer,
     /// A CSV file described by the keys of `[data]`.
     Csv,
-    /// MedMNIST-layout `.npz` images (`data.path`: one file, partitioned by
-    /// `[data.partition]`, or a folder of `<site>.npz` files, one site each), described
-    /// by `[data.images]`.
+    /// MedMNIST-layout `.npz` images (`data.path`: one file, its training split
+    /// partitioned by `[data.partition]` and its test split kept as the test data, or a
+    /// folder of `<site>.npz` files, one site each), named by `data.medmnist` or
+    /// described by `[data.images]`.
     Medmnist,
     /// Synthetic multi-site scanner-shift images generated in-process from `[data.synth]`
     /// (the same generator as `ward data synth`).
@@ -206,6 +207,11 @@ pub struct DataSpec {
     /// Feature standardisation for federated and local runs: `per-site` or `global`.
     #[serde(default)]
     pub standardize: StandardizeKind,
+    /// `data.medmnist`: which MedMNIST v2 dataset the `.npz` file holds
+    /// (`dataset = "medmnist"`); its task, classes, channels and split sizes come from
+    /// Ward's table of MedMNIST v2, and a file that disagrees is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medmnist: Option<MedmnistName>,
     /// `[data.images]`: what image files hold (image datasets only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<ImageDataSpec>,
@@ -215,6 +221,99 @@ pub struct DataSpec {
     /// `[data.reader]`: how image files are read (`image-folder`, `nifti`, `dicom`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reader: Option<ReaderSpec>,
+}
+
+/// A dataset of MedMNIST v2 (Yang et al. 2023, "MedMNIST v2", Scientific Data 10:41,
+/// Table 1), spelled as the `medmnist` package spells it (`medmnist/info.py`, `INFO`)
+/// and as its files are named (`pathmnist.npz`, `pathmnist_64.npz`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MedmnistName {
+    /// Colon pathology, 9 tissue classes, RGB.
+    Pathmnist,
+    /// Chest X-ray, 14 disease labels (multi-label).
+    Chestmnist,
+    /// Dermatoscopy, 7 classes, RGB.
+    Dermamnist,
+    /// Retinal OCT, 4 classes.
+    Octmnist,
+    /// Chest X-ray, pneumonia vs normal (binary).
+    Pneumoniamnist,
+    /// Fundus camera, 5 severity grades (ordinal regression, trained as multi-class), RGB.
+    Retinamnist,
+    /// Breast ultrasound, malignant vs normal/benign (binary).
+    Breastmnist,
+    /// Blood cell microscopy, 8 classes, RGB.
+    Bloodmnist,
+    /// Kidney cortex microscopy, 8 classes.
+    Tissuemnist,
+    /// Abdominal CT, axial view, 11 organs.
+    Organamnist,
+    /// Abdominal CT, coronal view, 11 organs.
+    Organcmnist,
+    /// Abdominal CT, sagittal view, 11 organs.
+    Organsmnist,
+    /// Abdominal CT volumes, 11 organs (3D).
+    Organmnist3d,
+    /// Chest CT nodules, benign vs malignant (3D, binary).
+    Nodulemnist3d,
+    /// Abdominal CT, adrenal mass vs normal (3D, binary).
+    Adrenalmnist3d,
+    /// Chest CT, 3 rib-fracture types (3D).
+    Fracturemnist3d,
+    /// Brain MRA vessels, aneurysm vs healthy (3D, binary).
+    Vesselmnist3d,
+    /// Electron microscopy synapses, excitatory vs inhibitory (3D, binary).
+    Synapsemnist3d,
+}
+
+impl MedmnistName {
+    /// Every MedMNIST v2 dataset: the twelve 2D ones, then the six 3D ones, in the
+    /// order of the paper's Table 1.
+    pub const ALL: [Self; 18] = [
+        Self::Pathmnist,
+        Self::Chestmnist,
+        Self::Dermamnist,
+        Self::Octmnist,
+        Self::Pneumoniamnist,
+        Self::Retinamnist,
+        Self::Breastmnist,
+        Self::Bloodmnist,
+        Self::Tissuemnist,
+        Self::Organamnist,
+        Self::Organcmnist,
+        Self::Organsmnist,
+        Self::Organmnist3d,
+        Self::Nodulemnist3d,
+        Self::Adrenalmnist3d,
+        Self::Fracturemnist3d,
+        Self::Vesselmnist3d,
+        Self::Synapsemnist3d,
+    ];
+
+    /// The name as written in the experiment file (and by the `medmnist` package).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pathmnist => "pathmnist",
+            Self::Chestmnist => "chestmnist",
+            Self::Dermamnist => "dermamnist",
+            Self::Octmnist => "octmnist",
+            Self::Pneumoniamnist => "pneumoniamnist",
+            Self::Retinamnist => "retinamnist",
+            Self::Breastmnist => "breastmnist",
+            Self::Bloodmnist => "bloodmnist",
+            Self::Tissuemnist => "tissuemnist",
+            Self::Organamnist => "organamnist",
+            Self::Organcmnist => "organcmnist",
+            Self::Organsmnist => "organsmnist",
+            Self::Organmnist3d => "organmnist3d",
+            Self::Nodulemnist3d => "nodulemnist3d",
+            Self::Adrenalmnist3d => "adrenalmnist3d",
+            Self::Fracturemnist3d => "fracturemnist3d",
+            Self::Vesselmnist3d => "vesselmnist3d",
+            Self::Synapsemnist3d => "synapsemnist3d",
+        }
+    }
 }
 
 /// `[data.reader]`: the output size and reading options of the image-file readers
@@ -419,6 +518,7 @@ impl DataSpec {
             split_seed: default_split_seed(),
             partition: None,
             standardize: StandardizeKind::PerSite,
+            medmnist: None,
             images: None,
             synth: None,
             reader: None,
@@ -462,18 +562,7 @@ impl DataSpec {
                     || "give either data.site-column or [data.partition], not both".into(),
                 )?;
             }
-            DatasetKind::Medmnist => {
-                check(self.path.is_some(), "data.path", || {
-                    "is required when data.dataset = \"medmnist\": a .npz file or a folder of <site>.npz files".into()
-                })?;
-                let images = self.images.ok_or_else(|| {
-                    ConfigError::new(
-                        "data.images",
-                        "is required when data.dataset = \"medmnist\": state task (multi-class, binary, multi-label), classes or labels, and dims (2d, 3d)",
-                    )
-                })?;
-                images.validate()?;
-            }
+            DatasetKind::Medmnist => self.validate_medmnist()?,
             DatasetKind::Synth => {
                 check(self.path.is_none(), "data.path", || {
                     "is not used by data.dataset = \"synth\" (it generates its images from [data.synth])".into()
@@ -526,6 +615,11 @@ impl DataSpec {
             })?;
         }
         check(
+            self.medmnist.is_none() || self.dataset == DatasetKind::Medmnist,
+            "data.medmnist",
+            || "is only for data.dataset = \"medmnist\"".into(),
+        )?;
+        check(
             self.synth.is_none() || self.dataset == DatasetKind::Synth,
             "data.synth",
             || "is only for data.dataset = \"synth\"".into(),
@@ -546,6 +640,43 @@ impl DataSpec {
 }
 
 impl DataSpec {
+    /// Checks `data.path`, `data.medmnist` or `[data.images]`, and
+    /// `data.test-fraction` of a MedMNIST dataset.
+    fn validate_medmnist(&self) -> Result<(), ConfigError> {
+        check(self.path.is_some(), "data.path", || {
+            "is required when data.dataset = \"medmnist\": a .npz file or a folder of <site>.npz files".into()
+        })?;
+        match (self.medmnist, self.images) {
+            (Some(name), Some(_)) => {
+                return Err(ConfigError::new(
+                    "data.images",
+                    format!(
+                        "is not used with data.medmnist = \"{}\": task, classes, channels and dims come from the MedMNIST v2 table; remove [data.images], or remove data.medmnist for a file that is not a MedMNIST release",
+                        name.as_str()
+                    ),
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "data.images",
+                    "is required when data.dataset = \"medmnist\" has no data.medmnist: name the dataset (e.g. medmnist = \"pathmnist\") or state task (multi-class, binary, multi-label), classes or labels, and dims (2d, 3d)",
+                ));
+            }
+            (None, Some(images)) => images.validate()?,
+            (Some(_), None) => {}
+        }
+        check(
+            self.test_fraction == default_test_fraction(),
+            "data.test-fraction",
+            || {
+                format!(
+                    "is not used by data.dataset = \"medmnist\" (got {}): the file's own test split is the test data; remove data.test-fraction",
+                    self.test_fraction
+                )
+            },
+        )
+    }
+
     /// Checks `[data.images]` and `[data.reader]` of an image-file dataset.
     pub(super) fn validate_reader(&self, kind: DatasetKind) -> Result<(), ConfigError> {
         let name = kind.as_str();

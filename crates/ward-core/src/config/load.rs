@@ -395,7 +395,7 @@ fn find_line(doc: &toml_edit::Document<String>, text: &str, key: &str) -> (Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AttackKind, AttackSpec};
+    use crate::config::{AttackKind, AttackSpec, MedmnistName};
 
     /// A valid experiment touching every top-level section; the table below edits one
     /// or two of its lines (numbered from 1).
@@ -668,6 +668,62 @@ mod tests {
             .replace("image-folder", "nifti")
             .replace("imgs", "labels.csv");
         load_str("x.toml", &nifti, &[], ".".into()).unwrap();
+    }
+
+    /// `data.medmnist` names a MedMNIST v2 dataset: alone it is enough; with
+    /// `[data.images]`, with another dataset kind, with `data.test-fraction`, or
+    /// misspelt it is refused at its line.
+    #[test]
+    fn medmnist_name_replaces_images_and_refuses_what_does_not_fit() {
+        let text = |extra: &str| {
+            format!(
+                "[data]\ndataset = \"medmnist\"\npath = \"pathmnist.npz\"\n{extra}\n[model]\nkind = \"cnn\"\n"
+            )
+        };
+        let ok = load_str(
+            "x.toml",
+            &text("medmnist = \"organmnist3d\""),
+            &[],
+            ".".into(),
+        )
+        .unwrap();
+        assert_eq!(ok.spec.data.medmnist, Some(MedmnistName::Organmnist3d));
+        let e = |extra: &str| {
+            load_str("x.toml", &text(extra), &[], ".".into())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            e("medmnist = \"pathmnist\"\nimages = { classes = 9 }"),
+            "x.toml:5: data.images: is not used with data.medmnist = \"pathmnist\": task, classes, channels and dims come from the MedMNIST v2 table; remove [data.images], or remove data.medmnist for a file that is not a MedMNIST release"
+        );
+        assert!(
+            e("").starts_with("x.toml:1: data.images: is required when data.dataset = \"medmnist\" has no data.medmnist"),
+            "{}",
+            e("")
+        );
+        assert_eq!(
+            e("medmnist = \"pathmnist\"\ntest-fraction = 0.2"),
+            "x.toml:5: data.test-fraction: is not used by data.dataset = \"medmnist\" (got 0.2): the file's own test split is the test data; remove data.test-fraction"
+        );
+        let typo = e("medmnist = \"pathmnst\"");
+        assert!(
+            typo.starts_with("x.toml:4: data.medmnist: unknown variant `pathmnst`")
+                && typo.contains("`pathmnist`"),
+            "{typo}"
+        );
+        let csv = load_str(
+            "x.toml",
+            "[data]\ndataset = \"breast-cancer\"\nmedmnist = \"pathmnist\"\npartition = { kind = \"iid\", sites = 2 }\n",
+            &[],
+            ".".into(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            csv,
+            "x.toml:3: data.medmnist: is only for data.dataset = \"medmnist\""
+        );
     }
 
     #[test]

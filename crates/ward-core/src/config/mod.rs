@@ -471,6 +471,7 @@ mod tests {
                 min_rows: 1,
             }),
             standardize: StandardizeKind::Global,
+            medmnist: Some(MedmnistName::Pathmnist),
             images: Some(ImageDataSpec {
                 task: ImageTaskKind::MultiClass,
                 classes: Some(2),

@@ -4,7 +4,7 @@
 //!
 //! | reader | input | labels |
 //! |---|---|---|
-//! | [`medmnist::read_medmnist`], [`medmnist::read_medmnist_sites`] | MedMNIST `.npz` (train/val/test arrays) | in the file |
+//! | [`medmnist::read_medmnist`], [`medmnist::read_medmnist_sites`], [`medmnist::read_named`] | MedMNIST `.npz` (train/val/test arrays); `read_named` checks a file against the MedMNIST v2 table ([`medmnist::MEDMNIST_V2`]) | in the file |
 //! | [`folder::read_class_folders`], [`folder::read_site_folders`] | `root/<class>/*.png` or `root/<site>/<class>/*.png` | sorted class folder names |
 //! | [`nifti::read_nifti`] | `.nii` / `.nii.gz` volumes, or their axial slices | CSV `file,label` |
 //! | [`dicom::read_dicom_images`], [`dicom::read_dicom_series`] | one DICOM file per image, or one folder per series | CSV keyed by file (or series folder) or `sop_instance_uid` |

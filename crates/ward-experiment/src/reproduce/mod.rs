@@ -279,6 +279,8 @@ fn cv_folds(data: &FederatedDataset, k: usize, seed: u64) -> Vec<FederatedDatase
                 sites,
                 warnings: Vec::new(),
                 image: data.image,
+                // Cross-validation folds score training rows: no held-out set.
+                held_out: None,
             }
         })
         .collect()
