@@ -162,7 +162,7 @@ pub enum Corruption {
 
 /// The setting of one corruption at one severity (see the module table).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
+#[serde(untagged)]
 pub enum Setting {
     /// One number, named by [`Corruption::param_name`].
     Value(f32),
