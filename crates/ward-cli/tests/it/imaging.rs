@@ -73,8 +73,8 @@ fn synth_fedbn_run_and_robustness_report() {
             (0.0..=1.0).contains(&acc) && (0.0..=1.0).contains(&bacc),
             "{r}"
         );
-        // The synthetic task is binary: chance is one half.
-        assert!((chance - 0.5).abs() < 1e-9, "{r}");
+        // Four synthetic classes, every one in each site's test set: chance is 1/4.
+        assert!((chance - 0.25).abs() < 1e-9, "{r}");
         let err = num(f[7]).unwrap();
         assert!((err - (1.0 - bacc) / (1.0 - chance)).abs() < 1e-5, "{r}");
         match num(f[11]) {
@@ -102,7 +102,7 @@ fn synth_fedbn_run_and_robustness_report() {
     assert!(out.join("examples/motion_s3.png").exists());
     assert!(out.join("examples/gamma-down_s5.png").exists());
     let site = &report["sites"]["site-0"];
-    assert_eq!(site["chance"].as_f64(), Some(0.5));
+    assert_eq!(site["chance"].as_f64(), Some(0.25));
     assert!(
         site["corruptions"]["shot-noise"]["balanced_accuracy"].is_f64(),
         "{site}"
