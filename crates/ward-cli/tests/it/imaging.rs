@@ -109,8 +109,8 @@ fn synth_fedbn_run_and_robustness_report() {
     );
     let motion = &report["settings"]["motion"][4];
     assert_eq!(motion["degrees"].as_f64(), Some(10.0), "{motion}");
-    assert_eq!(motion["translation"].as_f64(), Some(6.0), "{motion}");
-    assert_eq!(motion["movements"].as_u64(), Some(6), "{motion}");
+    assert_eq!(motion["translation"].as_f64(), Some(5.0), "{motion}");
+    assert_eq!(motion["movements"].as_u64(), Some(5), "{motion}");
     assert_eq!(report["settings"]["spike"][0].as_f64(), Some(0.25));
 
     // A table run is refused with a clear error.
