@@ -27,9 +27,9 @@
 //! | `brightness-up` | intensity factor | 1.1 | 1.2 | 1.3 | 1.4 | 1.5 | MedMNIST-C ChestMNIST `brightness_up` |
 //! | `brightness-down` | intensity factor | 0.9 | 0.8 | 0.7 | 0.6 | 0.5 | MedMNIST-C ChestMNIST `brightness_down` |
 //!
-//! MedMNIST-C tunes its table per dataset; Ward uses ChestMNIST's, the one grey-scale
-//! table that has every noise and both gamma directions (OrganAMNIST's and
-//! PneumoniaMNIST's differ in strength, not in kind). Pixel-sized parameters (blur sigma,
+//! MedMNIST-C tunes its table per dataset; Ward uses ChestMNIST's, a grey-scale table with
+//! all four noises and both gamma directions (PneumoniaMNIST's and the OrganMNISTs' have
+//! the same kinds at other strengths). Pixel-sized parameters (blur sigma,
 //! motion translation) scale with `max(height, width) / 28`, so a severity means the same
 //! on 28- and 64-pixel images.
 //!
