@@ -54,10 +54,13 @@ pub(crate) enum Command {
     /// are both models and deltas. `selected` (0-based row indices) appears only for
     /// rules that select (krum, multi-krum, bulyan).
     Aggregate(AggregateArgs),
-    /// Acquisition-shift robustness of a trained image model: 12 corruptions (noise,
-    /// blur, motion, bias field, gamma, contrast, brightness, JPEG, pixelation, ghosting,
-    /// k-space spikes) x 5 severities on every site's test images. Writes
-    /// robustness.csv, robustness.json, robustness.svg and `examples/<corruption>_s<k>.png`.
+    /// Acquisition-shift robustness of a trained image model: 18 corruptions (Gaussian,
+    /// speckle, impulse, shot and Rician noise, blur, pixelation, JPEG, motion, ghosting,
+    /// k-space spike, bias field, gamma, contrast and brightness up and down; severities
+    /// after MedMNIST-C and TorchIO) x 5 severities on every site's test images, scored by
+    /// accuracy, balanced accuracy, chance-normalised balanced error and the drop of the
+    /// margin over chance. Writes robustness.csv, robustness.json, robustness.svg and
+    /// `examples/<corruption>_s<k>.png`.
     Robustness(RobustnessArgs),
     /// Differential-privacy calculators for data-protection officers, and an empirical
     /// audit of a trained run.

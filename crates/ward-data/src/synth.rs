@@ -622,7 +622,14 @@ fn acquire(clean: Vec<f32>, size: usize, p: &SiteProfile, rng: &mut ChaCha8Rng) 
         x.iter_mut().zip(&field).for_each(|(v, f)| *v *= f);
     }
     if p.ghosting > 0.0 {
-        corrupt::ghosting(&mut x, size, size, p.ghosting, p.ghost_period, false);
+        corrupt::ghosting(
+            &mut x,
+            (size, size),
+            p.ghosting,
+            p.ghost_period,
+            false,
+            corrupt::Recon::Magnitude,
+        );
     }
     for v in &mut x {
         let mut y = p.offset + p.scale * v.max(0.0).powf(p.gamma);

@@ -51,23 +51,41 @@ fn synth_fedbn_run_and_robustness_report() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "site,corruption,severity,n,accuracy,auc,clean_accuracy,relative_drop"
+        "site,corruption,severity,n,accuracy,balanced_accuracy,auc,normalised_error,\
+         clean_accuracy,clean_balanced_accuracy,chance,relative_drop"
     );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(
         rows.len(),
-        3 * 12 * 5,
-        "3 sites x 12 corruptions x 5 severities"
+        3 * 18 * 5,
+        "3 sites x 18 corruptions x 5 severities"
     );
+    let num = |s: &str| -> Option<f64> { (!s.is_empty()).then(|| s.parse().unwrap()) };
     for r in &rows {
         let f: Vec<&str> = r.split(',').collect();
-        let (acc, clean, drop): (f64, f64, f64) = (
-            f[4].parse().unwrap(),
-            f[6].parse().unwrap(),
-            f[7].parse().unwrap(),
+        let (acc, bacc, clean_bacc, chance) = (
+            num(f[4]).unwrap(),
+            num(f[5]).unwrap(),
+            num(f[9]).unwrap(),
+            num(f[10]).unwrap(),
         );
-        assert!((0.0..=1.0).contains(&acc));
-        assert!((drop - (clean - acc) / clean).abs() < 1e-5, "{r}");
+        assert!(
+            (0.0..=1.0).contains(&acc) && (0.0..=1.0).contains(&bacc),
+            "{r}"
+        );
+        // Four synthetic classes, every one in each site's test set: chance is 1/4.
+        assert!((chance - 0.25).abs() < 1e-9, "{r}");
+        let err = num(f[7]).unwrap();
+        assert!((err - (1.0 - bacc) / (1.0 - chance)).abs() < 1e-5, "{r}");
+        match num(f[11]) {
+            Some(drop) => {
+                assert!(
+                    (drop - (clean_bacc - bacc) / (clean_bacc - chance)).abs() < 1e-5,
+                    "{r}"
+                );
+            }
+            None => assert!(clean_bacc <= chance, "{r}"),
+        }
     }
     let report = json(&out.join("robustness.json"));
     assert_eq!(
@@ -80,8 +98,20 @@ fn synth_fedbn_run_and_robustness_report() {
             .contains("ghosting")
     );
     let examples = fs_err::read_dir(out.join("examples")).unwrap().count();
-    assert_eq!(examples, 12 * 5);
+    assert_eq!(examples, 18 * 5);
     assert!(out.join("examples/motion_s3.png").exists());
+    assert!(out.join("examples/gamma-down_s5.png").exists());
+    let site = &report["sites"]["site-0"];
+    assert_eq!(site["chance"].as_f64(), Some(0.25));
+    assert!(
+        site["corruptions"]["shot-noise"]["balanced_accuracy"].is_f64(),
+        "{site}"
+    );
+    let motion = &report["settings"]["motion"][4];
+    assert_eq!(motion["degrees"].as_f64(), Some(10.0), "{motion}");
+    assert_eq!(motion["translation"].as_f64(), Some(5.0), "{motion}");
+    assert_eq!(motion["movements"].as_u64(), Some(5), "{motion}");
+    assert_eq!(report["settings"]["spike"][0].as_f64(), Some(0.25));
 
     // A table run is refused with a clear error.
     let heart = tmp.path().join("heart");
