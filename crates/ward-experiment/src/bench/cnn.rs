@@ -108,14 +108,14 @@ fn ward_step_ms(arch: &ConvArch, device: DeviceChoice, warmup: usize, steps: usi
     Ok(median(times))
 }
 
-/// The anchor's results: `(model, input) -> ms_per_step`.
+/// The anchor's results: `(model, input, ms_per_step, threads)`.
 fn anchor(
     py: &Path,
     script: &Path,
     warmup: usize,
     steps: usize,
     only: &str,
-) -> Result<Vec<(String, String, f64)>> {
+) -> Result<Vec<(String, String, f64, u64)>> {
     let dir = tempfile::tempdir()?;
     let json = dir.path().join("torch.json");
     let status = Command::new(py)
@@ -126,7 +126,9 @@ fn anchor(
             "--warmup",
             &warmup.to_string(),
         ])
-        .args(["--only", only, "--wait-idle", "60", "--json"])
+        .args(["--only", only, "--wait-idle", "60"])
+        // The same thread count as Ward's rayon pool.
+        .args(["--threads", &rayon::current_num_threads().to_string(), "--json"])
         .arg(&json)
         .stdout(std::process::Stdio::null())
         .status()
@@ -139,6 +141,7 @@ fn anchor(
                 c.get("model")?.as_str()?.to_string(),
                 c.get("input")?.as_str()?.to_string(),
                 c.get("ms_per_step")?.as_f64()?,
+                c.get("threads")?.as_u64()?,
             ))
         })
         .collect())
@@ -157,48 +160,15 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
         .map(str::to_string)
         .collect();
     let device: DeviceChoice = args.device.parse()?;
-    let mut rows = Vec::new();
-    for (model, hw, arch) in cases(&only) {
-        let steps = if model == "resnet18" {
-            args.resnet_steps
-        } else {
-            args.steps
-        };
-        let warmup = args.warmup.min(steps);
-        let ms = ward_step_ms(&arch, device, warmup, steps)?;
-        rows.push((model, format!("1x{hw}x{hw}"), ms, steps));
-    }
-    let mut torch: Vec<(String, String, f64)> = Vec::new();
     let anchor_dir = find_anchor(args.anchor.as_deref(), "pytorch_cnn", "bench_cnn.py");
     let py = args.venv.join("bin/python");
+    let run_anchor = !args.no_anchor && anchor_dir.is_some() && py.exists();
     if args.no_anchor || anchor_dir.is_none() {
         say(
             obs,
             super::anchor_missing(args.no_anchor, "pytorch_cnn", "bench_cnn.py"),
         );
-    } else if let (Some(dir), true) = (&anchor_dir, py.exists()) {
-        // Same step counts as Ward's cases: one anchor call per model.
-        for model in ["cnn", "resnet18"] {
-            if !only.is_empty() && !only.iter().any(|o| o == model) {
-                continue;
-            }
-            let steps = if model == "resnet18" {
-                args.resnet_steps
-            } else {
-                args.steps
-            };
-            match anchor(
-                &py,
-                &dir.join("bench_cnn.py"),
-                args.warmup.min(steps),
-                steps,
-                model,
-            ) {
-                Ok(t) => torch.extend(t),
-                Err(e) => tracing::warn!("PyTorch anchor failed on {model}: {e:#}"),
-            }
-        }
-    } else {
+    } else if !run_anchor {
         say(
             obs,
             format!(
@@ -207,6 +177,38 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
             ),
         );
     }
+    // Interleaved: each model's Ward cases, then the anchor on the same model, so both
+    // sides of a ratio see the same machine load.
+    let mut rows = Vec::new();
+    let mut torch: Vec<(String, String, f64, u64)> = Vec::new();
+    for model in ["cnn", "resnet18"] {
+        let mine: Vec<_> = cases(&only).into_iter().filter(|c| c.0 == model).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let steps = if model == "resnet18" {
+            args.resnet_steps
+        } else {
+            args.steps
+        };
+        let warmup = args.warmup.min(steps);
+        for (model, hw, arch) in mine {
+            let ms = ward_step_ms(&arch, device, warmup, steps)?;
+            say(obs, format!("ward {model} 1x{hw}x{hw}: {ms:.1} ms/step"));
+            rows.push((model, format!("1x{hw}x{hw}"), ms, steps));
+        }
+        if let (true, Some(dir)) = (run_anchor, &anchor_dir) {
+            match anchor(&py, &dir.join("bench_cnn.py"), warmup, steps, model) {
+                Ok(t) => {
+                    for (m, i, ms, th) in &t {
+                        say(obs, format!("pytorch {m} {i}: {ms:.1} ms/step ({th} threads)"));
+                    }
+                    torch.extend(t);
+                }
+                Err(e) => tracing::warn!("PyTorch anchor failed on {model}: {e:#}"),
+            }
+        }
+    }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
         "model",
@@ -214,29 +216,32 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
         "batch",
         "steps",
         "Ward ms/step",
+        "Ward threads",
         "PyTorch ms/step",
+        "PyTorch threads",
         "Ward / PyTorch",
     ]);
     for (model, input, ms, steps) in &rows {
         let t = torch
             .iter()
-            .find(|(m, i, _)| m == model && i == input)
-            .map(|t| t.2);
+            .find(|(m, i, _, _)| m == model && i == input);
         table.add_row(vec![
             model.to_string(),
             input.clone(),
             BATCH.to_string(),
             steps.to_string(),
             format!("{ms:.1}"),
-            t.map_or("-".into(), |t| format!("{t:.1}")),
-            t.map_or("-".into(), |t| format!("{:.2}x", ms / t)),
+            rayon::current_num_threads().to_string(),
+            t.map_or("-".into(), |t| format!("{:.1}", t.2)),
+            t.map_or("-".into(), |t| t.3.to_string()),
+            t.map_or("-".into(), |t| format!("{:.2}x", ms / t.2)),
         ]);
     }
     if !rows.is_empty() {
         say(
             obs,
             format!(
-                "CNN training step (forward + backward + SGD momentum), float32, device {device}, {} threads available",
+                "CNN training step (forward + backward + SGD momentum), float32, device {device}, {} threads available; Ward's threads: the rayon pool burn-flex runs on (RAYON_NUM_THREADS), PyTorch's: torch.set_num_threads",
                 std::thread::available_parallelism().map_or(0, |n| n.get())
             ),
         );
