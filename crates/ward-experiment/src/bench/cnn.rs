@@ -128,7 +128,11 @@ fn anchor(
         ])
         .args(["--only", only, "--wait-idle", "60"])
         // The same thread count as Ward's rayon pool.
-        .args(["--threads", &rayon::current_num_threads().to_string(), "--json"])
+        .args([
+            "--threads",
+            &rayon::current_num_threads().to_string(),
+            "--json",
+        ])
         .arg(&json)
         .stdout(std::process::Stdio::null())
         .status()
@@ -201,7 +205,10 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
             match anchor(&py, &dir.join("bench_cnn.py"), warmup, steps, model) {
                 Ok(t) => {
                     for (m, i, ms, th) in &t {
-                        say(obs, format!("pytorch {m} {i}: {ms:.1} ms/step ({th} threads)"));
+                        say(
+                            obs,
+                            format!("pytorch {m} {i}: {ms:.1} ms/step ({th} threads)"),
+                        );
                     }
                     torch.extend(t);
                 }
@@ -222,9 +229,7 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
         "Ward / PyTorch",
     ]);
     for (model, input, ms, steps) in &rows {
-        let t = torch
-            .iter()
-            .find(|(m, i, _, _)| m == model && i == input);
+        let t = torch.iter().find(|(m, i, _, _)| m == model && i == input);
         table.add_row(vec![
             model.to_string(),
             input.clone(),
