@@ -219,6 +219,8 @@ struct Manual {
     server: SecAggServer,
     clients: Vec<SecAggClient>,
     forwarded: BTreeMap<u32, ForwardedShares>,
+    /// Each site's advertised mask key, as the server saw it.
+    mask_keys: BTreeMap<u32, [u8; 32]>,
 }
 
 fn manual(p: &SecAggParams) -> Manual {
@@ -226,8 +228,10 @@ fn manual(p: &SecAggParams) -> Manual {
     let mut clients: Vec<SecAggClient> = (0..p.sites)
         .map(|s| SecAggClient::new(p, s, [s as u8 + 1; 32]).unwrap())
         .collect();
+    let mut mask_keys = BTreeMap::new();
     for c in &mut clients {
         let m = c.advertise_keys().unwrap();
+        mask_keys.insert(c.site(), m.mask_key);
         server.receive_keys(c.site(), m).unwrap();
     }
     let keys = server.broadcast_keys().unwrap();
@@ -240,6 +244,7 @@ fn manual(p: &SecAggParams) -> Manual {
         server,
         clients,
         forwarded,
+        mask_keys,
     }
 }
 
@@ -587,6 +592,18 @@ fn the_dropout_choice_keeps_every_neighbourhood_at_the_threshold() {
     assert_eq!(choose_dropouts(&ring, 4, 3).unwrap().len(), 1);
 }
 
+/// Two sites of a 6-ring that are not neighbours and share no neighbour: dropping both
+/// splits the survivors in two.
+fn opposite_pair(g: &CommunicationGraph) -> (u32, u32) {
+    (0..6u32)
+        .flat_map(|a| (a + 1..6).map(move |b| (a, b)))
+        .find(|&(a, b)| {
+            !g.neighbours(a).contains(&b)
+                && !g.neighbours(a).iter().any(|w| g.neighbours(b).contains(w))
+        })
+        .unwrap()
+}
+
 /// Issue 13, item 4: on a ring of 6 (k 2, t 2) two opposite sites dropping after
 /// sharing their keys leave every neighbourhood at the threshold, so the server used to
 /// unmask: the survivors then form two groups that share no pairwise mask, and each
@@ -601,13 +618,7 @@ fn survivors_that_split_abort_the_round_before_unmasking() {
     let g = CommunicationGraph::new(&p).unwrap();
     // Two opposite sites (not neighbours, no neighbour in common): every other site
     // keeps itself and one neighbour (the threshold), but the ring falls in two.
-    let (a, b) = (0..6u32)
-        .flat_map(|a| (a + 1..6).map(move |b| (a, b)))
-        .find(|&(a, b)| {
-            !g.neighbours(a).contains(&b)
-                && !g.neighbours(a).iter().any(|w| g.neighbours(b).contains(w))
-        })
-        .unwrap();
+    let (a, b) = opposite_pair(&g);
     assert!(!g.connected_without(&[a, b].into_iter().collect()));
     let drops: BTreeMap<u32, DropPoint> =
         [(a, DropPoint::AfterShares), (b, DropPoint::AfterShares)].into();
@@ -642,32 +653,16 @@ fn a_split_round_would_reveal_each_pieces_partial_sum() {
         .with_threshold(2)
         .with_round(1, 5);
     let g = CommunicationGraph::new(&p).unwrap();
-    let (a, b) = (0..6u32)
-        .flat_map(|a| (a + 1..6).map(move |b| (a, b)))
-        .find(|&(a, b)| {
-            !g.neighbours(a).contains(&b)
-                && !g.neighbours(a).iter().any(|w| g.neighbours(b).contains(w))
-        })
-        .unwrap();
+    let (a, b) = opposite_pair(&g);
     let dropped = [a, b];
     let alive: Vec<u32> = (0..6).filter(|s| !dropped.contains(s)).collect();
     // The protocol up to the masked inputs, keeping what the server sees.
-    let mut server = SecAggServer::new(&p).unwrap();
-    let mut clients: Vec<SecAggClient> = (0..p.sites)
-        .map(|s| SecAggClient::new(&p, s, [s as u8 + 1; 32]).unwrap())
-        .collect();
-    let mut mask_keys = BTreeMap::new();
-    for c in &mut clients {
-        let m = c.advertise_keys().unwrap();
-        mask_keys.insert(c.site(), m.mask_key);
-        server.receive_keys(c.site(), m).unwrap();
-    }
-    let keys = server.broadcast_keys().unwrap();
-    for c in &mut clients {
-        let m = c.share_keys(&keys[&c.site()]).unwrap();
-        server.receive_shares(c.site(), m).unwrap();
-    }
-    let forwarded = server.forward_shares().unwrap();
+    let Manual {
+        mut server,
+        mut clients,
+        forwarded,
+        mask_keys,
+    } = manual(&p);
     let mut masked = BTreeMap::new();
     for &s in &alive {
         let c = &mut clients[s as usize];
