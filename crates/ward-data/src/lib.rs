@@ -47,6 +47,7 @@ mod builtin;
 pub mod corrupt;
 mod dataset;
 mod error;
+pub mod geometry;
 pub mod image;
 pub mod image_data;
 mod image_files;
