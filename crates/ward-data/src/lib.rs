@@ -43,6 +43,7 @@ use std::path::Path;
 
 use ward_core::config::{DataSpec, DatasetKind};
 
+pub mod augment;
 mod builtin;
 pub mod corrupt;
 mod dataset;

@@ -4,10 +4,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use ward_core::ExperimentSpec;
 use ward_core::config::{StandardizeKind, StrategyKind};
+use ward_data::augment::Augmenter;
 use ward_data::{FederatedDataset, SiteData, Split, Standardization};
-use ward_models::{
-    Augmenter, DenseArch, DeviceChoice, EngineKind, ModelArch, OptimizerConfig, make_engine,
-};
+use ward_models::{DenseArch, DeviceChoice, EngineKind, ModelArch, OptimizerConfig, make_engine};
 
 use crate::{
     FederationConfig, FlError, InProcessSite, LocalWork, SiteHandle, SiteRole,
@@ -224,7 +223,9 @@ pub fn site_learner(
         let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0xA06_u64);
         rng.set_stream(index as u64 + 1);
         let seed = rand::Rng::next_u64(&mut rng);
-        site = site.with_augmenter(Augmenter::new(spec.train.augment, shape, seed));
+        let augmenter = Augmenter::new(spec.train.augment.clone(), shape, seed)
+            .map_err(|e| FlError::Config(e.to_string()))?;
+        site = site.with_augmenter(augmenter);
     }
     Ok(site)
 }

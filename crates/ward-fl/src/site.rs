@@ -5,10 +5,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use ward_core::{Metrics, Params, Update};
 use ward_data::SiteData;
+use ward_data::augment::Augmenter;
 use ward_models::dp::{DpSgd, DpSgdConfig, train_local_dp};
 use ward_models::{
-    Augmenter, BatchStream, Evaluation, GradientEngine, LocalFit, ModelArch, Optimizer,
-    OptimizerConfig, evaluate, train_local_augmented,
+    BatchStream, Evaluation, GradientEngine, LocalFit, ModelArch, Optimizer, OptimizerConfig,
+    evaluate, train_local_augmented,
 };
 
 use ward_secagg::{

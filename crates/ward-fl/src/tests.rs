@@ -559,7 +559,20 @@ fn image_spec(strategy: StrategyKind) -> ward_core::ExperimentSpec {
     spec.train.batch_size = 8;
     spec.train.local_steps = Some(3);
     spec.train.lr = 0.05;
-    spec.train.augment.flip = true;
+    spec.train.augment = ward_core::config::AugmentSpec {
+        flip: vec![
+            ward_core::config::ImageAxis::Width,
+            ward_core::config::ImageAxis::Height,
+        ],
+        rotate: 10.0,
+        scale: 0.1,
+        elastic: Some(ward_core::config::ElasticSpec {
+            control_points: 5,
+            max_displacement: 1.0,
+        }),
+        noise: 0.02,
+        ..Default::default()
+    };
     spec.federation.strategy = strategy;
     spec.federation.rounds = 3;
     spec

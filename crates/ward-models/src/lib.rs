@@ -34,7 +34,6 @@
 //! ```
 
 mod arch;
-mod augment;
 mod batches;
 mod burn_engine;
 mod conv;
@@ -48,7 +47,6 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use arch::{DenseArch, Loss};
-pub use augment::Augmenter;
 pub use batches::BatchStream;
 pub use burn_engine::BurnDense;
 pub use conv::{BurnConv, ConvArch, ConvFamily, Norm, PerSample};

@@ -62,7 +62,7 @@ pub fn train_local_augmented(
     stream: &mut BatchStream,
     opt: &mut Optimizer,
     fit: &LocalFit<'_>,
-    mut augment: Option<&mut crate::Augmenter>,
+    mut augment: Option<&mut ward_data::augment::Augmenter>,
 ) -> Result<FitStats, ModelError> {
     if data.y.is_empty() {
         return Err(ModelError::Shape("the site has no training rows".into()));

@@ -71,17 +71,46 @@ pub struct TrainSpec {
     pub augment: AugmentSpec,
 }
 
-/// `[train.augment]`: random image augmentation of every training batch (image datasets;
-/// drawn from the site's seeded stream, so runs repeat exactly).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+/// `[train.augment]`: random augmentation of every training batch (image datasets;
+/// drawn from the site's seeded stream, so runs repeat exactly). Spatial transforms
+/// (flips, affine, elastic) come first, in one resampling, then intensity ones (bias
+/// field, gamma, blur, noise, brightness, contrast), then values are clamped to `[0, 1]`.
+/// Ranges follow TorchIO's `Random*` transforms where one exists.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AugmentSpec {
-    /// Horizontal flip with probability 1/2.
-    #[serde(default)]
-    pub flip: bool,
-    /// Rotation by a uniform angle in `±rotate` degrees (bilinear, edges clamped).
+    /// Axes to flip, each independently with probability 1/2 (TorchIO `RandomFlip`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flip: Vec<ImageAxis>,
+    /// Rotation by a uniform angle in `±rotate` degrees: in-plane for 2D images, about
+    /// each of the three axes for volumes (TorchIO `RandomAffine(degrees)`).
     #[serde(default)]
     pub rotate: f64,
+    /// Scaling by a factor uniform in `1 ± scale`, independently per axis (TorchIO
+    /// `RandomAffine(scales)`, not isotropic).
+    #[serde(default)]
+    pub scale: f64,
+    /// Translation by a uniform `±translate` fraction of the size, per axis.
+    #[serde(default)]
+    pub translate: f64,
+    /// Elastic deformation (TorchIO `RandomElasticDeformation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elastic: Option<ElasticSpec>,
+    /// Gamma: `v^exp(g)` with `g` uniform in `±gamma` (TorchIO `RandomGamma(log_gamma)`).
+    #[serde(default)]
+    pub gamma: f64,
+    /// Gaussian noise with a standard deviation uniform in `[0, noise]` (TorchIO
+    /// `RandomNoise(std)`).
+    #[serde(default)]
+    pub noise: f64,
+    /// Multiplicative bias field `exp(polynomial of order 3)`, coefficients uniform in
+    /// `±bias-field` (TorchIO `RandomBiasField(coefficients, order = 3)`).
+    #[serde(default)]
+    pub bias_field: f64,
+    /// Gaussian blur with a standard deviation uniform in `[0, blur]` voxels (TorchIO
+    /// `RandomBlur(std)`).
+    #[serde(default)]
+    pub blur: f64,
     /// Brightness jitter: add a uniform offset in `±brightness`.
     #[serde(default)]
     pub brightness: f64,
@@ -90,10 +119,76 @@ pub struct AugmentSpec {
     pub contrast: f64,
 }
 
+/// An axis of an image array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageAxis {
+    /// Columns (left-right in a displayed image).
+    Width,
+    /// Rows (up-down).
+    Height,
+    /// Slices (volumes only).
+    Depth,
+}
+
+/// `train.augment.elastic`: a random displacement field, a cubic B-spline over a coarse
+/// grid of control points (TorchIO `RandomElasticDeformation`, `locked_borders = 2`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ElasticSpec {
+    /// Control points per axis (at least 5: two locked rings each side and one free).
+    #[serde(default = "default_control_points")]
+    pub control_points: usize,
+    /// Largest displacement coefficient, in voxels.
+    pub max_displacement: f64,
+}
+
+fn default_control_points() -> usize {
+    7
+}
+
 impl AugmentSpec {
     /// Whether no augmentation is asked for.
     pub fn is_off(&self) -> bool {
         *self == Self::default()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, v, max) in [
+            ("train.augment.rotate", self.rotate, 180.0),
+            ("train.augment.scale", self.scale, 0.9),
+            ("train.augment.translate", self.translate, 0.5),
+            ("train.augment.gamma", self.gamma, 2.0),
+            ("train.augment.noise", self.noise, 1.0),
+            ("train.augment.bias-field", self.bias_field, 2.0),
+            ("train.augment.blur", self.blur, 10.0),
+            ("train.augment.brightness", self.brightness, 1.0),
+            ("train.augment.contrast", self.contrast, 1.0),
+        ] {
+            check(v.is_finite() && (0.0..=max).contains(&v), key, || {
+                format!("must be in [0, {max}], got {v}")
+            })?;
+        }
+        let mut seen = Vec::new();
+        for axis in &self.flip {
+            check(!seen.contains(axis), "train.augment.flip", || {
+                format!("lists {axis:?} twice")
+            })?;
+            seen.push(*axis);
+        }
+        if let Some(e) = self.elastic {
+            check(
+                (5..=64).contains(&e.control_points),
+                "train.augment.elastic.control-points",
+                || format!("must be in 5..=64, got {}", e.control_points),
+            )?;
+            check(
+                e.max_displacement.is_finite() && e.max_displacement > 0.0,
+                "train.augment.elastic.max-displacement",
+                || format!("must be > 0 voxels, got {}", e.max_displacement),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -147,16 +242,7 @@ impl TrainSpec {
         check(self.batch_size >= 1, "train.batch-size", || {
             "must be >= 1".into()
         })?;
-        let a = self.augment;
-        for (key, v, max) in [
-            ("train.augment.rotate", a.rotate, 180.0),
-            ("train.augment.brightness", a.brightness, 1.0),
-            ("train.augment.contrast", a.contrast, 1.0),
-        ] {
-            check(v.is_finite() && (0.0..=max).contains(&v), key, || {
-                format!("must be in [0, {max}], got {v}")
-            })?;
-        }
+        self.augment.validate()?;
         match (self.local_steps, self.local_epochs) {
             (Some(_), Some(_)) => Err(ConfigError::new(
                 "train.local-epochs",

@@ -98,7 +98,7 @@
 //! same seed and index always give the same output.
 
 mod kspace;
-mod noise;
+pub(crate) mod noise;
 #[cfg(test)]
 mod reference;
 
