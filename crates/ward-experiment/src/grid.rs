@@ -302,6 +302,52 @@ fn record_outcome(
     }
 }
 
+/// A grid cell waiting to run: its place in the plan, its record so far, and (unless it
+/// is skipped) the attack and defence it runs with.
+type Pending = (usize, Cell, Option<(Option<AttackSpec>, RobustSpec)>);
+
+impl Cell {
+    /// A cell's record before it runs.
+    fn blank(
+        dataset: &str,
+        attack: String,
+        d: AggregatorKind,
+        f: usize,
+        n_sites: usize,
+        seed: u64,
+    ) -> Self {
+        Self {
+            dataset: dataset.into(),
+            attack,
+            defence: d.as_str().into(),
+            fraction: f as f64 / n_sites as f64,
+            f,
+            seed,
+            status: String::new(),
+            clean_acc: None,
+            acc_drop: None,
+            asr: None,
+            tp: None,
+            fp: None,
+            reason: String::new(),
+            compromised: Vec::new(),
+        }
+    }
+}
+
+/// Prints why a cell did not run (refused, skipped, failed).
+fn say_why(obs: &mut dyn Observer, cell: &Cell) {
+    if cell.status != "ok" {
+        say(
+            obs,
+            format!(
+                "{} vs {} (f {}, seed {}) {}: {}",
+                cell.attack, cell.defence, cell.f, cell.seed, cell.status, cell.reason
+            ),
+        );
+    }
+}
+
 /// Appends `cell` to `grid.jsonl` and syncs it, so a killed grid resumes after it.
 fn append_cell(file: &mut fs_err::File, cell: &Cell) -> Result<()> {
     let mut line = serde_json::to_string(cell)?;
@@ -344,73 +390,79 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
         .collect();
     let plan = grid_plan(&defences, &seeds, &attacks, &fs);
     let total = plan.len();
-    for (i, (attack, d, f, seed)) in plan.into_iter().enumerate() {
-        let attack_name = attack.map_or("none", AttackKind::as_str).to_string();
-        let key = (attack_name.clone(), d.as_str().to_string(), f, seed);
-        obs.step(
-            i,
-            total,
-            &format!("{attack_name} vs {} f={f} seed={seed}", d.as_str()),
-        );
-        if done.contains(&key) {
-            continue;
-        }
-        let mut cell = Cell {
-            dataset: dataset.clone(),
-            attack: attack_name,
-            defence: d.as_str().into(),
-            fraction: f as f64 / n_sites as f64,
-            f,
-            seed,
-            status: String::new(),
-            clean_acc: None,
-            acc_drop: None,
-            asr: None,
-            tp: None,
-            fp: None,
-            reason: String::new(),
-            compromised: Vec::new(),
-        };
-        if let Some(reason) = skip_reason(attack, f, n_sites, &base) {
-            cell.status = "skipped".into();
-            cell.reason = reason;
-        } else {
-            let (status, outcome, reason) = run_cell(
-                &base,
-                &data,
-                attack
-                    .map(|a| attack_spec(a, f, base.attack.as_ref()))
-                    .transpose()?,
-                defence_spec(d, defence_f, args.tau, args.root_samples)?,
-                seed,
-                opts,
+    let jobs = crate::parallel::jobs_for(args.jobs, opts, &base, &data);
+    let mut next = 0;
+    while next < total {
+        // The next chunk: up to `jobs` cells still to run (cells done before are
+        // skipped). A chunk's cells run side by side and are logged in plan order, so
+        // the clean cell of a (defence, seed) is recorded before its attacked cells.
+        let mut chunk: Vec<Pending> = Vec::new();
+        while next < total && chunk.len() < jobs {
+            let (attack, d, f, seed) = plan[next];
+            let attack_name = attack.map_or("none", AttackKind::as_str).to_string();
+            obs.step(
+                next,
+                total,
+                &format!("{attack_name} vs {} f={f} seed={seed}", d.as_str()),
             );
-            cell.status = status;
-            cell.reason = reason;
-            if let Some(o) = outcome {
-                record_outcome(&mut cell, &o, attack.is_some(), d, &mut clean);
+            let key = (attack_name.clone(), d.as_str().to_string(), f, seed);
+            if !done.contains(&key) {
+                let mut cell = Cell::blank(&dataset, attack_name, d, f, n_sites, seed);
+                let run = if let Some(reason) = skip_reason(attack, f, n_sites, &base) {
+                    cell.status = "skipped".into();
+                    cell.reason = reason;
+                    None
+                } else {
+                    Some((
+                        attack
+                            .map(|a| attack_spec(a, f, base.attack.as_ref()))
+                            .transpose()?,
+                        defence_spec(d, defence_f, args.tau, args.root_samples)?,
+                    ))
+                };
+                chunk.push((next, cell, run));
             }
+            next += 1;
         }
-        tracing::info!(
-            "cell {}/{total}: {} {} f={} seed={} {}",
-            i + 1,
-            cell.attack,
-            cell.defence,
-            f,
-            seed,
-            cell.status
+        let results = crate::parallel::run_ordered(
+            &chunk,
+            jobs,
+            |(_, cell, run)| {
+                run.as_ref().map(|(attack, defence)| {
+                    run_cell(
+                        &base,
+                        &data,
+                        attack.clone(),
+                        defence.clone(),
+                        cell.seed,
+                        opts,
+                    )
+                })
+            },
+            |_| {},
         );
-        if cell.status != "ok" {
-            say(
-                obs,
-                format!(
-                    "{} vs {} (f {f}, seed {seed}) {}: {}",
-                    cell.attack, cell.defence, cell.status, cell.reason
-                ),
+        for ((i, mut cell, _), result) in chunk.into_iter().zip(results) {
+            if let Some((status, outcome, reason)) = result {
+                cell.status = status;
+                cell.reason = reason;
+                if let Some(o) = outcome {
+                    let (attack, d, _, _) = plan[i];
+                    record_outcome(&mut cell, &o, attack.is_some(), d, &mut clean);
+                }
+            }
+            tracing::info!(
+                "cell {}/{total}: {} {} f={} seed={} {}",
+                i + 1,
+                cell.attack,
+                cell.defence,
+                cell.f,
+                cell.seed,
+                cell.status
             );
+            say_why(obs, &cell);
+            append_cell(&mut file, &cell)?;
+            cells.push(cell);
         }
-        append_cell(&mut file, &cell)?;
-        cells.push(cell);
     }
     obs.step(total, total, "done");
     write_outputs(&args.out, &dataset, &cells)?;

@@ -35,6 +35,7 @@ mod error;
 pub mod grid;
 mod load;
 pub mod options;
+mod parallel;
 pub mod privacy;
 pub mod reproduce;
 pub mod robustness;

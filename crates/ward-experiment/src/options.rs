@@ -187,6 +187,10 @@ pub struct RobustGridArgs {
     /// FLTrust's root sample: training rows moved to the server (`robust.root-samples`).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 50))]
     pub root_samples: usize,
+    /// Cells run at once (default: one per core, fewer when memory is short, 1 on an
+    /// accelerator). Results do not depend on it.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub jobs: Option<usize>,
     /// Device and gradient engine.
     #[cfg_attr(feature = "clap", command(flatten))]
     pub engine: EngineArgs,
@@ -269,6 +273,10 @@ pub struct ScannerShiftArgs {
     /// Local Adam learning rate.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.002))]
     pub lr: f64,
+    /// Cells run at once (default: one per core, fewer when memory is short, 1 on an
+    /// accelerator). Results do not depend on it.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub jobs: Option<usize>,
     /// Device and gradient engine.
     #[cfg_attr(feature = "clap", command(flatten))]
     pub engine: EngineArgs,
@@ -287,6 +295,10 @@ pub struct ReproduceArgs {
     /// Only FLamby's rows (skip the cross-validated search for Ward's own rows).
     #[cfg_attr(feature = "clap", arg(long))]
     pub no_search: bool,
+    /// Cells run at once (default: one per core, fewer when memory is short, 1 on an
+    /// accelerator). Results do not depend on it.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub jobs: Option<usize>,
     /// Device and gradient engine.
     #[cfg_attr(feature = "clap", command(flatten))]
     pub engine: EngineArgs,
@@ -319,6 +331,10 @@ pub struct ReproduceDpArgs {
     /// conversion) or prv (tighter, slower). Both are reported for every row.
     #[cfg_attr(feature = "clap", arg(long, default_value = "rdp", value_parser = ["rdp", "prv"]))]
     pub accountant: String,
+    /// Cells run at once (default: one per core, fewer when memory is short, 1 on an
+    /// accelerator). Results do not depend on it.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub jobs: Option<usize>,
     /// Device and gradient engine.
     #[cfg_attr(feature = "clap", command(flatten))]
     pub engine: EngineArgs,

@@ -37,6 +37,7 @@ fn reproduce_reports_a_step_per_method_then_its_table() {
         out: Some(tmp.path().join("t")),
         seeds: 1,
         no_search: true,
+        jobs: None,
         engine: cpu(),
     };
     let mut rec = Recorder::default();

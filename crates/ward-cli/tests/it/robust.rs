@@ -128,7 +128,8 @@ fn kill_9_and_resume_with_a_randomised_attack_is_exact() {
 }
 
 /// The grid runs end to end on a reduced size, writes its outputs, records skipped cells
-/// with their reason, and a rerun with the same --out runs no cell again.
+/// with their reason, and a rerun with the same --out runs no cell again. Cells run
+/// side by side (`--jobs 3`) give byte for byte the log of cells run one at a time.
 #[test]
 fn robust_grid_runs_and_resumes_cell_by_cell() {
     let tmp = tempfile::tempdir().unwrap();
@@ -143,7 +144,7 @@ fn robust_grid_runs_and_resumes_cell_by_cell() {
         "sign-flip,alie,ipm",
         "--out",
     ];
-    run_ok(ward().args(args).arg(&out));
+    run_ok(ward().args(args).arg(&out).args(["--jobs", "3"]));
     let csv = fs_err::read_to_string(out.join("grid.csv")).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
@@ -195,6 +196,13 @@ fn robust_grid_runs_and_resumes_cell_by_cell() {
     assert_eq!(
         fs_err::read_to_string(out.join("grid.jsonl")).unwrap(),
         before
+    );
+    let serial = tmp.path().join("serial");
+    run_ok(ward().args(args).arg(&serial).args(["--jobs", "1"]));
+    assert_eq!(
+        fs_err::read_to_string(serial.join("grid.jsonl")).unwrap(),
+        before,
+        "--jobs 3 and --jobs 1 differ"
     );
 }
 

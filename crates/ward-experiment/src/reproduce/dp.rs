@@ -272,6 +272,8 @@ struct Grid<'a> {
     acc: AccountantChoice,
     seeds: u64,
     opts: ward_fl::EngineOptions,
+    /// Seeds run at once.
+    jobs: usize,
     data: &'a ward_data::FederatedDataset,
     flamby: &'a [FlambyCell],
 }
@@ -312,10 +314,12 @@ pub fn flamby_heart_dp(args: ReproduceDpArgs, obs: &mut dyn Observer) -> Result<
             cells.push(Cell::Dp(e, d));
         }
     }
+    let jobs = crate::parallel::jobs_for(args.jobs, opts, &spec_for(cells[0], acc), &data);
     let grid = Grid {
         acc,
         seeds,
         opts,
+        jobs,
         data: &data,
         flamby: &flamby,
     };
@@ -369,17 +373,28 @@ fn run_cell(
     tracing::info!(row = label(cell), "running");
     let mut per_seed = Vec::new();
     let mut accounting = None;
-    for seed in 0..grid.seeds {
-        obs.step(
-            first + seed as usize,
-            total,
-            &format!("{} seed {seed}", label(cell)),
-        );
-        let mut s = spec.clone();
-        s.seed = seed;
-        let s = s.check()?;
-        let outcome = crate::run_quietly(&s, grid.data, grid.opts)
-            .with_context(|| format!("{}: seed {seed}", label(cell)))?;
+    let seed_list: Vec<u64> = (0..grid.seeds).collect();
+    obs.step(first, total, &format!("{} seeds", label(cell)));
+    let outcomes = crate::parallel::run_ordered(
+        &seed_list,
+        grid.jobs,
+        |&seed| -> Result<crate::Outcome> {
+            let mut s = spec.clone();
+            s.seed = seed;
+            let s = s.check()?;
+            crate::run_quietly(&s, grid.data, grid.opts)
+                .with_context(|| format!("{}: seed {seed}", label(cell)))
+        },
+        |done| {
+            obs.step(
+                first + done,
+                total,
+                &format!("{}: {done} of {} seeds", label(cell), grid.seeds),
+            );
+        },
+    );
+    for outcome in outcomes {
+        let outcome = outcome?;
         if let (Some(_), Some(p), None) = (cell.target(), &outcome.summary.privacy, &accounting) {
             let r: ReportIn = serde_json::from_value(p.clone())
                 .context("the run's privacy report has no record-level section")?;

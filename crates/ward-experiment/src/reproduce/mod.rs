@@ -219,15 +219,23 @@ fn run_method(
     data: &FederatedDataset,
     seeds: u64,
     opts: EngineOptions,
+    jobs: usize,
     ward_own: bool,
 ) -> Result<Row> {
-    let mut per_seed = Vec::new();
-    for seed in 0..seeds {
-        let mut spec = m.spec.clone();
-        spec.seed = seed;
-        let spec = spec.check()?;
-        per_seed.push(crate::run_quietly(&spec, data, opts)?.summary.mean_accuracy);
-    }
+    let seed_list: Vec<u64> = (0..seeds).collect();
+    let per_seed = crate::parallel::run_ordered(
+        &seed_list,
+        jobs,
+        |&seed| -> Result<f64> {
+            let mut spec = m.spec.clone();
+            spec.seed = seed;
+            let spec = spec.check()?;
+            Ok(crate::run_quietly(&spec, data, opts)?.summary.mean_accuracy)
+        },
+        |_| {},
+    )
+    .into_iter()
+    .collect::<Result<Vec<f64>>>()?;
     let (mean, std) = mean_std(&per_seed);
     Ok(Row {
         method: m.label.clone(),
@@ -307,7 +315,11 @@ fn cv_score(
 
 /// Ward's own rows: for each federated family, the settings with the best 3-fold
 /// cross-validated accuracy inside the training splits.
-fn ward_methods(data: &FederatedDataset, opts: EngineOptions) -> Result<Vec<(Method, f64)>> {
+fn ward_methods(
+    data: &FederatedDataset,
+    opts: EngineOptions,
+    jobs: usize,
+) -> Result<Vec<(Method, f64)>> {
     let folds = cv_folds(data, 3, 2024);
     let lrs = [0.001, 0.003, 0.01, 0.03, 0.1];
     let mut families: Vec<(&str, Vec<ExperimentSpec>)> = Vec::new();
@@ -366,11 +378,18 @@ fn ward_methods(data: &FederatedDataset, opts: EngineOptions) -> Result<Vec<(Met
             (name, both)
         })
         .collect();
+    // Every candidate's score, side by side; then the best of each family, in order.
+    let all: Vec<&ExperimentSpec> = families.iter().flat_map(|(_, c)| c).collect();
+    let mut scores =
+        crate::parallel::run_ordered(&all, jobs, |c| cv_score(c, &folds, 2, opts), |_| {})
+            .into_iter();
     let mut chosen = Vec::new();
     for (name, candidates) in families {
         let mut best: Option<(f64, ExperimentSpec)> = None;
         for c in candidates {
-            let score = cv_score(&c, &folds, 2, opts)?;
+            let score = scores
+                .next()
+                .ok_or_else(|| crate::Error::Internal("a candidate without a score".into()))??;
             tracing::info!(family = name, lr = c.train.lr, server_lr = ?c.federation.server_lr, mu = ?c.federation.mu, score, "cv");
             if best.as_ref().is_none_or(|(b, _)| score > *b) {
                 best = Some((score, c));
@@ -418,10 +437,11 @@ pub fn flamby_heart(args: ReproduceArgs, obs: &mut dyn Observer) -> Result<()> {
     fs_err::create_dir_all(&dir)?;
     let mut rows = Vec::new();
     let methods = flamby_methods();
+    let jobs = crate::parallel::jobs_for(args.jobs, opts, &methods[0].spec, &data);
     for (k, m) in methods.iter().enumerate() {
         tracing::info!(method = m.label, "running");
         obs.step(k, methods.len() + 1, &m.label);
-        rows.push(run_method(m, &data, seeds, opts, false)?);
+        rows.push(run_method(m, &data, seeds, opts, jobs, false)?);
     }
     if !args.no_search {
         obs.step(
@@ -429,8 +449,8 @@ pub fn flamby_heart(args: ReproduceArgs, obs: &mut dyn Observer) -> Result<()> {
             methods.len() + 1,
             "cross-validated search for Ward's rows",
         );
-        for (m, _) in ward_methods(&data, opts)? {
-            rows.push(run_method(&m, &data, seeds, opts, true)?);
+        for (m, _) in ward_methods(&data, opts, jobs)? {
+            rows.push(run_method(&m, &data, seeds, opts, jobs, true)?);
         }
     }
     obs.step(methods.len() + 1, methods.len() + 1, "done");

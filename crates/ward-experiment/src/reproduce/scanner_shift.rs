@@ -177,20 +177,31 @@ pub fn scanner_shift(args: ScannerShiftArgs, obs: &mut dyn Observer) -> Result<(
     let methods = methods(&base, &sites);
     let mut rows = Vec::new();
     let total = methods.len() * seeds as usize;
-    for (k, (label, spec, note)) in methods.into_iter().enumerate() {
-        tracing::info!(method = label, "running");
-        let mut per_seed = Vec::new();
-        let mut per_site: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        for seed in 0..seeds {
-            obs.step(
-                k * seeds as usize + seed as usize,
-                total,
-                &format!("{label} seed {seed}"),
-            );
-            let mut s = spec.clone();
+    // Every (method, seed) run, side by side; results come back in this order.
+    let runs: Vec<(usize, u64)> = (0..methods.len())
+        .flat_map(|k| (0..seeds).map(move |seed| (k, seed)))
+        .collect();
+    let jobs = crate::parallel::jobs_for(args.jobs, opts, &methods[0].1, &data);
+    obs.step(0, total, &format!("{} runs, {jobs} at a time", runs.len()));
+    let outcomes = crate::parallel::run_ordered(
+        &runs,
+        jobs,
+        |&(k, seed)| -> Result<crate::Outcome> {
+            let mut s = methods[k].1.clone();
             s.seed = seed;
             let s = s.check()?;
-            let o = crate::run_quietly(&s, &data, opts)?;
+            crate::run_quietly(&s, &data, opts)
+        },
+        |done| obs.step(done, total, &format!("{done} of {total} runs")),
+    );
+    let mut outcomes = outcomes.into_iter();
+    for (label, spec, note) in methods {
+        let mut per_seed = Vec::new();
+        let mut per_site: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for _ in 0..seeds {
+            let o = outcomes
+                .next()
+                .ok_or_else(|| crate::Error::Internal("a run without an outcome".into()))??;
             per_seed.push(o.summary.mean_accuracy);
             for (site, a) in o.summary.per_site {
                 per_site.entry(site).or_default().push(a);
