@@ -27,7 +27,7 @@ pub enum DatasetKind {
     /// PNG/JPEG images in class folders (`data.path/<class>/*`), or with
     /// `data.reader.site-folders = true` one folder per site (`data.path/<site>/<class>/*`).
     ImageFolder,
-    /// NIfTI volumes (`.nii`, `.nii.gz`) or their axial slices, listed with their labels
+    /// NIfTI volumes (`.nii`, `.nii.gz`) or their slices, listed with their labels
     /// in the CSV `data.path` (`file,label`).
     Nifti,
     /// DICOM images (one file per image) or series (one folder per series), labelled by
