@@ -42,8 +42,8 @@ fn python() -> &'static str {
 /// returned folder.
 fn reference(case: &str) -> (tempfile::TempDir, Value) {
     let dir = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/nifti_geometry_reference.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nifti_geometry_reference.py");
     let out = Command::new(python())
         .arg(&script)
         .arg(case)
@@ -111,7 +111,10 @@ fn assert_volume(got: &SpatialVolume, want: &Value, tol: f64, what: &str) {
             }
         })
         .enumerate()
-        .fold((0, 0.0), |(bi, be), (i, e)| if e > be { (i, e) } else { (bi, be) });
+        .fold(
+            (0, 0.0),
+            |(bi, be), (i, e)| if e > be { (i, e) } else { (bi, be) },
+        );
     assert!(
         err <= tol * scale,
         "{what}: voxel {i} is {} but the reference says {} (error {err:e}, allowed {:e})",
@@ -293,7 +296,10 @@ fn bad_affines_are_errors_naming_the_file() {
     let cases = [
         (
             "nan.nii",
-            vec![(254, sform.clone()), (280, f32s(&[f32::NAN, 0.0, 0.0, 0.0]))],
+            vec![
+                (254, sform.clone()),
+                (280, f32s(&[f32::NAN, 0.0, 0.0, 0.0])),
+            ],
             "sform",
             "NaN",
         ),
