@@ -10,14 +10,16 @@
 use std::path::Path;
 
 use ward_core::config::{
-    ColorKind, DataSpec, DatasetKind, Dims, ImageDataSpec, IntensityKind, ReaderSpec, ResampleKind,
+    ColorKind, DataSpec, DatasetKind, Dims, FitKind, ImageDataSpec, IntensityKind, ReaderSpec,
+    ResampleKind, SliceAxisKind,
 };
 
 use crate::error::DataError;
+use crate::geometry::{Fit, Orientation, SliceAxis};
 use crate::image::{ImageSet, ImageSite, ImageTask};
 use crate::readers::dicom::{DicomIntensity, DicomOptions, read_dicom_images, read_dicom_series};
 use crate::readers::folder::{Color, FolderOptions, read_class_folders, read_site_folders};
-use crate::readers::nifti::{NiftiOptions, NiftiOutput, read_nifti};
+use crate::readers::nifti::{NiftiGeometry, NiftiOptions, NiftiOutput, read_nifti};
 use crate::readers::{Intensity, Loaded, Resample};
 use crate::{FederatedDataset, image_data, table};
 
@@ -113,11 +115,21 @@ fn read_nifti_pool(
     task: ImageTask,
 ) -> Result<Pool, DataError> {
     let resample = resample(reader.resample);
+    let fit = match reader.fit {
+        FitKind::Resize => Fit::Resize,
+        FitKind::CropOrPad => Fit::CropOrPad,
+    };
     let output = if reader.slices {
-        NiftiOutput::AxialSlices {
+        NiftiOutput::Slices {
+            axis: match reader.slice_axis.unwrap_or_default() {
+                SliceAxisKind::Axial => SliceAxis::Axial,
+                SliceAxisKind::Coronal => SliceAxis::Coronal,
+                SliceAxisKind::Sagittal => SliceAxis::Sagittal,
+            },
             height: reader.height,
             width: reader.width,
             resample,
+            fit,
         }
     } else {
         NiftiOutput::Volume {
@@ -125,12 +137,25 @@ fn read_nifti_pool(
             height: reader.height,
             width: reader.width,
             resample,
+            fit,
         }
+    };
+    let orientation = match reader.orientation.as_str() {
+        "storage" => None,
+        code => Some(
+            code.parse::<Orientation>()
+                .map_err(|e| DataError::spec("data.reader.orientation", e.to_string()))?,
+        ),
     };
     let options = NiftiOptions {
         task,
         intensity: intensity(reader)?,
         output,
+        geometry: NiftiGeometry {
+            orientation,
+            spacing: reader.spacing,
+            antialias: reader.antialias,
+        },
         bad_file: images.on_bad_file,
     };
     let loaded = read_nifti(path, &options)?;
@@ -286,6 +311,17 @@ fn range(reader: &ReaderSpec) -> Result<(f32, f32), DataError> {
     Ok((low as f32, high as f32))
 }
 
+fn window(reader: &ReaderSpec) -> Result<(f64, f64), DataError> {
+    let [center, width] = reader.window.ok_or_else(|| {
+        DataError::spec(
+            "data.reader.window",
+            "is required for intensity = \"window\"",
+        )
+    })?;
+    Ok((center, width))
+}
+
+/// The NIfTI intensity mapping.
 fn intensity(reader: &ReaderSpec) -> Result<Intensity, DataError> {
     match reader.intensity {
         IntensityKind::MinMax => Ok(Intensity::MinMax),
@@ -293,9 +329,28 @@ fn intensity(reader: &ReaderSpec) -> Result<Intensity, DataError> {
             let (low, high) = range(reader)?;
             Ok(Intensity::Range { low, high })
         }
-        IntensityKind::FileWindow | IntensityKind::Window => Err(DataError::spec(
+        IntensityKind::Window => {
+            let (center, width) = window(reader)?;
+            Ok(Intensity::Window { center, width })
+        }
+        IntensityKind::Percentile => {
+            let [low, high] = reader.percentiles.ok_or_else(|| {
+                DataError::spec(
+                    "data.reader.percentiles",
+                    "is required for intensity = \"percentile\"",
+                )
+            })?;
+            Ok(Intensity::Percentile {
+                low: low as f32,
+                high: high as f32,
+            })
+        }
+        IntensityKind::ZScore => Ok(Intensity::ZScore {
+            nonzero: reader.nonzero,
+        }),
+        IntensityKind::FileWindow => Err(DataError::spec(
             "data.reader.intensity",
-            "windows are only for dicom: use \"min-max\" or \"range\"",
+            "\"file-window\" is only for dicom",
         )),
     }
 }
@@ -309,13 +364,12 @@ fn dicom_intensity(reader: &ReaderSpec) -> Result<DicomIntensity, DataError> {
         }
         IntensityKind::FileWindow => Ok(DicomIntensity::FileWindow),
         IntensityKind::Window => {
-            let [center, width] = reader.window.ok_or_else(|| {
-                DataError::spec(
-                    "data.reader.window",
-                    "is required for intensity = \"window\"",
-                )
-            })?;
+            let (center, width) = window(reader)?;
             Ok(DicomIntensity::Window { center, width })
         }
+        IntensityKind::Percentile | IntensityKind::ZScore => Err(DataError::spec(
+            "data.reader.intensity",
+            "\"percentile\" and \"z-score\" are only for nifti",
+        )),
     }
 }

@@ -124,16 +124,42 @@ fn nifti_volumes_and_slices_as_datasets() {
     let d = load(&spec(&slices).unwrap().data, dir.path()).unwrap();
     assert_eq!(d.image.unwrap().0, ImageShape::d2(1, 4, 5));
     assert!(d.sites[0].train.len() + d.sites[0].test.len() > 3);
-    // Mismatched dims, a missing depth, a DICOM-only window: key-named errors.
+    // Mismatched dims, a missing depth, a DICOM-only file window: key-named errors.
     let e = spec(&data.replace("dims = \"3d\"", "dims = \"2d\"")).unwrap_err();
     assert!(e.contains("data.images.dims"), "{e}");
     let e = spec(&data.replace("depth = 3\n", "")).unwrap_err();
     assert!(e.contains("data.reader.depth"), "{e}");
-    let e = spec(&format!(
-        "{data}intensity = \"window\"\nwindow = [40.0, 400.0]\n"
-    ))
-    .unwrap_err();
+    let e = spec(&format!("{data}intensity = \"file-window\"\n")).unwrap_err();
     assert!(e.contains("only for dicom"), "{e}");
+    // A window, percentiles, z-score, crop-or-pad, a spacing and an orientation are
+    // NIfTI settings.
+    for extra in [
+        "intensity = \"window\"\nwindow = [40.0, 400.0]\n",
+        "intensity = \"percentile\"\npercentiles = [1.0, 99.0]\n",
+        "intensity = \"z-score\"\nnonzero = true\nfit = \"crop-or-pad\"\n",
+        "orientation = \"LPS\"\nspacing = [2.0, 2.0, 2.0]\nantialias = false\n",
+    ] {
+        let d = load(&spec(&format!("{data}{extra}")).unwrap().data, dir.path()).unwrap();
+        assert_eq!(d.image.unwrap().0, ImageShape::d3(1, 3, 4, 5), "{extra}");
+    }
+    for (extra, key) in [
+        ("orientation = \"RAX\"\n", "data.reader.orientation"),
+        ("spacing = [1.0, 0.0, 1.0]\n", "data.reader.spacing"),
+        ("intensity = \"percentile\"\n", "data.reader.percentiles"),
+        ("percentiles = [1.0, 99.0]\n", "data.reader.percentiles"),
+        ("nonzero = true\n", "data.reader.nonzero"),
+        ("slice-axis = \"coronal\"\n", "data.reader.slice-axis"),
+    ] {
+        let e = spec(&format!("{data}{extra}")).unwrap_err();
+        assert!(e.contains(key), "{extra}: {e}");
+    }
+    let coronal = slices.replace(
+        "slices = true\n",
+        "slices = true\nslice-axis = \"coronal\"\n",
+    );
+    let d = load(&spec(&coronal).unwrap().data, dir.path()).unwrap();
+    // Three volumes of 4 coronal slices each.
+    assert_eq!(d.sites[0].train.len() + d.sites[0].test.len(), 12);
     // A truncated volume: named under fail.
     let bytes = fs_err::read(dir.path().join("vol_a.nii")).unwrap();
     fs_err::write(dir.path().join("vol_a.nii"), &bytes[..200]).unwrap();

@@ -4,13 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
+use ward_data::geometry::{Fit, SliceAxis};
 use ward_data::readers::dicom::{
     DicomIntensity, DicomOptions, read_dicom_file, read_dicom_images, read_dicom_series,
     read_dicom_volume,
 };
 use ward_data::readers::folder::{Color, FolderOptions, read_class_folders, read_site_folders};
 use ward_data::readers::medmnist::{read_medmnist, read_medmnist_sites};
-use ward_data::readers::nifti::{NiftiOptions, NiftiOutput, read_nifti, read_volume};
+use ward_data::readers::nifti::{
+    NiftiGeometry, NiftiOptions, NiftiOutput, read_nifti, read_volume,
+};
 use ward_data::readers::{BadFile, Dims, Intensity, Resample};
 use ward_data::{DataError, ImageShape, ImageTask};
 
@@ -179,17 +182,34 @@ fn raw_voxel(x: usize, y: usize, z: usize) -> (f64, usize) {
     ((x + 10 * y + 100 * z) as f64, z * 20 + y * 5 + x)
 }
 
+/// The flat index, in the RAS volume, of the fixture's storage voxel (x, y, z): the
+/// fixtures have no sform or qform, so nibabel's fallback affine `diag(-1, 1, 1)` makes
+/// them LAS, and RAS flips `i`.
+fn ras_index(x: usize, y: usize, z: usize) -> usize {
+    raw_voxel(4 - x, y, z).1
+}
+
 #[test]
 fn nifti_volumes_apply_scl_slope_and_inter() {
     // vol_a.nii: int16, scl_slope 2, scl_inter -10; nibabel reads voxel (1, 2, 0) as 32
     // and (4, 3, 2) as 458 (make_fixtures.py prints them).
     let a = read_volume(&fixture("vol_a.nii")).unwrap();
-    assert_eq!((a.depth, a.height, a.width), (3, 4, 5));
+    assert_eq!((a.depth(), a.height(), a.width()), (3, 4, 5));
     for (x, y, z) in [(1, 2, 0), (4, 3, 2), (0, 0, 0), (3, 1, 1)] {
         let (raw, at) = raw_voxel(x, y, z);
         assert!(close(a.voxels[at], raw * 2.0 - 10.0));
     }
     assert!(close(a.voxels[raw_voxel(1, 2, 0).1], 32.0));
+    // nibabel 5.0: vol_a.nii's affine (no sform or qform code) is shape_zoom_affine.
+    assert_eq!(
+        a.affine,
+        [
+            [-1.0, 0.0, 0.0, 2.0],
+            [0.0, 1.0, 0.0, -1.5],
+            [0.0, 0.0, 1.0, -1.0],
+            [0.0, 0.0, 0.0, 1.0]
+        ]
+    );
     // vol_b.nii.gz: uint16, slope 0.5, inter 1 (nibabel: 11.5 at (1, 2, 0)).
     let b = read_volume(&fixture("vol_b.nii.gz")).unwrap();
     assert!(close(b.voxels[raw_voxel(1, 2, 0).1], 11.5));
@@ -208,24 +228,42 @@ fn nifti_dataset_volumes_and_slices() {
             height: 4,
             width: 5,
             resample: Resample::Linear,
+            fit: Fit::Resize,
         },
+        geometry: NiftiGeometry::default(),
         bad_file: BadFile::Fail,
     };
     let loaded = read_nifti(&fixture("nifti_labels.csv"), &options).unwrap();
     let set = &loaded.data;
     assert_eq!(set.len(), 3);
     assert_eq!(set.labels, vec![1, 0, 1]);
-    // vol_a spans -10 (voxel 0) ..= 458 (voxel (4, 3, 2)): min-max per volume.
-    let (raw, at) = raw_voxel(1, 2, 0);
-    assert!(close(set.image(0)[at], (raw * 2.0 - 10.0 + 10.0) / 468.0));
-    assert_eq!(set.image(0)[0], 0.0);
-    assert_eq!(set.image(0)[59], 1.0);
+    // vol_a spans -10 (voxel 0) ..= 458 (voxel (4, 3, 2)): min-max per volume, in RAS.
+    let (raw, _) = raw_voxel(1, 2, 0);
+    assert!(close(
+        set.image(0)[ras_index(1, 2, 0)],
+        (raw * 2.0 - 10.0 + 10.0) / 468.0
+    ));
+    assert_eq!(set.image(0)[ras_index(0, 0, 0)], 0.0);
+    assert_eq!(set.image(0)[ras_index(4, 3, 2)], 1.0);
+    // orientation "storage": the file's order.
+    let storage = NiftiOptions {
+        geometry: NiftiGeometry {
+            orientation: None,
+            ..NiftiGeometry::default()
+        },
+        ..options
+    };
+    let kept = read_nifti(&fixture("nifti_labels.csv"), &storage).unwrap();
+    assert_eq!(kept.data.image(0)[0], 0.0);
+    assert_eq!(kept.data.image(0)[59], 1.0);
 
     let slices = NiftiOptions {
-        output: NiftiOutput::AxialSlices {
+        output: NiftiOutput::Slices {
+            axis: SliceAxis::Axial,
             height: 4,
             width: 5,
             resample: Resample::Nearest,
+            fit: Fit::Resize,
         },
         intensity: Intensity::Range {
             low: 0.0,
@@ -237,9 +275,29 @@ fn nifti_dataset_volumes_and_slices() {
     assert_eq!(loaded.data.len(), 9);
     assert_eq!(loaded.data.shape, ImageShape::d2(1, 4, 5));
     assert_eq!(loaded.data.labels, vec![1, 1, 1, 0, 0, 0, 1, 1, 1]);
-    // vol_a slice k = 2, voxel (0, 0): 200 * 2 - 10 = 390 -> 390 / 500.
-    assert!(close(loaded.data.image(2)[0], 390.0 / 500.0));
-    assert!(loaded.data.sources[2].ends_with("vol_a.nii:k=2"));
+    // vol_a axial slice 2 (k = 2, superior-most), storage voxel (0, 0): 200 * 2 - 10 =
+    // 390 -> 390 / 500, at RAS column 4.
+    assert!(close(loaded.data.image(2)[4], 390.0 / 500.0));
+    assert!(loaded.data.sources[2].ends_with("vol_a.nii:axial=2"));
+    // Sagittal slices: one per R/L position (5), each S x A = 3 x 4, cropped/padded to
+    // 4 x 5 (rows: one zero row after; columns: one zero column after, MONAI symmetric).
+    let sagittal = NiftiOptions {
+        output: NiftiOutput::Slices {
+            axis: SliceAxis::Sagittal,
+            height: 4,
+            width: 5,
+            resample: Resample::Nearest,
+            fit: Fit::CropOrPad,
+        },
+        ..slices
+    };
+    let loaded = read_nifti(&fixture("nifti_labels.csv"), &sagittal).unwrap();
+    assert_eq!(loaded.data.len(), 15);
+    // Slice 0 of vol_a is the left-most, storage x = 4; pixel (row k = 1, col j = 2):
+    // raw 4 + 20 + 100 = 124 -> 238 / 500.
+    assert!(close(loaded.data.image(0)[5 + 2], 238.0 / 500.0));
+    assert_eq!(loaded.data.image(0)[4], 0.0);
+    assert_eq!(loaded.data.image(0)[15..], [0.0; 5]);
 
     let bigger = NiftiOptions {
         output: NiftiOutput::Volume {
@@ -247,13 +305,14 @@ fn nifti_dataset_volumes_and_slices() {
             height: 8,
             width: 10,
             resample: Resample::Nearest,
+            fit: Fit::Resize,
         },
         ..options
     };
     let loaded = read_nifti(&fixture("nifti_labels.csv"), &bigger).unwrap();
     assert_eq!(loaded.data.shape, ImageShape::d3(1, 6, 8, 10));
-    // Nearest: output (5, 7, 9) is input (2, 3, 4) = 458 -> 1.
-    assert_eq!(loaded.data.image(0)[(5 * 8 + 7) * 10 + 9], 1.0);
+    // Nearest: output (5, 7, 0) is RAS input (2, 3, 0) = storage (4, 3, 2) = 458 -> 1.
+    assert_eq!(loaded.data.image(0)[(5 * 8 + 7) * 10], 1.0);
 }
 
 #[test]
@@ -276,7 +335,9 @@ fn nifti_corrupt_files_and_policies() {
             height: 4,
             width: 5,
             resample: Resample::Linear,
+            fit: Fit::Resize,
         },
+        geometry: NiftiGeometry::default(),
         bad_file: BadFile::Skip,
     };
     let loaded = read_nifti(&csv, &options).unwrap();

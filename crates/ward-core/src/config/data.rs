@@ -27,7 +27,7 @@ pub enum DatasetKind {
     /// PNG/JPEG images in class folders (`data.path/<class>/*`), or with
     /// `data.reader.site-folders = true` one folder per site (`data.path/<site>/<class>/*`).
     ImageFolder,
-    /// NIfTI volumes (`.nii`, `.nii.gz`) or their axial slices, listed with their labels
+    /// NIfTI volumes (`.nii`, `.nii.gz`) or their slices, listed with their labels
     /// in the CSV `data.path` (`file,label`).
     Nifti,
     /// DICOM images (one file per image) or series (one folder per series), labelled by
@@ -348,10 +348,39 @@ pub struct ReaderSpec {
     /// `linear` (bi/trilinear) or `nearest` resizing.
     #[serde(default)]
     pub resample: ResampleKind,
+    /// `nifti`: reorient every volume to these axis codes (nibabel's, e.g. `RAS`, `LPS`,
+    /// `LAS`: the directions in which the voxel axes `i`, `j`, `k` increase) by axis
+    /// permutation and flips, or `storage` to keep the file's order. Default `RAS`.
+    #[serde(default = "default_orientation")]
+    pub orientation: String,
+    /// `nifti`: resample every volume to voxels of `[x, y, z]` millimetres along the
+    /// (reoriented) voxel axes `i`, `j`, `k` before it is brought to the output size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spacing: Option<[f64; 3]>,
+    /// `nifti`: how each volume (or slice) reaches the output size: `resize` or
+    /// `crop-or-pad`.
+    #[serde(default)]
+    pub fit: FitKind,
+    /// `nifti`: Gaussian anti-aliasing when linear resampling shrinks an axis (default
+    /// `true`; nearest is never smoothed).
+    #[serde(default = "default_true")]
+    pub antialias: bool,
+    /// `nifti` with `slices = true`: the anatomical axis the slices are normal to
+    /// (default `axial`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice_axis: Option<SliceAxisKind>,
+    /// `[low, high]` percentiles (0..=100) for `intensity = "percentile"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentiles: Option<[f64; 2]>,
+    /// `intensity = "z-score"`: mean and std over the non-zero voxels only (zeros stay
+    /// at the mean), like MONAI's `NormalizeIntensity(nonzero=True)`.
+    #[serde(default)]
+    pub nonzero: bool,
     /// `nifti`, `dicom`: how raw values map onto `[0, 1]`: `min-max` (per image or
-    /// volume), `range` (`data.reader.range = [low, high]`), and for DICOM
-    /// `file-window` (the file's Window Center/Width) or `window`
-    /// (`data.reader.window = [center, width]`).
+    /// volume), `range` (`data.reader.range = [low, high]`), `window`
+    /// (`data.reader.window = [center, width]`), for DICOM `file-window` (the file's
+    /// Window Center/Width), for NIfTI `percentile` (`data.reader.percentiles`) and
+    /// `z-score`.
     #[serde(default)]
     pub intensity: IntensityKind,
     /// `[center, width]` for `intensity = "window"`.
@@ -360,6 +389,56 @@ pub struct ReaderSpec {
     /// `[low, high]` for `intensity = "range"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<[f64; 2]>,
+}
+
+fn default_orientation() -> String {
+    "RAS".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Whether `code` is `storage` or three axis codes, one of R/L, one of A/P, one of S/I.
+fn orientation_ok(code: &str) -> bool {
+    if code == "storage" {
+        return true;
+    }
+    let axis = |c: char| match c {
+        'R' | 'L' => Some(0),
+        'A' | 'P' => Some(1),
+        'S' | 'I' => Some(2),
+        _ => None,
+    };
+    let axes: Option<Vec<usize>> = code.chars().map(axis).collect();
+    axes.is_some_and(|mut a| {
+        a.sort_unstable();
+        a == [0, 1, 2]
+    })
+}
+
+/// How the NIfTI reader brings a volume (or slice) to the output size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FitKind {
+    /// Resample to the size over the same field of view.
+    #[default]
+    Resize,
+    /// Crop or zero-pad about the centre, keeping the voxel size.
+    CropOrPad,
+}
+
+/// The anatomical axis NIfTI slices are normal to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SliceAxisKind {
+    /// Normal to superior/inferior.
+    #[default]
+    Axial,
+    /// Normal to anterior/posterior.
+    Coronal,
+    /// Normal to right/left.
+    Sagittal,
 }
 
 /// Colour of images read from PNG/JPEG folders.
@@ -395,8 +474,13 @@ pub enum IntensityKind {
     Range,
     /// DICOM: the file's own Window Center/Width and VOI LUT Function.
     FileWindow,
-    /// DICOM: `data.reader.window = [center, width]` for every file.
+    /// `data.reader.window = [center, width]` for every file (DICOM's linear window).
     Window,
+    /// NIfTI: `data.reader.percentiles = [low, high]` of each volume to 0 and 1, clipped.
+    Percentile,
+    /// NIfTI: z-score per volume (MONAI `NormalizeIntensity`), clipped to [-3, 3] and
+    /// mapped onto [0, 1] by `(z + 3) / 6`.
+    ZScore,
 }
 
 /// What the labels of an image dataset mean; stated, never guessed from array shapes.
@@ -707,6 +791,7 @@ impl DataSpec {
             r.validate_image_folder(&images)?;
         }
         r.validate_intensity(kind)?;
+        r.validate_geometry(kind)?;
         check(
             !(r.site_folders && self.partition.is_some()),
             "data.partition",
@@ -834,8 +919,35 @@ impl ReaderSpec {
                     "\"file-window\" is only for dicom".into()
                 })?
             }
-            IntensityKind::MinMax => {}
+            IntensityKind::Percentile => {
+                let ok = self
+                    .percentiles
+                    .is_some_and(|[lo, hi]| 0.0 <= lo && lo < hi && hi <= 100.0);
+                check(ok, "data.reader.percentiles", || {
+                    "intensity = \"percentile\" needs percentiles = [low, high] with 0 <= low < high <= 100"
+                        .into()
+                })?;
+            }
+            IntensityKind::MinMax | IntensityKind::ZScore => {}
         }
+        check(
+            !matches!(
+                self.intensity,
+                IntensityKind::Percentile | IntensityKind::ZScore
+            ) || kind == DatasetKind::Nifti,
+            "data.reader.intensity",
+            || "\"percentile\" and \"z-score\" are only for nifti".into(),
+        )?;
+        check(
+            self.percentiles.is_none() || self.intensity == IntensityKind::Percentile,
+            "data.reader.percentiles",
+            || "is only for intensity = \"percentile\"".into(),
+        )?;
+        check(
+            !self.nonzero || self.intensity == IntensityKind::ZScore,
+            "data.reader.nonzero",
+            || "is only for intensity = \"z-score\"".into(),
+        )?;
         check(
             self.range.is_none() || self.intensity == IntensityKind::Range,
             "data.reader.range",
@@ -847,9 +959,46 @@ impl ReaderSpec {
             || "is only for intensity = \"window\"".into(),
         )?;
         check(
-            self.intensity != IntensityKind::Window || kind == DatasetKind::Dicom,
+            self.intensity != IntensityKind::Window
+                || matches!(kind, DatasetKind::Dicom | DatasetKind::Nifti),
             "data.reader.intensity",
-            || "\"window\" is only for dicom".into(),
+            || "\"window\" is only for nifti and dicom".into(),
+        )
+    }
+
+    /// Checks the NIfTI geometry keys: their values, and that they are set only for
+    /// nifti (`slice-axis` only with `slices = true`).
+    fn validate_geometry(&self, kind: DatasetKind) -> Result<(), ConfigError> {
+        check(
+            orientation_ok(&self.orientation),
+            "data.reader.orientation",
+            || {
+                format!(
+                    "{:?} is not \"storage\" or three axis letters, one of R/L, one of A/P, one of S/I (e.g. \"RAS\", \"LPS\")",
+                    self.orientation
+                )
+            },
+        )?;
+        if let Some(s) = self.spacing {
+            check(
+                s.iter().all(|v| v.is_finite() && *v > 0.0),
+                "data.reader.spacing",
+                || format!("every value must be finite and > 0 mm, got {s:?}"),
+            )?;
+        }
+        let nifti = |set: bool, key: &str| {
+            check(!set || kind == DatasetKind::Nifti, key, || {
+                "is only for data.dataset = \"nifti\"".into()
+            })
+        };
+        nifti(self.orientation != "RAS", "data.reader.orientation")?;
+        nifti(self.spacing.is_some(), "data.reader.spacing")?;
+        nifti(self.fit != FitKind::Resize, "data.reader.fit")?;
+        nifti(!self.antialias, "data.reader.antialias")?;
+        check(
+            self.slice_axis.is_none() || (self.slices && kind == DatasetKind::Nifti),
+            "data.reader.slice-axis",
+            || "is only for data.dataset = \"nifti\" with slices = true".into(),
         )
     }
 }

@@ -670,6 +670,51 @@ mod tests {
         load_str("x.toml", &nifti, &[], ".".into()).unwrap();
     }
 
+    /// The NIfTI geometry and intensity keys are refused, at their line, for the readers
+    /// that do not use them, and their values are checked.
+    #[test]
+    fn nifti_geometry_keys_are_checked_and_nifti_only() {
+        let text = |dataset: &str, extra: &str| {
+            format!(
+                "[data]\ndataset = \"{dataset}\"\npath = \"labels.csv\"\nimages = {{ classes = 2 }}\n[data.reader]\nheight = 8\nwidth = 8\n{extra}\n[model]\nkind = \"cnn\"\n"
+            )
+        };
+        let e = |dataset: &str, extra: &str| {
+            load_str("x.toml", &text(dataset, extra), &[], ".".into())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            e("dicom", "orientation = \"LPS\""),
+            "x.toml:8: data.reader.orientation: is only for data.dataset = \"nifti\""
+        );
+        assert_eq!(
+            e("image-folder", "antialias = false"),
+            "x.toml:8: data.reader.antialias: is only for data.dataset = \"nifti\""
+        );
+        assert_eq!(
+            e("dicom", "intensity = \"z-score\""),
+            "x.toml:8: data.reader.intensity: \"percentile\" and \"z-score\" are only for nifti"
+        );
+        assert_eq!(
+            e("nifti", "slices = true\norientation = \"RAR\""),
+            "x.toml:9: data.reader.orientation: \"RAR\" is not \"storage\" or three axis letters, one of R/L, one of A/P, one of S/I (e.g. \"RAS\", \"LPS\")"
+        );
+        assert_eq!(
+            e(
+                "nifti",
+                "slices = true\nintensity = \"percentile\"\npercentiles = [50.0, 50.0]"
+            ),
+            "x.toml:10: data.reader.percentiles: intensity = \"percentile\" needs percentiles = [low, high] with 0 <= low < high <= 100"
+        );
+        assert_eq!(
+            e("dicom", "slice-axis = \"coronal\""),
+            "x.toml:8: data.reader.slice-axis: is only for data.dataset = \"nifti\" with slices = true"
+        );
+        let ok = "slices = true\nslice-axis = \"sagittal\"\norientation = \"storage\"\nspacing = [1.0, 1.0, 2.5]\nfit = \"crop-or-pad\"\nintensity = \"window\"\nwindow = [40.0, 400.0]";
+        load_str("x.toml", &text("nifti", ok), &[], ".".into()).unwrap();
+    }
+
     /// `data.medmnist` names a MedMNIST v2 dataset: alone it is enough; with
     /// `[data.images]`, with another dataset kind, with `data.test-fraction`, or
     /// misspelt it is refused at its line.

@@ -15,10 +15,11 @@ use crate::Result;
 use crate::error::Context;
 use crate::say;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use ward_data::geometry::Fit;
 use ward_data::readers::dicom::{DicomIntensity, DicomOptions, read_dicom_images};
 use ward_data::readers::folder::{Color, FolderOptions, read_class_folders};
 use ward_data::readers::medmnist::read_medmnist;
-use ward_data::readers::nifti::{NiftiOptions, NiftiOutput, read_nifti};
+use ward_data::readers::nifti::{NiftiGeometry, NiftiOptions, NiftiOutput, read_nifti};
 use ward_data::readers::{BadFile, Dims, Intensity, Resample};
 use ward_data::{ImageSet, ImageShape, ImageTask};
 
@@ -180,7 +181,9 @@ fn bench_nifti(root: &Path, images: usize, repeats: usize) -> Result<ReaderRow> 
             height: 64,
             width: 64,
             resample: Resample::Linear,
+            fit: Fit::Resize,
         },
+        geometry: NiftiGeometry::default(),
         bad_file: BadFile::Fail,
     };
     let ips = time_reader(repeats, volumes, || {
