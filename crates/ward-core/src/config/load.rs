@@ -687,7 +687,10 @@ mod tests {
         )
         .unwrap();
         let r = ok.spec.data.reader.clone().unwrap();
-        assert_eq!((r.window_index, r.spacing_check), (2, crate::config::SpacingCheckKind::Warn));
+        assert_eq!(
+            (r.window_index, r.spacing_check),
+            (2, crate::config::SpacingCheckKind::Warn)
+        );
         let e = |reader: &str| {
             load_str("x.toml", &text(reader), &[], ".".into())
                 .unwrap_err()

@@ -157,7 +157,10 @@ pub(crate) fn stack(
         return Err("holds no slice".into());
     };
     for (p, name) in planes.iter().zip(names).skip(1) {
-        let (a, b) = ([p.row, p.column].concat(), [first.row, first.column].concat());
+        let (a, b) = (
+            [p.row, p.column].concat(),
+            [first.row, first.column].concat(),
+        );
         if !close(&a, &b) {
             return Err(format!(
                 "{name} has Image Orientation (Patient) {}, but {} has {}: the slices of one \
@@ -181,10 +184,7 @@ pub(crate) fn stack(
     let keys: Vec<f64> = planes.iter().map(|p| dot(p.position, normal)).collect();
     let mut order: Vec<usize> = (0..planes.len()).collect();
     order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]));
-    let gaps: Vec<f64> = order
-        .windows(2)
-        .map(|w| keys[w[1]] - keys[w[0]])
-        .collect();
+    let gaps: Vec<f64> = order.windows(2).map(|w| keys[w[1]] - keys[w[0]]).collect();
     if let Some(g) = gaps.iter().position(|&g| g < SAME_POSITION) {
         return Err(format!(
             "{} and {} lie at the same position along the slice normal ({:.3} mm): one folder \
@@ -251,9 +251,11 @@ fn gap_check(gaps: &[f64], order: &[usize], names: &[String]) -> Option<String> 
     let bad: Vec<usize> = (0..gaps.len())
         .filter(|&g| (gaps[g] - median).abs() > tol)
         .collect();
-    let worst = *bad
-        .iter()
-        .max_by(|&&a, &&b| (gaps[a] - median).abs().total_cmp(&(gaps[b] - median).abs()))?;
+    let worst = *bad.iter().max_by(|&&a, &&b| {
+        (gaps[a] - median)
+            .abs()
+            .total_cmp(&(gaps[b] - median).abs())
+    })?;
     Some(format!(
         "slice spacing is not uniform: {} of {} gaps differ from the median gap {median:.3} mm \
          by more than {tol:.3} mm (0.1 mm + 5 %), the largest being {:.3} mm between {} and {} \
@@ -271,7 +273,13 @@ mod tests {
     use super::*;
 
     fn axial(z: f64) -> Plane {
-        Plane::new([1.0, 2.0, z], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [0.5, 0.25], None).unwrap()
+        Plane::new(
+            [1.0, 2.0, z],
+            [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            [0.5, 0.25],
+            None,
+        )
+        .unwrap()
     }
 
     fn names(n: usize) -> Vec<String> {
@@ -340,8 +348,7 @@ mod tests {
         let iop = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
         let e = Plane::new([0.0, f64::NAN, 0.0], iop, [1.0, 1.0], None).unwrap_err();
         assert!(e.contains("not finite"), "{e}");
-        let e = Plane::new([0.0; 3], [1.0, 0.0, 0.0, 1.0, 0.0, 0.0], [1.0, 1.0], None)
-            .unwrap_err();
+        let e = Plane::new([0.0; 3], [1.0, 0.0, 0.0, 1.0, 0.0, 0.0], [1.0, 1.0], None).unwrap_err();
         assert!(e.contains("not two orthogonal unit vectors"), "{e}");
         let e = Plane::new([0.0; 3], iop, [0.0, 1.0], None).unwrap_err();
         assert!(e.contains("Pixel Spacing [0, 1]"), "{e}");
