@@ -122,6 +122,10 @@ fn text(e: Option<&InMemElement>) -> Option<String> {
 /// The numbers of a (decimal string or binary) attribute; `None` when absent or empty.
 fn numbers(e: Option<&InMemElement>, name: &str) -> Result<Option<Vec<f64>>, String> {
     let Some(e) = e else { return Ok(None) };
+    // An empty (type 2) attribute is as good as absent.
+    if e.to_str().is_ok_and(|s| s.trim_matches(['\0', ' ']).is_empty()) {
+        return Ok(None);
+    }
     let v = e
         .to_multi_float64()
         .map_err(|err| format!("{name} is not a list of numbers: {err}"))?;
