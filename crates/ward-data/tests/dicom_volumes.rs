@@ -96,7 +96,10 @@ fn assert_in_plane_matches_nibabel(ours: &Affine, nib_lps: &Affine, [w, h]: [usi
         let (i, j) = (i as f64, j as f64);
         let (a, b) = (apply(ours, [i, j, 0.0]), apply(&nib, [j, i, 0.0]));
         for (x, y) in a.iter().zip(&b) {
-            assert!((x - y).abs() < 1e-6, "voxel ({i}, {j}, 0): {a:?} vs nibabel {b:?}");
+            assert!(
+                (x - y).abs() < 1e-6,
+                "voxel ({i}, {j}, 0): {a:?} vs nibabel {b:?}"
+            );
         }
     }
 }
@@ -201,15 +204,16 @@ fn enhanced_multiframe_matches_nibabel_and_per_frame_pydicom() {
             apply(&nib, [j, i, 4.0 - k]),
         );
         for (x, y) in a.iter().zip(&b) {
-            assert!((x - y).abs() < 1e-6, "({i}, {j}, {k}): {a:?} vs nibabel {b:?}");
+            assert!(
+                (x - y).abs() < 1e-6,
+                "({i}, {j}, {k}): {a:?} vs nibabel {b:?}"
+            );
         }
     }
     // Frames stored as in-stack positions [1, 4, 2, 5, 3]: Ward's k = 0 is position 5.
     let frames: Vec<Option<usize>> = s.slices.iter().map(|s| s.frame).collect();
     assert_eq!(frames, [Some(3), Some(1), Some(4), Some(2), Some(0)]);
-    let reversed = |v: Vec<f64>| -> Vec<f64> {
-        v.chunks(48).rev().flatten().copied().collect()
-    };
+    let reversed = |v: Vec<f64>| -> Vec<f64> { v.chunks(48).rev().flatten().copied().collect() };
     // Per-frame Rescale Intercept (-10 * frame), min-max over the volume.
     let values = reversed(floats(&r["values"]));
     assert_values(&s.volume.voxels, &min_max(&values, None), "min-max");
@@ -220,7 +224,11 @@ fn enhanced_multiframe_matches_nibabel_and_per_frame_pydicom() {
         SpacingCheck::Refuse,
     )
     .unwrap();
-    assert_values(&s.volume.voxels, &reversed(floats(&r["window1"])), "window 1");
+    assert_values(
+        &s.volume.voxels,
+        &reversed(floats(&r["window1"])),
+        "window 1",
+    );
     let e = read_file_volume(
         &path,
         DicomIntensity::FileWindow { index: 2 },
@@ -317,11 +325,7 @@ fn labelled_series_and_multiframe_files_with_warnings_in_the_dataset() {
     copy_dir(&series_fixture("oblique"), &dir.path().join("o1"));
     copy_dir(&series_fixture("oblique"), &dir.path().join("o2"));
     copy_dir(&series_fixture("gap"), &dir.path().join("g"));
-    fs_err::copy(
-        series_fixture("enhanced_mr.dcm"),
-        dir.path().join("mf.dcm"),
-    )
-    .unwrap();
+    fs_err::copy(series_fixture("enhanced_mr.dcm"), dir.path().join("mf.dcm")).unwrap();
     let csv = dir.path().join("labels.csv");
     fs_err::write(&csv, "file,label\no1,1\ng,0\nmf.dcm,0\no2,1\n").unwrap();
     let mut options = DicomOptions {
@@ -422,12 +426,19 @@ fn padding_is_left_out_of_min_max_and_black() {
 
 #[test]
 fn windows_and_voi_luts_by_index_match_pydicom() {
-    for (file, count, what) in [("windows.dcm", 3, "windows"), ("voi_lut.dcm", 2, "VOI LUT Sequence items")] {
+    for (file, count, what) in [
+        ("windows.dcm", 3, "windows"),
+        ("voi_lut.dcm", 2, "VOI LUT Sequence items"),
+    ] {
         let path = series_fixture(file);
         for index in 0..count {
             let r = reference(&["voi", path.to_str().unwrap(), &index.to_string()]);
             let img = read_dicom_file(&path, DicomIntensity::FileWindow { index }).unwrap();
-            assert_values(&img.pixels, &floats(&r["values"]), &format!("{file} {index}"));
+            assert_values(
+                &img.pixels,
+                &floats(&r["values"]),
+                &format!("{file} {index}"),
+            );
         }
         let e = read_dicom_file(&path, DicomIntensity::FileWindow { index: count })
             .unwrap_err()
@@ -493,7 +504,10 @@ fn bad_geometry_is_an_error_naming_the_file() {
         (
             "c.dcm has Image Orientation (Patient) [1, 0, 0, 0, 1, 0]",
             Box::new(|o| {
-                o.put(ds(tags::IMAGE_ORIENTATION_PATIENT, &["1", "0", "0", "0", "1", "0"]));
+                o.put(ds(
+                    tags::IMAGE_ORIENTATION_PATIENT,
+                    &["1", "0", "0", "0", "1", "0"],
+                ));
             }),
         ),
     ];
@@ -514,7 +528,10 @@ fn bad_geometry_is_an_error_naming_the_file() {
     let e = err(pydicom_file("dicomdirtests/98892003/MR1"));
     assert!(e.contains("one folder per series"), "{e}");
     let e = err(pydicom_file("dicomdirtests/98892003/MR700"));
-    assert!(e.contains("the slices of one volume must share one orientation"), "{e}");
+    assert!(
+        e.contains("the slices of one volume must share one orientation"),
+        "{e}"
+    );
     // A classic multi-frame file without per-frame positions.
     let p = dir.path().join("dose.dcm");
     let mut obj = dicom_object::open_file(pydicom_file("rtdose.dcm")).unwrap();

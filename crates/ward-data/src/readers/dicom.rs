@@ -742,4 +742,39 @@ mod tests {
         let e = window_value(200.0, 600.0, 1600.0, VoiLutFunction::LinearExact);
         assert!((e - 0.25).abs() < 1e-6);
     }
+
+    fn frame(values: Vec<f32>, padded: Vec<bool>, monochrome1: bool) -> Frame {
+        Frame {
+            path: PathBuf::from("x.dcm"),
+            number: None,
+            values,
+            padded,
+            monochrome1,
+            voi: Err("no VOI".into()),
+            plane: Err("no plane".into()),
+        }
+    }
+
+    #[test]
+    fn padding_is_black_after_inversion_and_out_of_min_max() {
+        // Values 0 and 100 around padding at -3024: min-max over 0..100, then
+        // MONOCHROME1 inversion, then padding to 0 (black).
+        let mut f = [frame(
+            vec![-3024.0, 0.0, 25.0, 100.0],
+            vec![true, false, false, false],
+            true,
+        )];
+        map_frames(&mut f, DicomIntensity::MinMax).unwrap();
+        assert_eq!(f[0].values, vec![0.0, 1.0, 0.75, 0.0]);
+        // Every pixel padding: a constant (0) image, not NaN.
+        let mut f = [frame(vec![5.0, 5.0], vec![true, true], false)];
+        map_frames(&mut f, DicomIntensity::MinMax).unwrap();
+        assert_eq!(f[0].values, vec![0.0, 0.0]);
+        // The frame's VOI problem is reported only when a file window is asked for.
+        let mut f = [frame(vec![1.0], vec![], false)];
+        let e = map_frames(&mut f, DicomIntensity::FileWindow { index: 0 })
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "x.dcm: unusable VOI LUT attributes: no VOI");
+    }
 }

@@ -123,7 +123,9 @@ fn text(e: Option<&InMemElement>) -> Option<String> {
 fn numbers(e: Option<&InMemElement>, name: &str) -> Result<Option<Vec<f64>>, String> {
     let Some(e) = e else { return Ok(None) };
     // An empty (type 2) attribute is as good as absent.
-    if e.to_str().is_ok_and(|s| s.trim_matches(['\0', ' ']).is_empty()) {
+    if e.to_str()
+        .is_ok_and(|s| s.trim_matches(['\0', ' ']).is_empty())
+    {
         return Ok(None);
     }
     let v = e
@@ -579,4 +581,32 @@ pub(crate) fn read_file(path: &Path) -> Result<DicomFile, DataError> {
         sop_instance_uid: top_text(tags::SOP_INSTANCE_UID),
         series_instance_uid: top_text(tags::SERIES_INSTANCE_UID),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voi_table_clamps_and_scales_by_its_bits() {
+        // PS3.3 C.11.2.1.1: inputs below the first mapped value take the first entry,
+        // inputs past the end the last; 8-bit output over 255.
+        let t = VoiTable {
+            first: -10.0,
+            max: 255.0,
+            data: vec![0.0, 51.0, 255.0],
+        };
+        assert_eq!(
+            [-100.0, -10.0, -9.0, -8.0, 50.0].map(|x| t.apply(x)),
+            [0.0, 0.0, 0.2, 1.0, 1.0]
+        );
+    }
+
+    #[test]
+    fn us_or_ss_follows_the_pixel_representation() {
+        assert_eq!(us_or_ss(63536, true), -2000);
+        assert_eq!(us_or_ss(-2000, true), -2000);
+        assert_eq!(us_or_ss(-2000, false), 63536);
+        assert_eq!(us_or_ss(1000, false), 1000);
+    }
 }
