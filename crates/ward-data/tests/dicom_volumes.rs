@@ -450,6 +450,9 @@ fn windows_and_voi_luts_by_index_match_pydicom() {
     }
 }
 
+/// A change to one file of a series.
+type Edit = Box<dyn FnOnce(&mut dicom_object::DefaultDicomObject)>;
+
 /// A copy of the oblique series in `dir` with `edit` applied to `c.dcm`.
 fn edited_series(dir: &Path, edit: impl FnOnce(&mut dicom_object::DefaultDicomObject)) -> PathBuf {
     let out = dir.join("series");
@@ -476,7 +479,7 @@ fn bad_geometry_is_an_error_naming_the_file() {
             .unwrap_err()
             .to_string()
     };
-    let cases: [(&str, Box<dyn FnOnce(&mut dicom_object::DefaultDicomObject)>); 5] = [
+    let cases: [(&str, Edit); 5] = [
         (
             "c.dcm: cannot be placed in a volume: has no Image Position (Patient)",
             Box::new(|o| {
