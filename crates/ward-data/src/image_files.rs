@@ -5,7 +5,9 @@
 //! images form one pool, spread over simulated sites by `[data.partition]`, or kept as
 //! one site named after the folder or CSV. Each site is split into train and test by
 //! `data.test-fraction` (stratified, seeded by `data.split-seed`). Files skipped under
-//! `on-bad-file = "skip"` become the dataset's warnings, one per file with its reason.
+//! `on-bad-file = "skip"` become the dataset's warnings, one per file with its reason,
+//! and so do the readers' findings about files they read anyway (a DICOM series with
+//! non-uniform slice gaps under `data.reader.spacing-check = "warn"`).
 
 use std::path::Path;
 
@@ -184,6 +186,7 @@ fn read_dicom_pool(
         width: reader.width,
         resample: resample(reader.resample),
         bad_file: images.on_bad_file,
+        spacing_check: reader.spacing_check,
     };
     let loaded = if reader.series {
         read_dicom_series(&root, path, &options)?
@@ -264,12 +267,14 @@ fn split_site(
     })
 }
 
-/// Every skipped file as a warning line `skipped <path>: <reason>`.
+/// Every skipped file as a warning line `skipped <path>: <reason>`, then the reader's
+/// warnings about files it read (`<path>: <finding>`).
 fn skipped<T>(loaded: &Loaded<T>) -> Vec<String> {
     loaded
         .skipped
         .iter()
         .map(|s| format!("skipped {s}"))
+        .chain(loaded.warnings.iter().cloned())
         .collect()
 }
 
@@ -362,7 +367,9 @@ fn dicom_intensity(reader: &ReaderSpec) -> Result<DicomIntensity, DataError> {
             let (low, high) = range(reader)?;
             Ok(DicomIntensity::Range { low, high })
         }
-        IntensityKind::FileWindow => Ok(DicomIntensity::FileWindow),
+        IntensityKind::FileWindow => Ok(DicomIntensity::FileWindow {
+            index: reader.window_index,
+        }),
         IntensityKind::Window => {
             let (center, width) = window(reader)?;
             Ok(DicomIntensity::Window { center, width })

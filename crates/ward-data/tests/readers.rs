@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use ward_data::geometry::{Fit, SliceAxis};
 use ward_data::readers::dicom::{
-    DicomIntensity, DicomOptions, read_dicom_file, read_dicom_images, read_dicom_series,
-    read_dicom_volume,
+    DicomIntensity, DicomOptions, SpacingCheck, read_dicom_file, read_dicom_images,
+    read_dicom_series, read_dicom_volume,
 };
 use ward_data::readers::folder::{Color, FolderOptions, read_class_folders, read_site_folders};
 use ward_data::readers::medmnist::{read_medmnist, read_medmnist_sites};
@@ -499,7 +499,11 @@ fn dicom_mr_small_window_matches_pydicom() {
         25_717.581_613_51,
         27_029.101_313_32,
     ];
-    let img = read_dicom_file(&pydicom_file("MR_small.dcm"), DicomIntensity::FileWindow).unwrap();
+    let img = read_dicom_file(
+        &pydicom_file("MR_small.dcm"),
+        DicomIntensity::FileWindow { index: 0 },
+    )
+    .unwrap();
     assert_eq!((img.rows, img.columns), (64, 64));
     assert_eq!(
         img.sop_instance_uid.as_deref(),
@@ -558,9 +562,12 @@ fn dicom_ct_rescale_matches_pydicom() {
     .unwrap();
     assert_eq!(windowed.pixels[0], 0.0);
     // CT_small has no window of its own.
-    let e = read_dicom_file(&pydicom_file("CT_small.dcm"), DicomIntensity::FileWindow)
-        .unwrap_err()
-        .to_string();
+    let e = read_dicom_file(
+        &pydicom_file("CT_small.dcm"),
+        DicomIntensity::FileWindow { index: 0 },
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("CT_small.dcm") && e.contains("no Window Center/Width"),
         "{e}"
@@ -663,6 +670,7 @@ fn dicom_labelled_images_by_file_and_by_uid() {
         width: 32,
         resample: Resample::Linear,
         bad_file: BadFile::Skip,
+        spacing_check: SpacingCheck::Refuse,
     };
     let by_file = dir.path().join("by_file.csv");
     fs_err::write(&by_file, "file,label\nmr.dcm,2\nct.dcm,0\njunk.dcm,1\n").unwrap();
@@ -710,7 +718,8 @@ fn dicom_labelled_series() {
     let root = pydicom_file("dicomdirtests/98892001");
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("series.csv");
-    // CT2N: two slices at different positions; CT5N: five slices; MISSING: no folder.
+    // CT5N: five axial slices 2.5 mm apart; CT2N: two slices whose orientations differ
+    // (pydicom: (0, -1, 0, 0, 0, -1) and another), not one volume; MISSING: no folder.
     fs_err::write(&csv, "file,label\nCT5N,1\nCT2N,0\nMISSING,1\n").unwrap();
     let options = DicomOptions {
         task: ImageTask::Binary,
@@ -720,15 +729,22 @@ fn dicom_labelled_series() {
         width: 16,
         resample: Resample::Nearest,
         bad_file: BadFile::Skip,
+        spacing_check: SpacingCheck::Refuse,
     };
     let loaded = read_dicom_series(&root, &csv, &options).unwrap();
     assert_eq!(loaded.data.shape, ImageShape::d3(1, 5, 16, 16));
-    assert_eq!(loaded.data.labels, vec![1, 0]);
+    assert_eq!(loaded.data.labels, vec![1]);
     // Same size and nearest: CT5N comes through unchanged.
     let v = read_dicom_volume(&root.join("CT5N"), DicomIntensity::MinMax).unwrap();
     assert_eq!(loaded.data.image(0), v.voxels.as_slice());
-    assert_eq!(loaded.skipped.len(), 1);
-    assert!(loaded.skipped[0].path.ends_with("MISSING"));
+    let reasons: Vec<String> = loaded.skipped.iter().map(ToString::to_string).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].contains("CT2N") && reasons[0].contains("share one orientation"),
+        "{reasons:?}"
+    );
+    assert!(loaded.skipped[1].path.ends_with("MISSING"), "{reasons:?}");
+    assert!(loaded.warnings.is_empty());
 }
 
 // ---------------------------------------------------------------- robustness
@@ -837,9 +853,14 @@ fn mangled_files_never_panic() {
         "MR_small_RLE.dcm",
         "MR_small_jp2klossless.dcm",
     ] {
-        let intact = read_dicom_file(&pydicom_file(name), DicomIntensity::FileWindow).unwrap();
+        let intact =
+            read_dicom_file(&pydicom_file(name), DicomIntensity::FileWindow { index: 0 }).unwrap();
         for p in mangled_copies(dir.path(), &pydicom_file(name), name, PIXEL_DATA_TAG) {
-            check_mangled(&p, read_dicom_file(&p, DicomIntensity::FileWindow), &intact);
+            check_mangled(
+                &p,
+                read_dicom_file(&p, DicomIntensity::FileWindow { index: 0 }),
+                &intact,
+            );
         }
     }
     for name in ["vol_a.nii", "vol_b.nii.gz"] {

@@ -389,6 +389,27 @@ pub struct ReaderSpec {
     /// `[low, high]` for `intensity = "range"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<[f64; 2]>,
+    /// `dicom`, `intensity = "file-window"`: which of the file's VOI LUT Sequence items
+    /// (when it has some) or Window Center/Width pairs to apply, from 0 (the default).
+    #[serde(default)]
+    pub window_index: usize,
+    /// `dicom` series and multi-frame files: `refuse` (default) or `warn` when the slice
+    /// gaps are not uniform (a missing slice, variable spacing).
+    #[serde(default)]
+    pub spacing_check: SpacingCheckKind,
+}
+
+/// What the DICOM reader does with a series whose slice gaps are not uniform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpacingCheckKind {
+    /// The series is a bad file (an error, or skipped and listed under
+    /// `on-bad-file = "skip"`).
+    #[default]
+    Refuse,
+    /// The series is read (stacked with the mean slice step) and the finding is one of
+    /// the dataset's warnings.
+    Warn,
 }
 
 fn default_orientation() -> String {
@@ -792,6 +813,7 @@ impl DataSpec {
         }
         r.validate_intensity(kind)?;
         r.validate_geometry(kind)?;
+        r.validate_dicom_keys(kind)?;
         check(
             !(r.site_folders && self.partition.is_some()),
             "data.partition",
@@ -999,6 +1021,24 @@ impl ReaderSpec {
             self.slice_axis.is_none() || (self.slices && kind == DatasetKind::Nifti),
             "data.reader.slice-axis",
             || "is only for data.dataset = \"nifti\" with slices = true".into(),
+        )
+    }
+}
+
+impl ReaderSpec {
+    /// Checks `window-index` (only with `intensity = "file-window"`) and `spacing-check`
+    /// (only for DICOM series, which include multi-frame files).
+    fn validate_dicom_keys(&self, kind: DatasetKind) -> Result<(), ConfigError> {
+        check(
+            self.window_index == 0 || self.intensity == IntensityKind::FileWindow,
+            "data.reader.window-index",
+            || "is only for intensity = \"file-window\"".into(),
+        )?;
+        check(
+            self.spacing_check == SpacingCheckKind::Refuse
+                || (kind == DatasetKind::Dicom && self.series),
+            "data.reader.spacing-check",
+            || "is only for data.dataset = \"dicom\" with series = true".into(),
         )
     }
 }

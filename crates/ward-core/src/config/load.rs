@@ -715,6 +715,55 @@ mod tests {
         load_str("x.toml", &text("nifti", ok), &[], ".".into()).unwrap();
     }
 
+    /// The DICOM keys `window-index` and `spacing-check` load where they apply and are
+    /// refused at their line elsewhere.
+    #[test]
+    fn dicom_window_index_and_spacing_check() {
+        let text = |reader: &str| {
+            format!(
+                "[data]\ndataset = \"dicom\"\npath = \"labels.csv\"\nimages = {{ classes = 2, dims = \"3d\" }}\n[data.reader]\nheight = 8\nwidth = 8\ndepth = 4\nseries = true\n{reader}\n[model]\nkind = \"cnn\"\n"
+            )
+        };
+        let ok = load_str(
+            "x.toml",
+            &text("intensity = \"file-window\"\nwindow-index = 2\nspacing-check = \"warn\""),
+            &[],
+            ".".into(),
+        )
+        .unwrap();
+        let r = ok.spec.data.reader.clone().unwrap();
+        assert_eq!(
+            (r.window_index, r.spacing_check),
+            (2, crate::config::SpacingCheckKind::Warn)
+        );
+        let e = |reader: &str| {
+            load_str("x.toml", &text(reader), &[], ".".into())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            e("window-index = 1"),
+            "x.toml:10: data.reader.window-index: is only for intensity = \"file-window\""
+        );
+        assert!(
+            e("spacing-check = \"maybe\"").starts_with(
+                "x.toml:10: data.reader.spacing-check: unknown variant `maybe`, expected `refuse` or `warn`"
+            ),
+            "{}",
+            e("spacing-check = \"maybe\"")
+        );
+        let series_off = text("spacing-check = \"warn\"")
+            .replace("series = true", "series = false")
+            .replace("depth = 4\n", "")
+            .replace(", dims = \"3d\"", "");
+        assert_eq!(
+            load_str("x.toml", &series_off, &[], ".".into())
+                .unwrap_err()
+                .to_string(),
+            "x.toml:9: data.reader.spacing-check: is only for data.dataset = \"dicom\" with series = true"
+        );
+    }
+
     /// `data.medmnist` names a MedMNIST v2 dataset: alone it is enough; with
     /// `[data.images]`, with another dataset kind, with `data.test-fraction`, or
     /// misspelt it is refused at its line.

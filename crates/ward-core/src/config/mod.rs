@@ -500,6 +500,8 @@ mod tests {
                 intensity: IntensityKind::Window,
                 window: Some([40.0, 400.0]),
                 range: Some([0.0, 1.0]),
+                window_index: 1,
+                spacing_check: SpacingCheckKind::Warn,
             }),
         }
     }

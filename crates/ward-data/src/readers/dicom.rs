@@ -1,36 +1,61 @@
-//! DICOM images and series via dicom-rs: Rescale Slope/Intercept, a window (from the
-//! file or the caller) or a min–max/range mapping onto `[0, 1]`, MONOCHROME1 inversion.
+//! DICOM images, series and multi-frame files via dicom-rs: Rescale Slope/Intercept,
+//! Pixel Padding, a window or VOI LUT (from the file or the caller) or a min–max/range
+//! mapping onto `[0, 1]`, MONOCHROME1 inversion, and the physical geometry of volumes.
 //!
 //! Pixel data decode with pure-Rust codecs only: native (uncompressed) little and big
 //! endian, deflated, RLE Lossless, JPEG baseline/extended/lossless and JPEG 2000 (the
 //! Rust port of OpenJPEG). Other encodings (JPEG-LS, JPEG XL, HTJ2K, MPEG/HEVC video)
-//! give an error naming the transfer syntax UID and its name.
+//! give an error naming the transfer syntax UID and its name. Monochrome images only.
 //!
-//! Monochrome, single-frame images only: colour and multi-frame files are reported as
-//! unsupported.
+//! - 2D: [`read_dicom_file`] reads one single-frame file; [`read_dicom_images`] reads
+//!   labelled files.
+//! - 3D: [`read_series_volume`] (a folder of single-frame slices) and
+//!   [`read_file_volume`] (one file: enhanced CT/MR multi-frame with per-frame
+//!   functional groups, classic multi-frame with a Grid Frame Offset Vector, or a single
+//!   slice) give a [`DicomSeries`] whose [`SpatialVolume`] holds the voxels and their
+//!   RAS+ affine. Slices are sorted along the slice normal and checked (shared
+//!   orientation and pixel spacing, no two at one position, uniform gaps within
+//!   `0.1 mm + 5 %` of the median: see [`SpacingCheck`]); [`read_dicom_series`] reads
+//!   labelled series or multi-frame files and resizes them to a fixed grid.
+//!
+//! **Padding.** Pixels whose *stored* value equals Pixel Padding Value (0028,0120), or
+//! lies between it and Pixel Padding Range Limit (0028,0121), are padding (DICOM PS3.3
+//! C.7.5.1.1.2: values outside the image, e.g. the −2000 / −3024 around a CT's field of
+//! view). They are left out of the min–max statistics and set to 0 in the output, black
+//! whatever the photometric interpretation: PS3.3 C.7.5.1.1.2 puts the padding value at
+//! the black end (the minimum for MONOCHROME2, the maximum for MONOCHROME1), and 0 is
+//! black in Ward's output after MONOCHROME1 inversion.
 
 use std::path::{Path, PathBuf};
 
-use dicom_core::Tag;
-use dicom_dictionary_std::tags;
-use dicom_encoding::TransferSyntaxIndex;
-use dicom_object::{DefaultDicomObject, OpenFileOptions};
-use dicom_pixeldata::{PhotometricInterpretation, PixelDecoder, VoiLutFunction};
-use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use dicom_pixeldata::VoiLutFunction;
 
+use super::dicom_decode::{DicomFile, Frame, VoiTable, read_file};
+pub use super::dicom_geometry::SpacingCheck;
+use super::dicom_geometry::stack;
 use super::labels::{LabelTable, read_labels};
 use super::resample::resize;
 use super::{BadFile, Intensity, Loaded, Resample, Triage, list_dir};
 use crate::error::DataError;
+use crate::geometry::SpatialVolume;
 use crate::image::{ImageSet, ImageShape, ImageTask};
 
 /// How DICOM values (after Rescale Slope/Intercept) map onto `[0, 1]`. MONOCHROME1
-/// images are inverted afterwards (`1 - v`), so bright always means high values.
+/// images are inverted afterwards (`1 - v`), so bright always means high values; padded
+/// pixels are 0 whatever the mapping.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum DicomIntensity {
-    /// The file's first Window Center/Width with its VOI LUT Function (LINEAR by default,
-    /// LINEAR_EXACT, SIGMOID; DICOM PS3.3 C.11.2.1.2). A file without a window is an error.
-    FileWindow,
+    /// The file's own VOI transform number `index` (from 0): its VOI LUT Sequence item
+    /// when it has a VOI LUT Sequence (a lookup table, PS3.3 C.11.2.1.1, its output
+    /// `0..=2^bits - 1` mapped onto `[0, 1]`; preferred over windows, as pydicom's
+    /// `apply_voi_lut` does), otherwise its Window Center/Width pair with the VOI LUT
+    /// Function (LINEAR by default, LINEAR_EXACT, SIGMOID; PS3.3 C.11.2.1.2). Enhanced
+    /// multi-frame files take them per frame (Frame VOI LUT Sequence). A file without
+    /// any, or with fewer than `index + 1`, is an error naming the file and the count.
+    FileWindow {
+        /// Which window or VOI LUT item, from 0.
+        index: usize,
+    },
     /// This window for every file (linear function, PS3.3 C.11.2.1.2.1), e.g. a CT
     /// soft-tissue window `center = 40, width = 400`.
     Window {
@@ -39,7 +64,7 @@ pub enum DicomIntensity {
         /// Window Width (at least 1).
         width: f64,
     },
-    /// Minimum to 0, maximum to 1, per image (per volume for a series).
+    /// Minimum to 0, maximum to 1, per image (per volume for a series), padding left out.
     MinMax,
     /// `low` to 0, `high` to 1, clamped.
     Range {
@@ -63,7 +88,7 @@ pub struct DicomImage {
     pub sop_instance_uid: Option<String>,
 }
 
-/// One series stacked into a volume.
+/// One series stacked into a volume (see [`read_dicom_volume`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DicomVolume {
     /// Slices.
@@ -78,149 +103,26 @@ pub struct DicomVolume {
     pub files: Vec<PathBuf>,
 }
 
-/// A decoded frame before the mapping onto `[0, 1]`.
-struct Frame {
-    rows: usize,
-    columns: usize,
-    /// Values after the modality LUT (Rescale Slope/Intercept).
-    values: Vec<f32>,
-    monochrome1: bool,
-    window: Option<(f64, f64, VoiLutFunction)>,
-    sop_instance_uid: Option<String>,
-    series_instance_uid: Option<String>,
-    instance_number: Option<i64>,
-    position: Option<[f64; 3]>,
-    orientation: Option<[f64; 6]>,
+/// Where one slice of a [`DicomSeries`] comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceSource {
+    /// The file.
+    pub path: PathBuf,
+    /// The 0-based frame in a multi-frame file; `None` for a single-frame file.
+    pub frame: Option<usize>,
 }
 
-fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
-    obj.get(tag)
-        .and_then(|e| e.to_str().ok())
-        .map(|s| {
-            s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
-                .to_owned()
-        })
-        .filter(|s| !s.is_empty())
-}
-
-fn floats<const N: usize>(obj: &DefaultDicomObject, tag: Tag) -> Option<[f64; N]> {
-    obj.get(tag)
-        .and_then(|e| e.to_multi_float64().ok())
-        .and_then(|v| <[f64; N]>::try_from(v).ok())
-}
-
-/// Refuses a transfer syntax whose pixel data cannot be decoded, naming it; otherwise
-/// returns `"<name> (transfer syntax <uid>)"` for later messages.
-fn check_transfer_syntax(path: &Path, obj: &DefaultDicomObject) -> Result<String, DataError> {
-    let uid = obj.meta().transfer_syntax().trim_end_matches(['\0', ' ']);
-    match TransferSyntaxRegistry.get(uid) {
-        None => Err(DataError::file(
-            path,
-            format!("transfer syntax {uid} is not a known DICOM transfer syntax"),
-        )),
-        Some(ts) if !ts.can_decode_all() => Err(DataError::file(
-            path,
-            format!(
-                "pixel data are encoded as {} (transfer syntax {uid}), which Ward cannot decode \
-                 (pure-Rust codecs only: uncompressed, deflated, RLE, JPEG baseline/extended/lossless, \
-                 JPEG 2000); convert the file to an uncompressed transfer syntax first \
-                 (e.g. `gdcmconv --raw` or dcmtk's `dcmdjpls`)",
-                ts.name()
-            ),
-        )),
-        Some(ts) => Ok(format!("{} (transfer syntax {uid})", ts.name())),
-    }
-}
-
-/// The text of a caught panic.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
-
-fn read_frame(path: &Path) -> Result<Frame, DataError> {
-    let bad = |m: String| DataError::file(path, m);
-    let obj = OpenFileOptions::new()
-        .open_file(path)
-        .map_err(|e| bad(format!("not a readable DICOM file: {e}")))?;
-    let encoding = check_transfer_syntax(path, &obj)?;
-    if obj.get(tags::PIXEL_DATA).is_none() {
-        return Err(bad("holds no Pixel Data (7FE0,0010): not an image".into()));
-    }
-    // dicom-rs codecs can panic on corrupt data (e.g. an RLE segment offset past the end):
-    // such a panic becomes this file's error.
-    let px = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
-        .map_err(|p| {
-            bad(format!(
-                "pixel data encoded as {encoding} are corrupt (the decoder failed: {})",
-                panic_message(p.as_ref())
-            ))
-        })?
-        .map_err(|e| {
-            bad(format!(
-                "pixel data encoded as {encoding} cannot be decoded: {e}"
-            ))
-        })?;
-    let photometric = px.photometric_interpretation().clone();
-    if !photometric.is_monochrome() || px.samples_per_pixel() != 1 {
-        return Err(bad(format!(
-            "photometric interpretation {photometric} with {} samples per pixel: \
-             Ward reads monochrome (MONOCHROME1/2) images only",
-            px.samples_per_pixel()
-        )));
-    }
-    if px.number_of_frames() != 1 {
-        return Err(bad(format!(
-            "has {} frames; Ward reads single-frame images (one file per slice)",
-            px.number_of_frames()
-        )));
-    }
-    let (rows, columns) = (px.rows() as usize, px.columns() as usize);
-    let values: Vec<f32> =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| px.to_vec::<f32>()))
-            .map_err(|p| {
-                bad(format!(
-                    "pixel data encoded as {encoding} are corrupt (the converter failed: {})",
-                    panic_message(p.as_ref())
-                ))
-            })?
-            .map_err(|e| {
-                bad(format!(
-                    "pixel values ({} bits allocated, {encoding}) cannot be converted: {e}",
-                    px.bits_allocated()
-                ))
-            })?;
-    if values.len() != rows * columns {
-        return Err(bad(format!(
-            "pixel data hold {} values, but {rows} x {columns} pixels are declared",
-            values.len()
-        )));
-    }
-    let window = match px.window() {
-        Ok(Some(w)) if !w.is_empty() => {
-            let f = match px.voi_lut_function() {
-                Ok(Some(f)) if !f.is_empty() => f[0],
-                _ => VoiLutFunction::Linear,
-            };
-            Some((w[0].center, w[0].width, f))
-        }
-        _ => None,
-    };
-    Ok(Frame {
-        rows,
-        columns,
-        values,
-        monochrome1: photometric == PhotometricInterpretation::Monochrome1,
-        window,
-        sop_instance_uid: text(&obj, tags::SOP_INSTANCE_UID),
-        series_instance_uid: text(&obj, tags::SERIES_INSTANCE_UID),
-        instance_number: text(&obj, tags::INSTANCE_NUMBER).and_then(|s| s.parse().ok()),
-        position: floats(&obj, tags::IMAGE_POSITION_PATIENT),
-        orientation: floats(&obj, tags::IMAGE_ORIENTATION_PATIENT),
-    })
+/// A series or multi-frame file read as a volume placed in the patient.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DicomSeries {
+    /// Voxels in `[0, 1]`, `i` (column) fastest, then `j` (row), then `k` (slice, sorted
+    /// along the slice normal `row x column`), with the RAS+ affine: the same memory
+    /// layout as `depth x height x width`.
+    pub volume: SpatialVolume,
+    /// The source of each slice `k`.
+    pub slices: Vec<SliceSource>,
+    /// Findings kept as warnings (non-uniform slice gaps under [`SpacingCheck::Warn`]).
+    pub warnings: Vec<String>,
 }
 
 /// The VOI LUT functions of DICOM PS3.3 C.11.2.1.2, with output range `[0, 1]`.
@@ -263,65 +165,125 @@ fn check_intensity(intensity: DicomIntensity) -> Result<(), DataError> {
     }
 }
 
-/// Maps the values of `frames` (one image, or one series) onto `[0, 1]` in place.
-fn map_values(
-    path: &Path,
-    frames: &mut [Frame],
-    intensity: DicomIntensity,
-) -> Result<(), DataError> {
-    let bad = |m: String| DataError::file(path, m);
+/// A frame's own VOI transform.
+enum Transform<'a> {
+    Window(f64, f64, VoiLutFunction),
+    Table(&'a VoiTable),
+}
+
+impl Transform<'_> {
+    fn apply(&self, x: f32) -> f32 {
+        match self {
+            Self::Window(c, w, f) => window_value(f64::from(x), *c, *w, *f),
+            Self::Table(t) => t.apply(f64::from(x)),
+        }
+    }
+}
+
+/// VOI transform `index` of the frame (its VOI LUT Sequence item when it has a VOI LUT
+/// Sequence, else its window).
+fn file_transform(f: &Frame, index: usize) -> Result<Transform<'_>, DataError> {
+    let voi = f
+        .voi
+        .as_ref()
+        .map_err(|m| f.error(format!("unusable VOI LUT attributes: {m}")))?;
+    if !voi.luts.is_empty() {
+        return voi.luts.get(index).map(Transform::Table).ok_or_else(|| {
+            f.error(format!(
+                "has {} VOI LUT Sequence items: window index {index} is out of range \
+                 (data.reader.window-index counts from 0)",
+                voi.luts.len()
+            ))
+        });
+    }
+    if voi.windows.is_empty() {
+        return Err(f.error(
+            "has no Window Center/Width and no VOI LUT Sequence; pass a window or use min-max",
+        ));
+    }
+    let &(c, w) = voi.windows.get(index).ok_or_else(|| {
+        f.error(format!(
+            "has {} windows (Window Center/Width): window index {index} is out of range \
+             (data.reader.window-index counts from 0)",
+            voi.windows.len()
+        ))
+    })?;
+    let usable = match voi.function {
+        VoiLutFunction::Linear => w >= 1.0,
+        _ => w > 0.0,
+    };
+    if !usable {
+        return Err(f.error(format!(
+            "window center {c}, width {w} is not usable with the {:?} VOI LUT function",
+            voi.function
+        )));
+    }
+    Ok(Transform::Window(c, w, voi.function))
+}
+
+/// Maps the values of `frames` (one image, or one volume) onto `[0, 1]` in place:
+/// the intensity mapping (min–max over the non-padded values of all frames), then
+/// MONOCHROME1 inversion, then padded pixels to 0.
+fn map_frames(frames: &mut [Frame], intensity: DicomIntensity) -> Result<(), DataError> {
     match intensity {
-        DicomIntensity::FileWindow | DicomIntensity::Window { .. } => {
+        DicomIntensity::FileWindow { index } => {
             for f in frames.iter_mut() {
-                let (c, w, func) = match intensity {
-                    DicomIntensity::Window { center, width } => {
-                        (center, width, VoiLutFunction::Linear)
-                    }
-                    _ => f.window.ok_or_else(|| {
-                        bad("has no Window Center/Width; pass a window or use min-max".into())
-                    })?,
+                let mapped: Vec<f32> = {
+                    let t = file_transform(f, index)?;
+                    f.values.iter().map(|&v| t.apply(v)).collect()
                 };
-                let min_width = if func == VoiLutFunction::Linear {
-                    1.0
-                } else {
-                    0.0
-                };
-                if !(w >= min_width && w.is_finite() && c.is_finite()) {
-                    return Err(bad(format!("window center {c}, width {w} is not usable")));
-                }
-                for v in &mut f.values {
-                    *v = window_value(f64::from(*v), c, w, func);
-                }
+                f.values = mapped;
+            }
+        }
+        DicomIntensity::Window { center, width } => {
+            for v in frames.iter_mut().flat_map(|f| f.values.iter_mut()) {
+                *v = window_value(f64::from(*v), center, width, VoiLutFunction::Linear);
             }
         }
         DicomIntensity::MinMax | DicomIntensity::Range { .. } => {
-            let mapping = match intensity {
-                DicomIntensity::Range { low, high } => Intensity::Range { low, high },
-                _ => Intensity::MinMax,
+            let (low, high) = match intensity {
+                DicomIntensity::Range { low, high } => (low, high),
+                _ => min_max(frames)?,
             };
-            if frames.len() == 1 {
-                mapping.apply(&mut frames[0].values).map_err(bad)?;
-            } else {
-                let mut all: Vec<f32> = frames
-                    .iter()
-                    .flat_map(|f| f.values.iter().copied())
-                    .collect();
-                mapping.apply(&mut all).map_err(bad)?;
-                let mut rest = all.as_slice();
-                for f in frames.iter_mut() {
-                    let (head, tail) = rest.split_at(f.values.len());
-                    f.values.copy_from_slice(head);
-                    rest = tail;
-                }
+            let span = high - low;
+            for v in frames.iter_mut().flat_map(|f| f.values.iter_mut()) {
+                *v = if span > 0.0 {
+                    ((*v - low) / span).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
             }
         }
     }
-    for f in frames.iter_mut().filter(|f| f.monochrome1) {
-        for v in &mut f.values {
-            *v = 1.0 - *v;
+    for f in frames.iter_mut() {
+        if f.monochrome1 {
+            for v in &mut f.values {
+                *v = 1.0 - *v;
+            }
+        }
+        for (v, _) in f.values.iter_mut().zip(&f.padded).filter(|(_, p)| **p) {
+            *v = 0.0;
         }
     }
     Ok(())
+}
+
+/// The smallest and largest non-padded values (`(0, 0)` when every pixel is padding).
+fn min_max(frames: &[Frame]) -> Result<(f32, f32), DataError> {
+    let (mut low, mut high) = (f32::INFINITY, f32::NEG_INFINITY);
+    for f in frames {
+        for (i, &v) in f.values.iter().enumerate() {
+            if f.padded.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            if !v.is_finite() {
+                return Err(f.error(format!("value {v} at pixel {i} is not finite")));
+            }
+            low = low.min(v);
+            high = high.max(v);
+        }
+    }
+    Ok(if low <= high { (low, high) } else { (0.0, 0.0) })
 }
 
 /// Reads one single-frame monochrome DICOM file and maps it onto `[0, 1]`.
@@ -331,82 +293,106 @@ fn map_values(
 ///
 /// # Errors
 /// [`DataError::File`] naming the file: not DICOM, truncated, no pixel data, a transfer
-/// syntax without a decoder here (naming its UID and name), colour or multi-frame,
-/// [`DicomIntensity::FileWindow`] without a window in the file.
+/// syntax without a decoder here (naming its UID and name), colour, multi-frame (read
+/// those with [`read_file_volume`]), [`DicomIntensity::FileWindow`] without that window
+/// or VOI LUT in the file.
 pub fn read_dicom_file(path: &Path, intensity: DicomIntensity) -> Result<DicomImage, DataError> {
     check_intensity(intensity)?;
-    let mut frames = [read_frame(path)?];
-    map_values(path, &mut frames, intensity)?;
-    let [f] = frames;
+    let DicomFile {
+        rows,
+        columns,
+        mut frames,
+        sop_instance_uid,
+        ..
+    } = read_file(path)?;
+    if frames.len() != 1 {
+        return Err(DataError::file(
+            path,
+            format!(
+                "has {} frames: a multi-frame file is one 3D image (data.reader.series = true \
+                 lists it as one), not a 2D image",
+                frames.len()
+            ),
+        ));
+    }
+    map_frames(&mut frames, intensity)?;
     Ok(DicomImage {
-        rows: f.rows,
-        columns: f.columns,
-        pixels: f.values,
-        sop_instance_uid: f.sop_instance_uid,
+        rows,
+        columns,
+        pixels: frames.swap_remove(0).values,
+        sop_instance_uid,
     })
 }
 
-/// Sorts a series' frames along the slice normal (Image Position/Orientation Patient),
-/// or by Instance Number when positions are missing.
-fn sort_series(
-    dir: &Path,
-    frames: Vec<(PathBuf, Frame)>,
-) -> Result<Vec<(PathBuf, Frame)>, DataError> {
-    let bad = |m: String| DataError::file(dir, m);
-    let by_position = frames
-        .iter()
-        .all(|(_, f)| f.position.is_some() && f.orientation.is_some());
-    let keys: Vec<f64> = if by_position {
-        let o = frames[0].1.orientation.unwrap_or_default();
-        let normal = [
-            o[1] * o[5] - o[2] * o[4],
-            o[2] * o[3] - o[0] * o[5],
-            o[0] * o[4] - o[1] * o[3],
-        ];
-        frames
-            .iter()
-            .map(|(_, f)| {
-                let p = f.position.unwrap_or_default();
-                p[0] * normal[0] + p[1] * normal[1] + p[2] * normal[2]
-            })
-            .collect()
-    } else if frames.iter().all(|(_, f)| f.instance_number.is_some()) {
-        frames
-            .iter()
-            .map(|(_, f)| f.instance_number.unwrap_or_default() as f64)
-            .collect()
-    } else {
-        return Err(bad(
-            "cannot order the slices: some files lack both Image Position/Orientation (Patient) and Instance Number"
-                .into(),
-        ));
-    };
-    let mut order: Vec<usize> = (0..frames.len()).collect();
-    order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]));
-    if let Some(w) = order.windows(2).find(|w| keys[w[0]] == keys[w[1]]) {
-        return Err(bad(format!(
-            "{} and {} are at the same slice position ({}); is this one series?",
-            frames[w[0]].0.display(),
-            frames[w[1]].0.display(),
-            keys[w[0]]
-        )));
+/// Places, checks, orders and maps `frames` (all `rows x columns`) into one volume;
+/// `place` (the folder or file) is named in stack-level errors.
+fn build(
+    place: &Path,
+    frames: Vec<Frame>,
+    [rows, columns]: [usize; 2],
+    intensity: DicomIntensity,
+    check: SpacingCheck,
+) -> Result<DicomSeries, DataError> {
+    let mut planes = Vec::with_capacity(frames.len());
+    for f in &frames {
+        let p = f
+            .plane
+            .clone()
+            .map_err(|m| f.error(format!("cannot be placed in a volume: {m}")))?;
+        planes.push(p);
     }
-    let mut keyed: Vec<(f64, (PathBuf, Frame))> = keys.into_iter().zip(frames).collect();
-    keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Ok(keyed.into_iter().map(|(_, f)| f).collect())
+    let names: Vec<String> = frames.iter().map(Frame::name).collect();
+    let stack = stack(&planes, &names, check).map_err(|m| DataError::file(place, m))?;
+    let mut rank = vec![0; frames.len()];
+    for (k, &i) in stack.order.iter().enumerate() {
+        rank[i] = k;
+    }
+    let mut frames: Vec<(usize, Frame)> = rank.into_iter().zip(frames).collect();
+    frames.sort_by_key(|(k, _)| *k);
+    let mut frames: Vec<Frame> = frames.into_iter().map(|(_, f)| f).collect();
+    map_frames(&mut frames, intensity)?;
+    let slices = frames
+        .iter()
+        .map(|f| SliceSource {
+            path: f.path.clone(),
+            frame: f.number,
+        })
+        .collect();
+    let dims = [columns, rows, frames.len()];
+    Ok(DicomSeries {
+        volume: SpatialVolume {
+            dims,
+            voxels: frames.into_iter().flat_map(|f| f.values).collect(),
+            affine: stack.affine,
+        },
+        slices,
+        warnings: stack
+            .warnings
+            .into_iter()
+            .map(|w| format!("{}: {w}", place.display()))
+            .collect(),
+    })
 }
 
-/// Reads the DICOM files of one series folder (not recursing; hidden files and
-/// `DICOMDIR` ignored), orders them along the slice normal (Image Position/Orientation
-/// Patient; Instance Number when positions are missing) and stacks them.
+/// Reads one series folder (single-frame slice files; hidden files, sub-folders and
+/// `DICOMDIR` ignored) as a volume: slices placed by Image Position/Orientation
+/// (Patient) and Pixel Spacing, checked and sorted along the slice normal (see the
+/// module documentation), then mapped onto `[0, 1]` (min–max over the whole volume).
 ///
 /// # Shapes
-/// `voxels`: `depth x height x width`, `depth` = number of files.
+/// `volume.dims = [columns, rows, slices]`.
 ///
 /// # Errors
-/// [`DataError::File`] naming the bad slice file (see [`read_dicom_file`]) or the folder:
-/// empty, slices of different sizes or series, slices that cannot be ordered.
-pub fn read_dicom_volume(dir: &Path, intensity: DicomIntensity) -> Result<DicomVolume, DataError> {
+/// [`DataError::File`] naming the folder or the slice file: no slice, unreadable or
+/// multi-frame slices, slices of different sizes or series, a missing or invalid
+/// position, orientation or pixel spacing, differing orientations or spacings, two
+/// slices at one position, non-uniform gaps under [`SpacingCheck::Refuse`], and the
+/// intensity errors of [`read_dicom_file`].
+pub fn read_series_volume(
+    dir: &Path,
+    intensity: DicomIntensity,
+    check: SpacingCheck,
+) -> Result<DicomSeries, DataError> {
     check_intensity(intensity)?;
     let bad = |m: String| DataError::file(dir, m);
     if !dir.is_dir() {
@@ -415,58 +401,115 @@ pub fn read_dicom_volume(dir: &Path, intensity: DicomIntensity) -> Result<DicomV
         ));
     }
     let mut frames = Vec::new();
+    let mut first: Option<(PathBuf, [usize; 2], Option<String>)> = None;
     for p in list_dir(dir)? {
         if p.is_dir() || p.file_name().is_some_and(|n| n == "DICOMDIR") {
             continue;
         }
-        let f = read_frame(&p)?;
-        frames.push((p, f));
+        let file = read_file(&p)?;
+        if file.frames.len() != 1 {
+            return Err(DataError::file(
+                &p,
+                format!(
+                    "has {} frames: a multi-frame file is a volume of its own; list it in \
+                     the label CSV by itself",
+                    file.frames.len()
+                ),
+            ));
+        }
+        let size = [file.rows, file.columns];
+        match &first {
+            None => first = Some((p.clone(), size, file.series_instance_uid.clone())),
+            Some((q, s, uid)) => check_same_series(&p, size, &file, q, *s, uid)?,
+        }
+        frames.extend(file.frames);
     }
-    let Some((first_path, first)) = frames.first() else {
+    let Some((_, size, _)) = first else {
         return Err(bad("holds no DICOM file".into()));
     };
-    for (p, f) in &frames[1..] {
-        if (f.rows, f.columns) != (first.rows, first.columns) {
-            return Err(DataError::file(
-                p,
-                format!(
-                    "is {} x {}, but {} is {} x {}: slices of one series must agree",
-                    f.rows,
-                    f.columns,
-                    first_path.display(),
-                    first.rows,
-                    first.columns
-                ),
-            ));
-        }
-        if f.series_instance_uid != first.series_instance_uid {
-            return Err(DataError::file(
-                p,
-                format!(
-                    "belongs to series {:?}, but {} to {:?}: one folder per series",
-                    f.series_instance_uid,
-                    first_path.display(),
-                    first.series_instance_uid
-                ),
-            ));
-        }
+    build(dir, frames, size, intensity, check)
+}
+
+/// A slice must match the first slice of its folder in size and series.
+fn check_same_series(
+    p: &Path,
+    size: [usize; 2],
+    file: &DicomFile,
+    first: &Path,
+    first_size: [usize; 2],
+    first_uid: &Option<String>,
+) -> Result<(), DataError> {
+    if size != first_size {
+        return Err(DataError::file(
+            p,
+            format!(
+                "is {} x {}, but {} is {} x {}: slices of one series must agree",
+                size[0],
+                size[1],
+                first.display(),
+                first_size[0],
+                first_size[1]
+            ),
+        ));
     }
-    let frames = sort_series(dir, frames)?;
-    let (height, width) = (frames[0].1.rows, frames[0].1.columns);
-    let mut only: Vec<Frame> = Vec::with_capacity(frames.len());
-    let mut files = Vec::with_capacity(frames.len());
-    for (p, f) in frames {
-        files.push(p);
-        only.push(f);
+    if file.series_instance_uid != *first_uid {
+        return Err(DataError::file(
+            p,
+            format!(
+                "belongs to series {:?}, but {} to {first_uid:?}: one folder per series",
+                file.series_instance_uid,
+                first.display(),
+            ),
+        ));
     }
-    map_values(dir, &mut only, intensity)?;
-    let voxels = only.into_iter().flat_map(|f| f.values).collect();
+    Ok(())
+}
+
+/// Reads one DICOM file as a volume: the frames of an enhanced multi-frame file (placed
+/// by their Plane Position/Orientation and Pixel Measures functional groups, rescaled by
+/// their Pixel Value Transformation and windowed by their Frame VOI LUT), of a classic
+/// multi-frame file with a Grid Frame Offset Vector (e.g. RT Dose), or a single slice
+/// (one slice thick: Spacing Between Slices, else Slice Thickness, else 1 mm). Frames
+/// are checked and sorted like the slices of [`read_series_volume`].
+///
+/// # Shapes
+/// `volume.dims = [columns, rows, frames]`.
+///
+/// # Errors
+/// As [`read_series_volume`], naming the file (and the frame).
+pub fn read_file_volume(
+    path: &Path,
+    intensity: DicomIntensity,
+    check: SpacingCheck,
+) -> Result<DicomSeries, DataError> {
+    check_intensity(intensity)?;
+    let file = read_file(path)?;
+    build(
+        path,
+        file.frames,
+        [file.rows, file.columns],
+        intensity,
+        check,
+    )
+}
+
+/// Reads the DICOM files of one series folder as [`read_series_volume`] does (gaps
+/// refused), as a `depth x height x width` block with its files.
+///
+/// # Shapes
+/// `voxels`: `depth x height x width`, `depth` = number of files.
+///
+/// # Errors
+/// As [`read_series_volume`].
+pub fn read_dicom_volume(dir: &Path, intensity: DicomIntensity) -> Result<DicomVolume, DataError> {
+    let s = read_series_volume(dir, intensity, SpacingCheck::Refuse)?;
+    let [width, height, depth] = s.volume.dims;
     Ok(DicomVolume {
-        depth: files.len(),
+        depth,
         height,
         width,
-        voxels,
-        files,
+        voxels: s.volume.voxels,
+        files: s.slices.into_iter().map(|s| s.path).collect(),
     })
 }
 
@@ -488,6 +531,8 @@ pub struct DicomOptions {
     pub resample: Resample,
     /// Skip (and report) or fail on a bad file.
     pub bad_file: BadFile,
+    /// [`read_dicom_series`]: refuse, or read and warn about, non-uniform slice gaps.
+    pub spacing_check: SpacingCheck,
 }
 
 impl DicomOptions {
@@ -626,19 +671,23 @@ fn unmatched_rows(table: &LabelTable, used: &[bool], triage: &mut Triage) -> Res
     Ok(())
 }
 
-/// Reads labelled DICOM series, one folder per series, one series at a time.
+/// Reads labelled DICOM volumes, one at a time.
 ///
-/// The label CSV has `file` (series folders relative to `root`) and `label`. Each
-/// series is stacked by [`read_dicom_volume`] (so [`DicomIntensity::MinMax`] is per
-/// volume) and resized to `depth x height x width`.
+/// The label CSV has `file` and `label`; each `file` (relative to `root`) is either a
+/// series folder, read by [`read_series_volume`], or a file, read by
+/// [`read_file_volume`] (an enhanced or classic multi-frame file: one 3D image per
+/// file). Each volume is mapped onto `[0, 1]` as a whole (so [`DicomIntensity::MinMax`]
+/// is per volume) and resized to `depth x height x width` (voxel `k, j, i` order, the
+/// slices sorted along the slice normal).
 ///
 /// # Shapes
 /// `N x 1 x depth x height x width`.
 ///
 /// # Errors
 /// The CSV's errors; under [`BadFile::Fail`] the first bad series (naming the folder or
-/// the slice file and the reason); under [`BadFile::Skip`] bad series are listed in
-/// [`Loaded::skipped`] with their folder.
+/// the file and the reason); under [`BadFile::Skip`] bad series are listed in
+/// [`Loaded::skipped`] with their folder or file. Non-uniform slice gaps under
+/// [`SpacingCheck::Warn`] are listed in [`Loaded::warnings`].
 pub fn read_dicom_series(
     root: &Path,
     labels_csv: &Path,
@@ -649,15 +698,22 @@ pub fn read_dicom_series(
     let mut out = ImageSet::empty(shape, options.task);
     let mut triage = Triage::new(options.bad_file);
     for row in &table.rows {
-        let dir = root.join(&row.key);
-        if let Some(v) = triage.check(&dir, read_dicom_volume(&dir, options.intensity))? {
+        let path = root.join(&row.key);
+        let read = if path.is_dir() {
+            read_series_volume(&path, options.intensity, options.spacing_check)
+        } else {
+            read_file_volume(&path, options.intensity, options.spacing_check)
+        };
+        if let Some(s) = triage.check(&path, read)? {
+            let [w, h, d] = s.volume.dims;
             let px = resize(
-                &v.voxels,
-                [v.depth, v.height, v.width],
+                &s.volume.voxels,
+                [d, h, w],
                 [options.depth, options.height, options.width],
                 options.resample,
             );
-            out.push(&px, &row.labels, dir.display().to_string());
+            out.push(&px, &row.labels, path.display().to_string());
+            triage.warnings.extend(s.warnings);
         }
     }
     Ok(triage.finish(out))
@@ -685,5 +741,40 @@ mod tests {
         assert!((s - 0.5).abs() < 1e-6);
         let e = window_value(200.0, 600.0, 1600.0, VoiLutFunction::LinearExact);
         assert!((e - 0.25).abs() < 1e-6);
+    }
+
+    fn frame(values: Vec<f32>, padded: Vec<bool>, monochrome1: bool) -> Frame {
+        Frame {
+            path: PathBuf::from("x.dcm"),
+            number: None,
+            values,
+            padded,
+            monochrome1,
+            voi: Err("no VOI".into()),
+            plane: Err("no plane".into()),
+        }
+    }
+
+    #[test]
+    fn padding_is_black_after_inversion_and_out_of_min_max() {
+        // Values 0 and 100 around padding at -3024: min-max over 0..100, then
+        // MONOCHROME1 inversion, then padding to 0 (black).
+        let mut f = [frame(
+            vec![-3024.0, 0.0, 25.0, 100.0],
+            vec![true, false, false, false],
+            true,
+        )];
+        map_frames(&mut f, DicomIntensity::MinMax).unwrap();
+        assert_eq!(f[0].values, vec![0.0, 1.0, 0.75, 0.0]);
+        // Every pixel padding: a constant (0) image, not NaN.
+        let mut f = [frame(vec![5.0, 5.0], vec![true, true], false)];
+        map_frames(&mut f, DicomIntensity::MinMax).unwrap();
+        assert_eq!(f[0].values, vec![0.0, 0.0]);
+        // The frame's VOI problem is reported only when a file window is asked for.
+        let mut f = [frame(vec![1.0], vec![], false)];
+        let e = map_frames(&mut f, DicomIntensity::FileWindow { index: 0 })
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "x.dcm: unusable VOI LUT attributes: no VOI");
     }
 }

@@ -7,7 +7,7 @@
 //! | [`medmnist::read_medmnist`], [`medmnist::read_medmnist_sites`], [`medmnist::read_named`] | MedMNIST `.npz` (train/val/test arrays); `read_named` checks a file against the MedMNIST v2 table ([`medmnist::MEDMNIST_V2`]) | in the file |
 //! | [`folder::read_class_folders`], [`folder::read_site_folders`] | `root/<class>/*.png` or `root/<site>/<class>/*.png` | sorted class folder names |
 //! | [`nifti::read_nifti`] | `.nii` / `.nii.gz` volumes (reoriented, optionally resampled), or their axial, coronal or sagittal slices | CSV `file,label` |
-//! | [`dicom::read_dicom_images`], [`dicom::read_dicom_series`] | one DICOM file per image, or one folder per series | CSV keyed by file (or series folder) or `sop_instance_uid` |
+//! | [`dicom::read_dicom_images`], [`dicom::read_dicom_series`] | one DICOM file per image, or one folder per series or one multi-frame file per volume | CSV keyed by file (or series folder, or multi-frame file) or `sop_instance_uid` |
 //!
 //! The caller states the task ([`ImageTask`](crate::ImageTask)), the dimensionality and
 //! the output size: readers never guess them from the data. Files are read one at a
@@ -60,6 +60,8 @@ use std::path::{Path, PathBuf};
 use crate::error::DataError;
 
 pub mod dicom;
+mod dicom_decode;
+mod dicom_geometry;
 pub mod folder;
 mod labels;
 pub mod medmnist;
@@ -84,13 +86,18 @@ impl std::fmt::Display for Skipped {
     }
 }
 
-/// What a reader read, and the files it skipped (empty under [`BadFile::Fail`]).
+/// What a reader read, the files it skipped (empty under [`BadFile::Fail`]) and what it
+/// read but warns about.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Loaded<T> {
     /// The data read.
     pub data: T,
     /// Files left out under [`BadFile::Skip`], in the order they were met.
     pub skipped: Vec<Skipped>,
+    /// Findings about files that were read anyway, each naming its file (e.g. a DICOM
+    /// series with non-uniform slice gaps under
+    /// [`SpacingCheck::Warn`](dicom::SpacingCheck::Warn)).
+    pub warnings: Vec<String>,
 }
 
 /// How far from the mean [`Intensity::ZScore`] keeps values: z-scores are clipped to
@@ -288,6 +295,8 @@ fn z_score(values: &mut [f32], nonzero: bool) {
 pub(crate) struct Triage {
     policy: BadFile,
     pub(crate) skipped: Vec<Skipped>,
+    /// Warnings about files that were read.
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Triage {
@@ -295,6 +304,7 @@ impl Triage {
         Self {
             policy,
             skipped: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -324,6 +334,7 @@ impl Triage {
         Loaded {
             data,
             skipped: self.skipped,
+            warnings: self.warnings,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::error::Context;
 use crate::say;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use ward_data::geometry::Fit;
-use ward_data::readers::dicom::{DicomIntensity, DicomOptions, read_dicom_images};
+use ward_data::readers::dicom::{DicomIntensity, DicomOptions, SpacingCheck, read_dicom_images};
 use ward_data::readers::folder::{Color, FolderOptions, read_class_folders};
 use ward_data::readers::medmnist::read_medmnist;
 use ward_data::readers::nifti::{NiftiGeometry, NiftiOptions, NiftiOutput, read_nifti};
@@ -230,6 +230,7 @@ fn bench_dicom(root: &Path, images: usize, repeats: usize) -> Result<ReaderRow> 
         width: 128,
         resample: Resample::Linear,
         bad_file: BadFile::Fail,
+        spacing_check: SpacingCheck::Refuse,
     };
     let ips = time_reader(repeats, images, || {
         Ok(read_dicom_images(&dcm, &labels, &options)?.data.len())
