@@ -741,5 +741,41 @@ fn check_size(to: [usize; 3]) -> Result<(), GeometryError> {
     Ok(())
 }
 
+/// Where a volume (NIfTI, or a DICOM series or multi-frame file) is put before it is cut
+/// to size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VolumeGeometry {
+    /// Reorient to these axis codes ([`SpatialVolume::reoriented`]); `None` keeps the
+    /// file's storage order.
+    pub orientation: Option<Orientation>,
+    /// Resample to voxels of this size in millimetres along the (reoriented) axes `i`,
+    /// `j`, `k` ([`SpatialVolume::resampled`]); `None` keeps the file's voxels.
+    pub spacing: Option<[f64; 3]>,
+    /// Gaussian anti-aliasing when linear resampling shrinks an axis (spacing and
+    /// resizing alike; see [`crate::geometry`]). Nearest is never smoothed.
+    pub antialias: bool,
+}
+
+impl VolumeGeometry {
+    /// The volume as read: storage order (or, for DICOM, slices stacked along their
+    /// normal), its own spacing; anti-aliasing on for any later resize.
+    pub const KEEP: Self = Self {
+        orientation: None,
+        spacing: None,
+        antialias: true,
+    };
+}
+
+impl Default for VolumeGeometry {
+    /// RAS, the file's spacing, anti-aliasing on.
+    fn default() -> Self {
+        Self {
+            orientation: Some(Orientation::RAS),
+            spacing: None,
+            antialias: true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

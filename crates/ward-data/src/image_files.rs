@@ -17,11 +17,12 @@ use ward_core::config::{
 };
 
 use crate::error::DataError;
+use crate::geometry::VolumeGeometry;
 use crate::geometry::{Fit, Orientation, SliceAxis};
 use crate::image::{ImageSet, ImageSite, ImageTask};
 use crate::readers::dicom::{DicomIntensity, DicomOptions, read_dicom_images, read_dicom_series};
 use crate::readers::folder::{Color, FolderOptions, read_class_folders, read_site_folders};
-use crate::readers::nifti::{NiftiGeometry, NiftiOptions, NiftiOutput, read_nifti};
+use crate::readers::nifti::{NiftiOptions, NiftiOutput, read_nifti};
 use crate::readers::{Intensity, Loaded, Resample};
 use crate::{FederatedDataset, image_data, table};
 
@@ -117,10 +118,7 @@ fn read_nifti_pool(
     task: ImageTask,
 ) -> Result<Pool, DataError> {
     let resample = resample(reader.resample);
-    let fit = match reader.fit {
-        FitKind::Resize => Fit::Resize,
-        FitKind::CropOrPad => Fit::CropOrPad,
-    };
+    let fit = fit_of(reader);
     let output = if reader.slices {
         NiftiOutput::Slices {
             axis: match reader.slice_axis.unwrap_or_default() {
@@ -142,6 +140,28 @@ fn read_nifti_pool(
             fit,
         }
     };
+    let options = NiftiOptions {
+        task,
+        intensity: intensity(reader)?,
+        output,
+        geometry: geometry_of(reader)?,
+        bad_file: images.on_bad_file,
+    };
+    let loaded = read_nifti(path, &options)?;
+    let warnings = skipped(&loaded);
+    Ok((loaded.data, warnings))
+}
+
+/// `data.reader.fit`.
+fn fit_of(reader: &ReaderSpec) -> Fit {
+    match reader.fit {
+        FitKind::Resize => Fit::Resize,
+        FitKind::CropOrPad => Fit::CropOrPad,
+    }
+}
+
+/// `data.reader.orientation`, `spacing` and `antialias`.
+fn geometry_of(reader: &ReaderSpec) -> Result<VolumeGeometry, DataError> {
     let orientation = match reader.orientation.as_str() {
         "storage" => None,
         code => Some(
@@ -149,20 +169,11 @@ fn read_nifti_pool(
                 .map_err(|e| DataError::spec("data.reader.orientation", e.to_string()))?,
         ),
     };
-    let options = NiftiOptions {
-        task,
-        intensity: intensity(reader)?,
-        output,
-        geometry: NiftiGeometry {
-            orientation,
-            spacing: reader.spacing,
-            antialias: reader.antialias,
-        },
-        bad_file: images.on_bad_file,
-    };
-    let loaded = read_nifti(path, &options)?;
-    let warnings = skipped(&loaded);
-    Ok((loaded.data, warnings))
+    Ok(VolumeGeometry {
+        orientation,
+        spacing: reader.spacing,
+        antialias: reader.antialias,
+    })
 }
 
 /// The DICOM files (or series) of the label CSV at `path`, read as one pool; file names
@@ -187,6 +198,8 @@ fn read_dicom_pool(
         resample: resample(reader.resample),
         bad_file: images.on_bad_file,
         spacing_check: reader.spacing_check,
+        geometry: geometry_of(reader)?,
+        fit: fit_of(reader),
     };
     let loaded = if reader.series {
         read_dicom_series(&root, path, &options)?

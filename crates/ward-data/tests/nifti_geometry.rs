@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use ward_data::geometry::VolumeGeometry;
 use ward_data::geometry::{Affine, Orientation, SpatialVolume};
-use ward_data::readers::nifti::{NiftiGeometry, prepare_volume, read_volume};
+use ward_data::readers::nifti::{prepare_volume, read_volume};
 use ward_data::readers::{Intensity, Resample};
 
 /// The interpreter with nibabel, scipy and pydicom (Debian's, not a pyenv shim).
@@ -176,7 +177,7 @@ fn rotated_anisotropic_nifti_lands_in_ras_at_the_target_spacing() {
         assert!((got - want).abs() < 1e-9, "{:?}", out.voxel_sizes());
     }
     // The reader's own path (prepare_volume: read, reorient, resample, map) agrees.
-    let geometry = NiftiGeometry {
+    let geometry = VolumeGeometry {
         orientation: Some(Orientation::RAS),
         spacing: Some([spacing[0], spacing[1], spacing[2]]),
         antialias: true,
@@ -227,7 +228,7 @@ fn nearest_spacing_and_resize_match_scipy() {
 #[test]
 fn intensity_mappings_match_numpy_and_pydicom() {
     let (dir, refs) = reference("intensity");
-    let storage = NiftiGeometry {
+    let storage = VolumeGeometry {
         orientation: None,
         spacing: None,
         antialias: true,

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ward_data::geometry::VolumeGeometry;
 use ward_data::geometry::{Fit, SliceAxis};
 use ward_data::readers::dicom::{
     DicomIntensity, DicomOptions, SpacingCheck, read_dicom_file, read_dicom_images,
@@ -11,9 +12,7 @@ use ward_data::readers::dicom::{
 };
 use ward_data::readers::folder::{Color, FolderOptions, read_class_folders, read_site_folders};
 use ward_data::readers::medmnist::{read_medmnist, read_medmnist_sites};
-use ward_data::readers::nifti::{
-    NiftiGeometry, NiftiOptions, NiftiOutput, read_nifti, read_volume,
-};
+use ward_data::readers::nifti::{NiftiOptions, NiftiOutput, read_nifti, read_volume};
 use ward_data::readers::{BadFile, Dims, Intensity, Resample};
 use ward_data::{DataError, ImageShape, ImageTask};
 
@@ -230,7 +229,7 @@ fn nifti_dataset_volumes_and_slices() {
             resample: Resample::Linear,
             fit: Fit::Resize,
         },
-        geometry: NiftiGeometry::default(),
+        geometry: VolumeGeometry::default(),
         bad_file: BadFile::Fail,
     };
     let loaded = read_nifti(&fixture("nifti_labels.csv"), &options).unwrap();
@@ -247,9 +246,9 @@ fn nifti_dataset_volumes_and_slices() {
     assert_eq!(set.image(0)[ras_index(4, 3, 2)], 1.0);
     // orientation "storage": the file's order.
     let storage = NiftiOptions {
-        geometry: NiftiGeometry {
+        geometry: VolumeGeometry {
             orientation: None,
-            ..NiftiGeometry::default()
+            ..VolumeGeometry::default()
         },
         ..options
     };
@@ -337,7 +336,7 @@ fn nifti_corrupt_files_and_policies() {
             resample: Resample::Linear,
             fit: Fit::Resize,
         },
-        geometry: NiftiGeometry::default(),
+        geometry: VolumeGeometry::default(),
         bad_file: BadFile::Skip,
     };
     let loaded = read_nifti(&csv, &options).unwrap();
@@ -671,6 +670,8 @@ fn dicom_labelled_images_by_file_and_by_uid() {
         resample: Resample::Linear,
         bad_file: BadFile::Skip,
         spacing_check: SpacingCheck::Refuse,
+        geometry: ward_data::geometry::VolumeGeometry::KEEP,
+        fit: ward_data::geometry::Fit::Resize,
     };
     let by_file = dir.path().join("by_file.csv");
     fs_err::write(&by_file, "file,label\nmr.dcm,2\nct.dcm,0\njunk.dcm,1\n").unwrap();
@@ -730,6 +731,8 @@ fn dicom_labelled_series() {
         resample: Resample::Nearest,
         bad_file: BadFile::Skip,
         spacing_check: SpacingCheck::Refuse,
+        geometry: ward_data::geometry::VolumeGeometry::KEEP,
+        fit: ward_data::geometry::Fit::Resize,
     };
     let loaded = read_dicom_series(&root, &csv, &options).unwrap();
     assert_eq!(loaded.data.shape, ImageShape::d3(1, 5, 16, 16));

@@ -1008,15 +1008,17 @@ impl ReaderSpec {
                 || format!("every value must be finite and > 0 mm, got {s:?}"),
             )?;
         }
-        let nifti = |set: bool, key: &str| {
-            check(!set || kind == DatasetKind::Nifti, key, || {
-                "is only for data.dataset = \"nifti\"".into()
+        // Volumes placed in the world: NIfTI files and DICOM series (or multi-frame files).
+        let placed = kind == DatasetKind::Nifti || (kind == DatasetKind::Dicom && self.series);
+        let volumes = |set: bool, key: &str| {
+            check(!set || placed, key, || {
+                "is only for data.dataset = \"nifti\", or \"dicom\" with series = true".into()
             })
         };
-        nifti(self.orientation != "RAS", "data.reader.orientation")?;
-        nifti(self.spacing.is_some(), "data.reader.spacing")?;
-        nifti(self.fit != FitKind::Resize, "data.reader.fit")?;
-        nifti(!self.antialias, "data.reader.antialias")?;
+        volumes(self.orientation != "RAS", "data.reader.orientation")?;
+        volumes(self.spacing.is_some(), "data.reader.spacing")?;
+        volumes(self.fit != FitKind::Resize, "data.reader.fit")?;
+        volumes(!self.antialias, "data.reader.antialias")?;
         check(
             self.slice_axis.is_none() || (self.slices && kind == DatasetKind::Nifti),
             "data.reader.slice-axis",

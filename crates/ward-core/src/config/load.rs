@@ -686,11 +686,11 @@ mod tests {
         };
         assert_eq!(
             e("dicom", "orientation = \"LPS\""),
-            "x.toml:8: data.reader.orientation: is only for data.dataset = \"nifti\""
+            "x.toml:8: data.reader.orientation: is only for data.dataset = \"nifti\", or \"dicom\" with series = true"
         );
         assert_eq!(
             e("image-folder", "antialias = false"),
-            "x.toml:8: data.reader.antialias: is only for data.dataset = \"nifti\""
+            "x.toml:8: data.reader.antialias: is only for data.dataset = \"nifti\", or \"dicom\" with series = true"
         );
         assert_eq!(
             e("dicom", "intensity = \"z-score\""),

@@ -37,7 +37,7 @@ use super::labels::{LabelTable, read_labels};
 use super::resample::resize;
 use super::{BadFile, Intensity, Loaded, Resample, Triage, list_dir};
 use crate::error::DataError;
-use crate::geometry::SpatialVolume;
+use crate::geometry::{Fit, GeometryError, SpatialVolume, VolumeGeometry};
 use crate::image::{ImageSet, ImageShape, ImageTask};
 
 /// How DICOM values (after Rescale Slope/Intercept) map onto `[0, 1]`. MONOCHROME1
@@ -533,6 +533,11 @@ pub struct DicomOptions {
     pub bad_file: BadFile,
     /// [`read_dicom_series`]: refuse, or read and warn about, non-uniform slice gaps.
     pub spacing_check: SpacingCheck,
+    /// [`read_dicom_series`]: orientation, spacing and anti-aliasing of each volume
+    /// before it is brought to the output size ([`VolumeGeometry::KEEP`]: as stacked).
+    pub geometry: VolumeGeometry,
+    /// [`read_dicom_series`]: resize or crop/pad to `depth x height x width`.
+    pub fit: Fit,
 }
 
 impl DicomOptions {
@@ -671,6 +676,26 @@ fn unmatched_rows(table: &LabelTable, used: &[bool], triage: &mut Triage) -> Res
     Ok(())
 }
 
+/// Reorients and resamples a stacked volume as `options.geometry` says, then brings it to
+/// the output size by `options.fit` (padding with 0, the black of the `[0, 1]` values).
+fn place(v: SpatialVolume, options: &DicomOptions) -> Result<SpatialVolume, GeometryError> {
+    let g = options.geometry;
+    let mut v = v;
+    if let Some(o) = g.orientation {
+        v = v.reoriented(o)?;
+    }
+    if let Some(s) = g.spacing {
+        v = v.resampled(s, options.resample, g.antialias)?;
+    }
+    v.fit(
+        [options.width, options.height, options.depth],
+        options.fit,
+        options.resample,
+        g.antialias,
+        0.0,
+    )
+}
+
 /// Reads labelled DICOM volumes, one at a time.
 ///
 /// The label CSV has `file` and `label`; each `file` (relative to `root`) is either a
@@ -704,16 +729,13 @@ pub fn read_dicom_series(
         } else {
             read_file_volume(&path, options.intensity, options.spacing_check)
         };
-        if let Some(s) = triage.check(&path, read)? {
-            let [w, h, d] = s.volume.dims;
-            let px = resize(
-                &s.volume.voxels,
-                [d, h, w],
-                [options.depth, options.height, options.width],
-                options.resample,
-            );
-            out.push(&px, &row.labels, path.display().to_string());
-            triage.warnings.extend(s.warnings);
+        let placed = read.and_then(|s| {
+            let v = place(s.volume, options).map_err(|e| DataError::file(&path, e.to_string()))?;
+            Ok((v, s.warnings))
+        });
+        if let Some((v, warnings)) = triage.check(&path, placed)? {
+            out.push(&v.voxels, &row.labels, path.display().to_string());
+            triage.warnings.extend(warnings);
         }
     }
     Ok(triage.finish(out))

@@ -24,7 +24,8 @@
 //! use ward_data::ImageTask;
 //! use ward_data::readers::{BadFile, Intensity, Resample};
 //! use ward_data::geometry::Fit;
-//! use ward_data::readers::nifti::{NiftiGeometry, NiftiOptions, NiftiOutput, read_nifti};
+//! use ward_data::geometry::VolumeGeometry;
+//! use ward_data::readers::nifti::{NiftiOptions, NiftiOutput, read_nifti};
 //!
 //! # let dir = tempfile::tempdir()?;
 //! # let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -44,7 +45,7 @@
 //!         fit: Fit::Resize,
 //!     },
 //!     // RAS, the file's own voxel size, anti-aliasing on.
-//!     geometry: NiftiGeometry::default(),
+//!     geometry: VolumeGeometry::default(),
 //!     bad_file: BadFile::Skip,
 //! };
 //! let loaded = read_nifti(&labels_csv, &options)?;

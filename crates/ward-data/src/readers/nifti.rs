@@ -16,7 +16,7 @@ use nifti::{InMemNiftiObject, NiftiObject, NiftiType, NiftiVolume, ReaderOptions
 use super::labels::read_labels;
 use super::{BadFile, Intensity, Loaded, Resample, Triage};
 use crate::error::DataError;
-use crate::geometry::{Affine, Fit, GeometryError, Orientation, SliceAxis, SpatialVolume};
+use crate::geometry::{Affine, Fit, GeometryError, SliceAxis, SpatialVolume, VolumeGeometry};
 use crate::image::{ImageSet, ImageShape, ImageTask};
 
 fn widen<T: nifti::DataElement + Copy + Into<f64>>(
@@ -264,31 +264,6 @@ pub enum NiftiOutput {
     },
 }
 
-/// Where each volume is put before its intensities are mapped and it is cut to size.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct NiftiGeometry {
-    /// Reorient to these axis codes ([`SpatialVolume::reoriented`]); `None` keeps the
-    /// file's storage order.
-    pub orientation: Option<Orientation>,
-    /// Resample to voxels of this size in millimetres along the (reoriented) axes `i`,
-    /// `j`, `k` ([`SpatialVolume::resampled`]); `None` keeps the file's voxels.
-    pub spacing: Option<[f64; 3]>,
-    /// Gaussian anti-aliasing when linear resampling shrinks an axis (spacing and
-    /// resizing alike; see [`crate::geometry`]). Nearest is never smoothed.
-    pub antialias: bool,
-}
-
-impl Default for NiftiGeometry {
-    /// RAS, the file's spacing, anti-aliasing on.
-    fn default() -> Self {
-        Self {
-            orientation: Some(Orientation::RAS),
-            spacing: None,
-            antialias: true,
-        }
-    }
-}
-
 /// Settings of [`read_nifti`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NiftiOptions {
@@ -299,7 +274,7 @@ pub struct NiftiOptions {
     /// Volumes or slices, and the output size.
     pub output: NiftiOutput,
     /// Orientation, spacing and anti-aliasing.
-    pub geometry: NiftiGeometry,
+    pub geometry: VolumeGeometry,
     /// Skip (and report) or fail on a bad file.
     pub bad_file: BadFile,
 }
@@ -323,7 +298,7 @@ fn shape_of(output: NiftiOutput) -> ImageShape {
 /// [`read_volume`]'s, and a [`DataError::File`] when the geometry cannot be applied.
 pub fn prepare_volume(
     path: &Path,
-    geometry: &NiftiGeometry,
+    geometry: &VolumeGeometry,
     resample: Resample,
     intensity: Intensity,
 ) -> Result<SpatialVolume, DataError> {

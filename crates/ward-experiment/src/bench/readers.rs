@@ -16,10 +16,11 @@ use crate::error::Context;
 use crate::say;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use ward_data::geometry::Fit;
+use ward_data::geometry::VolumeGeometry;
 use ward_data::readers::dicom::{DicomIntensity, DicomOptions, SpacingCheck, read_dicom_images};
 use ward_data::readers::folder::{Color, FolderOptions, read_class_folders};
 use ward_data::readers::medmnist::read_medmnist;
-use ward_data::readers::nifti::{NiftiGeometry, NiftiOptions, NiftiOutput, read_nifti};
+use ward_data::readers::nifti::{NiftiOptions, NiftiOutput, read_nifti};
 use ward_data::readers::{BadFile, Dims, Intensity, Resample};
 use ward_data::{ImageSet, ImageShape, ImageTask};
 
@@ -183,7 +184,7 @@ fn bench_nifti(root: &Path, images: usize, repeats: usize) -> Result<ReaderRow> 
             resample: Resample::Linear,
             fit: Fit::Resize,
         },
-        geometry: NiftiGeometry::default(),
+        geometry: VolumeGeometry::default(),
         bad_file: BadFile::Fail,
     };
     let ips = time_reader(repeats, volumes, || {
@@ -231,6 +232,8 @@ fn bench_dicom(root: &Path, images: usize, repeats: usize) -> Result<ReaderRow> 
         resample: Resample::Linear,
         bad_file: BadFile::Fail,
         spacing_check: SpacingCheck::Refuse,
+        geometry: ward_data::geometry::VolumeGeometry::KEEP,
+        fit: ward_data::geometry::Fit::Resize,
     };
     let ips = time_reader(repeats, images, || {
         Ok(read_dicom_images(&dcm, &labels, &options)?.data.len())
