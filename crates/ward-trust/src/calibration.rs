@@ -189,9 +189,7 @@ pub fn ece(probs: &Probs, labels: &[usize], bins: usize) -> Result<f64, TrustErr
 
 fn weighted_gap(r: &[ReliabilityBin], n: usize) -> f64 {
     r.iter()
-        .filter_map(|b| {
-            Some((b.accuracy? - b.confidence?).abs() * b.count as f64 / n as f64)
-        })
+        .filter_map(|b| Some((b.accuracy? - b.confidence?).abs() * b.count as f64 / n as f64))
         .sum()
 }
 
@@ -433,13 +431,18 @@ mod tests {
     #[test]
     fn bad_inputs_are_named() {
         let (p, _) = four();
-        assert!(matches!(reliability(&p, &[0, 1, 2], 15), Err(TrustError::Shape(_))));
+        assert!(matches!(
+            reliability(&p, &[0, 1, 2], 15),
+            Err(TrustError::Shape(_))
+        ));
         let e = accuracy(&p, &[0, 1, 3, 0]).unwrap_err().to_string();
         assert!(e.contains("label 3 at row 2"), "{e}");
         assert!(ece(&p, &[0, 0, 0, 0], 0).is_err());
         let e = Probs::new(vec![0.5, 0.6], 2).unwrap_err().to_string();
         assert!(e.contains("row 0 sums to 1.1"), "{e}");
-        let e = Probs::new(vec![0.5, 0.5, f64::NAN, 1.0], 2).unwrap_err().to_string();
+        let e = Probs::new(vec![0.5, 0.5, f64::NAN, 1.0], 2)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("row 1, column 0"), "{e}");
         assert!(Probs::binary(&[1.5]).is_err());
     }

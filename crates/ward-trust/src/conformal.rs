@@ -28,8 +28,10 @@
 //!   (MAPIE 0.8.6 would keep class 0's probability as the cut: a corner its own checks
 //!   rule out). [`Inclusion::ScoreAtMost`] is `{j : s(x, j) <= qhat}` with the
 //!   deterministic score: the set whose coverage the guarantee bounds from above too.
-//!   For LAC both give the same set up to `EPS`. The randomised set
-//!   (`include_last_label="randomized"`) is not implemented.
+//!   For LAC both give the same set up to `EPS`. [`prediction_set_randomized`] is the
+//!   randomised set of the APS and RAPS papers (one uniform per row, continuous scores:
+//!   the coverage interval holds with ties and for two classes); MAPIE's
+//!   `include_last_label="randomized"` is not implemented.
 
 use serde::Serialize;
 
@@ -274,9 +276,40 @@ pub fn prediction_set(row: &[f64], score: Score, qhat: f64, inclusion: Inclusion
                     .filter(|&p| p >= EPS)
                     .fold(f64::INFINITY, f64::min);
             }
-            (0..row.len()).filter(|&j| row[j] - p_last >= -EPS).collect()
+            (0..row.len())
+                .filter(|&j| row[j] - p_last >= -EPS)
+                .collect()
         }
     }
+}
+
+/// The randomised score `c_j - u p_j + penalty` of every class `j` (LAC: `1 - p_j`,
+/// `u` unused), in class order.
+pub fn randomized_scores(row: &[f64], score: Score, u: f64) -> Vec<f64> {
+    if score == Score::Lac {
+        return row.iter().map(|p| 1.0 - p).collect();
+    }
+    let (order, c) = sorted_cumsum(row, Score::Aps);
+    let mut out = vec![0.0; row.len()];
+    for (r, &j) in order.iter().enumerate() {
+        out[j] = (c[r] - u * row[j]) + score.penalty(r + 1);
+    }
+    out
+}
+
+/// The randomised set of Romano et al. 2020 (APS) and Angelopoulos et al. 2021 (RAPS):
+/// `{j : c_j - u p_j + penalty_j <= qhat}` with one uniform `u` for the row, against a
+/// `qhat` from randomised calibration scores ([`calibration_scores`] with `u`). Its
+/// scores are continuous, so the coverage is in `[1 - alpha, 1 - alpha + 1 / (n + 1))`
+/// even for two classes, where the deterministic APS score is 1 for the second class.
+/// (MAPIE's `include_last_label="randomized"` is a different rule.) May be empty.
+pub fn prediction_set_randomized(row: &[f64], score: Score, qhat: f64, u: f64) -> Vec<usize> {
+    randomized_scores(row, score, u)
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s <= qhat)
+        .map(|(j, _)| j)
+        .collect()
 }
 
 /// A calibrated split-conformal predictor.
@@ -371,9 +404,7 @@ impl Mondrian {
     /// The set of one row: `{j : s(x, j) <= qhat_j}` (every class without a quantile).
     pub fn prediction_set(&self, row: &[f64]) -> Vec<usize> {
         (0..row.len())
-            .filter(|&j| {
-                self.qhat[j].is_none_or(|q| label_score(row, j, self.score) <= q)
-            })
+            .filter(|&j| self.qhat[j].is_none_or(|q| label_score(row, j, self.score) <= q))
             .collect()
     }
 }
@@ -394,8 +425,14 @@ mod tests {
         assert_eq!(quantile_index(19, 0.1, QuantileRule::Exact).unwrap(), 17);
         assert_eq!(quantile_index(19, 0.1, QuantileRule::Mapie).unwrap(), 18);
         let s: Vec<f64> = (1..=19).map(|i| f64::from(i) / 100.0).collect();
-        assert_eq!(conformal_quantile(&s, 0.1, QuantileRule::Exact).unwrap(), 0.18);
-        assert_eq!(conformal_quantile(&s, 0.1, QuantileRule::Mapie).unwrap(), 0.19);
+        assert_eq!(
+            conformal_quantile(&s, 0.1, QuantileRule::Exact).unwrap(),
+            0.18
+        );
+        assert_eq!(
+            conformal_quantile(&s, 0.1, QuantileRule::Mapie).unwrap(),
+            0.19
+        );
         // n = 8 is too few for alpha = 0.1 (ceil(9 * 0.9) = 9 > 8); n = 9 takes the max.
         assert!(matches!(
             quantile_index(8, 0.1, QuantileRule::Exact),
@@ -463,11 +500,7 @@ mod tests {
         // ceil(3 * .5) = 2nd smallest: qhat_0 = .4. Class 1: one row, p1 = .8 -> score
         // .2, ceil(2 * .5) = 1st: qhat_1 = .2 (up to rounding of 1 - .8). Class 2: no
         // rows: always in.
-        let p = Probs::new(
-            vec![0.9, 0.05, 0.05, 0.6, 0.2, 0.2, 0.1, 0.8, 0.1],
-            3,
-        )
-        .unwrap();
+        let p = Probs::new(vec![0.9, 0.05, 0.05, 0.6, 0.2, 0.2, 0.1, 0.8, 0.1], 3).unwrap();
         let m = Mondrian::calibrate(&p, &[0, 0, 1], Score::Lac, 0.5, QuantileRule::Exact).unwrap();
         assert!((m.qhat[0].unwrap() - 0.4).abs() < 1e-15);
         assert!((m.qhat[1].unwrap() - 0.2).abs() < 1e-15);

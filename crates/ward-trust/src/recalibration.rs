@@ -191,9 +191,17 @@ pub fn fit_temperature(
         // Until both sides are bracketed, move at least by a factor of 2, so a loss
         // without a minimum (falling as b -> infinity or 0) leaves the range quickly.
         let next = if hi.is_infinite() {
-            if newton_ok { newton.max(2.0 * b) } else { 2.0 * b }
+            if newton_ok {
+                newton.max(2.0 * b)
+            } else {
+                2.0 * b
+            }
         } else if lo == 0.0 {
-            if newton_ok { newton.min(0.5 * b) } else { 0.5 * b }
+            if newton_ok {
+                newton.min(0.5 * b)
+            } else {
+                0.5 * b
+            }
         } else if newton_ok {
             newton
         } else {
@@ -259,7 +267,10 @@ impl Platt {
         let pos = labels.iter().filter(|&&y| y == 1).count() as f64;
         let neg = labels.len() as f64 - pos;
         let (hi, lo) = ((pos + 1.0) / (pos + 2.0), 1.0 / (neg + 2.0));
-        let t: Vec<f64> = labels.iter().map(|&y| if y == 1 { hi } else { lo }).collect();
+        let t: Vec<f64> = labels
+            .iter()
+            .map(|&y| if y == 1 { hi } else { lo })
+            .collect();
         // Cross-entropy of fApB = a f + b, computed stably (Lin et al. 2007).
         let loss = |a: f64, b: f64| -> f64 {
             scores
