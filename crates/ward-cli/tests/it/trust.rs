@@ -151,185 +151,84 @@ fn conformal_prints_qhat_and_sets_checked_by_hand() {
     close(&v["qhat"], 0.9, 1e-15);
 }
 
+/// `ward <args>` exits with code 2 and a stderr naming every one of `wants`.
+fn fails(args: &[&str], wants: &[&str]) {
+    let o = ward().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    for w in wants {
+        assert!(err.contains(w), "{args:?}: {w:?} not in {err}");
+    }
+}
+
 /// Each bad input exits with code 2 and a message naming the file and the problem.
 #[test]
 fn bad_inputs_are_user_errors_naming_the_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let f = |n: &str| tmp.path().join(n);
-    write_npy::<f64>(&f("ok.npy"), &[2, 2], &[0.9, 0.1, 0.3, 0.7], false);
-    write_npy::<i64>(&f("y.npy"), &[2], &[0, 1], false);
-    write_npy::<f64>(&f("sum.npy"), &[2, 2], &[0.5, 0.6, 0.3, 0.7], false);
-    write_npy::<f64>(&f("nan.npy"), &[2, 2], &[0.9, 0.1, f64::NAN, 0.7], false);
-    write_npy::<f64>(&f("3d.npy"), &[1, 2, 2], &[0.9, 0.1, 0.3, 0.7], false);
-    write_npy::<i64>(&f("y3.npy"), &[3], &[0, 1, 1], false);
-    write_npy::<i64>(&f("yout.npy"), &[2], &[0, 2], false);
-    write_npy::<i64>(&f("yneg.npy"), &[2], &[-1, 0], false);
-    write_npy::<f64>(&f("yfloat.npy"), &[2], &[0.0, 1.0], false);
-    write_npy::<i64>(&f("pint.npy"), &[2, 2], &[1, 0, 0, 1], false);
-    write_npy::<f64>(&f("t3.npy"), &[1, 3], &[0.2, 0.3, 0.5], false);
-    let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
-        (
-            vec![
-                "calibration".into(),
-                "--probs".into(),
-                s(&f("sum.npy")).into(),
-                "--labels".into(),
-                s(&f("y.npy")).into(),
-            ],
-            vec!["sum.npy", "row 0 sums to 1.1"],
-        ),
-        (
-            vec![
-                "calibration".into(),
-                "--probs".into(),
-                s(&f("nan.npy")).into(),
-                "--labels".into(),
-                s(&f("y.npy")).into(),
-            ],
-            vec!["nan.npy", "row 1, column 0", "NaN"],
-        ),
-        (
-            vec![
-                "calibration".into(),
-                "--probs".into(),
-                s(&f("3d.npy")).into(),
-                "--labels".into(),
-                s(&f("y.npy")).into(),
-            ],
-            vec!["3d.npy", "(1, 2, 2)"],
-        ),
-        (
-            vec![
-                "calibration".into(),
-                "--probs".into(),
-                s(&f("ok.npy")).into(),
-                "--labels".into(),
-                s(&f("y3.npy")).into(),
-            ],
-            vec!["y3.npy", "3 labels", "2 rows"],
-        ),
-        (
-            vec![
-                "calibration".into(),
-                "--probs".into(),
-                s(&f("ok.npy")).into(),
-                "--labels".into(),
-                s(&f("yout.npy")).into(),
-            ],
-            vec!["yout.npy", "label 2 at row 1", "2 classes"],
-        ),
-        (
-            vec![
-                "calibration".into(),
-                "--probs".into(),
-                s(&f("ok.npy")).into(),
-                "--labels".into(),
-                s(&f("yneg.npy")).into(),
-            ],
-            vec!["yneg.npy", "label -1 at row 0"],
-        ),
-        (
-            vec![
-                "calibration".into(),
-                "--probs".into(),
-                s(&f("ok.npy")).into(),
-                "--labels".into(),
-                s(&f("yfloat.npy")).into(),
-            ],
-            vec!["yfloat.npy", "labels must be integers"],
-        ),
-        (
-            vec![
-                "calibration".into(),
-                "--probs".into(),
-                s(&f("pint.npy")).into(),
-                "--labels".into(),
-                s(&f("y.npy")).into(),
-            ],
-            vec!["pint.npy", "float32 or float64"],
-        ),
-        (
-            vec![
-                "calibration".into(),
-                "--probs".into(),
-                s(&f("missing.npy")).into(),
-                "--labels".into(),
-                s(&f("y.npy")).into(),
-            ],
-            vec!["missing.npy"],
-        ),
-        (
-            vec![
-                "conformal".into(),
-                "--probs".into(),
-                s(&f("ok.npy")).into(),
-                "--labels".into(),
-                s(&f("y.npy")).into(),
-                "--alpha".into(),
-                "1.5".into(),
-            ],
-            vec!["--alpha", "1.5", "(0, 1)"],
-        ),
-        (
-            vec![
-                "conformal".into(),
-                "--probs".into(),
-                s(&f("ok.npy")).into(),
-                "--labels".into(),
-                s(&f("y.npy")).into(),
-                "--alpha".into(),
-                "0".into(),
-            ],
-            vec!["--alpha", "(0, 1)"],
-        ),
-        (
-            vec![
-                "conformal".into(),
-                "--probs".into(),
-                s(&f("ok.npy")).into(),
-                "--labels".into(),
-                s(&f("y.npy")).into(),
-                "--alpha".into(),
-                "0.1".into(),
-            ],
-            vec!["ok.npy", "too few"],
-        ),
-        (
-            vec![
-                "conformal".into(),
-                "--probs".into(),
-                s(&f("ok.npy")).into(),
-                "--labels".into(),
-                s(&f("y.npy")).into(),
-                "--alpha".into(),
-                "0.5".into(),
-                "--test".into(),
-                s(&f("t3.npy")).into(),
-            ],
-            vec!["t3.npy", "3 classes", "have 2"],
-        ),
-        (
-            vec![
-                "conformal".into(),
-                "--probs".into(),
-                s(&f("ok.npy")).into(),
-                "--labels".into(),
-                s(&f("y.npy")).into(),
-                "--alpha".into(),
-                "0.5".into(),
-                "--score".into(),
-                "raps".into(),
-                "--lambda=-1".into(),
-            ],
-            vec!["--lambda", "-1"],
-        ),
-    ];
-    for (i, (args, wants)) in cases.iter().enumerate() {
-        let o = ward().args(args).output().unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "case {i}: {err}");
-        for w in wants {
-            assert!(err.contains(w), "case {i}: {w:?} not in {err}");
-        }
-    }
+    let f = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    let w = |n: &str| tmp.path().join(n);
+    write_npy::<f64>(&w("ok.npy"), &[2, 2], &[0.9, 0.1, 0.3, 0.7], false);
+    write_npy::<i64>(&w("y.npy"), &[2], &[0, 1], false);
+    write_npy::<f64>(&w("sum.npy"), &[2, 2], &[0.5, 0.6, 0.3, 0.7], false);
+    write_npy::<f64>(&w("nan.npy"), &[2, 2], &[0.9, 0.1, f64::NAN, 0.7], false);
+    write_npy::<f64>(&w("3d.npy"), &[1, 2, 2], &[0.9, 0.1, 0.3, 0.7], false);
+    write_npy::<i64>(&w("y3.npy"), &[3], &[0, 1, 1], false);
+    write_npy::<i64>(&w("yout.npy"), &[2], &[0, 2], false);
+    write_npy::<i64>(&w("yneg.npy"), &[2], &[-1, 0], false);
+    write_npy::<f64>(&w("yfloat.npy"), &[2], &[0.0, 1.0], false);
+    write_npy::<i64>(&w("pint.npy"), &[2, 2], &[1, 0, 0, 1], false);
+    write_npy::<f64>(&w("t3.npy"), &[1, 3], &[0.2, 0.3, 0.5], false);
+    let cal =
+        |p: &str, y: &str| ["calibration", "--probs", &f(p), "--labels", &f(y)].map(str::to_string);
+    let run = |a: &[String], wants: &[&str]| {
+        fails(&a.iter().map(String::as_str).collect::<Vec<_>>(), wants);
+    };
+    run(&cal("sum.npy", "y.npy"), &["sum.npy", "row 0 sums to 1.1"]);
+    run(
+        &cal("nan.npy", "y.npy"),
+        &["nan.npy", "row 1, column 0", "NaN"],
+    );
+    run(&cal("3d.npy", "y.npy"), &["3d.npy", "(1, 2, 2)"]);
+    run(&cal("ok.npy", "y3.npy"), &["y3.npy", "3 labels", "2 rows"]);
+    run(
+        &cal("ok.npy", "yout.npy"),
+        &["yout.npy", "label 2 at row 1", "2 classes"],
+    );
+    run(
+        &cal("ok.npy", "yneg.npy"),
+        &["yneg.npy", "label -1 at row 0"],
+    );
+    run(
+        &cal("ok.npy", "yfloat.npy"),
+        &["yfloat.npy", "labels must be integers"],
+    );
+    run(
+        &cal("pint.npy", "y.npy"),
+        &["pint.npy", "float32 or float64"],
+    );
+    run(&cal("missing.npy", "y.npy"), &["missing.npy"]);
+    let conf = |extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "conformal",
+            "--probs",
+            &f("ok.npy"),
+            "--labels",
+            &f("y.npy"),
+        ]
+        .map(str::to_string)
+        .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    run(&conf(&["--alpha", "1.5"]), &["--alpha", "1.5", "(0, 1)"]);
+    run(&conf(&["--alpha", "0"]), &["--alpha", "(0, 1)"]);
+    run(&conf(&["--alpha", "0.1"]), &["ok.npy", "too few"]);
+    run(
+        &conf(&["--alpha", "0.5", "--test", &f("t3.npy")]),
+        &["t3.npy", "3 classes", "have 2"],
+    );
+    run(
+        &conf(&["--alpha", "0.5", "--score", "raps", "--lambda=-1"]),
+        &["--lambda", "-1"],
+    );
 }
