@@ -1,6 +1,6 @@
 //! Split conformal prediction for classification: LAC, APS and RAPS scores, the conformal
 //! quantile, prediction sets, class-conditional (Mondrian) calibration, and the
-//! federated one-shot scheme FedCP-QQ ([`fedcp_qq`]).
+//! federated one-shot scheme FedCP-QQ ([`fedcp_qq`](crate::fedcp_qq)).
 //!
 //! # Conventions (MAPIE 0.8.6, `MapieClassifier(cv="prefit")`)
 //! - **LAC** (Sadinle et al. 2019, MAPIE's `"lac"`): the score of label `y` is
