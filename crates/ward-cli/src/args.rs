@@ -84,8 +84,8 @@ pub(crate) enum Command {
     ///
     /// Scores: lac (1 - p_y), aps (probability mass down to y), raps (aps + lambda per
     /// rank past k_reg). With exchangeable calibration and test rows, a set holds the true
-    /// class with probability at least 1 - alpha (and, for --sets at-most, less than
-    /// 1 - alpha + 1/(n + 1)). qhat is the ceil((n+1)(1-alpha))-th smallest calibration
+    /// class with probability at least 1 - alpha (and, for --sets at-most with continuous
+    /// scores, less than 1 - alpha + 1/(n + 1)). qhat is the ceil((n+1)(1-alpha))-th smallest calibration
     /// score (--quantile mapie: MAPIE 0.8.6's np.quantile "higher" rule).
     Conformal(ConformalArgs),
 }
