@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use ward_experiment::options::{
     AggregateArgs, BenchAggregateArgs, BenchCnnArgs, BenchDpArgs, BenchFlArgs, BenchSecaggArgs,
-    EngineArgs, PrivacyAuditArgs, PrivacyEpsilonArgs, PrivacySigmaArgs, ReproduceArgs,
-    ReproduceDpArgs, RobustGridArgs, RobustnessArgs, ScannerShiftArgs, SynthArgs,
+    CalibrationArgs, ConformalArgs, EngineArgs, PrivacyAuditArgs, PrivacyEpsilonArgs,
+    PrivacySigmaArgs, ReproduceArgs, ReproduceDpArgs, RobustGridArgs, RobustnessArgs,
+    ScannerShiftArgs, SynthArgs,
 };
 
 /// Ward: trustworthy federated learning on medical data.
@@ -66,6 +67,27 @@ pub(crate) enum Command {
     /// audit of a trained run.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
+    /// Calibration of any model's predicted probabilities, printed as one JSON line:
+    /// {"n", "classes", "ece", "mce", "adaptive_ece", "classwise_ece", "brier", "nll",
+    /// "accuracy", "bins": [{"lo", "hi", "count", "confidence", "accuracy"}, ...]}.
+    ///
+    /// ECE and the reliability bins use equal-width bins (lo, hi], the first including 0
+    /// (Guo et al. 2017); confidence is the top-label probability. Brier is the mean over
+    /// rows of the sum over classes of squared errors (not divided by k); NLL is in nats
+    /// with probabilities clipped at 1e-15. --probs is an (n, k) float32/float64 .npy
+    /// array whose rows sum to 1 (within 1e-3), or (n,) positive-class probabilities of a
+    /// binary task; --labels an (n,) integer .npy array of class indices.
+    Calibration(CalibrationArgs),
+    /// Split conformal prediction on any model's calibration outputs, printed as one
+    /// JSON line: {"score", "alpha", "qhat", "n", "quantile", "inclusion", "sets"}
+    /// ("sets", the classes of each --test row, only with --test).
+    ///
+    /// Scores: lac (1 - p_y), aps (probability mass down to y), raps (aps + lambda per
+    /// rank past k_reg). With exchangeable calibration and test rows, a set holds the true
+    /// class with probability at least 1 - alpha (and, for --sets at-most with continuous
+    /// scores, less than 1 - alpha + 1/(n + 1)). qhat is the ceil((n+1)(1-alpha))-th smallest calibration
+    /// score (--quantile mapie: MAPIE 0.8.6's np.quantile "higher" rule).
+    Conformal(ConformalArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -76,6 +76,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Privacy(PrivacyCommand::Epsilon(a)) => wx::calc::epsilon(a, obs)?,
         Command::Privacy(PrivacyCommand::Sigma(a)) => wx::calc::sigma(a, obs)?,
         Command::Privacy(PrivacyCommand::Audit(a)) => wx::audit::privacy_audit(a, obs)?,
+        Command::Calibration(a) => wx::trust::calibration(a, obs)?,
+        Command::Conformal(a) => wx::trust::conformal(a, obs)?,
     }
     Ok(())
 }

@@ -8,7 +8,7 @@
 //! round, resume, model files, summary, privacy report). The `ward` binary, and later
 //! the coordinator and the sites, use this crate and nothing below it to run anything;
 //! the commands' bodies live here too ([`reproduce`], [`mod@bench`], [`grid`],
-//! [`robustness`], [`audit`], [`data`], [`calc`], [`aggregate`]), so the binary only
+//! [`robustness`], [`audit`], [`data`], [`calc`], [`aggregate`], [`trust`]), so the binary only
 //! parses arguments and prints.
 //!
 //! Driving a run from Rust:
@@ -41,6 +41,7 @@ pub mod reproduce;
 pub mod robustness;
 mod run;
 mod run_dir;
+pub mod trust;
 
 pub use error::{Error, Result};
 pub use load::{Loaded, default_experiment, load};

@@ -547,3 +547,54 @@ pub struct PrivacyAuditArgs {
     #[cfg_attr(feature = "clap", command(flatten))]
     pub engine: EngineArgs,
 }
+
+/// Options of `ward calibration`.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct CalibrationArgs {
+    /// Class probabilities: an (n, k) float32/float64 .npy array (rows sum to 1), or (n,)
+    /// positive-class probabilities of a binary task.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE.npy"))]
+    pub probs: PathBuf,
+    /// Labels: an (n,) integer .npy array of class indices (0..k-1).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE.npy"))]
+    pub labels: PathBuf,
+    /// Equal-width (and equal-mass) bins of the confidence.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 15))]
+    pub bins: usize,
+}
+
+/// Options of `ward conformal`.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct ConformalArgs {
+    /// Calibration probabilities: (n, k) float32/float64 .npy, or (n,) for binary.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE.npy"))]
+    pub probs: PathBuf,
+    /// Calibration labels: (n,) integer .npy.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE.npy"))]
+    pub labels: PathBuf,
+    /// Miscoverage level in (0, 1): sets hold the label with probability >= 1 - alpha.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub alpha: f64,
+    /// Conformity score: lac, aps or raps.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "lac", value_parser = ["lac", "aps", "raps"]))]
+    pub score: String,
+    /// raps: ranks up to k_reg are not penalised.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1))]
+    pub k_reg: usize,
+    /// raps: penalty per rank past k_reg.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.01))]
+    pub lambda: f64,
+    /// Quantile rule: exact (the ceil((n+1)(1-alpha))-th smallest score) or mapie
+    /// (np.quantile(s, (n+1)(1-alpha)/n, method="higher"), MAPIE 0.8.6).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "exact", value_parser = ["exact", "mapie"]))]
+    pub quantile: String,
+    /// Set rule: include-last (MAPIE's include_last_label=True) or at-most
+    /// ({j : score(x, j) <= qhat}).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "include-last", value_parser = ["include-last", "at-most"]))]
+    pub sets: String,
+    /// Test probabilities (same k): print their prediction sets.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE.npy"))]
+    pub test: Option<PathBuf>,
+}

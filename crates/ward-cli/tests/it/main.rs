@@ -13,6 +13,7 @@ mod privacy;
 mod reproduce;
 mod robust;
 mod run;
+mod trust;
 
 pub(crate) fn ward() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ward"));
