@@ -8,7 +8,13 @@
 //!
 //! Prints one line per op: median ms of the forward, of the backward to the input and of
 //! the backward to the weight (convolutions), and how often one step runs it.
-#![allow(clippy::print_stdout, missing_docs)]
+#![allow(
+    clippy::print_stdout,
+    clippy::single_range_in_vec_init,
+    clippy::too_many_lines,
+    clippy::type_complexity,
+    missing_docs
+)]
 
 use std::time::Instant;
 

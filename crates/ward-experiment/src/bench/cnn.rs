@@ -151,18 +151,8 @@ fn anchor(
         .collect())
 }
 
-/// Runs the benchmark and prints the table.
-pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
-    if cfg!(debug_assertions) {
-        tracing::warn!("this is a debug build: timings are meaningless, use --release");
-    }
-    let only: Vec<String> = args
-        .only
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+/// `--device` and `--inputs` as lists.
+fn devices_and_sides(args: &BenchCnnArgs) -> Result<(Vec<DeviceChoice>, Vec<usize>)> {
     let devices = args
         .device
         .split(',')
@@ -183,6 +173,22 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
                 .with_context(|| format!("--inputs: {s:?} is not an image side of at least 4"))
         })
         .collect::<Result<Vec<usize>>>()?;
+    Ok((devices, sides))
+}
+
+/// Runs the benchmark and prints the table.
+pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
+    if cfg!(debug_assertions) {
+        tracing::warn!("this is a debug build: timings are meaningless, use --release");
+    }
+    let only: Vec<String> = args
+        .only
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let (devices, sides) = devices_and_sides(&args)?;
     let anchor_dir = find_anchor(args.anchor.as_deref(), "pytorch_cnn", "bench_cnn.py");
     let py = args.venv.join("bin/python");
     let run_anchor = !args.no_anchor && anchor_dir.is_some() && py.exists();
