@@ -14,6 +14,8 @@ use crate::commands::Terminal;
 /// mimalloc instead of the system allocator: training steps allocate and free many
 /// tensor buffers, and glibc's malloc returned large ones to the kernel each time (a
 /// fifth of a small-CNN step went to `mmap`/`munmap`); measured with `ward bench cnn`.
+/// The `system-alloc` build feature keeps glibc's malloc, for allocator A/B timings.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

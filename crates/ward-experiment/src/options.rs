@@ -437,7 +437,11 @@ pub struct BenchCnnArgs {
     /// Images (or for NIfTI, 32-slice volumes / 32) per reader in the readers' case.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 256))]
     pub reader_images: usize,
-    /// Device: cpu, cuda:N or wgpu (build features).
+    /// Image sides, comma-separated (each case is 1 x side x side).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "28,64"))]
+    pub inputs: String,
+    /// Devices, comma-separated: cpu (burn-flex), ndarray (burn-ndarray), cuda:N or wgpu
+    /// (build features); each is timed on every case, in this order.
     #[cfg_attr(feature = "clap", arg(long, default_value = "cpu"))]
     pub device: String,
     /// The anchor folder (default: shared/anchors/pytorch_cnn found upwards).

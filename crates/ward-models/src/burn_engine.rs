@@ -24,6 +24,14 @@ pub(crate) fn burn_device(choice: DeviceChoice) -> Result<Device, ModelError> {
         DeviceChoice::Wgpu => Err(ModelError::Device(
             "this build has no WGPU backend: rebuild with `--features wgpu`".into(),
         )),
+        // Deprecated in Burn 0.22 in favour of burn-flex; kept for the benchmark.
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        DeviceChoice::Ndarray => Ok(Device::ndarray()),
+        #[cfg(not(feature = "ndarray"))]
+        DeviceChoice::Ndarray => Err(ModelError::Device(
+            "this build has no burn-ndarray backend: rebuild with `--features ndarray`".into(),
+        )),
     }
 }
 
@@ -110,6 +118,7 @@ impl GradientEngine for BurnDense {
             DeviceChoice::Cpu => "cpu:burn-flex".into(),
             DeviceChoice::Cuda(i) => format!("cuda:{i}:burn-cuda"),
             DeviceChoice::Wgpu => "wgpu:burn-wgpu".into(),
+            DeviceChoice::Ndarray => "cpu:burn-ndarray".into(),
         }
     }
 

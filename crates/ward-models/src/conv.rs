@@ -882,6 +882,7 @@ impl GradientEngine for BurnConv {
             DeviceChoice::Cpu => "cpu:burn-flex".into(),
             DeviceChoice::Cuda(i) => format!("cuda:{i}:burn-cuda"),
             DeviceChoice::Wgpu => "wgpu:burn-wgpu".into(),
+            DeviceChoice::Ndarray => "cpu:burn-ndarray".into(),
         }
     }
 

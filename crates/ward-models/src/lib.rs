@@ -127,7 +127,8 @@ pub trait GradientEngine {
     }
 }
 
-/// Where tensors live, chosen by the binary's `--device` (`cpu`, `cuda:N`, `wgpu`).
+/// Where tensors live, chosen by the binary's `--device` (`cpu`, `cuda:N`, `wgpu`,
+/// `ndarray`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
     /// CPU: Burn's pure-Rust `burn-flex` backend (or Ward's native kernels).
@@ -137,6 +138,9 @@ pub enum DeviceChoice {
     Cuda(usize),
     /// The default WGPU adapter (build feature `wgpu`).
     Wgpu,
+    /// CPU with Burn's `burn-ndarray` backend instead of `burn-flex` (build feature
+    /// `ndarray`; for benchmarks).
+    Ndarray,
 }
 
 impl FromStr for DeviceChoice {
@@ -146,11 +150,12 @@ impl FromStr for DeviceChoice {
         match s {
             "cpu" => Ok(Self::Cpu),
             "wgpu" => Ok(Self::Wgpu),
+            "ndarray" => Ok(Self::Ndarray),
             "cuda" => Ok(Self::Cuda(0)),
             _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(i)) => Ok(Self::Cuda(i)),
                 _ => Err(ModelError::Device(format!(
-                    "unknown device {s:?}: expected cpu, cuda, cuda:N or wgpu"
+                    "unknown device {s:?}: expected cpu, cuda, cuda:N, wgpu or ndarray"
                 ))),
             },
         }
@@ -163,6 +168,7 @@ impl fmt::Display for DeviceChoice {
             Self::Cpu => f.write_str("cpu"),
             Self::Cuda(i) => write!(f, "cuda:{i}"),
             Self::Wgpu => f.write_str("wgpu"),
+            Self::Ndarray => f.write_str("ndarray"),
         }
     }
 }

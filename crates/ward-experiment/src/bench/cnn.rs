@@ -31,9 +31,9 @@ const CLASSES: usize = 9;
 const BATCH: usize = 32;
 
 /// One case: model name, input side, architecture.
-fn cases(only: &[String]) -> Vec<(&'static str, usize, ConvArch)> {
+fn cases(only: &[String], sides: &[usize]) -> Vec<(&'static str, usize, ConvArch)> {
     let mut v = Vec::new();
-    for hw in [28, 64] {
+    for &hw in sides {
         v.push((
             "cnn",
             hw,
@@ -49,7 +49,7 @@ fn cases(only: &[String]) -> Vec<(&'static str, usize, ConvArch)> {
             },
         ));
     }
-    for hw in [28, 64] {
+    for &hw in sides {
         v.push((
             "resnet18",
             hw,
@@ -151,6 +151,31 @@ fn anchor(
         .collect())
 }
 
+/// `--device` and `--inputs` as lists.
+fn devices_and_sides(args: &BenchCnnArgs) -> Result<(Vec<DeviceChoice>, Vec<usize>)> {
+    let devices = args
+        .device
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::parse)
+        .collect::<std::result::Result<Vec<DeviceChoice>, _>>()?;
+    crate::error::ensure!(!devices.is_empty(), "--device names no device");
+    let sides = args
+        .inputs
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<usize>()
+                .ok()
+                .filter(|&v| v >= 4)
+                .with_context(|| format!("--inputs: {s:?} is not an image side of at least 4"))
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    Ok((devices, sides))
+}
+
 /// Runs the benchmark and prints the table.
 pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
     if cfg!(debug_assertions) {
@@ -163,7 +188,7 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    let device: DeviceChoice = args.device.parse()?;
+    let (devices, sides) = devices_and_sides(&args)?;
     let anchor_dir = find_anchor(args.anchor.as_deref(), "pytorch_cnn", "bench_cnn.py");
     let py = args.venv.join("bin/python");
     let run_anchor = !args.no_anchor && anchor_dir.is_some() && py.exists();
@@ -186,7 +211,10 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
     let mut rows = Vec::new();
     let mut torch: Vec<(String, String, f64, u64)> = Vec::new();
     for model in ["cnn", "resnet18"] {
-        let mine: Vec<_> = cases(&only).into_iter().filter(|c| c.0 == model).collect();
+        let mine: Vec<_> = cases(&only, &sides)
+            .into_iter()
+            .filter(|c| c.0 == model)
+            .collect();
         if mine.is_empty() {
             continue;
         }
@@ -197,11 +225,17 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
         };
         let warmup = args.warmup.min(steps);
         for (model, hw, arch) in mine {
-            let ms = ward_step_ms(&arch, device, warmup, steps)?;
-            say(obs, format!("ward {model} 1x{hw}x{hw}: {ms:.1} ms/step"));
-            rows.push((model, format!("1x{hw}x{hw}"), ms, steps));
+            for &device in &devices {
+                let ms = ward_step_ms(&arch, device, warmup, steps)?;
+                say(
+                    obs,
+                    format!("ward {model} 1x{hw}x{hw} on {device}: {ms:.1} ms/step"),
+                );
+                rows.push((model, format!("1x{hw}x{hw}"), device, ms, steps));
+            }
         }
         if let (true, Some(dir)) = (run_anchor, &anchor_dir) {
+            // The anchor times every side; the table keeps those of `--inputs`.
             match anchor(&py, &dir.join("bench_cnn.py"), warmup, steps, model) {
                 Ok(t) => {
                     for (m, i, ms, th) in &t {
@@ -220,6 +254,7 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
     table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
         "model",
         "input",
+        "device",
         "batch",
         "steps",
         "Ward ms/step",
@@ -228,11 +263,12 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
         "PyTorch threads",
         "Ward / PyTorch",
     ]);
-    for (model, input, ms, steps) in &rows {
+    for (model, input, device, ms, steps) in &rows {
         let t = torch.iter().find(|(m, i, _, _)| m == model && i == input);
         table.add_row(vec![
             model.to_string(),
             input.clone(),
+            device.to_string(),
             BATCH.to_string(),
             steps.to_string(),
             format!("{ms:.1}"),
@@ -246,7 +282,7 @@ pub fn bench_cnn(args: BenchCnnArgs, obs: &mut dyn Observer) -> Result<()> {
         say(
             obs,
             format!(
-                "CNN training step (forward + backward + SGD momentum), float32, device {device}, {} threads available; Ward's threads: the rayon pool burn-flex runs on (RAYON_NUM_THREADS), PyTorch's: torch.set_num_threads",
+                "CNN training step (forward + backward + SGD momentum), float32, {} threads available; Ward's threads: the rayon pool burn-flex and burn-ndarray run on (RAYON_NUM_THREADS; burn-ndarray's matmul: MATMUL_NUM_THREADS, default the physical cores), PyTorch's: torch.set_num_threads",
                 std::thread::available_parallelism().map_or(0, |n| n.get())
             ),
         );
