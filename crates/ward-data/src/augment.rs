@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use ward_core::config::{AugmentSpec, ImageAxis};
 
-use crate::corrupt::{bias_field, gaussian_blur, noise::normal};
+use crate::corrupt::{bias_field, gaussian_blur, noise::normal, unit_coord};
 use crate::error::DataError;
 use crate::image::ImageShape;
 
@@ -516,13 +516,7 @@ fn blur_volume(x: &mut [f32], dims: [usize; 3], sigma: f32) {
 /// `exp(Σ a_k u^i v^j s^l)` over the 20 monomials of order ≤ 3 in the depth, height and
 /// width coordinates `s, v, u` in `[-1, 1]` (TorchIO `RandomBiasField`, order 3).
 fn bias_field_3d(dims: [usize; 3], coeffs: &[f32]) -> Vec<f32> {
-    let coord = |i: usize, n: usize| {
-        if n > 1 {
-            2.0 * i as f32 / (n - 1) as f32 - 1.0
-        } else {
-            0.0
-        }
-    };
+    let coord = unit_coord;
     let [d, h, w] = dims;
     let mut out = Vec::with_capacity(d * h * w);
     for z in 0..d {

@@ -35,17 +35,7 @@ pub(crate) fn read_npy(path: &Path, dims: &[usize]) -> Result<Matrix> {
     let npy = npyz::NpyFile::new(BufReader::new(file))
         .map_err(|e| err(format!("not a readable .npy file: {e}")))?;
     let shape: Vec<u64> = npy.shape().to_vec();
-    let shape_text = match shape[..] {
-        [d] => format!("({d},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
+    let shape_text = crate::trust::shape_text(&shape);
     if !dims.contains(&shape.len()) {
         return Err(err(if dims == [2] {
             format!("expected a 2-D (n, d) array of updates, got shape {shape_text}")

@@ -17,7 +17,8 @@ fn user(path: &Path, m: impl std::fmt::Display) -> Error {
     Error::User(format!("{}: {m}", path.display()))
 }
 
-fn shape_text(shape: &[u64]) -> String {
+/// A `.npy` shape as numpy prints it: `(n,)` or `(n, k)`.
+pub(crate) fn shape_text(shape: &[u64]) -> String {
     match shape {
         [d] => format!("({d},)"),
         _ => format!(

@@ -655,15 +655,18 @@ pub(crate) fn gaussian_blur(x: &mut [f32], h: usize, w: usize, sigma: f32) {
     }
 }
 
+/// Index `i` of `n` mapped onto `[-1, 1]` (0 for a single sample).
+pub(crate) fn unit_coord(i: usize, n: usize) -> f32 {
+    if n > 1 {
+        2.0 * i as f32 / (n - 1) as f32 - 1.0
+    } else {
+        0.0
+    }
+}
+
 /// `exp(c * sum_k a_k u^i v^j)` over the 10 monomials of order <= 3, `u, v` in `[-1, 1]`.
 pub(crate) fn bias_field(h: usize, w: usize, coeffs: &[f32], c: f32) -> Vec<f32> {
-    let coord = |i: usize, n: usize| {
-        if n > 1 {
-            2.0 * i as f32 / (n - 1) as f32 - 1.0
-        } else {
-            0.0
-        }
-    };
+    let coord = unit_coord;
     let mut out = Vec::with_capacity(h * w);
     for y in 0..h {
         let v = coord(y, h);
