@@ -216,7 +216,7 @@ fn score(
             ));
         }
     };
-    let k = if rows == 0 { 2 } else { values.len() / rows };
+    let k = values.len().checked_div(rows).unwrap_or(2);
     let logits = Logits::new(values, k).map_err(trust)?;
     let probs = Probs::softmax(&logits, 1.0).map_err(trust)?;
     Ok(Scored {
@@ -687,7 +687,7 @@ fn conformal(spec: &EvidenceSpec, sites: &[SiteRun]) -> Result<ConformalEvidence
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     use ward_trust::recalibration::fit_temperature_pooled;
 
     /// Binary logits `[0, z]` with `z ~ 3 (2y - 1) + N(0, 2)`-ish noise, labels balanced;
