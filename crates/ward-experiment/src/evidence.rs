@@ -751,9 +751,12 @@ mod tests {
     /// others cover; with no calibration split the sections say why.
     #[test]
     fn a_shifted_site_is_flagged_below_target() {
+        // LAC: a confident model's sets are mostly its top class, so where it is
+        // confidently wrong its sets miss.
         let spec = EvidenceSpec {
             calibration_fraction: Some(0.2),
             alpha: 0.1,
+            score: ward_core::config::ConformalScoreKind::Lac,
             ..EvidenceSpec::default()
         };
         let sites = vec![
