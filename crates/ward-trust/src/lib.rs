@@ -12,6 +12,9 @@
 //!   and class-conditional (Mondrian) calibration, with MAPIE 0.8.6's conventions.
 //! - [`fedcp_qq`]: one-shot federated conformal prediction by a quantile of quantiles
 //!   (Humbert et al. 2023), with its coverage under exchangeable sites.
+//! - [`fairness`]: accuracy across sites (worst site, spread) and group rates and gaps
+//!   on a binary task (TPR, FPR, equalized odds, demographic parity; Fairlearn's
+//!   definitions), with Student-t intervals over seeds.
 //!
 //! ```
 //! use ward_trust::conformal::{Inclusion, QuantileRule, Score, SplitConformal};
@@ -36,6 +39,7 @@
 pub mod calibration;
 pub mod conformal;
 mod error;
+pub mod fairness;
 pub mod fedcp_qq;
 mod probs;
 pub mod recalibration;
