@@ -6,8 +6,8 @@ use clap::{Args, Parser, Subcommand};
 use ward_experiment::options::{
     AggregateArgs, BenchAggregateArgs, BenchCnnArgs, BenchDpArgs, BenchFlArgs, BenchSecaggArgs,
     CalibrationArgs, ConformalArgs, EngineArgs, PrivacyAuditArgs, PrivacyEpsilonArgs,
-    PrivacySigmaArgs, ReportArgs, ReproduceArgs, ReproduceDpArgs, RobustGridArgs, RobustnessArgs,
-    ScannerShiftArgs, SynthArgs,
+    PrivacySigmaArgs, ReportArgs, ReproduceArgs, ReproduceDpArgs, ReproduceFairnessArgs,
+    RobustGridArgs, RobustnessArgs, ScannerShiftArgs, SynthArgs,
 };
 
 /// Ward: trustworthy federated learning on medical data.
@@ -194,6 +194,12 @@ pub(crate) enum ReproduceCommand {
     /// FedProx, FedBN and pooled, over seeds; writes table.csv, table.json (the columns
     /// of flamby-heart) and cross_site.csv (trained on site i, tested on site j).
     ScannerShift(ScannerShiftArgs),
+    /// Fairness across sites and groups on a binary table (default fed-heart-disease):
+    /// FedAvg and q-FFL at each --q over seeds; mean, worst-site and per-site accuracy,
+    /// spread, and TPR / FPR / equalized-odds gaps by --group-column (its raw value per
+    /// test row), each with a 95% t-interval over seeds, beside the constant-predictor
+    /// floor. Writes fairness.csv and fairness.json.
+    Fairness(ReproduceFairnessArgs),
 }
 
 #[derive(Debug, Subcommand)]

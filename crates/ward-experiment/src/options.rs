@@ -319,6 +319,46 @@ pub struct ReproduceArgs {
     pub engine: EngineArgs,
 }
 
+/// Options of the command that takes `ReproduceFairnessArgs`.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct ReproduceFairnessArgs {
+    /// `fed-heart-disease` (FLamby's federated settings: SGD lr 0.001, batch 4, 100
+    /// local steps, 15 rounds) or an experiment file with a binary table.
+    #[cfg_attr(feature = "clap", arg(default_value = "fed-heart-disease"))]
+    pub experiment: String,
+    /// q-FFL's q values, comma-separated (each a row beside FedAvg).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_delimiter = ',', default_value = "0,0.5,1,2,5")
+    )]
+    pub q: Vec<f64>,
+    /// Seeds 0..N.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 5))]
+    pub seeds: u64,
+    /// The feature column whose raw value (before standardisation) is each test row's
+    /// group.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "sex"))]
+    pub group_column: String,
+    /// Rounds (default: the experiment's; 15 for fed-heart-disease).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub rounds: Option<usize>,
+    /// Local learning rate (default: the experiment's; 0.001 for fed-heart-disease).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub lr: Option<f64>,
+    /// Output directory for fairness.csv and fairness.json (default:
+    /// `runs/reproduce-fairness-<timestamp>`).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub out: Option<PathBuf>,
+    /// Cells run at once (default: one per core, fewer when memory is short, 1 on an
+    /// accelerator). Results do not depend on it.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub jobs: Option<usize>,
+    /// Device and gradient engine.
+    #[cfg_attr(feature = "clap", command(flatten))]
+    pub engine: EngineArgs,
+}
+
 /// Options of the command that takes `ReproduceDpArgs`.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]

@@ -83,6 +83,7 @@ fn a_site_rolls_back_to_the_round_it_is_asked_for() {
         work: LocalWork::Steps(7),
         prox_mu: None,
         server_control: None,
+        report_start_loss: false,
     };
     let first = site.fit(&global, &ins(1)).unwrap();
     let after_round_1 = site.save_state().unwrap();

@@ -11,7 +11,7 @@ use ward_models::Evaluation;
 use crate::secagg::{SecAggRoundRecord, SecAggSettings, secure_round};
 use crate::site::{FitInstructions, LocalWork, SiteHandle};
 use crate::strategy::{
-    Aggregate, Aggregator, FedAvg, FedOptKind, RoundContext, ServerMechanism, ServerOpt,
+    Aggregate, Aggregator, FedAvg, FedOptKind, QFedAvg, RoundContext, ServerMechanism, ServerOpt,
     ServerOptimizer, UpdateAttack,
 };
 use crate::{FlError, checkpoint::Checkpoint};
@@ -42,11 +42,16 @@ pub struct FederationConfig {
     pub server: ServerOpt,
     /// Evaluate every this many rounds (0: final round only).
     pub eval_every: usize,
+    /// q-FFL's aggregation (strategy `qffl`): it replaces FedAvg, and every site
+    /// reports its loss before local training
+    /// ([`START_LOSS`](crate::strategy::START_LOSS)).
+    pub qffl: Option<QFedAvg>,
 }
 
 impl FederationConfig {
-    /// From the `[federation]` section and the resolved local work.
-    pub fn from_spec(spec: &FederationSpec, work: LocalWork) -> Self {
+    /// From the `[federation]` section, the resolved local work and the local learning
+    /// rate (`train.lr`: q-FFL's default L is its inverse).
+    pub fn from_spec(spec: &FederationSpec, work: LocalWork, train_lr: f64) -> Self {
         let fedopt = |kind| ServerOpt::FedOpt {
             kind,
             lr: spec.server_lr.unwrap_or(1.0) as f32,
@@ -73,6 +78,9 @@ impl FederationConfig {
             mu: spec.mu.map(|m| m as f32),
             server,
             eval_every: spec.eval_every,
+            qffl: spec
+                .qffl(train_lr)
+                .map(|(q, lipschitz)| QFedAvg { q, lipschitz }),
         }
     }
 }
@@ -297,11 +305,15 @@ impl Federation {
         rng.set_stream(u64::MAX);
         let control = (config.strategy == StrategyKind::Scaffold).then(|| initial.zeros_like());
         let server = config.server.clone();
+        let aggregator: Box<dyn Aggregator> = match config.qffl {
+            Some(q) => Box::new(q),
+            None => Box::new(FedAvg),
+        };
         Ok(Self {
             sites,
             roles,
             config,
-            aggregator: Box::new(FedAvg),
+            aggregator,
             attack: None,
             mechanism: None,
             compromised: None,
@@ -397,6 +409,12 @@ impl Federation {
     /// updates per round than the federation can give.
     pub fn set_aggregator(&mut self, aggregator: Box<dyn Aggregator>) -> Result<(), FlError> {
         self.refuse_with_secagg(&format!("the aggregation rule {}", aggregator.name()))?;
+        if self.config.qffl.is_some() {
+            return Err(FlError::Config(format!(
+                "q-FFL is its own aggregation rule; it cannot be replaced by {}",
+                aggregator.name()
+            )));
+        }
         let per_round = self.sites_per_round();
         if per_round < aggregator.min_updates() {
             return Err(FlError::Config(format!(
@@ -710,6 +728,7 @@ impl Federation {
             work: self.config.work,
             prox_mu: self.config.mu,
             server_control: self.state.control.clone(),
+            report_start_loss: self.config.qffl.is_some(),
         };
         let mut records = self.new_records(round);
         if let Some(settings) = self.secagg {

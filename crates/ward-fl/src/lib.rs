@@ -40,8 +40,8 @@ pub use sim::{
 };
 pub use site::{FitInstructions, InProcessSite, LocalWork, SiteHandle};
 pub use strategy::{
-    Aggregate, Aggregator, FedAvg, FedOptKind, RoundContext, ServerMechanism, ServerOpt,
-    ServerOptimizer, UpdateAttack, weighted_mean,
+    Aggregate, Aggregator, FedAvg, FedOptKind, QFedAvg, RoundContext, START_LOSS, ServerMechanism,
+    ServerOpt, ServerOptimizer, UpdateAttack, weighted_mean,
 };
 
 /// Errors of the round engine.

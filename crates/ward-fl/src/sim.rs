@@ -211,7 +211,7 @@ pub fn build_simulation_with(
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     rng.set_stream(0);
     let initial = arch.init(&mut rng);
-    let config = FederationConfig::from_spec(&spec.federation, local_work(spec));
+    let config = FederationConfig::from_spec(&spec.federation, local_work(spec), spec.train.lr);
     let federation = Federation::new(sites, roles, config, initial, spec.seed)?;
     Ok(Simulation {
         federation,

@@ -40,6 +40,10 @@ pub struct FitInstructions {
     pub prox_mu: Option<f32>,
     /// SCAFFOLD: the server control variate `c`.
     pub server_control: Option<Params>,
+    /// q-FFL: also report the mean loss on the site's training data under the model it
+    /// was sent, before local training, as the metric
+    /// [`START_LOSS`](crate::strategy::START_LOSS).
+    pub report_start_loss: bool,
 }
 
 /// What the coordinator can ask of a site. Strategies never know whether a site is in
@@ -343,6 +347,15 @@ impl SiteHandle for InProcessSite {
             }
             None => None,
         };
+        let start_loss = if ins.report_start_loss {
+            Some(
+                evaluate(self.engine.as_mut(), x0, &self.data.train, self.arch.loss())
+                    .map_err(|e| FlError::site(&self.name, e))?
+                    .loss,
+            )
+        } else {
+            None
+        };
         let fit = LocalFit {
             steps,
             prox: ins.prox_mu.map(|mu| (mu, x0)),
@@ -399,6 +412,9 @@ impl SiteHandle for InProcessSite {
         let mut metrics = Metrics::new();
         metrics.insert("train_loss".into(), stats.mean_loss);
         metrics.insert("steps".into(), stats.steps as f64);
+        if let Some(f) = start_loss {
+            metrics.insert(crate::strategy::START_LOSS.into(), f);
+        }
         Ok(Update {
             site: 0,
             params,

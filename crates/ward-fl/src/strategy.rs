@@ -138,6 +138,92 @@ impl Aggregator for FedAvg {
     }
 }
 
+/// The metric a site reports for q-FFL: its mean loss on its training data under the
+/// global model it was sent, before local training (`F_k`).
+pub const START_LOSS: &str = "start_loss";
+
+/// q-FFL's aggregation (Li, Sanjabi, Beirami and Smith, ICLR 2020, "Fair Resource
+/// Allocation in Federated Learning", Algorithm 2 q-FedAvg). From the global model `w`,
+/// each update's local model `w_k` and start loss `F_k` ([`START_LOSS`] in its
+/// metrics): `Delta w_k = L (w - w_k)`, `h_k = q F_k^(q-1) |Delta w_k|^2 + L F_k^q`,
+/// and the aggregate is `w - sum_k F_k^q Delta w_k / sum_k h_k` (accumulated in `f64`).
+/// With `q = 0`, `h_k = L` and the aggregate is the plain mean of the `w_k`: FedAvg with
+/// uniform site weights. The weight reported per update is `L F_k^q / sum_j h_j`, the
+/// share of `w - w_k` the step takes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QFedAvg {
+    /// The fairness exponent q (>= 0).
+    pub q: f64,
+    /// The Lipschitz estimate L (> 0; the paper's code uses `1 / lr`).
+    pub lipschitz: f64,
+}
+
+impl QFedAvg {
+    /// `F_k` of `u`, checked (finite, >= 0; > 0 where `q` is in (0, 1), whose
+    /// `F^(q-1)` is infinite at 0).
+    fn start_loss(&self, u: &Update) -> Result<f64, FlError> {
+        let f = u.metrics.get(START_LOSS).copied().ok_or_else(|| {
+            FlError::Config(format!(
+                "q-FFL: the update of site {} carries no {START_LOSS} (its loss before local training)",
+                u.site
+            ))
+        })?;
+        let zero_ok = self.q == 0.0 || self.q >= 1.0;
+        if !f.is_finite() || f < 0.0 || (f == 0.0 && !zero_ok) {
+            return Err(FlError::Config(format!(
+                "q-FFL: site {} reported {START_LOSS} = {f}; it must be finite and > 0",
+                u.site
+            )));
+        }
+        Ok(f)
+    }
+}
+
+impl Aggregator for QFedAvg {
+    fn name(&self) -> String {
+        "qffl".into()
+    }
+
+    fn aggregate(&self, updates: &[Update], ctx: &RoundContext<'_>) -> Result<Aggregate, FlError> {
+        if updates.is_empty() {
+            return Err(FlError::NoUpdates);
+        }
+        let (q, l) = (self.q, self.lipschitz);
+        let global = ctx.global;
+        let mut num = vec![0f64; global.len()];
+        let mut h_sum = 0f64;
+        let mut fq_all = Vec::with_capacity(updates.len());
+        for u in updates {
+            global.check_same_layout(&u.params)?;
+            let f = self.start_loss(u)?;
+            let fq = if q == 0.0 { 1.0 } else { f.powf(q) };
+            let mut sq = 0f64;
+            for ((n, &w), &wk) in num.iter_mut().zip(global.values()).zip(u.params.values()) {
+                let d = l * (f64::from(w) - f64::from(wk));
+                sq += d * d;
+                *n += fq * d;
+            }
+            h_sum += if q == 0.0 {
+                l
+            } else {
+                q * f.powf(q - 1.0) * sq + l * fq
+            };
+            fq_all.push(fq);
+        }
+        let values = global
+            .values()
+            .iter()
+            .zip(&num)
+            .map(|(&w, &n)| (f64::from(w) - n / h_sum) as f32)
+            .collect();
+        Ok(Aggregate {
+            params: Params::new(global.layout().clone(), values)?,
+            selected: None,
+            weights: Some(fq_all.iter().map(|fq| l * fq / h_sum).collect()),
+        })
+    }
+}
+
 /// `sum_k n_k v_k / sum_k n_k` over `(v_k, n_k)`, accumulated in `f64`. Updates with
 /// `n_k = 0` carry no weight; if every weight is 0 the plain mean is taken.
 pub fn weighted_mean<'a>(
@@ -338,6 +424,111 @@ mod tests {
             let want = 0.1 / (v.sqrt() + 0.1);
             assert!((next.values()[0] - want).abs() < 1e-6, "{kind:?}");
         }
+    }
+
+    fn with_loss(v: Vec<f32>, n: usize, f: f64) -> Update {
+        let mut u = upd(v, n);
+        u.metrics.insert(START_LOSS.into(), f);
+        u
+    }
+
+    /// One q-FedAvg step by hand, q = 1, L = 2, w = [1, 0]:
+    /// site 1: w_1 = [0, 1], F_1 = 0.5: Delta_1 = 2 (w - w_1) = [2, -2], |Delta_1|^2 = 8,
+    ///   h_1 = 1 * 0.5^0 * 8 + 2 * 0.5 = 9;
+    /// site 2: w_2 = [1, 2], F_2 = 2: Delta_2 = [0, -4], |Delta_2|^2 = 16,
+    ///   h_2 = 16 + 2 * 2 = 20;
+    /// sum F^q Delta = 0.5 [2, -2] + 2 [0, -4] = [1, -9]; sum h = 29;
+    /// w+ = [1 - 1/29, 0 + 9/29] = [0.9655172, 0.3103448].
+    /// Weights L F^q / sum h: [1/29, 4/29].
+    #[test]
+    fn qffl_step_by_hand() {
+        let g = Params::from_flat(vec![1.0, 0.0]);
+        let a = QFedAvg {
+            q: 1.0,
+            lipschitz: 2.0,
+        }
+        .aggregate(
+            &[
+                with_loss(vec![0.0, 1.0], 10, 0.5),
+                with_loss(vec![1.0, 2.0], 1, 2.0),
+            ],
+            &RoundContext::new(1, &g),
+        )
+        .unwrap();
+        assert_eq!(
+            a.params.values(),
+            &[(1.0 - 1.0 / 29.0) as f32, (9.0 / 29.0) as f32]
+        );
+        let w = a.weights.unwrap();
+        assert!((w[0] - 1.0 / 29.0).abs() < 1e-15 && (w[1] - 4.0 / 29.0).abs() < 1e-15);
+        // q = 2, same updates: F^q = [0.25, 4], h = [2*0.5*8 + 2*0.25, 2*2*16 + 2*4]
+        // = [8.5, 72]; sum F^q Delta = [0.5, -0.5] + [0, -16] = [0.5, -16.5]; sum h = 80.5.
+        let a2 = QFedAvg {
+            q: 2.0,
+            lipschitz: 2.0,
+        }
+        .aggregate(
+            &[
+                with_loss(vec![0.0, 1.0], 10, 0.5),
+                with_loss(vec![1.0, 2.0], 1, 2.0),
+            ],
+            &RoundContext::new(1, &g),
+        )
+        .unwrap();
+        assert_eq!(
+            a2.params.values(),
+            &[(1.0 - 0.5 / 80.5) as f32, (16.5 / 80.5) as f32]
+        );
+    }
+
+    /// q = 0: h_k = L, the step is the plain mean of the local models whatever the
+    /// losses, L and the example counts (FedAvg with uniform site weights).
+    #[test]
+    fn qffl_with_q_zero_is_uniform_fedavg() {
+        let g = Params::from_flat(vec![0.3, -1.2, 2.0]);
+        let ups = [
+            with_loss(vec![1.0, 0.5, -0.25], 1, 0.7),
+            with_loss(vec![-2.0, 4.0, 0.125], 100, 3.0),
+            with_loss(vec![0.5, -1.5, 8.0], 7, 0.01),
+        ];
+        let uniform: Vec<Update> = ups
+            .iter()
+            .map(|u| Update {
+                num_examples: 1,
+                ..u.clone()
+            })
+            .collect();
+        let want = FedAvg
+            .aggregate(&uniform, &RoundContext::new(1, &g))
+            .unwrap();
+        // By hand: the means [-1/6, 1, 7.875/3].
+        assert_eq!(want.params.values(), &[-1.0 / 6.0, 1.0, 2.625]);
+        for l in [1.0, 1000.0, 0.37] {
+            let a = QFedAvg {
+                q: 0.0,
+                lipschitz: l,
+            }
+            .aggregate(&ups, &RoundContext::new(1, &g))
+            .unwrap();
+            for (x, y) in a.params.values().iter().zip(want.params.values()) {
+                assert!(
+                    (x - y).abs() <= 1e-6 * y.abs().max(1.0),
+                    "L {l}: {x} vs {y}"
+                );
+            }
+            for w in a.weights.unwrap() {
+                assert!((w - 1.0 / 3.0).abs() < 1e-15);
+            }
+        }
+        // An update without its start loss is refused, naming the metric.
+        let missing = upd(vec![0.0, 0.0, 0.0], 1);
+        let e = QFedAvg {
+            q: 1.0,
+            lipschitz: 1.0,
+        }
+        .aggregate(&[missing], &RoundContext::new(1, &g))
+        .unwrap_err();
+        assert!(e.to_string().contains(START_LOSS), "{e}");
     }
 
     #[test]

@@ -68,6 +68,7 @@ fn fedavg_config(rounds: usize) -> FederationConfig {
             ..FederationSpec::default()
         },
         LocalWork::Steps(1),
+        0.1,
     )
 }
 
@@ -220,6 +221,7 @@ fn scaffold_control_update_by_hand() {
             work: LocalWork::Steps(1),
             prox_mu: None,
             server_control: Some(Params::new(layout.clone(), c.clone()).unwrap()),
+            report_start_loss: false,
         };
         let u = site.fit(&x, &ins).unwrap();
         let delta = u.control_delta.unwrap();
@@ -254,6 +256,7 @@ fn site_control(site: &InProcessSite) -> Vec<f32> {
                 work: LocalWork::Steps(1),
                 prox_mu: None,
                 server_control: Some(zero.clone()),
+                report_start_loss: false,
             },
         )
         .unwrap();
@@ -282,6 +285,7 @@ fn fedprox_adds_the_proximal_gradient() {
                 work: LocalWork::Steps(2),
                 prox_mu: mu,
                 server_control: None,
+                report_start_loss: false,
             },
         )
         .unwrap()
@@ -313,7 +317,7 @@ fn scaffold_federation(seed: u64) -> Federation {
             };
             2
         ],
-        FederationConfig::from_spec(&spec, LocalWork::Steps(3)),
+        FederationConfig::from_spec(&spec, LocalWork::Steps(3), 0.1),
         Params::zeros(tiny_arch().layout()),
         seed,
     )
@@ -360,7 +364,7 @@ fn cyclic_visits_every_site_once_per_cycle() {
     let mut fed = Federation::new(
         sites,
         vec![trains(); 3],
-        FederationConfig::from_spec(&spec, LocalWork::Steps(1)),
+        FederationConfig::from_spec(&spec, LocalWork::Steps(1), 0.1),
         Params::from_flat(vec![0.0]),
         9,
     )
@@ -393,7 +397,7 @@ fn sampling_picks_the_configured_number_of_sites() {
     let mut fed = Federation::new(
         sites,
         vec![trains(); 5],
-        FederationConfig::from_spec(&spec, LocalWork::Steps(1)),
+        FederationConfig::from_spec(&spec, LocalWork::Steps(1), 0.1),
         Params::from_flat(vec![0.0]),
         1,
     )
@@ -896,6 +900,7 @@ fn sized_federation(keep: &[usize], rounds: usize) -> Federation {
                 ..FederationSpec::default()
             },
             LocalWork::Steps(3),
+            0.1,
         ),
         initial,
         11,
@@ -1214,4 +1219,167 @@ fn calibration_split_comes_out_of_training_rows_only() {
         plain.data,
         data.standardized(ward_data::Standardization::PerSite)
     );
+}
+// q-FFL (Li et al. 2020, q-FedAvg).
+
+/// Sites `a..d` (2, 4, 6 and 8 rows, SGD lr 0.5: L = 1 / 0.5 = 2) under q-FFL.
+fn qffl_federation(q: f64, rounds: usize) -> Federation {
+    let sites: Vec<Box<dyn SiteHandle>> = (0..4)
+        .map(|i| {
+            Box::new(sized_site(["a", "b", "c", "d"][i], i + 1, i as u64 + 1))
+                as Box<dyn SiteHandle>
+        })
+        .collect();
+    let initial = Params::new(tiny_arch().layout(), vec![0.3, -0.2, 0.1]).unwrap();
+    let spec = FederationSpec {
+        strategy: StrategyKind::Qffl,
+        rounds,
+        q: Some(q),
+        ..FederationSpec::default()
+    };
+    Federation::new(
+        sites,
+        vec![trains(); 4],
+        FederationConfig::from_spec(&spec, LocalWork::Steps(3), 0.5),
+        initial,
+        11,
+    )
+    .unwrap()
+}
+
+/// Each site's local model and start loss after one round from `initial`, trained by a
+/// fresh copy of the site (same batch stream as in the federation).
+fn local_models(initial: &Params) -> Vec<(Vec<f32>, f64, usize)> {
+    (0..4)
+        .map(|i| {
+            let mut s = sized_site(["a", "b", "c", "d"][i], i + 1, i as u64 + 1);
+            let ins = FitInstructions {
+                round: 1,
+                work: LocalWork::Steps(3),
+                prox_mu: None,
+                server_control: None,
+                report_start_loss: true,
+            };
+            let u = s.fit(initial, &ins).unwrap();
+            let f = u.metrics[START_LOSS];
+            // F_k is the loss on the training rows under the model sent, before training.
+            let before = s.evaluate(initial).unwrap().loss; // test = train in sized_site
+            assert_eq!(f, before, "site {i}");
+            (u.params.values().to_vec(), f, u.num_examples)
+        })
+        .collect()
+}
+
+/// q = 0 through the whole engine: the new global model is the uniform mean of the
+/// four local models (not FedAvg's example-weighted mean), and each site's recorded
+/// weight is 1/4.
+#[test]
+fn qffl_q_zero_round_is_the_uniform_mean_of_local_models() {
+    let mut fed = qffl_federation(0.0, 1);
+    let initial = fed.global().clone();
+    let locals = local_models(&initial);
+    let report = fed.run_round().unwrap();
+    for j in 0..initial.len() {
+        let uniform = locals.iter().map(|(w, _, _)| f64::from(w[j])).sum::<f64>() / 4.0;
+        let got = f64::from(fed.global().values()[j]);
+        assert!(
+            (got - uniform).abs() < 1e-6,
+            "value {j}: {got} vs {uniform}"
+        );
+        let total: usize = locals.iter().map(|l| l.2).sum();
+        let weighted = locals
+            .iter()
+            .map(|(w, _, n)| f64::from(w[j]) * *n as f64 / total as f64)
+            .sum::<f64>();
+        // The sites differ, so the example-weighted mean is elsewhere.
+        assert!((weighted - uniform).abs() > 1e-4, "value {j}");
+    }
+    for r in &report.sites {
+        assert!(
+            (r.aggregation_weight.unwrap() - 0.25).abs() < 1e-12,
+            "{r:?}"
+        );
+    }
+}
+
+/// q = 2 by the formula on the sites' own local models and start losses, and a site
+/// with a higher start loss gets a higher weight.
+#[test]
+fn qffl_round_follows_the_formula_and_weighs_worse_sites_more() {
+    let (q, l) = (2.0f64, 2.0f64);
+    let mut fed = qffl_federation(q, 1);
+    let initial = fed.global().clone();
+    let locals = local_models(&initial);
+    let report = fed.run_round().unwrap();
+    let w = initial.values();
+    let mut num = vec![0f64; w.len()];
+    let mut h = 0f64;
+    for (wk, f, _) in &locals {
+        let d: Vec<f64> = w
+            .iter()
+            .zip(wk)
+            .map(|(&a, &b)| l * (f64::from(a) - f64::from(b)))
+            .collect();
+        let sq: f64 = d.iter().map(|x| x * x).sum();
+        for (n, x) in num.iter_mut().zip(&d) {
+            *n += f.powf(q) * x;
+        }
+        h += q * f.powf(q - 1.0) * sq + l * f.powf(q);
+    }
+    for j in 0..w.len() {
+        let want = (f64::from(w[j]) - num[j] / h) as f32;
+        assert_eq!(fed.global().values()[j], want, "value {j}");
+    }
+    let mut by_loss: Vec<(f64, f64)> = locals
+        .iter()
+        .zip(&report.sites)
+        .map(|((_, f, _), r)| (*f, r.aggregation_weight.unwrap()))
+        .collect();
+    by_loss.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(by_loss[0].0 < by_loss[3].0, "{by_loss:?}");
+    for p in by_loss.windows(2) {
+        assert!(
+            p[0].1 <= p[1].1,
+            "weights do not grow with the loss: {by_loss:?}"
+        );
+    }
+}
+
+/// A q-FFL federation restored from a checkpoint continues bit for bit.
+#[test]
+fn qffl_checkpoint_restore_continues_bit_identically() {
+    let mut full = qffl_federation(1.5, 4);
+    for _ in 0..4 {
+        full.run_round().unwrap();
+    }
+    let mut first = qffl_federation(1.5, 4);
+    first.run_round().unwrap();
+    first.run_round().unwrap();
+    let bytes = first.snapshot().unwrap().to_bytes().unwrap();
+    drop(first);
+    let mut resumed = qffl_federation(1.5, 4);
+    resumed
+        .restore(&Checkpoint::from_bytes(&bytes).unwrap())
+        .unwrap();
+    resumed.run_round().unwrap();
+    resumed.run_round().unwrap();
+    assert_eq!(resumed.global(), full.global());
+    assert_eq!(
+        resumed.snapshot().unwrap().to_bytes().unwrap(),
+        full.snapshot().unwrap().to_bytes().unwrap()
+    );
+}
+
+/// What cannot see each update (secure aggregation) or would replace q-FFL's rule
+/// (robust rules, central DP) is refused by the engine too, not only by the config.
+#[test]
+fn qffl_is_refused_with_secagg_robust_rules_and_server_mechanisms() {
+    let mut f = qffl_federation(1.0, 1);
+    let e = f.enable_secagg(secagg_settings(16, 0.0)).unwrap_err();
+    assert!(e.to_string().contains("qffl"), "{e}");
+    let e = f.set_aggregator(Box::new(FedAvg)).unwrap_err();
+    assert!(e.to_string().contains("q-FFL"), "{e}");
+    let e = f.set_mechanism(Box::new(Halve { rounds: 0 })).unwrap_err();
+    assert!(e.to_string().contains("qffl"), "{e}");
+    assert_eq!(f.aggregator_name(), "qffl");
 }

@@ -19,6 +19,9 @@
 //!   point for a target error, and deferral by conformal set size.
 //! - [`uncertainty`]: predictive entropy, and its split into expected entropy and mutual
 //!   information over MC-dropout passes or ensemble members.
+//! - [`fairness`]: accuracy across sites (worst site, spread) and group rates and gaps
+//!   on a binary task (TPR, FPR, equalized odds, demographic parity; Fairlearn's
+//!   definitions), with Student-t intervals over seeds.
 //!
 //! ```
 //! use ward_trust::conformal::{Inclusion, QuantileRule, Score, SplitConformal};
@@ -43,6 +46,7 @@
 pub mod calibration;
 pub mod conformal;
 mod error;
+pub mod fairness;
 pub mod fedcp_qq;
 pub mod interval;
 mod probs;

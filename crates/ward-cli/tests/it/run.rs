@@ -189,6 +189,11 @@ fn kill_9_and_resume_fedadam_is_exact() {
 }
 
 #[test]
+fn kill_9_and_resume_qffl_is_exact() {
+    kill_and_resume(&["federation.strategy=qffl", "federation.q=1"]);
+}
+
+#[test]
 fn kill_9_and_resume_scaffold_is_exact() {
     kill_and_resume(&["federation.strategy=scaffold", "federation.server-lr=1.0"]);
 }

@@ -24,6 +24,10 @@ pub enum StrategyKind {
     /// FedBN (Li et al. 2021): FedAvg, but BatchNorm layers (affine parameters and
     /// running statistics) stay at each site.
     Fedbn,
+    /// q-FFL (Li, Sanjabi, Beirami and Smith, ICLR 2020, Algorithm 2 q-FedAvg): sites
+    /// with a higher loss weigh more, by `federation.q` (q = 0 is FedAvg with uniform
+    /// site weights).
+    Qffl,
     /// Cyclic: one site per round, order reshuffled each cycle.
     Cyclic,
     /// Baseline: all sites' training data pooled at one place.
@@ -43,6 +47,7 @@ impl StrategyKind {
             Self::Fedyogi => "fedyogi",
             Self::Fedadagrad => "fedadagrad",
             Self::Fedbn => "fedbn",
+            Self::Qffl => "qffl",
             Self::Cyclic => "cyclic",
             Self::Pooled => "pooled",
             Self::Local => "local",
@@ -83,6 +88,13 @@ pub struct FederationSpec {
     /// Server adaptivity tau (FedOpt, > 0).
     #[serde(default = "default_eps")]
     pub tau: f64,
+    /// q-FFL's fairness exponent q (>= 0; `qffl` only, required there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<f64>,
+    /// q-FFL's Lipschitz estimate L (> 0; `qffl` only): `Delta w_k = L (w - w_k)`.
+    /// Absent: `1 / train.lr`, as in the paper's code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qffl_lipschitz: Option<f64>,
     /// Local baseline only: the site that trains (its name as in the data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_site: Option<String>,
@@ -114,6 +126,8 @@ impl Default for FederationSpec {
             beta1: default_beta1(),
             beta2: default_beta2(),
             tau: default_eps(),
+            q: None,
+            qffl_lipschitz: None,
             local_site: None,
             fine_tune_steps: 0,
             eval_every: default_eval_every(),
@@ -122,6 +136,49 @@ impl Default for FederationSpec {
 }
 
 impl FederationSpec {
+    /// q-FFL's `(q, L)` where the strategy is `qffl`, with L defaulting to
+    /// `1 / train_lr` (the paper's code).
+    pub fn qffl(&self, train_lr: f64) -> Option<(f64, f64)> {
+        (self.strategy == StrategyKind::Qffl).then(|| {
+            (
+                self.q.unwrap_or(0.0),
+                self.qffl_lipschitz.unwrap_or(1.0 / train_lr),
+            )
+        })
+    }
+
+    fn validate_qffl(&self) -> Result<(), ConfigError> {
+        let s = self.strategy;
+        let only = |key: &str| {
+            ConfigError::new(
+                key,
+                format!("is only for strategy \"qffl\", not \"{}\"", s.as_str()),
+            )
+        };
+        if s != StrategyKind::Qffl {
+            if self.q.is_some() {
+                return Err(only("federation.q"));
+            }
+            if self.qffl_lipschitz.is_some() {
+                return Err(only("federation.qffl-lipschitz"));
+            }
+            return Ok(());
+        }
+        let Some(q) = self.q else {
+            return Err(ConfigError::new(
+                "federation.q",
+                "is required for strategy \"qffl\" (e.g. q = 1; q = 0 is FedAvg with uniform site weights)",
+            ));
+        };
+        check(q.is_finite() && q >= 0.0, "federation.q", || {
+            format!("must be a finite number >= 0, got {q}")
+        })?;
+        if let Some(l) = self.qffl_lipschitz {
+            positive(l, "federation.qffl-lipschitz")?;
+        }
+        Ok(())
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let s = self.strategy;
         check(self.rounds >= 1, "federation.rounds", || {
@@ -176,6 +233,7 @@ impl FederationSpec {
             }
             None => {}
         }
+        self.validate_qffl()?;
         unit_interval(self.beta1, "federation.beta1")?;
         unit_interval(self.beta2, "federation.beta2")?;
         positive(self.tau, "federation.tau")?;

@@ -178,6 +178,7 @@ impl ExperimentSpec {
                 )
             })?;
         }
+        self.validate_qffl_combinations()?;
         self.privacy.validate(self)?;
         self.evidence.validate()?;
         check(
@@ -204,9 +205,103 @@ impl ExperimentSpec {
     }
 }
 
+impl ExperimentSpec {
+    /// q-FFL weighs each site's update by the site's own training loss and the update's
+    /// norm, both seen by the server in the clear: refused with secure aggregation
+    /// (the server sees only a sum), central DP and DP-SGD (the loss is not noised) and
+    /// robust rules (they replace the aggregation q-FFL is).
+    fn validate_qffl_combinations(&self) -> Result<(), ConfigError> {
+        if self.federation.strategy != StrategyKind::Qffl {
+            return Ok(());
+        }
+        check(self.privacy.secagg.is_none(), "privacy.secagg", || {
+            "federation.strategy = \"qffl\" needs each site's loss and update norm, which secure aggregation hides: the two are refused together".into()
+        })?;
+        check(self.privacy.central.is_none(), "privacy.central", || {
+            "federation.strategy = \"qffl\" weighs updates by each site's un-noised training loss, so central DP's guarantee would not hold: the two are refused together".into()
+        })?;
+        check(self.privacy.dp_sgd.is_none(), "privacy.dp-sgd", || {
+            "federation.strategy = \"qffl\" sends each site's training loss to the server without noise, outside DP-SGD's accounting: the two are refused together".into()
+        })?;
+        let rule = self.robust.aggregator();
+        check(
+            rule == AggregatorKind::Fedavg && self.robust.pre.is_empty(),
+            "robust.aggregator",
+            || {
+                format!(
+                    "federation.strategy = \"qffl\" is its own aggregation rule; it cannot run with robust.aggregator = \"{}\"{} (use \"fedavg\")",
+                    rule.as_str(),
+                    if self.robust.pre.is_empty() {
+                        ""
+                    } else {
+                        " or pre-aggregators"
+                    }
+                )
+            },
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `federation.q` and `federation.qffl-lipschitz`: required / ranged / only for qffl,
+    /// and qffl refused with every mechanism that hides or replaces per-site
+    /// aggregation, each error naming its key.
+    #[test]
+    fn qffl_keys_and_refusals_name_their_key() {
+        let with = |extra: &str| -> Result<ExperimentSpec, ConfigError> {
+            let spec: ExperimentSpec =
+                toml::from_str(&format!("[data]\ndataset = \"fed-heart-disease\"\n{extra}"))
+                    .unwrap();
+            spec.validate().map(|()| spec)
+        };
+        let key = |extra: &str| with(extra).unwrap_err().key;
+        let ok = with("[federation]\nstrategy = \"qffl\"\nq = 0").unwrap();
+        assert_eq!(ok.federation.qffl(0.01), Some((0.0, 100.0)));
+        with("[federation]\nstrategy = \"qffl\"\nq = 2.5\nqffl-lipschitz = 3").unwrap();
+        assert_eq!(key("[federation]\nstrategy = \"qffl\""), "federation.q");
+        assert_eq!(
+            key("[federation]\nstrategy = \"qffl\"\nq = -0.5"),
+            "federation.q"
+        );
+        assert_eq!(
+            key("[federation]\nstrategy = \"qffl\"\nq = inf"),
+            "federation.q"
+        );
+        assert_eq!(
+            key("[federation]\nstrategy = \"qffl\"\nq = nan"),
+            "federation.q"
+        );
+        assert_eq!(
+            key("[federation]\nstrategy = \"qffl\"\nq = 1\nqffl-lipschitz = 0"),
+            "federation.qffl-lipschitz"
+        );
+        assert_eq!(key("[federation]\nq = 1"), "federation.q");
+        assert_eq!(
+            key("[federation]\nqffl-lipschitz = 1"),
+            "federation.qffl-lipschitz"
+        );
+        let qffl = "[federation]\nstrategy = \"qffl\"\nq = 1\n";
+        for (extra, want) in [
+            ("[privacy.secagg]\n", "privacy.secagg"),
+            (
+                "[privacy.central]\nclip = 1.0\nnoise-multiplier = 1.0\n",
+                "privacy.central",
+            ),
+            (
+                "[privacy.dp-sgd]\nclip = 1.0\nnoise-multiplier = 1.0\n",
+                "privacy.dp-sgd",
+            ),
+            ("[robust]\naggregator = \"median\"\n", "robust.aggregator"),
+            ("[robust]\npre = [\"nnm\"]\nf = 1\n", "robust.aggregator"),
+        ] {
+            let e = with(&format!("{qffl}{extra}")).unwrap_err();
+            assert_eq!(e.key, want, "{extra}: {e}");
+            assert!(e.to_string().contains("qffl"), "{e}");
+        }
+    }
 
     #[test]
     fn default_experiment_is_valid_and_round_trips_through_toml() {
@@ -582,6 +677,8 @@ mod tests {
             beta1: 0.9,
             beta2: 0.9,
             tau: 0.1,
+            q: Some(1.0),
+            qffl_lipschitz: Some(10.0),
             local_site: Some("a".into()),
             fine_tune_steps: 1,
             eval_every: 1,
