@@ -65,6 +65,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Reproduce(ReproduceCommand::ScannerShift(a)) => {
             wx::reproduce::scanner_shift::scanner_shift(a, obs)?;
         }
+        Command::Reproduce(ReproduceCommand::Loso(a)) => wx::reproduce::loso::loso(a, obs)?,
         Command::Bench(BenchCommand::Fl(a)) => wx::bench::fl(a, obs)?,
         Command::Bench(BenchCommand::Aggregate(a)) => {
             wx::bench::aggregate::bench_aggregate(a, obs)?

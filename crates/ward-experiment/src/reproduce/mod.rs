@@ -1,6 +1,7 @@
 //! `ward reproduce flamby-heart`: FLamby's Fed-Heart-Disease table, then Ward's own rows.
 
 pub mod dp;
+pub mod loso;
 pub mod scanner_shift;
 
 use std::path::PathBuf;
