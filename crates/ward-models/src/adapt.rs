@@ -63,7 +63,7 @@ pub fn tent(
             arch.describe()
         )));
     }
-    if batch == 0 || rows == 0 || x.len() % rows != 0 {
+    if batch == 0 || rows == 0 || !x.len().is_multiple_of(rows) {
         return Err(ModelError::Shape(format!(
             "TENT needs a positive batch and whole images ({} values for {rows} rows, batch {batch})",
             x.len()
