@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use ward_experiment::options::{
     AggregateArgs, BenchAggregateArgs, BenchCnnArgs, BenchDpArgs, BenchFlArgs, BenchSecaggArgs,
-    CalibrationArgs, ConformalArgs, EngineArgs, PrivacyAuditArgs, PrivacyEpsilonArgs,
+    CalibrationArgs, ConformalArgs, EngineArgs, LosoArgs, PrivacyAuditArgs, PrivacyEpsilonArgs,
     PrivacySigmaArgs, ReportArgs, ReproduceArgs, ReproduceDpArgs, ReproduceFairnessArgs,
     RobustGridArgs, RobustnessArgs, ScannerShiftArgs, SynthArgs,
 };
@@ -200,6 +200,13 @@ pub(crate) enum ReproduceCommand {
     /// test row), each with a 95% t-interval over seeds, beside the constant-predictor
     /// floor. Writes fairness.csv and fairness.json.
     Fairness(ReproduceFairnessArgs),
+    /// Generalisation to an unseen hospital: for every strategy (and the pooled
+    /// baseline) and every site, train without that site and score the model on its
+    /// test split, as trained, fine-tuned on k labelled cases of its training split, and
+    /// (BatchNorm models) after AdaBN and TENT; beside the floor (best constant
+    /// prediction) and the in-federation score. Means over seeds with 95% t-intervals;
+    /// writes loso.csv and loso.json.
+    Loso(LosoArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -68,6 +68,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Reproduce(ReproduceCommand::Fairness(a)) => {
             wx::reproduce::fairness::fairness(a, obs)?;
         }
+        Command::Reproduce(ReproduceCommand::Loso(a)) => wx::reproduce::loso::loso(a, obs)?,
         Command::Bench(BenchCommand::Fl(a)) => wx::bench::fl(a, obs)?,
         Command::Bench(BenchCommand::Aggregate(a)) => {
             wx::bench::aggregate::bench_aggregate(a, obs)?

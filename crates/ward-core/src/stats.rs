@@ -1,5 +1,6 @@
 //! Summary statistics on `f64` slices: [`mean`], [`std`](fn@std) (sample), [`median`],
-//! [`quantile`] (numpy's default linear method) and [`auc`] (ROC AUC by Mann-Whitney).
+//! [`quantile`] (numpy's default linear method), [`auc`] (ROC AUC by Mann-Whitney) and
+//! [`t_interval`] (Student's t confidence interval of a mean).
 //!
 //! Every function returns `None` where the statistic is undefined (empty input, one value
 //! for a sample std, a quantile level outside `[0, 1]`, an AUC without both classes)
@@ -39,6 +40,23 @@ pub fn std(v: &[f64]) -> Option<f64> {
     let m = mean(v)?;
     let ss: f64 = v.iter().map(|x| (x - m).powi(2)).sum();
     Some((ss / (v.len() - 1) as f64).sqrt())
+}
+
+/// The two-sided `level` confidence interval of the mean of `v` from Student's t
+/// distribution with `n - 1` degrees of freedom: `mean ± t_{(1+level)/2, n-1} s / sqrt(n)`
+/// (`s` the sample std, as `scipy.stats.t.interval(level, n - 1, mean, sem)`). Returns
+/// `(mean, low, high)`; `None` for fewer than two values or `level` outside `(0, 1)`.
+pub fn t_interval(v: &[f64], level: f64) -> Option<(f64, f64, f64)> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    if v.len() < 2 || !(level > 0.0 && level < 1.0) {
+        return None;
+    }
+    let m = mean(v)?;
+    let sem = std(v)? / (v.len() as f64).sqrt();
+    let t = StudentsT::new(0.0, 1.0, (v.len() - 1) as f64)
+        .ok()?
+        .inverse_cdf(0.5 + level / 2.0);
+    Some((m, m - t * sem, m + t * sem))
 }
 
 /// The values sorted ascending, or `Err(NaN)` when one of them is NaN.
@@ -149,6 +167,18 @@ pub fn auc(positives: &[f64], negatives: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn t_interval_matches_scipy() {
+        // scipy.stats.t.interval(0.95, 4, loc=3, scale=stats.sem([1,2,3,4,5]))
+        // = (1.0367568385224393, 4.963243161477561)
+        let (m, lo, hi) = t_interval(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.95).unwrap();
+        assert_eq!(m, 3.0);
+        assert!((lo - 1.036_756_838_522_439_3).abs() < 1e-9, "{lo}");
+        assert!((hi - 4.963_243_161_477_561).abs() < 1e-9, "{hi}");
+        assert_eq!(t_interval(&[1.0], 0.95), None);
+        assert_eq!(t_interval(&[1.0, 2.0], 1.0), None);
+    }
 
     /// The pairwise definition, for comparison.
     fn auc_pairwise(pos: &[f64], neg: &[f64]) -> Option<f64> {

@@ -199,6 +199,42 @@ impl FederatedDataset {
         out
     }
 
+    /// The dataset without the site called `name`, and that site (raw, as stored):
+    /// leave-one-site-out. `None` when there is no such site. The held-out set
+    /// (`held_out`) is dropped: the remaining sites' test rows are no longer the file's
+    /// whole test split.
+    pub fn without_site(&self, name: &str) -> Option<(FederatedDataset, SiteData)> {
+        let at = self.sites.iter().position(|s| s.name == name)?;
+        let mut rest = self.clone();
+        let site = rest.sites.remove(at);
+        rest.held_out = None;
+        Some((rest, site))
+    }
+
+    /// A site that is not part of this (raw) dataset, standardised as a new site of it
+    /// would be: [`Standardization::PerSite`] with the mean and std of the new site's own
+    /// training rows (features need no labels), [`Standardization::Pooled`] with those of
+    /// this dataset's training rows (the federation's statistics, as its sites were
+    /// standardised by [`FederatedDataset::standardized`]). Images are returned
+    /// unchanged.
+    pub fn standardize_new_site(&self, site: &SiteData, mode: Standardization) -> SiteData {
+        if self.image.is_some() {
+            return site.clone();
+        }
+        let cols = self.num_features();
+        let stats = match mode {
+            Standardization::PerSite => ColumnStats::of(&[&site.train.x], cols),
+            Standardization::Pooled => {
+                let trains: Vec<&Matrix> = self.sites.iter().map(|s| &s.train.x).collect();
+                ColumnStats::of(&trains, cols)
+            }
+        };
+        let mut out = site.clone();
+        out.train.x = stats.apply(&site.train.x);
+        out.test.x = stats.apply(&site.test.x);
+        out
+    }
+
     /// All sites' training splits concatenated, in site order.
     pub fn pooled_train(&self) -> Split {
         let cols = self.num_features();
@@ -283,6 +319,24 @@ mod tests {
 
     fn close(a: f32, b: f64) -> bool {
         (f64::from(a) - b).abs() < 1e-5
+    }
+
+    #[test]
+    fn a_left_out_site_is_standardised_as_a_new_site() {
+        let d = tiny();
+        let (rest, s1) = d.without_site("s1").unwrap();
+        assert_eq!(rest.sites.len(), 1);
+        assert_eq!(rest.sites[0].name, "s0");
+        assert_eq!(s1.name, "s1");
+        assert!(d.without_site("nowhere").is_none());
+        // Per site: its own training statistics, as if it had been in the federation.
+        let own = rest.standardize_new_site(&s1, Standardization::PerSite);
+        assert_eq!(&own, &d.standardized(Standardization::PerSite).sites[1]);
+        // Pooled: the remaining sites' statistics only (s0's a: mean 2, std sqrt(2)).
+        let pooled = rest.standardize_new_site(&s1, Standardization::Pooled);
+        assert!(close(pooled.test.x.row(0)[0], (16.0 - 2.0) / 2f64.sqrt()));
+        // b is constant at s0: centred only.
+        assert!(close(pooled.test.x.row(0)[1], 3.0 - 5.0));
     }
 
     #[test]

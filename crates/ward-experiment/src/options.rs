@@ -248,6 +248,57 @@ pub struct SynthArgs {
     pub seed: u64,
 }
 
+/// Options of the command that takes `LosoArgs` (`ward reproduce loso`).
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct LosoArgs {
+    /// An experiment file, or a built-in name: fed-heart-disease (FLamby's per-strategy
+    /// settings) or scanner-shift (examples/scanner-shift-fedbn.toml: the synthetic
+    /// scanner sites and a small CNN with BatchNorm).
+    pub experiment: String,
+    /// Override a key of the experiment (as for `ward run`), before each strategy's
+    /// settings are applied.
+    #[cfg_attr(feature = "clap", arg(long = "set", value_name = "KEY=VALUE"))]
+    pub sets: Vec<String>,
+    /// Output directory for loso.csv and loso.json (default:
+    /// `runs/reproduce-loso-<timestamp>`).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub out: Option<PathBuf>,
+    /// Seeds 0..N.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 5))]
+    pub seeds: u64,
+    /// Strategies, comma-separated (default: fedavg, fedprox, scaffold, fedadam,
+    /// fedyogi, fedadagrad, cyclic, fedbn for a model with BatchNorm, and pooled).
+    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
+    pub strategies: Vec<String>,
+    /// Labelled cases of the held-out site's training split to fine-tune on,
+    /// comma-separated (0: the model as trained; each capped by the rows the site has).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_delimiter = ',', default_value = "0,5,20,50")
+    )]
+    pub k: Vec<usize>,
+    /// Fine-tuning: Adam steps (batch: the experiment's, at most k).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 50))]
+    pub ft_steps: usize,
+    /// Fine-tuning: Adam learning rate.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.01))]
+    pub ft_lr: f64,
+    /// TENT: Adam learning rate on the BatchNorm affine parameters.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.001))]
+    pub tent_lr: f64,
+    /// TENT: test images per batch (default: the experiment's batch size).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub tent_batch: Option<usize>,
+    /// Runs at once (default: one per core, fewer when memory is short, 1 on an
+    /// accelerator). Results do not depend on it.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub jobs: Option<usize>,
+    /// Device and gradient engine.
+    #[cfg_attr(feature = "clap", command(flatten))]
+    pub engine: EngineArgs,
+}
+
 /// Options of the command that takes `ScannerShiftArgs`.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]

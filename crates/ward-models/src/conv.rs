@@ -312,6 +312,21 @@ impl ConvArch {
         out
     }
 
+    /// Ranges of the normalisation layers' affine weights and biases (trained; TENT
+    /// adapts only these).
+    pub fn affine_ranges(&self) -> Vec<(usize, usize)> {
+        let mut off = 0;
+        let mut out = Vec::new();
+        for (t, role) in self.entries() {
+            let n = t.numel();
+            if role == Role::NormAffine {
+                out.push((off, off + n));
+            }
+            off += n;
+        }
+        out
+    }
+
     /// Ranges of BatchNorm running-statistics buffers (no gradient).
     pub fn buffer_ranges(&self) -> Vec<(usize, usize)> {
         let mut off = 0;
@@ -957,6 +972,83 @@ impl GradientEngine for BurnConv {
         } else {
             crate::dp::microbatch_clipped_sum(self, params, x, y, clip, sum, norms)
         }
+    }
+
+    /// AdaBN: one training-mode forward pass of all `rows` images as one batch, each
+    /// BatchNorm layer's running mean and unbiased variance replaced (momentum 1) by the
+    /// statistics of its input over those images.
+    fn recompute_batch_norm(
+        &mut self,
+        params: &mut [f32],
+        x: &[f32],
+        rows: usize,
+    ) -> Result<(), ModelError> {
+        self.check(params, x, rows)?;
+        if self.arch.norm != Norm::Batch || rows == 0 {
+            return Err(ModelError::Config(format!(
+                "AdaBN needs a model with BatchNorm and at least one image; {} on {rows}",
+                self.arch.describe()
+            )));
+        }
+        let device = self.infer.clone();
+        let w = self.upload(params, &device, false);
+        let xt = self.input(x, rows, &device);
+        let mut stats = Vec::new();
+        let _ = self.forward(&w, xt, true, &mut stats);
+        for s in stats {
+            let mean = read(s.mean)?;
+            let var = read(s.var)?;
+            let unbias = if s.count > 1 {
+                s.count as f32 / (s.count - 1) as f32
+            } else {
+                1.0
+            };
+            params[s.mean_at..s.mean_at + mean.len()].copy_from_slice(&mean);
+            for (r, v) in params[s.var_at..s.var_at + var.len()].iter_mut().zip(&var) {
+                *r = v * unbias;
+            }
+        }
+        Ok(())
+    }
+
+    /// TENT's objective: the mean Shannon entropy (nats) of the softmax predictions of a
+    /// training-mode forward pass (BatchNorm with the batch's statistics), its gradient
+    /// for every trained tensor, and the logits of that pass.
+    fn entropy_and_grad(
+        &mut self,
+        params: &[f32],
+        x: &[f32],
+        rows: usize,
+        grad: &mut [f32],
+    ) -> Result<(f32, Vec<f32>), ModelError> {
+        self.check(params, x, rows)?;
+        if self.arch.multi_label || rows == 0 {
+            return Err(ModelError::Config(
+                "TENT's entropy needs a softmax (single-label) model and at least one image".into(),
+            ));
+        }
+        let device = self.device.clone();
+        let w = self.upload(params, &device, true);
+        let xt = self.input(x, rows, &device);
+        let z = self.forward(&w, xt, true, &mut Vec::new());
+        let logits = read(z.clone().flatten::<1>(0, 1))?;
+        let p = activation::softmax(z.clone(), 1);
+        let entropy = (p * activation::log_softmax(z, 1)).sum_dim(1).neg().mean();
+        let grads = entropy.backward();
+        grad.fill(0.0);
+        for (i, (t, role)) in self.entries.iter().enumerate() {
+            if *role == Role::NormBuffer {
+                continue;
+            }
+            let g = w.tensors[i].grad(&grads).ok_or_else(|| {
+                ModelError::Device(format!("Burn autodiff returned no gradient for {}", t.name))
+            })?;
+            let g = read(g)?;
+            let off = w.offsets[i];
+            grad[off..off + g.len()].copy_from_slice(&g);
+        }
+        let h = read(entropy.reshape([1]))?;
+        Ok((h[0], logits))
     }
 
     fn write_buffers(&mut self, params: &mut [f32]) {

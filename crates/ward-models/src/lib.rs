@@ -33,6 +33,7 @@
 //! Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod adapt;
 mod arch;
 mod batches;
 mod burn_engine;
@@ -102,6 +103,40 @@ pub trait GradientEngine {
     /// optimiser did to them. Models without buffers do nothing.
     fn write_buffers(&mut self, params: &mut [f32]) {
         let _ = params;
+    }
+
+    /// AdaBN (Li et al. 2016): replaces the BatchNorm running statistics in `params`
+    /// with the statistics of the images `x` (`rows` of them, unlabelled), leaving every
+    /// other value as it is. Models without BatchNorm refuse.
+    fn recompute_batch_norm(
+        &mut self,
+        params: &mut [f32],
+        x: &[f32],
+        rows: usize,
+    ) -> Result<(), ModelError> {
+        let _ = (params, x, rows);
+        Err(ModelError::Config(format!(
+            "{} has no BatchNorm statistics to recompute",
+            self.name()
+        )))
+    }
+
+    /// TENT (Wang et al. 2021): the mean entropy of the model's softmax predictions on
+    /// the unlabelled batch `x` with normalisation in training mode (batch statistics),
+    /// its gradient w.r.t. `params` in `grad` (0 for buffers), and the logits of that
+    /// forward pass (`[rows, outputs]`). Models without it refuse.
+    fn entropy_and_grad(
+        &mut self,
+        params: &[f32],
+        x: &[f32],
+        rows: usize,
+        grad: &mut [f32],
+    ) -> Result<(f32, Vec<f32>), ModelError> {
+        let _ = (params, x, rows, grad);
+        Err(ModelError::Config(format!(
+            "{} does not compute TENT's entropy objective",
+            self.name()
+        )))
     }
 
     /// DP-SGD's per-sample step: every example's gradient (the gradient of its own loss,

@@ -146,6 +146,23 @@ impl ModelArch {
         }
     }
 
+    /// Value ranges of the normalisation layers' affine weights and biases; empty for
+    /// dense models.
+    pub fn affine_ranges(&self) -> Vec<(usize, usize)> {
+        match self {
+            Self::Dense(_) => Vec::new(),
+            Self::Conv(a) => a.affine_ranges(),
+        }
+    }
+
+    /// Value ranges of BatchNorm running statistics (buffers); empty for dense models.
+    pub fn buffer_ranges(&self) -> Vec<(usize, usize)> {
+        match self {
+            Self::Dense(_) => Vec::new(),
+            Self::Conv(a) => a.buffer_ranges(),
+        }
+    }
+
     /// Whether the model has BatchNorm layers.
     pub fn has_batch_norm(&self) -> bool {
         matches!(self, Self::Conv(a) if a.norm == Norm::Batch)

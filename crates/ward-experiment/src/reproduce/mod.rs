@@ -2,6 +2,7 @@
 
 pub mod dp;
 pub mod fairness;
+pub mod loso;
 pub mod scanner_shift;
 
 use std::path::PathBuf;
