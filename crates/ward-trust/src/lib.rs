@@ -12,6 +12,8 @@
 //!   and class-conditional (Mondrian) calibration, with MAPIE 0.8.6's conventions.
 //! - [`fedcp_qq`]: one-shot federated conformal prediction by a quantile of quantiles
 //!   (Humbert et al. 2023), with its coverage under exchangeable sites.
+//! - [`laplace`]: the last-layer Laplace approximation, its Hessian summed over sites,
+//!   the prior precision by marginal likelihood and the probit / Monte Carlo predictive.
 //!
 //! ```
 //! use ward_trust::conformal::{Inclusion, QuantileRule, Score, SplitConformal};
@@ -37,6 +39,7 @@ pub mod calibration;
 pub mod conformal;
 mod error;
 pub mod fedcp_qq;
+pub mod laplace;
 mod probs;
 pub mod recalibration;
 
