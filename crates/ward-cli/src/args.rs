@@ -7,7 +7,7 @@ use ward_experiment::options::{
     AggregateArgs, BenchAggregateArgs, BenchCnnArgs, BenchDpArgs, BenchFlArgs, BenchSecaggArgs,
     CalibrationArgs, ConformalArgs, EngineArgs, PrivacyAuditArgs, PrivacyEpsilonArgs,
     PrivacySigmaArgs, ReproduceArgs, ReproduceDpArgs, RobustGridArgs, RobustnessArgs,
-    ScannerShiftArgs, SynthArgs,
+    ScannerShiftArgs, SynthArgs, UncertaintyArgs,
 };
 
 /// Ward: trustworthy federated learning on medical data.
@@ -186,6 +186,13 @@ pub(crate) enum ReproduceCommand {
     /// FedProx, FedBN and pooled, over seeds; writes table.csv, table.json (the columns
     /// of flamby-heart) and cross_site.csv (trained on site i, tested on site j).
     ScannerShift(ScannerShiftArgs),
+    /// Uncertainty on an experiment (default: FedAvg on Fed-Heart-Disease): a single
+    /// federated model, a deep ensemble of --members independent federations and the
+    /// federated last-layer Laplace approximation, per site: NLL, ECE, Brier, accuracy,
+    /// AURC, predictive entropy on right and wrong cases, the ensemble's mutual
+    /// information; 95% intervals over --seeds repetitions. Writes uncertainty.csv and
+    /// uncertainty.json.
+    Uncertainty(UncertaintyArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 
 pub mod dp;
 pub mod scanner_shift;
+pub mod uncertainty;
 
 use std::path::PathBuf;
 
