@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use ward_experiment::options::{
     AggregateArgs, BenchAggregateArgs, BenchCnnArgs, BenchDpArgs, BenchFlArgs, BenchSecaggArgs,
     CalibrationArgs, ConformalArgs, EngineArgs, PrivacyAuditArgs, PrivacyEpsilonArgs,
-    PrivacySigmaArgs, ReproduceArgs, ReproduceDpArgs, RobustGridArgs, RobustnessArgs,
+    PrivacySigmaArgs, ReportArgs, ReproduceArgs, ReproduceDpArgs, RobustGridArgs, RobustnessArgs,
     ScannerShiftArgs, SynthArgs, UncertaintyArgs,
 };
 
@@ -88,6 +88,14 @@ pub(crate) enum Command {
     /// scores, less than 1 - alpha + 1/(n + 1)). qhat is the ceil((n+1)(1-alpha))-th smallest calibration
     /// score (--quantile mapie: MAPIE 0.8.6's np.quantile "higher" rule).
     Conformal(ConformalArgs),
+    /// One self-contained HTML page on a finished run, for clinicians and ethics boards:
+    /// what was trained where, per-site performance with intervals, calibration before
+    /// and after federated recalibration, conformal sets and their coverage per site,
+    /// deferral to a clinician, uncertainty, fairness across sites, privacy spent, the
+    /// poisoning audit and acquisition-shift robustness. Also writes evidence.json (every
+    /// number on the page) into the run directory. No script, no network: figures are
+    /// inline SVG.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -83,6 +83,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Privacy(PrivacyCommand::Audit(a)) => wx::audit::privacy_audit(a, obs)?,
         Command::Calibration(a) => wx::trust::calibration(a, obs)?,
         Command::Conformal(a) => wx::trust::conformal(a, obs)?,
+        Command::Report(a) => wx::report::report(a, obs)?,
     }
     Ok(())
 }

@@ -79,6 +79,21 @@ pub struct RobustnessArgs {
     pub engine: EngineArgs,
 }
 
+/// Options of the command that takes `ReportArgs`.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct ReportArgs {
+    /// A run directory written by `ward run` (config.toml, model.safetensors,
+    /// summary.json, metrics.jsonl).
+    pub run: PathBuf,
+    /// Where to write the page (default: `<run>/report.html`).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub out: Option<PathBuf>,
+    /// Device and gradient engine (to score the test splits).
+    #[cfg_attr(feature = "clap", command(flatten))]
+    pub engine: EngineArgs,
+}
+
 /// Options of the command that takes `AggregateArgs`.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]

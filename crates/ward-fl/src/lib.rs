@@ -35,8 +35,8 @@ pub use checkpoint::Checkpoint;
 pub use federation::{Federation, FederationConfig, RoundReport, SiteRecord, SiteRole, SiteStatus};
 pub use secagg::{SecAggFitReport, SecAggInstructions, SecAggRoundRecord, SecAggSettings};
 pub use sim::{
-    DataPoisoner, EngineOptions, Simulation, build_simulation, build_simulation_with, local_work,
-    model_arch, site_learner,
+    CALIBRATION_SEED, DataPoisoner, EngineOptions, Simulation, build_simulation,
+    build_simulation_with, carve_calibration, local_work, model_arch, site_learner,
 };
 pub use site::{FitInstructions, InProcessSite, LocalWork, SiteHandle};
 pub use strategy::{

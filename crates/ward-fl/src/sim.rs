@@ -34,8 +34,57 @@ pub struct Simulation {
     /// Warnings from data preparation (e.g. constant columns).
     pub warnings: Vec<String>,
     /// The standardised data the sites hold, before any data poisoning (for scoring,
-    /// e.g. a backdoor's success rate on triggered test rows).
+    /// e.g. a backdoor's success rate on triggered test rows). With
+    /// `evidence.calibration-fraction`, the training splits here are what is left after
+    /// the calibration rows were set aside.
     pub data: FederatedDataset,
+    /// Each site's calibration split (standardised like its test split; in site order),
+    /// set aside from its training rows by `evidence.calibration-fraction`; empty
+    /// without it.
+    pub calibration: Vec<Split>,
+}
+
+/// Sets `fraction` of each site's training rows aside as its calibration split, with the
+/// stratified rule of the train/test split ([`ward_data::train_test_split`]) and
+/// the seed `site_split_seed(run seed ^ CALIBRATION_SEED, site)`: returns the data with the
+/// remaining training rows (in their order) and the raw calibration splits.
+pub fn carve_calibration(
+    data: &FederatedDataset,
+    fraction: f64,
+    run_seed: u64,
+) -> (FederatedDataset, Vec<Split>) {
+    let mut out = data.clone();
+    let mut calibration = Vec::with_capacity(data.sites.len());
+    for (i, site) in out.sites.iter_mut().enumerate() {
+        let seed = ward_data::site_split_seed(run_seed ^ CALIBRATION_SEED, i);
+        let (keep, cal) = ward_data::train_test_split(&site.train.y, fraction, seed);
+        calibration.push(site.train.select(&cal));
+        site.train = site.train.select(&keep);
+    }
+    (out, calibration)
+}
+
+/// Mixed into the run seed for the calibration split, so it is not the train/test split's
+/// stream when `seed` equals `data.split-seed`.
+pub const CALIBRATION_SEED: u64 = 0xCA11_B4A7_E000_0000;
+
+/// `calibration` standardised with the statistics `mode` takes from `data`'s training
+/// splits (the same transform as the test splits get).
+fn standardize_calibration(
+    data: &FederatedDataset,
+    calibration: Vec<Split>,
+    mode: Standardization,
+) -> Vec<Split> {
+    let mut as_test = data.clone();
+    for (site, cal) in as_test.sites.iter_mut().zip(calibration) {
+        site.test = cal;
+    }
+    as_test
+        .standardized(mode)
+        .sites
+        .into_iter()
+        .map(|s| s.test)
+        .collect()
 }
 
 /// Rewrites a site's (standardised) training split before the federation starts: data
@@ -80,6 +129,14 @@ pub fn build_simulation_with(
         } else {
             Standardization::PerSite
         };
+    let (data, calibration) = match spec.evidence.calibration_fraction {
+        Some(f) => {
+            let (kept, raw) = carve_calibration(data, f, spec.seed);
+            let cal = standardize_calibration(&kept, raw, mode);
+            (std::borrow::Cow::Owned(kept), cal)
+        }
+        None => (std::borrow::Cow::Borrowed(data), Vec::new()),
+    };
     let ds = data.standardized(mode);
     let arch = model_arch(spec, &ds)?;
     if strategy == StrategyKind::Fedbn && !arch.has_batch_norm() {
@@ -162,6 +219,7 @@ pub fn build_simulation_with(
         backend,
         warnings: ds.warnings.clone(),
         data: ds,
+        calibration,
     })
 }
 

@@ -1114,3 +1114,104 @@ fn secure_rounds_resume_bit_identically() {
         .unwrap_err();
     assert!(err.to_string().contains("secure aggregation"), "{err}");
 }
+
+/// `evidence.calibration-fraction`: every site's calibration rows come out of its
+/// training rows (row ids in feature 0 are kept, disjoint and complete), the test split
+/// is untouched, the order of the remaining training rows is kept, the split is
+/// stratified and repeats for a seed; the built simulation trains on the rest only and
+/// its calibration split is standardised with the training statistics.
+#[test]
+fn calibration_split_comes_out_of_training_rows_only() {
+    let split = |ids: std::ops::Range<usize>, label: fn(usize) -> u32| {
+        let ids: Vec<usize> = ids.collect();
+        Split {
+            x: ward_data::Matrix {
+                rows: ids.len(),
+                cols: 2,
+                data: ids
+                    .iter()
+                    .flat_map(|&i| [i as f32, (i % 7) as f32])
+                    .collect(),
+            },
+            y: ids.iter().map(|&i| label(i)).collect(),
+        }
+    };
+    let data = ward_data::FederatedDataset {
+        name: "ids".into(),
+        feature_names: vec!["id".into(), "v".into()],
+        num_classes: 2,
+        sites: vec![
+            SiteData {
+                name: "a".into(),
+                train: split(0..40, |i| u32::from(i % 4 == 0)),
+                test: split(1000..1010, |i| u32::from(i % 2 == 0)),
+            },
+            SiteData {
+                name: "b".into(),
+                train: split(100..120, |i| u32::from(i % 2 == 0)),
+                test: split(2000..2005, |_| 1),
+            },
+        ],
+        warnings: Vec::new(),
+        image: None,
+        held_out: None,
+    };
+    let (kept, cal) = crate::carve_calibration(&data, 0.25, 7);
+    for ((site, k), c) in data.sites.iter().zip(&kept.sites).zip(&cal) {
+        let ids = |s: &Split| -> Vec<usize> { s.x.iter_rows().map(|r| r[0] as usize).collect() };
+        let (all, k_ids, c_ids) = (ids(&site.train), ids(&k.train), ids(c));
+        assert_eq!(
+            c_ids.len(),
+            (site.train.len() as f64 * 0.25).ceil() as usize
+        );
+        assert!(k_ids.windows(2).all(|w| w[0] < w[1]), "order kept");
+        let mut both: Vec<usize> = k_ids.iter().chain(&c_ids).copied().collect();
+        both.sort_unstable();
+        assert_eq!(both, all, "disjoint and complete");
+        assert_eq!(k.test, site.test, "test split untouched");
+        // Stratified: the calibration split's positive share matches the site's.
+        let pos = |s: &Split| s.y.iter().filter(|&&y| y == 1).count() as f64 / s.len() as f64;
+        assert!(
+            (pos(c) - pos(&site.train)).abs() <= 0.1,
+            "{} vs {}",
+            pos(c),
+            pos(&site.train)
+        );
+    }
+    let again = crate::carve_calibration(&data, 0.25, 7).1;
+    assert_eq!(again, cal);
+    assert_ne!(
+        crate::carve_calibration(&data, 0.25, 8).1,
+        cal,
+        "the seed draws"
+    );
+
+    let mut spec = ward_core::ExperimentSpec::default_heart();
+    spec.seed = 7;
+    spec.evidence.calibration_fraction = Some(0.25);
+    let sim = build_simulation(&spec, &data, EngineOptions::default()).unwrap();
+    assert_eq!(sim.calibration.len(), 2);
+    assert_eq!(
+        sim.data,
+        kept.standardized(ward_data::Standardization::PerSite)
+    );
+    let sites = sim.data.sites.iter().zip(&kept.sites);
+    for (((std_site, raw_site), c), raw_cal) in sites.zip(&sim.calibration).zip(&cal) {
+        // The same affine map per column as the training rows got: recover it from two
+        // training rows of different ids and apply it to the raw calibration ids.
+        let (r0, r1) = (raw_site.train.x.row(0)[0], raw_site.train.x.row(1)[0]);
+        let (s0, s1) = (std_site.train.x.row(0)[0], std_site.train.x.row(1)[0]);
+        let scale = (s1 - s0) / (r1 - r0);
+        for (raw, got) in raw_cal.x.iter_rows().zip(c.x.iter_rows()) {
+            let want = s0 + (raw[0] - r0) * scale;
+            assert!((got[0] - want).abs() < 1e-4, "{} vs {want}", got[0]);
+        }
+    }
+    spec.evidence.calibration_fraction = None;
+    let plain = build_simulation(&spec, &data, EngineOptions::default()).unwrap();
+    assert!(plain.calibration.is_empty());
+    assert_eq!(
+        plain.data,
+        data.standardized(ward_data::Standardization::PerSite)
+    );
+}

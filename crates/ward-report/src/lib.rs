@@ -49,6 +49,11 @@ pub mod files {
     pub const CHECKPOINT: &str = "checkpoint.bin";
     /// The privacy report (runs with a privacy mechanism).
     pub const PRIVACY: &str = "privacy.json";
+    /// Calibration, conformal sets, deferral, uncertainty and fairness of the final
+    /// models on each site's test split (`ward run`, `ward report`).
+    pub const EVIDENCE: &str = "evidence.json";
+    /// The HTML report `ward report` writes by default.
+    pub const REPORT: &str = "report.html";
 }
 
 /// Errors writing or reading results.

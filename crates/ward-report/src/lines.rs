@@ -24,8 +24,17 @@ fn plot_err(e: impl std::fmt::Display) -> ReportError {
 }
 
 impl LineChart {
-    /// Writes the chart as SVG to `path` (atomically), with a legend.
+    /// Writes the chart as SVG to `path` (atomically), with a legend and a marker on
+    /// every point, 900 x 560 px.
     pub fn write_svg(&self, path: &Path) -> Result<(), ReportError> {
+        let svg = self.to_svg((900, 560), true)?;
+        ward_core::fsutil::write_atomic(path, svg.as_bytes())?;
+        Ok(())
+    }
+
+    /// The chart as an SVG document (`<svg ...>...</svg>`, for inlining in HTML) of
+    /// `size` pixels; `markers` draws a circle on every point.
+    pub fn to_svg(&self, size: (u32, u32), markers: bool) -> Result<String, ReportError> {
         let pts: Vec<(f64, f64)> = self
             .series
             .iter()
@@ -54,7 +63,7 @@ impl LineChart {
         };
         let mut svg = String::new();
         {
-            let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
+            let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
             root.fill(&WHITE).map_err(plot_err)?;
             let mut chart = ChartBuilder::on(&root)
                 .caption(&self.title, ("sans-serif", 18))
@@ -84,9 +93,11 @@ impl LineChart {
                     .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
                     });
-                chart
-                    .draw_series(p.into_iter().map(|xy| Circle::new(xy, 3, colour.filled())))
-                    .map_err(plot_err)?;
+                if markers {
+                    chart
+                        .draw_series(p.into_iter().map(|xy| Circle::new(xy, 3, colour.filled())))
+                        .map_err(plot_err)?;
+                }
             }
             chart
                 .configure_series_labels()
@@ -97,8 +108,7 @@ impl LineChart {
                 .map_err(plot_err)?;
             root.present().map_err(plot_err)?;
         }
-        ward_core::fsutil::write_atomic(path, svg.as_bytes())?;
-        Ok(())
+        Ok(svg)
     }
 }
 

@@ -7,13 +7,20 @@
 //! - [`calibration`]: ECE (equal-width and equal-mass bins), MCE, classwise ECE, Brier
 //!   score, NLL, accuracy and the reliability diagram ([`calibration::report`]).
 //! - [`recalibration`]: federated temperature scaling (sites send four sums per round,
-//!   never a logit), Platt scaling (pooled) and histogram binning (federated counts).
+//!   never a logit), Platt scaling (sites send gradient and Hessian sums) and histogram
+//!   binning (federated counts).
 //! - [`conformal`]: LAC, APS and RAPS scores, the conformal quantile, prediction sets
 //!   and class-conditional (Mondrian) calibration, with MAPIE 0.8.6's conventions.
 //! - [`fedcp_qq`]: one-shot federated conformal prediction by a quantile of quantiles
 //!   (Humbert et al. 2023), with its coverage under exchangeable sites.
 //! - [`laplace`]: the last-layer Laplace approximation, its Hessian summed over sites,
 //!   the prior precision by marginal likelihood and the probit / Monte Carlo predictive.
+//! - [`interval`]: Wilson intervals for proportions, Student-t intervals for means over
+//!   seeds.
+//! - [`selective`]: risk–coverage (deferral) curves, AURC and E-AURC, the operating
+//!   point for a target error, and deferral by conformal set size.
+//! - [`uncertainty`]: predictive entropy, and its split into expected entropy and mutual
+//!   information over MC-dropout passes or ensemble members.
 //!
 //! ```
 //! use ward_trust::conformal::{Inclusion, QuantileRule, Score, SplitConformal};
@@ -39,9 +46,12 @@ pub mod calibration;
 pub mod conformal;
 mod error;
 pub mod fedcp_qq;
+pub mod interval;
 pub mod laplace;
 mod probs;
 pub mod recalibration;
+pub mod selective;
+pub mod uncertainty;
 
 pub use error::TrustError;
 pub use probs::{Logits, Probs, ROW_SUM_TOLERANCE};

@@ -253,61 +253,128 @@ pub struct Platt {
     pub b: f64,
 }
 
+/// What a site sends for one step of federated Platt scaling at `(A, B)`: sums over its
+/// calibration rows of the smoothed cross-entropy, its gradient and its Hessian.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct PlattSums {
+    /// Cross-entropy against Platt's smoothed targets (nats).
+    pub loss: f64,
+    /// `dL/dA`.
+    pub g1: f64,
+    /// `dL/dB`.
+    pub g2: f64,
+    /// `d2L/dA2`.
+    pub h11: f64,
+    /// `d2L/dB2`.
+    pub h22: f64,
+    /// `d2L/dA dB`.
+    pub h21: f64,
+}
+
+impl Add for PlattSums {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        Self {
+            loss: self.loss + o.loss,
+            g1: self.g1 + o.g1,
+            g2: self.g2 + o.g2,
+            h11: self.h11 + o.h11,
+            h22: self.h22 + o.h22,
+            h21: self.h21 + o.h21,
+        }
+    }
+}
+
+impl std::iter::Sum for PlattSums {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self::default(), Add::add)
+    }
+}
+
+/// Platt's smoothed targets `((N+ + 1) / (N+ + 2), 1 / (N- + 2))` from the positive and
+/// negative counts over all sites (the first thing a federated fit asks for).
+pub fn platt_targets(positives: usize, negatives: usize) -> (f64, f64) {
+    let (pos, neg) = (positives as f64, negatives as f64);
+    ((pos + 1.0) / (pos + 2.0), 1.0 / (neg + 2.0))
+}
+
+/// A site's [`PlattSums`] at `(a, b)` with the federation's `targets` ([`platt_targets`]).
+///
+/// # Errors
+/// Lengths that differ, a label other than 0 or 1, a non-finite score.
+pub fn platt_sums(
+    scores: &[f64],
+    labels: &[usize],
+    targets: (f64, f64),
+    (a, b): (f64, f64),
+) -> Result<PlattSums, TrustError> {
+    crate::probs::check_labels(scores.len(), 2, labels)?;
+    if let Some(i) = scores.iter().position(|f| !f.is_finite()) {
+        return Err(TrustError::Value(format!("score {i} is not finite")));
+    }
+    let mut s = PlattSums::default();
+    for (&f, &y) in scores.iter().zip(labels) {
+        let ti = if y == 1 { targets.0 } else { targets.1 };
+        let x = a * f + b;
+        // Cross-entropy of fApB = a f + b, computed stably (Lin et al. 2007);
+        // p = P(y = 1) = 1 / (1 + exp(x)), q = 1 - p.
+        let (p, q) = if x >= 0.0 {
+            s.loss += ti * x + (1.0 + (-x).exp()).ln();
+            let e = (-x).exp();
+            (e / (1.0 + e), 1.0 / (1.0 + e))
+        } else {
+            s.loss += (ti - 1.0) * x + (1.0 + x.exp()).ln();
+            let e = x.exp();
+            (1.0 / (1.0 + e), e / (1.0 + e))
+        };
+        let d2 = p * q;
+        s.h11 += f * f * d2;
+        s.h22 += d2;
+        s.h21 += f * d2;
+        let d1 = ti - p;
+        s.g1 += f * d1;
+        s.g2 += d1;
+    }
+    Ok(s)
+}
+
 impl Platt {
-    /// Fits `A` and `B` on scores `f` and 0/1 labels (pooled).
+    /// Fits `A` and `B` on scores `f` and 0/1 labels (pooled): [`Platt::fit_federated`]
+    /// with one site.
     ///
     /// # Errors
     /// Lengths that differ, a label other than 0 or 1, a non-finite score, or no
     /// convergence in 100 Newton steps.
     pub fn fit(scores: &[f64], labels: &[usize]) -> Result<Self, TrustError> {
         crate::probs::check_labels(scores.len(), 2, labels)?;
-        if let Some(i) = scores.iter().position(|f| !f.is_finite()) {
-            return Err(TrustError::Value(format!("score {i} is not finite")));
+        let pos = labels.iter().filter(|&&y| y == 1).count();
+        let t = platt_targets(pos, labels.len() - pos);
+        Self::fit_federated((pos, labels.len() - pos), |ab| {
+            platt_sums(scores, labels, t, ab)
+        })
+    }
+
+    /// The server's side of federated Platt scaling: given the positive and negative
+    /// counts over all sites, Newton steps with a backtracking line search (Lin, Lin and
+    /// Weng 2007), each asking `query((a, b))` for the summed [`PlattSums`] of every
+    /// site at [`platt_targets`]. Sites send sums only, never scores or labels.
+    ///
+    /// # Errors
+    /// What `query` returns; no rows; no convergence in 100 Newton steps.
+    pub fn fit_federated(
+        (positives, negatives): (usize, usize),
+        mut query: impl FnMut((f64, f64)) -> Result<PlattSums, TrustError>,
+    ) -> Result<Self, TrustError> {
+        if positives + negatives == 0 {
+            return Err(TrustError::TooFewRows("no calibration rows".into()));
         }
-        let pos = labels.iter().filter(|&&y| y == 1).count() as f64;
-        let neg = labels.len() as f64 - pos;
-        let (hi, lo) = ((pos + 1.0) / (pos + 2.0), 1.0 / (neg + 2.0));
-        let t: Vec<f64> = labels
-            .iter()
-            .map(|&y| if y == 1 { hi } else { lo })
-            .collect();
-        // Cross-entropy of fApB = a f + b, computed stably (Lin et al. 2007).
-        let loss = |a: f64, b: f64| -> f64 {
-            scores
-                .iter()
-                .zip(&t)
-                .map(|(&f, &ti)| {
-                    let x = a * f + b;
-                    if x >= 0.0 {
-                        ti * x + (1.0 + (-x).exp()).ln()
-                    } else {
-                        (ti - 1.0) * x + (1.0 + x.exp()).ln()
-                    }
-                })
-                .sum()
-        };
+        let (pos, neg) = (positives as f64, negatives as f64);
         let (mut a, mut b) = (0.0, ((neg + 1.0) / (pos + 1.0)).ln());
-        let mut fval = loss(a, b);
+        let mut s = query((a, b))?;
+        let mut fval = s.loss;
         for _ in 0..100 {
-            let (mut g1, mut g2, mut h11, mut h22, mut h21) = (0.0, 0.0, 1e-12, 1e-12, 0.0);
-            for (&f, &ti) in scores.iter().zip(&t) {
-                let x = a * f + b;
-                // p = P(y = 1) = 1 / (1 + exp(x)), q = 1 - p.
-                let (p, q) = if x >= 0.0 {
-                    let e = (-x).exp();
-                    (e / (1.0 + e), 1.0 / (1.0 + e))
-                } else {
-                    let e = x.exp();
-                    (1.0 / (1.0 + e), e / (1.0 + e))
-                };
-                let d2 = p * q;
-                h11 += f * f * d2;
-                h22 += d2;
-                h21 += f * d2;
-                let d1 = ti - p;
-                g1 += f * d1;
-                g2 += d1;
-            }
+            let (g1, g2) = (s.g1, s.g2);
+            let (h11, h22, h21) = (s.h11 + 1e-12, s.h22 + 1e-12, s.h21);
             if g1.abs() < 1e-10 && g2.abs() < 1e-10 {
                 return Ok(Self { a, b });
             }
@@ -318,16 +385,16 @@ impl Platt {
             let mut step = 1.0;
             loop {
                 let (na, nb) = (a + step * da, b + step * db);
-                let nf = loss(na, nb);
-                if nf < fval + 1e-4 * step * gd {
-                    (a, b, fval) = (na, nb, nf);
+                let ns = query((na, nb))?;
+                if ns.loss < fval + 1e-4 * step * gd {
+                    (a, b, fval, s) = (na, nb, ns.loss, ns);
                     break;
                 }
                 step /= 2.0;
                 if step < 1e-10 {
                     // No decrease left to find in double precision (Lin et al. stop
                     // here too): converged if the gradient is small.
-                    if g1.abs().max(g2.abs()) < 1e-6 * scores.len() as f64 {
+                    if g1.abs().max(g2.abs()) < 1e-6 * (pos + neg) {
                         return Ok(Self { a, b });
                     }
                     return Err(TrustError::NoConvergence(
@@ -502,6 +569,37 @@ mod tests {
         assert!((p.a + 2f64.ln()).abs() < 1e-8, "{p:?}");
         assert!(p.b.abs() < 1e-8);
         assert!((p.predict(1.0) - 2.0 / 3.0).abs() < 1e-8);
+    }
+
+    /// Three sites' sums give the pooled fit (to 1e-9), and at the fit the pooled
+    /// gradient of the smoothed cross-entropy vanishes.
+    #[test]
+    fn platt_federated_equals_pooled() {
+        let sites: [(&[f64], &[usize]); 3] = [
+            (&[-2.0, -0.5, 0.3, 1.7], &[0, 0, 1, 1]),
+            (&[0.1, 0.9, -1.1], &[1, 0, 0]),
+            (&[2.5, 1.2, -0.2, 0.4, -3.0], &[1, 1, 0, 1, 0]),
+        ];
+        let scores: Vec<f64> = sites.iter().flat_map(|s| s.0.iter().copied()).collect();
+        let labels: Vec<usize> = sites.iter().flat_map(|s| s.1.iter().copied()).collect();
+        let pooled = Platt::fit(&scores, &labels).unwrap();
+        let pos = labels.iter().filter(|&&y| y == 1).count();
+        let neg = labels.len() - pos;
+        let t = platt_targets(pos, neg);
+        let mut rounds = 0;
+        let fed = Platt::fit_federated((pos, neg), |ab| {
+            rounds += 1;
+            sites.iter().map(|(f, y)| platt_sums(f, y, t, ab)).sum()
+        })
+        .unwrap();
+        assert!((fed.a - pooled.a).abs() < 1e-9 && (fed.b - pooled.b).abs() < 1e-9);
+        assert!(rounds > 2);
+        let g = platt_sums(&scores, &labels, t, (fed.a, fed.b)).unwrap();
+        assert!(g.g1.abs() < 1e-8 && g.g2.abs() < 1e-8, "{g:?}");
+        assert!(
+            pooled.a < 0.0,
+            "higher scores should mean positive: {pooled:?}"
+        );
     }
 
     #[test]

@@ -45,6 +45,19 @@ pub(crate) fn run(args: RunArgs) -> Result<()> {
     for line in outcome.privacy_lines() {
         out(line);
     }
+    // The evidence on the final models (calibration, conformal sets, deferral): written
+    // beside the run's other files; a run it cannot score (multi-label) still succeeded.
+    match ward_experiment::report::write_evidence(dir.path(), opts) {
+        Ok(_) => out(format!(
+            "evidence: {} (calibration, conformal sets, deferral, fairness)",
+            dir.path().join(ward_report::files::EVIDENCE).display()
+        )),
+        Err(e) => tracing::warn!("evidence.json not written: {e}"),
+    }
+    out(format!(
+        "report: ward report {}   (one HTML page for clinicians)",
+        dir.path().display()
+    ));
     Ok(())
 }
 

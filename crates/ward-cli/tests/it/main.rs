@@ -10,6 +10,7 @@ mod data;
 mod imaging;
 mod new_user;
 mod privacy;
+mod report;
 mod reproduce;
 mod robust;
 mod run;

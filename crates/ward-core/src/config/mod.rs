@@ -14,6 +14,7 @@ use crate::ConfigError;
 mod attack;
 mod checked;
 mod data;
+mod evidence;
 mod federation;
 mod load;
 mod model;
@@ -25,6 +26,7 @@ mod train;
 pub use attack::*;
 pub use checked::CheckedSpec;
 pub use data::*;
+pub use evidence::*;
 pub use federation::*;
 pub use model::*;
 pub use privacy::*;
@@ -68,6 +70,10 @@ pub struct ExperimentSpec {
     /// DP at the server (none unless given).
     #[serde(default, skip_serializing_if = "PrivacySpec::is_off")]
     pub privacy: PrivacySpec,
+    /// What the run measures about its predictions after training, and its
+    /// calibration split (defaults unless given).
+    #[serde(default, skip_serializing_if = "EvidenceSpec::is_default")]
+    pub evidence: EvidenceSpec,
 }
 
 fn default_name() -> String {
@@ -108,6 +114,7 @@ impl ExperimentSpec {
             robust: RobustSpec::default(),
             attack: None,
             privacy: PrivacySpec::default(),
+            evidence: EvidenceSpec::default(),
         }
     }
 
@@ -172,6 +179,12 @@ impl ExperimentSpec {
             })?;
         }
         self.privacy.validate(self)?;
+        self.evidence.validate()?;
+        check(
+            self.evidence.group_column.is_none() || !image,
+            "evidence.group-column",
+            || "groups are read from a table column; this dataset holds images".into(),
+        )?;
         if let Some(a) = &self.attack {
             a.validate()?;
             if matches!(
@@ -420,6 +433,7 @@ mod tests {
                 "robust",
                 "attack",
                 "privacy",
+                "evidence",
             ]
             .contains(&k.as_str())
         });
@@ -440,6 +454,11 @@ mod tests {
             robust: full_robust_spec(),
             attack: full_attack_spec(),
             privacy: full_privacy_spec(),
+            evidence: EvidenceSpec {
+                calibration_fraction: Some(0.2),
+                group_column: Some("sex".into()),
+                ..EvidenceSpec::default()
+            },
         }
     }
 

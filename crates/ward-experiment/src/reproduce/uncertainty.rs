@@ -16,7 +16,7 @@ use ward_core::config::CheckedSpec;
 use ward_data::FederatedDataset;
 use ward_fl::EngineOptions;
 use ward_models::ModelArch;
-use ward_trust::{Probs, calibration, laplace};
+use ward_trust::{Probs, calibration, interval, laplace, selective, uncertainty};
 
 use crate::options::UncertaintyArgs;
 use crate::{Error, Observer, Result, engine_options, say};
@@ -169,34 +169,6 @@ fn member(
     Ok(out)
 }
 
-/// Shannon entropy (nats) of each row.
-fn entropies(p: &[f64], k: usize) -> Vec<f64> {
-    p.chunks(k)
-        .map(|r| r.iter().filter(|&&v| v > 0.0).map(|v| -v * v.ln()).sum())
-        .collect()
-}
-
-/// AURC of the maximum-probability confidence: the mean over coverages `i / n` (rows
-/// by decreasing confidence) of the error rate among the `i` most confident.
-fn aurc(p: &[f64], k: usize, labels: &[usize]) -> f64 {
-    let mut rows: Vec<(f64, bool)> = p
-        .chunks(k)
-        .zip(labels)
-        .map(|(r, &y)| {
-            let (best, conf) = argmax(r);
-            (conf, best != y)
-        })
-        .collect();
-    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut errors = 0usize;
-    let mut total = 0.0;
-    for (i, (_, wrong)) in rows.iter().enumerate() {
-        errors += usize::from(*wrong);
-        total += errors as f64 / (i + 1) as f64;
-    }
-    total / rows.len().max(1) as f64
-}
-
 fn argmax(r: &[f64]) -> (usize, f64) {
     r.iter().enumerate().fold(
         (0, f64::NEG_INFINITY),
@@ -205,37 +177,41 @@ fn argmax(r: &[f64]) -> (usize, f64) {
 }
 
 /// The metrics of probabilities `p` (`k` per row) on `labels`; `mutual_info` is the
-/// mean over rows of `H(mean) − mean H(member)` where `members` are given.
-fn score(p: &[f64], k: usize, labels: &[usize], members: Option<&[&[f64]]>) -> Result<Vec<f64>> {
-    let probs = Probs::new(p.to_vec(), k).map_err(|e| Error::Internal(e.to_string()))?;
-    let r = calibration::report(&probs, labels, 15).map_err(|e| Error::Internal(e.to_string()))?;
-    let h = entropies(p, k);
-    let (mut right, mut wrong) = (Vec::new(), Vec::new());
-    for ((row, &y), &e) in p.chunks(k).zip(labels).zip(&h) {
-        if argmax(row).0 == y {
+/// mean over rows of `H(mean) − mean H(member)` ([`uncertainty::decompose`]) where
+/// `members` are given.
+fn score(p: &[f64], k: usize, labels: &[usize], members: Option<&[Probs]>) -> Result<Vec<f64>> {
+    let internal = |e: ward_trust::TrustError| Error::Internal(e.to_string());
+    let probs = Probs::new(p.to_vec(), k).map_err(internal)?;
+    let r = calibration::report(&probs, labels, 15).map_err(internal)?;
+    let h = uncertainty::entropies(&probs);
+    let (mut right, mut wrong, mut confidence, mut correct) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((row, &y), &e) in probs.rows().zip(labels).zip(&h) {
+        let (best, conf) = argmax(row);
+        confidence.push(conf);
+        correct.push(best == y);
+        if best == y {
             right.push(e);
         } else {
             wrong.push(e);
         }
     }
+    let rc = selective::risk_coverage(&confidence, &correct).map_err(internal)?;
     let mean = |v: &[f64]| ward_core::stats::mean(v).unwrap_or(f64::NAN);
-    let mi = members.map_or(f64::NAN, |ms| {
-        let expected: Vec<f64> = (0..labels.len())
-            .map(|i| {
-                ms.iter()
-                    .map(|m| entropies(&m[i * k..(i + 1) * k], k)[0])
-                    .sum::<f64>()
-                    / ms.len() as f64
-            })
-            .collect();
-        mean(&h) - mean(&expected)
-    });
+    let mi = match members {
+        Some(ms) => mean(
+            &uncertainty::decompose(ms)
+                .map_err(internal)?
+                .mutual_information,
+        ),
+        None => f64::NAN,
+    };
     Ok(vec![
         r.nll,
         r.ece,
         r.brier,
         r.accuracy,
-        aurc(p, k, labels),
+        rc.aurc,
         mean(&right),
         mean(&wrong),
         mi,
@@ -251,23 +227,14 @@ fn constant(labels: &[usize], k: usize) -> Vec<f64> {
     labels.iter().flat_map(|_| freq.clone()).collect()
 }
 
-/// The two-sided 95% Student-t interval of the mean: `(mean, half-width)`; the
-/// half-width is NaN for fewer than 2 finite values.
+/// The 95% Student-t interval of the mean over repetitions ([`interval::mean_t`]) of
+/// the finite values: `(mean, half-width)`, the half-width NaN for fewer than two.
 fn mean_t(v: &[f64]) -> (f64, f64) {
-    // t_{0.975, df} for df = 1..=30; 1.96 beyond.
-    const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
     let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    let m = ward_core::stats::mean(&v).unwrap_or(f64::NAN);
-    if v.len() < 2 {
-        return (m, f64::NAN);
+    match interval::mean_t(&v, 0.95) {
+        Some(i) => (i.estimate, i.hi - i.estimate),
+        None => (ward_core::stats::mean(&v).unwrap_or(f64::NAN), f64::NAN),
     }
-    let sd = ward_core::stats::std(&v).unwrap_or(f64::NAN);
-    let t = T.get(v.len() - 2).copied().unwrap_or(1.96);
-    (m, t * sd / (v.len() as f64).sqrt())
 }
 
 /// One line of the results: a site (or `all`), a method, a metric over repetitions.
@@ -338,7 +305,11 @@ fn score_repetition(preds: &[MemberPreds]) -> Result<Vec<Vec<Vec<f64>>>> {
                 .zip(m)
                 .for_each(|(a, b)| *a += b / members.len() as f64);
         }
-        let member_refs: Vec<&[f64]> = members.iter().map(Vec::as_slice).collect();
+        let member_probs: Vec<Probs> = members
+            .iter()
+            .map(|m| Probs::new(m.clone(), k))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let lap = cat(&|s| {
             first
                 .laplace
@@ -349,7 +320,7 @@ fn score_repetition(preds: &[MemberPreds]) -> Result<Vec<Vec<Vec<f64>>>> {
         let floor = cat(&|s| constant(&first.labels[s], k));
         out.push(vec![
             score(&single, k, &labels, None)?,
-            score(&mean, k, &labels, Some(&member_refs))?,
+            score(&mean, k, &labels, Some(&member_probs))?,
             score(&lap, k, &labels, None)?,
             score(&floor, k, &labels, None)?,
         ]);
@@ -521,17 +492,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn aurc_and_entropy_by_hand() {
+    fn scores_by_hand() {
         // Confidences 0.9 (right), 0.8 (wrong), 0.6 (right): risks 0, 1/2, 1/3.
         let p = [0.9, 0.1, 0.2, 0.8, 0.6, 0.4];
-        let a = aurc(&p, 2, &[0, 0, 0]);
-        assert!((a - (0.0 + 0.5 + 1.0 / 3.0) / 3.0).abs() < 1e-12);
-        let h = entropies(&[0.5, 0.5], 2);
-        assert!((h[0] - 2f64.ln()).abs() < 1e-12);
+        let s = score(&p, 2, &[0, 0, 0], None).unwrap();
+        assert!((s[4] - (0.0 + 0.5 + 1.0 / 3.0) / 3.0).abs() < 1e-12);
+        assert!((s[3] - 2.0 / 3.0).abs() < 1e-12);
         let (m, hw) = mean_t(&[1.0, 2.0, 3.0]);
-        // sd 1, t_{0.975,2} 4.303: 4.303 / sqrt(3).
+        // sd 1, t_{0.975,2} = 4.3027: 4.3027 / sqrt(3).
         assert_eq!(m, 2.0);
-        assert!((hw - 4.303 / 3f64.sqrt()).abs() < 1e-12);
+        assert!((hw - 4.302_65 / 3f64.sqrt()).abs() < 1e-4);
     }
 
     /// A tiny run end to end: two repetitions of two members on the default cohort.
