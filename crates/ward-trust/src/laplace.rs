@@ -25,6 +25,14 @@
 //! server can evaluate from the summed Hessian and the global weights alone (the data
 //! log-likelihood at `θ*` does not depend on `λ`). This is the post-hoc variant of
 //! Laplace Redux: `θ*` was trained without that prior, so it is an approximation.
+//!
+//! Why this approximation: of the Bayesian approximations, last-layer Laplace and MC
+//! dropout are the practical ones for federated training on CPUs (Daxberger et al. 2021
+//! find last-layer Laplace competitive with full-network variants); a full-network
+//! Laplace (a Hessian over every weight) or HMC is out of reach for a CNN on a CPU, and
+//! deep ensembles (here: independent federations) are the strong baseline both are
+//! measured against (Ovadia et al. 2019). For logistic regression the last layer is the
+//! whole model, so this is the full Laplace approximation.
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
