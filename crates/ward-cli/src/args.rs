@@ -7,7 +7,7 @@ use ward_experiment::options::{
     AggregateArgs, BenchAggregateArgs, BenchCnnArgs, BenchDpArgs, BenchFlArgs, BenchSecaggArgs,
     CalibrationArgs, ConformalArgs, EngineArgs, LosoArgs, PrivacyAuditArgs, PrivacyEpsilonArgs,
     PrivacySigmaArgs, ReportArgs, ReproduceArgs, ReproduceDpArgs, ReproduceFairnessArgs,
-    RobustGridArgs, RobustnessArgs, ScannerShiftArgs, SynthArgs,
+    RobustGridArgs, RobustnessArgs, ScannerShiftArgs, SynthArgs, UncertaintyArgs,
 };
 
 /// Ward: trustworthy federated learning on medical data.
@@ -207,6 +207,13 @@ pub(crate) enum ReproduceCommand {
     /// prediction) and the in-federation score. Means over seeds with 95% t-intervals;
     /// writes loso.csv and loso.json.
     Loso(LosoArgs),
+    /// Uncertainty on an experiment (default: FedAvg on Fed-Heart-Disease): a single
+    /// federated model, a deep ensemble of --members independent federations and the
+    /// federated last-layer Laplace approximation, per site: NLL, ECE, Brier, accuracy,
+    /// AURC, predictive entropy on right and wrong cases, the ensemble's mutual
+    /// information; 95% intervals over --seeds repetitions. Writes uncertainty.csv and
+    /// uncertainty.json.
+    Uncertainty(UncertaintyArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -62,6 +62,9 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Reproduce(ReproduceCommand::FlambyHeartDp(a)) => {
             wx::reproduce::dp::flamby_heart_dp(a, obs)?;
         }
+        Command::Reproduce(ReproduceCommand::Uncertainty(a)) => {
+            wx::reproduce::uncertainty::uncertainty(a, obs)?;
+        }
         Command::Reproduce(ReproduceCommand::ScannerShift(a)) => {
             wx::reproduce::scanner_shift::scanner_shift(a, obs)?;
         }

@@ -708,3 +708,35 @@ pub struct ConformalArgs {
     #[cfg_attr(feature = "clap", arg(long, value_name = "FILE.npy"))]
     pub test: Option<PathBuf>,
 }
+
+/// Options of `ward reproduce uncertainty`.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct UncertaintyArgs {
+    /// Experiment file (default: the built-in default experiment, FedAvg on
+    /// Fed-Heart-Disease).
+    pub experiment: Option<PathBuf>,
+    /// Override a key of the experiment (as for `ward run`).
+    #[cfg_attr(feature = "clap", arg(long = "set", value_name = "KEY=VALUE"))]
+    pub sets: Vec<String>,
+    /// Ensemble members: independent federations, each with its own run seed.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 5))]
+    pub members: usize,
+    /// Repetitions of the whole comparison (run seeds `r * members + m`); the 95%
+    /// intervals are over them.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 3))]
+    pub seeds: usize,
+    /// Monte Carlo draws per row of the multi-class Laplace predictive.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1000))]
+    pub mc_samples: usize,
+    /// Output directory (default: `runs/reproduce-uncertainty-<timestamp>`).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub out: Option<PathBuf>,
+    /// Federations trained at once (default: one per core, fewer when memory is short,
+    /// 1 on an accelerator). Results do not depend on it.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub jobs: Option<usize>,
+    /// Device and gradient engine.
+    #[cfg_attr(feature = "clap", command(flatten))]
+    pub engine: EngineArgs,
+}

@@ -186,6 +186,12 @@ impl GradientEngine for BurnDense {
         );
         read(self.forward(&layers, xt).flatten::<1>(0, 1))
     }
+
+    /// The native kernels' forward pass (a dense model's features are a few dot
+    /// products; the tests check both engines agree on the logits).
+    fn features(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError> {
+        crate::NativeDense::new(self.arch.clone()).features(params, x, rows)
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +200,33 @@ mod tests {
     use crate::native::NativeDense;
     use rand::{RngExt, SeedableRng};
     use ward_core::config::{LossKind, ModelKind, ModelSpec};
+
+    /// Both dense engines' features, through the output layer, give the logits
+    /// (logistic, MLP, softmax).
+    #[test]
+    fn features_feed_the_output_layer() {
+        for (kind, hidden, classes) in [
+            (ModelKind::Logistic, vec![], 2),
+            (ModelKind::Mlp, vec![6, 5], 2),
+            (ModelKind::Mlp, vec![4], 3),
+        ] {
+            let spec = ModelSpec {
+                kind,
+                hidden,
+                ..ModelSpec::default()
+            };
+            let arch = DenseArch::from_spec(&spec, LossKind::Auto, 7, classes).unwrap();
+            let params = arch.init(&mut rand_chacha::ChaCha8Rng::seed_from_u64(2));
+            let x: Vec<f32> = (0..5 * 7)
+                .map(|i| ((i * 13 % 9) as f32 - 4.0) / 3.0)
+                .collect();
+            let model: crate::ModelArch = arch.clone().into();
+            let mut native = NativeDense::new(arch.clone());
+            crate::model::assert_features_give_logits(&model, &mut native, params.values(), &x, 5);
+            let mut burn = BurnDense::new(arch, DeviceChoice::Cpu).unwrap();
+            crate::model::assert_features_give_logits(&model, &mut burn, params.values(), &x, 5);
+        }
+    }
 
     /// The fast path must give Burn autodiff's loss and gradients (same f32 maths, so
     /// agreement to rounding).

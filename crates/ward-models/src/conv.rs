@@ -806,6 +806,18 @@ impl BurnConv {
 
     /// Logits `[rows, outputs]`.
     fn forward(&self, w: &Weights, x: Act, train: bool, stats: &mut Vec<BnStats>) -> Tensor<2> {
+        let last = match &self.arch.family {
+            ConvFamily::SmallCnn { .. } => "fc2",
+            ConvFamily::Resnet18 { .. } => "fc",
+        };
+        let h = self.body(w, x, train, stats);
+        let (wt, s) = w.get(&format!("{last}.weight"));
+        let (b, _) = w.get(&format!("{last}.bias"));
+        h.matmul(wt.clone().reshape([s[0], s[1]]).transpose()) + b.clone().unsqueeze::<2>()
+    }
+
+    /// Everything before the output layer: its input `φ(x)`, `[rows, features]`.
+    fn body(&self, w: &Weights, x: Act, train: bool, stats: &mut Vec<BnStats>) -> Tensor<2> {
         let tag = if matches!(self.arch.norm, Norm::Group { .. }) {
             "gn"
         } else {
@@ -826,8 +838,7 @@ impl BurnConv {
                     h = self.norm(h, w, &format!("{tag}{i}"), train, stats);
                     h = h.relu().max_pool2();
                 }
-                let h = activation::relu(dense(h.flatten(), "fc1"));
-                dense(h, "fc2")
+                activation::relu(dense(h.flatten(), "fc1"))
             }
             ConvFamily::Resnet18 { .. } => {
                 let (wt, s) = w.get("conv1.weight");
@@ -854,7 +865,7 @@ impl BurnConv {
                         h = o.add(skip).relu();
                     }
                 }
-                dense(h.global_avg(), "fc")
+                h.global_avg()
             }
         }
     }
@@ -1069,6 +1080,23 @@ impl GradientEngine for BurnConv {
             let xt = self.input(&x[start * per..end * per], end - start, &device);
             let z = self.forward(&w, xt, false, &mut Vec::new());
             out.extend(read(z.flatten::<1>(0, 1))?);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    fn features(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError> {
+        self.check(params, x, rows)?;
+        let device = self.infer.clone();
+        let w = self.upload(params, &device, false);
+        let per = self.arch.input.len();
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let end = (start + EVAL_CHUNK).min(rows);
+            let xt = self.input(&x[start * per..end * per], end - start, &device);
+            let h = self.body(&w, xt, false, &mut Vec::new());
+            out.extend(read(h.flatten::<1>(0, 1))?);
             start = end;
         }
         Ok(out)

@@ -97,6 +97,23 @@ pub trait GradientEngine {
     /// - `x`: `[rows, inputs]` → `[rows, outputs]`.
     fn logits(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError>;
 
+    /// The last layer's input `φ(x)` for each row (`[rows, features]`): the input itself
+    /// for logistic regression, the last hidden layer's activations for an MLP, the
+    /// hidden dense layer (after its ReLU) for the small CNN, the pooled features for a
+    /// ResNet. The last layer's weights and bias are the last values of the flat
+    /// parameters ([`ModelArch::last_layer`]), so `logits = W φ + b`. Used by the
+    /// last-layer Laplace approximation.
+    ///
+    /// # Shapes
+    /// - `x`: `[rows, inputs]` → `[rows, features]`.
+    fn features(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError> {
+        let _ = (params, x, rows);
+        Err(ModelError::Config(format!(
+            "the engine {} does not compute last-layer features",
+            self.name()
+        )))
+    }
+
     /// Writes the model's non-trained buffers (BatchNorm running statistics) that the
     /// last [`GradientEngine::loss_and_grad`] computed into `params`. Training loops call
     /// it after the optimiser step, so buffers take the new statistics whatever the

@@ -176,11 +176,51 @@ impl ModelArch {
         }
     }
 
+    /// The last layer's shape `(outputs, features)`: its weight `[outputs, features]`
+    /// and bias `[outputs]` are the last `outputs * (features + 1)` values of the flat
+    /// parameters, in that order (every layout here ends with its output layer).
+    pub fn last_layer(&self) -> (usize, usize) {
+        let t = self.layout();
+        let tensors = t.tensors();
+        let w = &tensors[tensors.len() - 2];
+        (w.shape[0], w.shape[1])
+    }
+
     /// One line for logs and reports.
     pub fn describe(&self) -> String {
         match self {
             Self::Dense(a) => a.describe(),
             Self::Conv(a) => a.describe(),
+        }
+    }
+}
+
+/// `W φ + b` with the last layer's weights from the end of `params`: what
+/// [`crate::GradientEngine::features`] promises equals the logits.
+#[cfg(test)]
+pub(crate) fn assert_features_give_logits(
+    arch: &ModelArch,
+    engine: &mut dyn crate::GradientEngine,
+    params: &[f32],
+    x: &[f32],
+    rows: usize,
+) {
+    let (k, d) = arch.last_layer();
+    let phi = engine.features(params, x, rows).unwrap();
+    assert_eq!(phi.len(), rows * d);
+    let z = engine.logits(params, x, rows).unwrap();
+    let last = &params[params.len() - k * (d + 1)..];
+    for r in 0..rows {
+        for c in 0..k {
+            let mut s = last[k * d + c];
+            for i in 0..d {
+                s += last[c * d + i] * phi[r * d + i];
+            }
+            let want = z[r * k + c];
+            assert!(
+                (s - want).abs() < 1e-4 * (1.0 + want.abs()),
+                "{s} vs {want}"
+            );
         }
     }
 }

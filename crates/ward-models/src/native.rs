@@ -253,6 +253,12 @@ impl GradientEngine for NativeDense {
         Ok(self.acts[self.widths.len() - 1].clone())
     }
 
+    fn features(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError> {
+        self.arch.check_batch(params, x, rows)?;
+        self.forward(params, x, rows);
+        Ok(self.acts[self.widths.len() - 2].clone())
+    }
+
     /// Exact per-sample gradients in one backward pass. Example `r`'s gradient of layer
     /// `l` is `delta_{l,r} a_{l,r}^T` (weights) and `delta_{l,r}` (bias), where
     /// `delta_{l,r}` is the gradient of example `r`'s own loss w.r.t. the layer's output

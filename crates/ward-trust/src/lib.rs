@@ -13,6 +13,8 @@
 //!   and class-conditional (Mondrian) calibration, with MAPIE 0.8.6's conventions.
 //! - [`fedcp_qq`]: one-shot federated conformal prediction by a quantile of quantiles
 //!   (Humbert et al. 2023), with its coverage under exchangeable sites.
+//! - [`laplace`]: the last-layer Laplace approximation, its Hessian summed over sites,
+//!   the prior precision by marginal likelihood and the probit / Monte Carlo predictive.
 //! - [`interval`]: Wilson intervals for proportions, Student-t intervals for means over
 //!   seeds.
 //! - [`selective`]: risk–coverage (deferral) curves, AURC and E-AURC, the operating
@@ -49,6 +51,7 @@ mod error;
 pub mod fairness;
 pub mod fedcp_qq;
 pub mod interval;
+pub mod laplace;
 mod probs;
 pub mod recalibration;
 pub mod selective;

@@ -4,6 +4,7 @@ pub mod dp;
 pub mod fairness;
 pub mod loso;
 pub mod scanner_shift;
+pub mod uncertainty;
 
 use std::path::PathBuf;
 

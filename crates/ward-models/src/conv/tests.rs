@@ -532,3 +532,28 @@ fn unsupported_models_fall_back_to_microbatching() {
     assert_eq!(l, 0.0);
     assert!(norms.is_empty() && s.iter().all(|&v| v == 0.0));
 }
+
+/// The output layer applied to `features` gives the logits (small CNN, tiny ResNet).
+#[test]
+fn features_feed_the_output_layer() {
+    let cnn = small(ImageShape::d2(1, 8, 8), Norm::Batch);
+    let resnet = ConvArch {
+        family: ConvFamily::Resnet18 { width: 2 },
+        norm: Norm::Batch,
+        input: ImageShape::d2(1, 8, 8),
+        outputs: 3,
+        multi_label: false,
+    };
+    for arch in [cnn, resnet] {
+        let params = arch.init(&mut ChaCha8Rng::seed_from_u64(3));
+        let (x, _) = batch(&arch, 5, 4);
+        let mut engine = BurnConv::new(arch.clone(), DeviceChoice::Cpu).unwrap();
+        crate::model::assert_features_give_logits(
+            &arch.into(),
+            &mut engine,
+            params.values(),
+            &x,
+            5,
+        );
+    }
+}
