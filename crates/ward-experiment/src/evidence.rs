@@ -50,6 +50,8 @@ pub struct Evidence {
     pub conformal: Option<ConformalEvidence>,
     /// Accuracy across sites.
     pub fairness: SiteSpread,
+    /// Rates and gaps by `evidence.group-column` (binary tasks).
+    pub groups: Option<GroupEvidence>,
     /// Sections that could not be computed, with the reason.
     pub unavailable: BTreeMap<String, String>,
 }
@@ -190,6 +192,17 @@ pub struct SiteSpread {
     pub spread: f64,
 }
 
+/// Fairness by group within sites: Fairlearn's rates and gaps of the predicted class.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupEvidence {
+    /// The column.
+    pub column: String,
+    /// Over every site's test rows together.
+    pub overall: ward_trust::fairness::GroupReport,
+    /// Per site (sites whose report could be made).
+    pub sites: Vec<(String, ward_trust::fairness::GroupReport)>,
+}
+
 /// A site's predictions on one split.
 struct Scored {
     logits: Logits,
@@ -324,6 +337,8 @@ struct SiteRun {
     model_file: String,
     test: Scored,
     cal: Option<Scored>,
+    /// Each test row's group (`evidence.group-column`).
+    groups: Option<Vec<String>>,
 }
 
 /// Computes the evidence of the run in `dir` (its config, data and model files).
@@ -345,6 +360,13 @@ pub fn compute_for(run: &FinishedRun, opts: EngineOptions) -> Result<Evidence> {
     let loss = arch.loss();
     let mut engine = make_engine(&arch, opts.device, opts.engine)?;
     let sim = run.prepared.simulation();
+    let groups = match &spec.group_column {
+        Some(c) => Some(crate::reproduce::fairness::test_groups(
+            run.experiment.data(),
+            c,
+        )?),
+        None => None,
+    };
     let mut sites = Vec::new();
     for (i, s) in sim.data.sites.iter().enumerate() {
         if s.test.is_empty() {
@@ -361,6 +383,7 @@ pub fn compute_for(run: &FinishedRun, opts: EngineOptions) -> Result<Evidence> {
             model_file,
             test,
             cal,
+            groups: groups.as_ref().and_then(|g| g.get(i).cloned()),
         });
     }
     if sites.is_empty() {
@@ -407,12 +430,23 @@ fn assemble(spec: &EvidenceSpec, model: String, sites: &[SiteRun]) -> Result<Evi
             .map_err(trust)?
     };
     let fairness = spread(&per_site);
-    if spec.group_column.is_none() {
-        unavailable.insert(
-            "groups".into(),
-            "no evidence.group-column: fairness by group needs a column that names it".into(),
-        );
-    }
+    let groups = match &spec.group_column {
+        None => {
+            unavailable.insert(
+                "groups".into(),
+                "no evidence.group-column: fairness by group needs a column that names it".into(),
+            );
+            None
+        }
+        Some(_) if classes != 2 => {
+            unavailable.insert(
+                "groups".into(),
+                "group rates (TPR, FPR) are defined here for binary tasks only".into(),
+            );
+            None
+        }
+        Some(c) => group_evidence(c, sites)?,
+    };
     Ok(Evidence {
         settings: spec.clone(),
         model,
@@ -422,8 +456,35 @@ fn assemble(spec: &EvidenceSpec, model: String, sites: &[SiteRun]) -> Result<Evi
         recalibration,
         conformal,
         fairness,
+        groups,
         unavailable,
     })
+}
+
+/// Group rates of the predicted class per site and over all sites.
+fn group_evidence(column: &str, sites: &[SiteRun]) -> Result<Option<GroupEvidence>> {
+    let (mut yt, mut yp, mut gs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut per_site = Vec::new();
+    for s in sites {
+        let Some(g) = &s.groups else { continue };
+        let t: Vec<u32> = s.test.labels.iter().map(|&y| y as u32).collect();
+        let p: Vec<u32> = s.test.probs.rows().map(|r| argmax(r) as u32).collect();
+        per_site.push((
+            s.name.clone(),
+            ward_trust::fairness::group_report(&t, &p, g).map_err(trust)?,
+        ));
+        yt.extend(t);
+        yp.extend(p);
+        gs.extend(g.iter().cloned());
+    }
+    if yt.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(GroupEvidence {
+        column: column.into(),
+        overall: ward_trust::fairness::group_report(&yt, &yp, &gs).map_err(trust)?,
+        sites: per_site,
+    }))
 }
 
 fn spread(sites: &[SiteEvidence]) -> SiteSpread {
@@ -718,6 +779,7 @@ mod tests {
             model_file: "model.safetensors".into(),
             test: scored(400, seed, flip_test),
             cal: Some(scored(120 + seed as usize, seed + 100, false)),
+            groups: Some((0..400).map(|i| format!("g={}", i % 3)).collect()),
         }
     }
 
@@ -772,6 +834,18 @@ mod tests {
             assert!(cov.hi >= 0.9, "{} covers: {cov:?}", s.site);
         }
         assert_eq!(e.fairness.worst.0, "shifted");
+        assert!(e.groups.is_none(), "no group column asked for");
+        let grouped = EvidenceSpec {
+            group_column: Some("g".into()),
+            ..spec.clone()
+        };
+        let g = assemble(&grouped, "m".into(), &sites)
+            .unwrap()
+            .groups
+            .unwrap();
+        assert_eq!(g.sites.len(), 3);
+        assert_eq!(g.overall.groups.len(), 3);
+        assert_eq!(g.overall.groups.iter().map(|r| r.n).sum::<usize>(), 1200);
         let none: Vec<SiteRun> = sites
             .into_iter()
             .map(|s| SiteRun { cal: None, ..s })

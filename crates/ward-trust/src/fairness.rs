@@ -33,7 +33,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::TrustError;
 
@@ -260,16 +259,12 @@ pub fn t_interval(values: &[f64], level: f64) -> Option<MeanInterval> {
             hi: None,
         });
     }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let t = StudentsT::new(0.0, 1.0, (n - 1) as f64)
-        .ok()?
-        .inverse_cdf(0.5 + level / 2.0);
-    let half = t * (var / n as f64).sqrt();
+    let (mean, lo, hi) = ward_core::stats::t_interval(values, level)?;
     Some(MeanInterval {
         n,
         mean,
-        lo: Some(mean - half),
-        hi: Some(mean + half),
+        lo: Some(lo),
+        hi: Some(hi),
     })
 }
 

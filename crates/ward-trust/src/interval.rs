@@ -2,7 +2,7 @@
 //! (Wilson score interval) and a mean over seeds (Student's t).
 
 use serde::Serialize;
-use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+use statrs::distribution::{ContinuousCDF, Normal};
 
 /// A two-sided interval around an estimate.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -51,21 +51,15 @@ pub fn wilson(successes: usize, n: usize, level: f64) -> Option<Interval> {
 /// The Student-t interval of the mean of `values` (e.g. one score per seed) at `level`;
 /// `None` for fewer than two values, a non-finite value or a level outside (0, 1).
 pub fn mean_t(values: &[f64], level: f64) -> Option<Interval> {
-    if values.len() < 2 || values.iter().any(|v| !v.is_finite()) || !(level > 0.0 && level < 1.0) {
+    if values.iter().any(|v| !v.is_finite()) {
         return None;
     }
-    let n = values.len();
-    let mean = ward_core::stats::mean(values)?;
-    let sd = ward_core::stats::std(values)?;
-    let t = StudentsT::new(0.0, 1.0, (n - 1) as f64)
-        .ok()?
-        .inverse_cdf(0.5 + level / 2.0);
-    let half = t * sd / (n as f64).sqrt();
+    let (estimate, lo, hi) = ward_core::stats::t_interval(values, level)?;
     Some(Interval {
-        estimate: mean,
-        lo: mean - half,
-        hi: mean + half,
-        n,
+        estimate,
+        lo,
+        hi,
+        n: values.len(),
         level,
     })
 }

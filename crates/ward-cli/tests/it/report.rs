@@ -79,6 +79,8 @@ fn run_heart_with_calibration(dir: &Path) {
         "evidence.calibration-fraction=0.25",
         "--set",
         "evidence.alpha=0.2",
+        "--set",
+        "evidence.group-column=sex",
     ]));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -125,6 +127,10 @@ fn heart_report_renders_validates_and_requests_nothing() {
         at += i;
     }
     assert!(html.contains("no privacy mechanism"));
+    assert!(
+        html.contains("By sex") && html.contains("equalized odds"),
+        "group table"
+    );
     assert!(html.matches("<svg").count() >= 5, "figures inline");
     for site in ["Cleveland", "Hungary", "Switzerland", "VA Long Beach"] {
         assert!(html.contains(site), "{site}");

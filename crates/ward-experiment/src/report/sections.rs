@@ -451,6 +451,27 @@ impl Section for Fairness {
                     td { (f3(f.spread)) }
                 }
             }
+            @if let Some(g) = &run.evidence.groups {
+                h3 { "By " (g.column) " (all sites' test rows)" }
+                p { "Rates of the predicted class per group (Fairlearn's definitions): true-positive rate (sensitivity), false-positive rate, selection rate; a gap is the largest minus the smallest over the groups. Equalized-odds difference is the larger of the TPR and FPR gaps." }
+                table {
+                    tr { th { "group" } th { "rows" } th { "positives" } th { "accuracy" } th { "TPR" } th { "FPR" } th { "selection rate" } }
+                    @for r in &g.overall.groups {
+                        tr { td { (r.group) } td { (r.n) } td { (r.positives) } td { (f3(r.accuracy)) }
+                             td { (opt3(r.tpr)) } td { (opt3(r.fpr)) } td { (f3(r.selection_rate)) } }
+                    }
+                }
+                table {
+                    tr { th { "" } th { "TPR gap" } th { "FPR gap" } th { "equalized odds" } th { "demographic parity" } }
+                    tr { td { "all sites" } td { (opt3(g.overall.tpr_difference)) } td { (opt3(g.overall.fpr_difference)) }
+                         td { (opt3(g.overall.equalized_odds_difference)) } td { (f3(g.overall.demographic_parity_difference)) } }
+                    @for (site, r) in &g.sites {
+                        tr { td { (site) } td { (opt3(r.tpr_difference)) } td { (opt3(r.fpr_difference)) }
+                             td { (opt3(r.equalized_odds_difference)) } td { (f3(r.demographic_parity_difference)) } }
+                    }
+                }
+                p.note { "Small groups make these gaps noisy: read them beside each group's rows and positives." }
+            }
             @if let Some(why) = run.evidence.unavailable.get("groups") {
                 p.absent { "Groups within sites: " (why) "." }
             }
