@@ -645,6 +645,29 @@ impl BurnConv {
         &self.arch
     }
 
+    /// Writes the gradient of every trained tensor of `w` from `grads` into `grad` (flat,
+    /// by the layout's offsets); buffers get 0.
+    fn write_grads(
+        &self,
+        w: &Weights,
+        grads: &burn::tensor::Gradients,
+        grad: &mut [f32],
+    ) -> Result<(), ModelError> {
+        grad.fill(0.0);
+        for (i, (t, role)) in self.entries.iter().enumerate() {
+            if *role == Role::NormBuffer {
+                continue;
+            }
+            let g = w.tensors[i].grad(grads).ok_or_else(|| {
+                ModelError::Device(format!("Burn autodiff returned no gradient for {}", t.name))
+            })?;
+            let g = read(g)?;
+            let off = w.offsets[i];
+            grad[off..off + g.len()].copy_from_slice(&g);
+        }
+        Ok(())
+    }
+
     fn upload(&self, params: &[f32], device: &Device, track: bool) -> Weights {
         let mut w = Weights {
             tensors: Vec::with_capacity(self.entries.len()),
@@ -929,18 +952,7 @@ impl GradientEngine for BurnConv {
         let z = self.forward(&w, xt, true, &mut stats);
         let loss = self.loss(z, y, &device);
         let grads = loss.backward();
-        grad.fill(0.0);
-        for (i, (t, role)) in self.entries.iter().enumerate() {
-            if *role == Role::NormBuffer {
-                continue;
-            }
-            let g = w.tensors[i].grad(&grads).ok_or_else(|| {
-                ModelError::Device(format!("Burn autodiff returned no gradient for {}", t.name))
-            })?;
-            let g = read(g)?;
-            let off = w.offsets[i];
-            grad[off..off + g.len()].copy_from_slice(&g);
-        }
+        self.write_grads(&w, &grads, grad)?;
         self.pending.clear();
         for s in stats {
             let mean = read(s.mean)?;
@@ -1046,18 +1058,7 @@ impl GradientEngine for BurnConv {
         let p = activation::softmax(z.clone(), 1);
         let entropy = (p * activation::log_softmax(z, 1)).sum_dim(1).neg().mean();
         let grads = entropy.backward();
-        grad.fill(0.0);
-        for (i, (t, role)) in self.entries.iter().enumerate() {
-            if *role == Role::NormBuffer {
-                continue;
-            }
-            let g = w.tensors[i].grad(&grads).ok_or_else(|| {
-                ModelError::Device(format!("Burn autodiff returned no gradient for {}", t.name))
-            })?;
-            let g = read(g)?;
-            let off = w.offsets[i];
-            grad[off..off + g.len()].copy_from_slice(&g);
-        }
+        self.write_grads(&w, &grads, grad)?;
         let h = read(entropy.reshape([1]))?;
         Ok((h[0], logits))
     }
