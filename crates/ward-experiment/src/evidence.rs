@@ -83,6 +83,9 @@ pub struct SiteEvidence {
     pub risk_coverage: RiskCoverage,
     /// The smallest fraction deferred that reaches `evidence.target-error`.
     pub operating_point: OperatingPoint,
+    /// MC dropout, for models trained with dropout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mc_dropout: Option<McDropout>,
 }
 
 /// One recalibration method's effect on a site's test split.
@@ -96,6 +99,31 @@ pub struct Recalibrated {
     pub brier: f64,
     /// NLL after (nats).
     pub nll: f64,
+}
+
+/// Forward passes with sampled dropout masks per test row behind `evidence.json`'s MC
+/// dropout (models trained with `model.dropout > 0`).
+pub const MC_DROPOUT_SAMPLES: usize = 30;
+
+/// MC dropout (Gal & Ghahramani 2016) on a site's test split: the softmax averaged over
+/// [`MC_DROPOUT_SAMPLES`] forward passes, each with its own dropout mask (the training
+/// rate) and every other layer in evaluation mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct McDropout {
+    /// Sampled masks per row.
+    pub samples: usize,
+    /// Accuracy of the averaged prediction.
+    pub accuracy: f64,
+    /// NLL of the averaged prediction (nats).
+    pub nll: f64,
+    /// ECE of the averaged prediction.
+    pub ece: f64,
+    /// Entropy of the averaged prediction (total uncertainty), by correctness of the
+    /// averaged prediction.
+    pub entropy: EntropySummary,
+    /// Mutual information between the prediction and the mask (the epistemic part,
+    /// `H(mean) - mean H(sample)`), by correctness of the averaged prediction.
+    pub mutual_information: EntropySummary,
 }
 
 /// Mean predictive entropy (nats), overall and on right and wrong predictions.
@@ -280,7 +308,11 @@ fn balanced_and_floor(probs: &Probs, labels: &[usize]) -> (f64, f64) {
 }
 
 fn entropy_summary(probs: &Probs, right: &[bool]) -> EntropySummary {
-    let h = uncertainty::entropies(probs);
+    summary_by(&uncertainty::entropies(probs), right)
+}
+
+/// Means of per-row values `h`, overall and on right and wrong rows.
+fn summary_by(h: &[f64], right: &[bool]) -> EntropySummary {
     let pick = |want: bool| {
         let v: Vec<f64> = h
             .iter()
@@ -291,7 +323,7 @@ fn entropy_summary(probs: &Probs, right: &[bool]) -> EntropySummary {
         ward_core::stats::mean(&v)
     };
     EntropySummary {
-        mean: ward_core::stats::mean(&h).unwrap_or(0.0),
+        mean: ward_core::stats::mean(h).unwrap_or(0.0),
         correct: pick(true),
         wrong: pick(false),
     }
@@ -337,6 +369,7 @@ struct SiteRun {
     model_file: String,
     test: Scored,
     cal: Option<Scored>,
+    mc_dropout: Option<McDropout>,
     /// Each test row's group (`evidence.group-column`).
     groups: Option<Vec<String>>,
 }
@@ -378,11 +411,24 @@ pub fn compute_for(run: &FinishedRun, opts: EngineOptions) -> Result<Evidence> {
             Some(c) if !c.is_empty() => Some(score(engine.as_mut(), params.values(), loss, c)?),
             _ => None,
         };
+        let mc_dropout = if arch.dropout() > 0.0 {
+            Some(mc_dropout(
+                engine.as_mut(),
+                params.values(),
+                loss,
+                &s.test,
+                i as u64,
+                spec.bins,
+            )?)
+        } else {
+            None
+        };
         sites.push(SiteRun {
             name: s.name.clone(),
             model_file,
             test,
             cal,
+            mc_dropout,
             groups: groups.as_ref().and_then(|g| g.get(i).cloned()),
         });
     }
@@ -631,6 +677,42 @@ fn site_evidence(
         uncertainty: entropy_summary(&t.probs, &right),
         risk_coverage: thin(rc),
         operating_point,
+        mc_dropout: s.mc_dropout.clone(),
+    })
+}
+
+/// MC dropout on `split`: [`MC_DROPOUT_SAMPLES`] passes, mask seeds `site << 32 | t`.
+fn mc_dropout(
+    engine: &mut dyn GradientEngine,
+    params: &[f32],
+    loss: Loss,
+    split: &Split,
+    site: u64,
+    bins: usize,
+) -> Result<McDropout> {
+    let rows = split.len();
+    let labels: Vec<usize> = split.y.iter().map(|&y| y as usize).collect();
+    let samples = (0..MC_DROPOUT_SAMPLES as u64)
+        .map(|t| {
+            let raw = engine.dropout_logits(params, &split.x.data, rows, (site << 32) | t)?;
+            let values: Vec<f64> = match loss {
+                Loss::Bce => raw.iter().flat_map(|&z| [0.0, f64::from(z)]).collect(),
+                _ => raw.iter().map(|&z| f64::from(z)).collect(),
+            };
+            let k = values.len().checked_div(rows).unwrap_or(2);
+            Probs::softmax(&Logits::new(values, k).map_err(trust)?, 1.0).map_err(trust)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let d = uncertainty::decompose(&samples).map_err(trust)?;
+    let right = correct(&d.mean, &labels);
+    let r = calibration::report(&d.mean, &labels, bins).map_err(trust)?;
+    Ok(McDropout {
+        samples: MC_DROPOUT_SAMPLES,
+        accuracy: r.accuracy,
+        nll: r.nll,
+        ece: r.ece,
+        entropy: summary_by(&d.total, &right),
+        mutual_information: summary_by(&d.mutual_information, &right),
     })
 }
 
@@ -779,6 +861,7 @@ mod tests {
             model_file: "model.safetensors".into(),
             test: scored(400, seed, flip_test),
             cal: Some(scored(120 + seed as usize, seed + 100, false)),
+            mc_dropout: None,
             groups: Some((0..400).map(|i| format!("g={}", i % 3)).collect()),
         }
     }

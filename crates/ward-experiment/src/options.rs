@@ -729,6 +729,10 @@ pub struct UncertaintyArgs {
     /// Monte Carlo draws per row of the multi-class Laplace predictive.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 1000))]
     pub mc_samples: usize,
+    /// MC dropout: forward passes with sampled dropout masks per test row (models with
+    /// `model.dropout > 0`; the method is left out otherwise).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 50))]
+    pub dropout_samples: usize,
     /// Output directory (default: `runs/reproduce-uncertainty-<timestamp>`).
     #[cfg_attr(feature = "clap", arg(long))]
     pub out: Option<PathBuf>,

@@ -166,6 +166,9 @@ struct SiteState {
     local_norm: Option<Vec<f32>>,
     /// Record-level DP-SGD: its sampling/noise stream and steps taken.
     dp: Option<DpSgd>,
+    /// Dropout: the stream each local fit draws its mask seed from (models with
+    /// dropout only).
+    dropout: Option<ChaCha8Rng>,
 }
 
 /// A site living in this process (simulation): its data, a gradient engine, and its
@@ -217,6 +220,7 @@ impl InProcessSite {
         let stream_seed = rand::Rng::next_u64(&mut rng);
         let dp_seed = rand::Rng::next_u64(&mut rng);
         let secagg_seed = rand::Rng::next_u64(&mut rng);
+        let dropout_seed = rand::Rng::next_u64(&mut rng);
         let state = SiteState {
             stream: BatchStream::new(data.train.y.len(), batch_size, stream_seed),
             optimizer: Optimizer::new(opt_config),
@@ -224,6 +228,7 @@ impl InProcessSite {
             augment: None,
             local_norm: None,
             dp: None,
+            dropout: (arch.dropout() > 0.0).then(|| ChaCha8Rng::seed_from_u64(dropout_seed)),
         };
         Self {
             name: data.name.clone(),
@@ -360,6 +365,7 @@ impl SiteHandle for InProcessSite {
             steps,
             prox: ins.prox_mu.map(|mu| (mu, x0)),
             correction: correction.as_deref(),
+            dropout_seed: self.state.dropout.as_mut().map(rand::Rng::next_u64),
         };
         let stats = match self.state.dp.as_mut() {
             Some(dp) => train_local_dp(
@@ -453,6 +459,8 @@ impl SiteHandle for InProcessSite {
                 &mut opt,
                 &LocalFit {
                     steps,
+                    // A copy of the stream: fine-tuning leaves the site's state as it was.
+                    dropout_seed: self.state.dropout.clone().as_mut().map(rand::Rng::next_u64),
                     ..LocalFit::default()
                 },
                 augment.as_mut(),
@@ -499,6 +507,14 @@ impl SiteHandle for InProcessSite {
                         .into(),
             });
         }
+        if s.dropout.is_some() != self.state.dropout.is_some() {
+            return Err(FlError::Site {
+                site: self.name.clone(),
+                reason:
+                    "the checkpoint and this run differ in model.dropout (on in one, off in the other)"
+                        .into(),
+            });
+        }
         self.state = s;
         Ok(())
     }
@@ -517,6 +533,12 @@ impl SiteHandle for InProcessSite {
             return Err(FlError::Site {
                 site: self.name.clone(),
                 reason: "DP-SGD with train.augment is not supported".into(),
+            });
+        }
+        if self.state.dropout.is_some() {
+            return Err(FlError::Site {
+                site: self.name.clone(),
+                reason: "DP-SGD's per-example gradient kernels carry no dropout masks: set model.dropout = 0".into(),
             });
         }
         let dp = DpSgd::new(config, self.num_train(), self.dp_seed)

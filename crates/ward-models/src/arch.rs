@@ -25,7 +25,7 @@ pub enum Loss {
 /// Logistic regression is the case without hidden layers. Layer `i` holds
 /// `layers.i.weight` of shape `[out, in]` (PyTorch's `nn.Linear` layout) and
 /// `layers.i.bias` of shape `[out]`, in that order, in the flat [`Params`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DenseArch {
     /// Number of input features.
     pub inputs: usize,
@@ -37,6 +37,9 @@ pub struct DenseArch {
     pub activation: Activation,
     /// The loss the outputs feed.
     pub loss: Loss,
+    /// Dropout rate after every hidden layer (training and MC dropout only; 0: none).
+    #[serde(default)]
+    pub dropout: f32,
 }
 
 impl DenseArch {
@@ -79,12 +82,20 @@ impl DenseArch {
                 ));
             }
         };
+        let dropout = spec.dropout as f32;
+        crate::dropout::check_rate(dropout)?;
+        if dropout > 0.0 && hidden.is_empty() {
+            return Err(ModelError::Config(
+                "model.dropout needs a hidden layer; logistic regression has none".into(),
+            ));
+        }
         Ok(Self {
             inputs,
             hidden,
             outputs,
             activation: spec.activation,
             loss,
+            dropout,
         })
     }
 
@@ -190,7 +201,11 @@ impl DenseArch {
                 Loss::CrossEntropy => "cross-entropy",
                 Loss::MultiLabel => "multi-label bce",
             }
-        )
+        ) + &if self.dropout > 0.0 {
+            format!(", dropout {}", self.dropout)
+        } else {
+            String::new()
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub struct BurnDense {
     arch: DenseArch,
     choice: DeviceChoice,
     device: Device,
+    /// The dropout seed armed for the next training step.
+    armed: Option<u64>,
 }
 
 impl BurnDense {
@@ -55,7 +57,19 @@ impl BurnDense {
             arch,
             choice,
             device,
+            armed: None,
         })
+    }
+
+    /// The dropout masks of `seed` for `rows` rows, one `[rows, width]` tensor per
+    /// hidden layer (the native engine's masks for the same seed).
+    fn masks(&self, seed: u64, rows: usize) -> Vec<Tensor<2>> {
+        let sizes: Vec<usize> = self.arch.hidden.iter().map(|&h| h * rows).collect();
+        crate::dropout::masks(seed, self.arch.dropout, &sizes)
+            .into_iter()
+            .zip(&self.arch.hidden)
+            .map(|(m, &h)| Tensor::<2>::from_data(TensorData::new(m, [rows, h]), &self.device))
+            .collect()
     }
 
     /// Uploads the flat parameters as `(weight, bias)` tensors per layer.
@@ -91,7 +105,13 @@ impl BurnDense {
     ///
     /// # Shapes
     /// - `x`: `[rows, inputs]` → logits `[rows, outputs]`.
-    fn forward(&self, layers: &[(Tensor<2>, Tensor<1>)], x: Tensor<2>) -> Tensor<2> {
+    /// - `masks`: dropout masks, one per hidden layer (empty: none).
+    fn forward(
+        &self,
+        layers: &[(Tensor<2>, Tensor<1>)],
+        x: Tensor<2>,
+        masks: &[Tensor<2>],
+    ) -> Tensor<2> {
         let mut h = x;
         for (l, (w, b)) in layers.iter().enumerate() {
             h = h.matmul(w.clone().transpose()) + b.clone().unsqueeze::<2>();
@@ -100,6 +120,9 @@ impl BurnDense {
                     Activation::Relu => activation::relu(h),
                     Activation::Tanh => activation::tanh(h),
                 };
+                if let Some(m) = masks.get(l) {
+                    h = h * m.clone();
+                }
             }
         }
         h
@@ -136,7 +159,11 @@ impl GradientEngine for BurnDense {
             TensorData::new(x.to_vec(), [rows, self.arch.inputs]),
             &self.device,
         );
-        let z = self.forward(&layers, xt);
+        let masks = match self.armed.take() {
+            Some(seed) if self.arch.dropout > 0.0 => self.masks(seed, rows),
+            _ => Vec::new(),
+        };
+        let z = self.forward(&layers, xt, &masks);
         let loss = match self.arch.loss {
             Loss::Bce => {
                 let yt = Tensor::<2>::from_data(
@@ -184,7 +211,34 @@ impl GradientEngine for BurnDense {
             TensorData::new(x.to_vec(), [rows, self.arch.inputs]),
             &self.device,
         );
-        read(self.forward(&layers, xt).flatten::<1>(0, 1))
+        read(self.forward(&layers, xt, &[]).flatten::<1>(0, 1))
+    }
+
+    fn arm_dropout(&mut self, seed: u64) {
+        self.armed = Some(seed);
+    }
+
+    fn dropout_logits(
+        &mut self,
+        params: &[f32],
+        x: &[f32],
+        rows: usize,
+        seed: u64,
+    ) -> Result<Vec<f32>, ModelError> {
+        self.arch.check_batch(params, x, rows)?;
+        if self.arch.dropout <= 0.0 {
+            return Err(ModelError::Config(format!(
+                "MC dropout needs a model trained with dropout; {} has none",
+                self.arch.describe()
+            )));
+        }
+        let layers = self.upload(params, false);
+        let xt = Tensor::<2>::from_data(
+            TensorData::new(x.to_vec(), [rows, self.arch.inputs]),
+            &self.device,
+        );
+        let masks = self.masks(seed, rows);
+        read(self.forward(&layers, xt, &masks).flatten::<1>(0, 1))
     }
 
     /// The native kernels' forward pass (a dense model's features are a few dot

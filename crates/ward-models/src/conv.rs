@@ -80,7 +80,7 @@ pub enum ConvFamily {
 }
 
 /// A convolutional network for images of one shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConvArch {
     /// The network.
     pub family: ConvFamily,
@@ -95,6 +95,10 @@ pub struct ConvArch {
     /// labels travel as one bitmask per image (bit `k` = label `k`, at most 32).
     #[serde(default)]
     pub multi_label: bool,
+    /// Dropout rate on the output layer's input (the small CNN's hidden dense layer
+    /// after its ReLU, ResNet-18's pooled features); training and MC dropout only.
+    #[serde(default)]
+    pub dropout: f32,
 }
 
 /// What one layout entry is, for the forward pass and for FedBN.
@@ -109,6 +113,7 @@ impl ConvArch {
     /// Checks the architecture against its input: positive sizes, pooling that leaves at
     /// least one pixel, groups that divide the channels.
     pub fn validate(&self) -> Result<(), ModelError> {
+        crate::dropout::check_rate(self.dropout)?;
         let s = self.input;
         if s.is_empty() {
             return Err(ModelError::Shape(format!("image shape {s} has no pixels")));
@@ -381,7 +386,15 @@ impl ConvArch {
             ConvFamily::Resnet18 { width } => format!("resnet18(w{width})"),
         };
         let head = if self.multi_label { " labels" } else { "" };
-        format!("{fam}, {norm}, {} -> {}{head}", self.input, self.outputs)
+        let drop = if self.dropout > 0.0 {
+            format!(", dropout {}", self.dropout)
+        } else {
+            String::new()
+        };
+        format!(
+            "{fam}, {norm}{drop}, {} -> {}{head}",
+            self.input, self.outputs
+        )
     }
 }
 
@@ -605,6 +618,8 @@ pub struct BurnConv {
     pending: Vec<(usize, Vec<f32>)>,
     per_sample: PerSample,
     conv_norms: ConvNorms,
+    /// The dropout seed armed for the next training step.
+    armed: Option<u64>,
 }
 
 impl BurnConv {
@@ -623,7 +638,21 @@ impl BurnConv {
             pending: Vec::new(),
             per_sample: PerSample::Auto,
             conv_norms: ConvNorms::Auto,
+            armed: None,
         })
+    }
+
+    /// The dropout mask of `seed` for `rows` images (`[rows * features]`, row-major),
+    /// or `None` without dropout.
+    fn mask_values(&self, seed: u64, rows: usize) -> Option<(Vec<f32>, usize)> {
+        if self.arch.dropout <= 0.0 {
+            return None;
+        }
+        let layout = self.arch.layout();
+        let tensors = layout.tensors();
+        let features = tensors[tensors.len() - 2].shape[1];
+        let m = crate::dropout::masks(seed, self.arch.dropout, &[rows * features]);
+        m.into_iter().next().map(|m| (m, features))
     }
 
     /// The same engine computing DP-SGD's per-example gradients as `per_sample` says.
@@ -829,11 +858,27 @@ impl BurnConv {
 
     /// Logits `[rows, outputs]`.
     fn forward(&self, w: &Weights, x: Act, train: bool, stats: &mut Vec<BnStats>) -> Tensor<2> {
+        self.forward_masked(w, x, train, stats, None)
+    }
+
+    /// Logits `[rows, outputs]`, with the output layer's input multiplied by the dropout
+    /// `mask` (`[rows, features]`) when there is one.
+    fn forward_masked(
+        &self,
+        w: &Weights,
+        x: Act,
+        train: bool,
+        stats: &mut Vec<BnStats>,
+        mask: Option<Tensor<2>>,
+    ) -> Tensor<2> {
         let last = match &self.arch.family {
             ConvFamily::SmallCnn { .. } => "fc2",
             ConvFamily::Resnet18 { .. } => "fc",
         };
-        let h = self.body(w, x, train, stats);
+        let mut h = self.body(w, x, train, stats);
+        if let Some(m) = mask {
+            h = h * m;
+        }
         let (wt, s) = w.get(&format!("{last}.weight"));
         let (b, _) = w.get(&format!("{last}.bias"));
         h.matmul(wt.clone().reshape([s[0], s[1]]).transpose()) + b.clone().unsqueeze::<2>()
@@ -949,7 +994,12 @@ impl GradientEngine for BurnConv {
         let w = self.upload(params, &device, true);
         let xt = self.input(x, rows, &device);
         let mut stats = Vec::new();
-        let z = self.forward(&w, xt, true, &mut stats);
+        let mask = self
+            .armed
+            .take()
+            .and_then(|seed| self.mask_values(seed, rows))
+            .map(|(m, d)| Tensor::<2>::from_data(TensorData::new(m, [rows, d]), &device));
+        let z = self.forward_masked(&w, xt, true, &mut stats, mask);
         let loss = self.loss(z, y, &device);
         let grads = loss.backward();
         self.write_grads(&w, &grads, grad)?;
@@ -1080,6 +1130,46 @@ impl GradientEngine for BurnConv {
             let end = (start + EVAL_CHUNK).min(rows);
             let xt = self.input(&x[start * per..end * per], end - start, &device);
             let z = self.forward(&w, xt, false, &mut Vec::new());
+            out.extend(read(z.flatten::<1>(0, 1))?);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    fn arm_dropout(&mut self, seed: u64) {
+        self.armed = Some(seed);
+    }
+
+    /// Evaluation mode (BatchNorm with running statistics) with the dropout mask of
+    /// `seed` on the output layer's input; the mask is drawn for all `rows` at once, so
+    /// it does not depend on the evaluation chunk.
+    fn dropout_logits(
+        &mut self,
+        params: &[f32],
+        x: &[f32],
+        rows: usize,
+        seed: u64,
+    ) -> Result<Vec<f32>, ModelError> {
+        self.check(params, x, rows)?;
+        let Some((mask, d)) = self.mask_values(seed, rows) else {
+            return Err(ModelError::Config(format!(
+                "MC dropout needs a model trained with dropout; {} has none",
+                self.arch.describe()
+            )));
+        };
+        let device = self.infer.clone();
+        let w = self.upload(params, &device, false);
+        let per = self.arch.input.len();
+        let mut out = Vec::with_capacity(rows * self.arch.outputs);
+        let mut start = 0;
+        while start < rows {
+            let end = (start + EVAL_CHUNK).min(rows);
+            let xt = self.input(&x[start * per..end * per], end - start, &device);
+            let m = Tensor::<2>::from_data(
+                TensorData::new(mask[start * d..end * d].to_vec(), [end - start, d]),
+                &device,
+            );
+            let z = self.forward_masked(&w, xt, false, &mut Vec::new(), Some(m));
             out.extend(read(z.flatten::<1>(0, 1))?);
             start = end;
         }

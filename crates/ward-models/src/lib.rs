@@ -39,6 +39,7 @@ mod batches;
 mod burn_engine;
 mod conv;
 pub mod dp;
+mod dropout;
 mod model;
 mod native;
 mod optim;
@@ -110,6 +111,32 @@ pub trait GradientEngine {
         let _ = (params, x, rows);
         Err(ModelError::Config(format!(
             "the engine {} does not compute last-layer features",
+            self.name()
+        )))
+    }
+
+    /// Dropout for the next [`GradientEngine::loss_and_grad`] call only: its masks are
+    /// drawn from `seed` (the same units on every engine for the same seed). A call that
+    /// was not armed trains without dropout; models with dropout 0 ignore it.
+    /// [`train_local`] arms every step when [`LocalFit::dropout_seed`] is set.
+    fn arm_dropout(&mut self, seed: u64) {
+        let _ = seed;
+    }
+
+    /// MC dropout (Gal & Ghahramani 2016): the logits (`[rows, outputs]`) with the
+    /// dropout masks of `seed` and every other layer in evaluation mode (BatchNorm with
+    /// its running statistics). Averaging the softmax over seeds gives the MC-dropout
+    /// predictive distribution. Models without dropout refuse.
+    fn dropout_logits(
+        &mut self,
+        params: &[f32],
+        x: &[f32],
+        rows: usize,
+        seed: u64,
+    ) -> Result<Vec<f32>, ModelError> {
+        let _ = (params, x, rows, seed);
+        Err(ModelError::Config(format!(
+            "{} has no dropout (set model.dropout > 0 and train with it)",
             self.name()
         )))
     }

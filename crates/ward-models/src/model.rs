@@ -11,7 +11,7 @@ use crate::arch::{DenseArch, Loss};
 use crate::conv::{ConvArch, ConvFamily, Norm};
 
 /// A model architecture: its parameter layout, initialisation and loss.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ModelArch {
     /// Logistic regression or MLP on feature vectors.
     Dense(DenseArch),
@@ -84,6 +84,7 @@ impl ModelArch {
             input,
             outputs,
             multi_label,
+            dropout: spec.dropout as f32,
         };
         arch.validate()?;
         Ok(arch)
@@ -160,6 +161,14 @@ impl ModelArch {
         match self {
             Self::Dense(_) => Vec::new(),
             Self::Conv(a) => a.buffer_ranges(),
+        }
+    }
+
+    /// The dropout rate (0: none).
+    pub fn dropout(&self) -> f32 {
+        match self {
+            Self::Dense(a) => a.dropout,
+            Self::Conv(a) => a.dropout,
         }
     }
 

@@ -25,6 +25,10 @@ pub struct NativeDense {
     delta_in: Vec<f32>,
     /// DP-SGD: every layer's per-example output gradients, `[rows, widths[l + 1]]`.
     deltas: Vec<Vec<f32>>,
+    /// The dropout seed armed for the next training step.
+    armed: Option<u64>,
+    /// Dropout masks of the current pass, one per hidden layer, `[rows, widths[l + 1]]`.
+    masks: Vec<Vec<f32>>,
 }
 
 impl NativeDense {
@@ -38,11 +42,20 @@ impl NativeDense {
             delta: Vec::new(),
             delta_in: Vec::new(),
             deltas: Vec::new(),
+            armed: None,
+            masks: Vec::new(),
         }
     }
 
-    /// Runs the forward pass; the logits end up in `acts[last]`.
-    fn forward(&mut self, params: &[f32], x: &[f32], rows: usize) {
+    /// Draws the masks of `seed` for a batch of `rows` into `self.masks`.
+    fn draw_masks(&mut self, seed: u64, rows: usize) {
+        let sizes: Vec<usize> = self.arch.hidden.iter().map(|&h| h * rows).collect();
+        self.masks = crate::dropout::masks(seed, self.arch.dropout, &sizes);
+    }
+
+    /// Runs the forward pass; the logits end up in `acts[last]`. With `drop`, every
+    /// hidden layer's activations are multiplied by `self.masks`.
+    fn forward(&mut self, params: &[f32], x: &[f32], rows: usize, drop: bool) {
         let layers = self.widths.len() - 1;
         self.acts[0].clear();
         self.acts[0].extend_from_slice(x);
@@ -72,6 +85,11 @@ impl NativeDense {
                 match self.arch.activation {
                     Activation::Relu => out.iter_mut().for_each(|v| *v = v.max(0.0)),
                     Activation::Tanh => out.iter_mut().for_each(|v| *v = v.tanh()),
+                }
+                if drop {
+                    out.iter_mut()
+                        .zip(&self.masks[l])
+                        .for_each(|(v, m)| *v *= m);
                 }
             }
         }
@@ -172,7 +190,14 @@ impl GradientEngine for NativeDense {
                 params.len()
             )));
         }
-        self.forward(params, x, rows);
+        let drop = match self.armed.take() {
+            Some(seed) if self.arch.dropout > 0.0 => {
+                self.draw_masks(seed, rows);
+                true
+            }
+            _ => false,
+        };
+        self.forward(params, x, rows, drop);
         let layers = self.widths.len() - 1;
         let mut delta = std::mem::take(&mut self.delta);
         let loss = loss_from_logits(
@@ -224,18 +249,29 @@ impl GradientEngine for NativeDense {
                         }
                     }
                 }
-                // Through the activation that produced this layer's input.
+                // Through the dropout mask and the activation that produced this
+                // layer's input (`input` holds the masked activation `a * m`: a kept
+                // unit's `a` is `input / m`, a dropped one passes no gradient).
+                let mask = drop.then(|| self.masks[l - 1].as_slice());
                 match self.arch.activation {
                     Activation::Relu => {
-                        for (d, a) in delta_in.iter_mut().zip(input) {
+                        for (i, (d, a)) in delta_in.iter_mut().zip(input).enumerate() {
                             if *a <= 0.0 {
                                 *d = 0.0;
+                            } else if let Some(m) = mask {
+                                *d *= m[i];
                             }
                         }
                     }
                     Activation::Tanh => {
-                        for (d, a) in delta_in.iter_mut().zip(input) {
-                            *d *= 1.0 - a * a;
+                        for (i, (d, a)) in delta_in.iter_mut().zip(input).enumerate() {
+                            let m = mask.map_or(1.0, |m| m[i]);
+                            if m == 0.0 {
+                                *d = 0.0;
+                            } else {
+                                let t = a / m;
+                                *d *= m * (1.0 - t * t);
+                            }
                         }
                     }
                 }
@@ -249,13 +285,36 @@ impl GradientEngine for NativeDense {
 
     fn logits(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError> {
         self.arch.check_batch(params, x, rows)?;
-        self.forward(params, x, rows);
+        self.forward(params, x, rows, false);
+        Ok(self.acts[self.widths.len() - 1].clone())
+    }
+
+    fn arm_dropout(&mut self, seed: u64) {
+        self.armed = Some(seed);
+    }
+
+    fn dropout_logits(
+        &mut self,
+        params: &[f32],
+        x: &[f32],
+        rows: usize,
+        seed: u64,
+    ) -> Result<Vec<f32>, ModelError> {
+        self.arch.check_batch(params, x, rows)?;
+        if self.arch.dropout <= 0.0 {
+            return Err(ModelError::Config(format!(
+                "MC dropout needs a model trained with dropout; {} has none",
+                self.arch.describe()
+            )));
+        }
+        self.draw_masks(seed, rows);
+        self.forward(params, x, rows, true);
         Ok(self.acts[self.widths.len() - 1].clone())
     }
 
     fn features(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError> {
         self.arch.check_batch(params, x, rows)?;
-        self.forward(params, x, rows);
+        self.forward(params, x, rows, false);
         Ok(self.acts[self.widths.len() - 2].clone())
     }
 
@@ -289,7 +348,7 @@ impl GradientEngine for NativeDense {
             return Ok(0.0);
         }
         self.arch.check_batch(params, x, rows)?;
-        self.forward(params, x, rows);
+        self.forward(params, x, rows, false);
         let layers = self.widths.len() - 1;
         let mut deltas = std::mem::take(&mut self.deltas);
         deltas.resize(layers, Vec::new());

@@ -17,6 +17,10 @@ pub struct LocalFit<'a> {
     pub prox: Option<(f32, &'a [f32])>,
     /// SCAFFOLD: `c - c_i`, added to every gradient.
     pub correction: Option<&'a [f32]>,
+    /// Dropout: the seed of this call's mask seeds (one `u64` per step, from a ChaCha8
+    /// stream of it, each armed with [`GradientEngine::arm_dropout`]). `None`: no
+    /// dropout (models with dropout 0 ignore it either way).
+    pub dropout_seed: Option<u64>,
 }
 
 /// Statistics of one call of [`train_local`].
@@ -91,10 +95,16 @@ pub fn train_local_augmented(
     let mut grad = vec![0.0f32; params.len()];
     let (mut xb, mut yb) = (Vec::new(), Vec::new());
     let mut total = 0.0f64;
+    let mut masks = fit
+        .dropout_seed
+        .map(<rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64);
     for _ in 0..fit.steps {
         gather(data, stream.next_batch(), &mut xb, &mut yb);
         if let Some(a) = augment.as_deref_mut() {
             a.apply(&mut xb, yb.len());
+        }
+        if let Some(rng) = masks.as_mut() {
+            engine.arm_dropout(rand::Rng::next_u64(rng));
         }
         let loss = engine.loss_and_grad(params, &xb, &yb, &mut grad)?;
         total += f64::from(loss);

@@ -81,6 +81,13 @@ fn run_heart_with_calibration(dir: &Path) {
         "evidence.alpha=0.2",
         "--set",
         "evidence.group-column=sex",
+        // An MLP trained with dropout, so the report has MC dropout.
+        "--set",
+        "model.kind=\"mlp\"",
+        "--set",
+        "model.hidden=[16]",
+        "--set",
+        "model.dropout=0.2",
     ]));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -103,6 +110,11 @@ fn heart_report_renders_validates_and_requests_nothing() {
         assert!(s["n_calibration"].as_u64().unwrap() > 0, "{s}");
         let acc = &s["accuracy"];
         assert!(acc["lo"].as_f64().unwrap() <= acc["estimate"].as_f64().unwrap());
+        let mc = &s["mc_dropout"];
+        assert_eq!(mc["samples"], 30, "{s}");
+        let mi = mc["mutual_information"]["mean"].as_f64().unwrap();
+        let h = mc["entropy"]["mean"].as_f64().unwrap();
+        assert!(mi > 0.0 && mi <= h, "0 < MI <= total entropy: {mc}");
     }
     assert!(
         e["recalibration"]["temperature"]["temperature"]
@@ -132,6 +144,7 @@ fn heart_report_renders_validates_and_requests_nothing() {
         "group table"
     );
     assert!(html.matches("<svg").count() >= 5, "figures inline");
+    assert!(html.contains("<h3>MC dropout</h3>"), "MC dropout table");
     for site in ["Cleveland", "Hungary", "Switzerland", "VA Long Beach"] {
         assert!(html.contains(site), "{site}");
     }

@@ -193,6 +193,17 @@ fn kill_9_and_resume_qffl_is_exact() {
     kill_and_resume(&["federation.strategy=qffl", "federation.q=1"]);
 }
 
+/// Dropout draws each fit's mask seed from the site's dropout stream, which the
+/// checkpoint carries: a killed and resumed run is bit-identical.
+#[test]
+fn kill_9_and_resume_with_dropout_is_exact() {
+    kill_and_resume(&[
+        "model.kind=\"mlp\"",
+        "model.hidden=[16]",
+        "model.dropout=0.3",
+    ]);
+}
+
 #[test]
 fn kill_9_and_resume_scaffold_is_exact() {
     kill_and_resume(&["federation.strategy=scaffold", "federation.server-lr=1.0"]);

@@ -179,6 +179,13 @@ impl ExperimentSpec {
             })?;
         }
         self.validate_qffl_combinations()?;
+        check(
+            self.model.dropout == 0.0 || self.privacy.dp_sgd.is_none(),
+            "model.dropout",
+            || {
+                "DP-SGD's per-example gradient kernels have no dropout masks: set model.dropout = 0 or remove [privacy.dp-sgd]".into()
+            },
+        )?;
         self.privacy.validate(self)?;
         self.evidence.validate()?;
         check(
@@ -630,6 +637,7 @@ mod tests {
             width: Some(4),
             norm: Some(NormKind::Batch),
             groups: Some(2),
+            dropout: 0.25,
         }
     }
 

@@ -44,7 +44,7 @@ pub enum Activation {
 }
 
 /// `[model]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ModelSpec {
     /// `logistic` or `mlp`.
@@ -68,6 +68,16 @@ pub struct ModelSpec {
     /// GroupNorm groups (default 8, or fewer where a layer is narrower).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<usize>,
+    /// Dropout rate in `[0, 1)` on the output layer's input (`mlp`: after every hidden
+    /// layer; `cnn`: after the hidden dense layer; `resnet18`: on the pooled features).
+    /// Active while training, and in MC dropout's sampled predictions; 0 (the default)
+    /// turns it off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropout: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl ModelSpec {
@@ -88,6 +98,14 @@ impl ModelSpec {
                 })?;
             }
         }
+        check((0.0..1.0).contains(&self.dropout), "model.dropout", || {
+            format!("must be in [0, 1), got {}", self.dropout)
+        })?;
+        check(
+            self.dropout == 0.0 || self.kind != ModelKind::Logistic,
+            "model.dropout",
+            || "needs a hidden layer: kind = \"mlp\", \"cnn\" or \"resnet18\"".into(),
+        )?;
         check(self.groups.is_none_or(|g| g > 0), "model.groups", || {
             "must be >= 1".into()
         })?;

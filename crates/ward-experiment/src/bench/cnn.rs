@@ -46,6 +46,7 @@ fn cases(only: &[String], sides: &[usize]) -> Vec<(&'static str, usize, ConvArch
                 input: ImageShape::d2(1, hw, hw),
                 outputs: CLASSES,
                 multi_label: false,
+                dropout: 0.0,
             },
         ));
     }
@@ -59,6 +60,7 @@ fn cases(only: &[String], sides: &[usize]) -> Vec<(&'static str, usize, ConvArch
                 input: ImageShape::d2(1, hw, hw),
                 outputs: CLASSES,
                 multi_label: false,
+                dropout: 0.0,
             },
         ));
     }

@@ -123,6 +123,7 @@ pub fn bench_dp(args: BenchDpArgs, obs: &mut dyn Observer) -> Result<()> {
                 outputs,
                 activation: Activation::Relu,
                 loss,
+                dropout: 0.0,
             };
             let params = arch.init(&mut rng).values().to_vec();
             let data = random_split(batch.max(8), inputs, outputs.max(2) as u32, 1);
@@ -159,6 +160,7 @@ pub fn bench_dp(args: BenchDpArgs, obs: &mut dyn Observer) -> Result<()> {
             input: ImageShape::d2(1, 28, 28),
             outputs: 9,
             multi_label: false,
+            dropout: 0.0,
         };
         let params = arch.init(&mut rng).values().to_vec();
         let data = random_split(args.batch, arch.input.len(), 9, 2);

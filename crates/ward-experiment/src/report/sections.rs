@@ -425,6 +425,29 @@ impl Section for Uncertainty {
                 }
             }
             (fig)
+            @if e.sites.iter().any(|s| s.mc_dropout.is_some()) {
+                h3 { "MC dropout" }
+                p { "The model was trained with dropout; averaging its predictions over "
+                    (crate::evidence::MC_DROPOUT_SAMPLES)
+                    " random dropout masks (Gal & Ghahramani 2016) gives a second opinion and splits the uncertainty: the mutual information between prediction and mask is the part due to the model not knowing (epistemic). A useful signal is higher on wrong cases than on right ones." }
+                table {
+                    tr { th { "site" } th { "accuracy" } th { "NLL" } th { "ECE" } th { "entropy on right" } th { "on wrong" } th { "mutual information on right" } th { "on wrong" } }
+                    @for s in &e.sites {
+                        @if let Some(m) = &s.mc_dropout {
+                            tr {
+                                td { (s.site) }
+                                td { (f3(m.accuracy)) }
+                                td { (f3(m.nll)) }
+                                td { (f3(m.ece)) }
+                                td { (opt3(m.entropy.correct)) }
+                                td { (opt3(m.entropy.wrong)) }
+                                td { (opt3(m.mutual_information.correct)) }
+                                td { (opt3(m.mutual_information.wrong)) }
+                            }
+                        }
+                    }
+                }
+            }
         }))
     }
 }
@@ -504,6 +527,37 @@ fn epsilon_text(v: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// What the bound epsilon (RDP's, the certified one) says in numbers: the factor
+/// e^epsilon, and a warning where it is too large to protect anyone in practice.
+///
+/// Ward's reading: epsilon <= 1 strong; up to 10 moderate; above 10 the factor exceeds
+/// e^10 ≈ 22 026, which bounds almost nothing.
+fn epsilon_meaning(v: &serde_json::Value) -> Option<(String, bool)> {
+    let eps = v
+        .pointer("/epsilon/rdp")
+        .and_then(serde_json::Value::as_f64)?;
+    let factor = eps.exp();
+    let factor = if factor < 1e4 {
+        format!("{factor:.2}")
+    } else {
+        format!("{factor:.2e}")
+    };
+    let (words, warn) = if eps <= 1.0 {
+        ("a strong guarantee", false)
+    } else if eps <= 10.0 {
+        (
+            "a moderate guarantee: it bounds what the run reveals, but an attacker's odds on one record may still grow several-fold",
+            false,
+        )
+    } else {
+        (
+            "a weak guarantee: at this epsilon the bound allows an attacker's odds on one record to grow by more than 20 000 times, so it protects little in practice",
+            true,
+        )
+    };
+    Some((format!("Here e^epsilon = {factor}: {words}."), warn))
+}
+
 impl Section for Privacy {
     fn id(&self) -> &'static str {
         "privacy"
@@ -531,6 +585,9 @@ impl Section for Privacy {
                         p { b { (eps) } ", delta " (m.get("delta").and_then(scalar).unwrap_or_default()) "." }
                         p.note { "What it means: for any one " (m.pointer("/guarantee/unit").and_then(scalar).unwrap_or_default())
                             ", everything this run published is almost as likely with it as without it: at most e^epsilon times more likely, except with probability delta." }
+                        @if let Some((text, warn)) = epsilon_meaning(m) {
+                            @if warn { p.warn { (text) } } @else { p.note { (text) } }
+                        }
                     }
                     table {
                         @if let Some(g) = m.get("guarantee").and_then(serde_json::Value::as_object) {
@@ -639,5 +696,26 @@ impl Section for Robustness {
                 }
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::epsilon_meaning;
+
+    /// e^0.5 = 1.6487, e^12 = 162 754.8 (by hand); only the second is a warning.
+    #[test]
+    fn epsilon_is_read_as_a_factor_and_large_ones_are_flagged() {
+        let at = |e: f64| epsilon_meaning(&serde_json::json!({"epsilon": {"rdp": e}})).unwrap();
+        let (text, warn) = at(0.5);
+        assert!(text.contains("e^epsilon = 1.65: a strong"), "{text}");
+        assert!(!warn);
+        let (text, warn) = at(5.0);
+        assert!(text.contains("148.41: a moderate"), "{text}");
+        assert!(!warn);
+        let (text, warn) = at(12.0);
+        assert!(text.contains("1.63e5: a weak"), "{text}");
+        assert!(warn);
+        assert!(epsilon_meaning(&serde_json::json!({"epsilon": {"prv": 1.0}})).is_none());
     }
 }

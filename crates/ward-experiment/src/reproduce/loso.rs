@@ -238,6 +238,9 @@ fn fine_tune(
             steps: a.ft_steps,
             prox: None,
             correction: None,
+            // The batch order's seed, on another stream: with model.dropout, fine-tuning
+            // drops units as training did.
+            dropout_seed: Some(seed ^ 0xD80F),
         },
     )?;
     Ok(params)
@@ -1377,6 +1380,7 @@ mod adapt_tests {
             input: ImageShape::d2(1, 4, 4),
             outputs: 2,
             multi_label: false,
+            dropout: 0.0,
         }
     }
 

@@ -1,14 +1,17 @@
 //! `ward reproduce uncertainty`: a single federated model, a deep ensemble of
 //! independent federations (Lakshminarayanan et al. 2017; the strong baseline of Ovadia
-//! et al. 2019) and the federated last-layer Laplace approximation
-//! ([`ward_trust::laplace`]), scored per site on calibration, selective prediction and
-//! predictive entropy, with 95% intervals over repetitions.
+//! et al. 2019), the federated last-layer Laplace approximation
+//! ([`ward_trust::laplace`]) and MC dropout (Gal & Ghahramani 2016), scored per site on
+//! calibration, selective prediction and predictive entropy, with 95% intervals over
+//! repetitions.
 //!
 //! Repetition `r` trains `members` federations with run seeds `r * members + m`; the
 //! single model is member 0, the ensemble averages the members' probabilities, Laplace
 //! is fitted around member 0 (each site sends its last layer's GGN Hessian sum over its
-//! training rows; the server adds the prior precision chosen by marginal likelihood).
-//! A constant predictor that knows each site's test label frequencies is the floor.
+//! training rows; the server adds the prior precision chosen by marginal likelihood),
+//! MC dropout averages member 0's softmax over `dropout_samples` sampled masks (models
+//! trained with `model.dropout > 0`; left out otherwise). A constant predictor that
+//! knows each site's test label frequencies is the floor.
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
@@ -22,9 +25,13 @@ use crate::options::UncertaintyArgs;
 use crate::{Error, Observer, Result, engine_options, say};
 
 /// The methods, in table order.
-const METHODS: [&str; 4] = ["single", "ensemble", "laplace", "constant"];
+const METHODS: [&str; 5] = ["single", "ensemble", "laplace", "mc-dropout", "constant"];
 
-/// The metrics, in table order (`mutual_info` only for the ensemble).
+/// The methods that sample (an ensemble's members, MC dropout's masks) and so have a
+/// mutual information.
+const SAMPLED: [&str; 2] = ["ensemble", "mc-dropout"];
+
+/// The metrics, in table order (`mutual_info` only for the sampled methods).
 const METRICS: [&str; 8] = [
     "nll",
     "ece",
@@ -44,6 +51,9 @@ struct MemberPreds {
     laplace: Option<Vec<Vec<f64>>>,
     /// The prior precision chosen for Laplace.
     prior_precision: Option<f64>,
+    /// Per site, per sampled mask: MC dropout's probabilities (member 0 of a model with
+    /// dropout only).
+    dropout: Option<Vec<Vec<Vec<f64>>>>,
     /// Per site: test labels.
     labels: Vec<Vec<usize>>,
 }
@@ -120,9 +130,10 @@ fn member(
     spec: &CheckedSpec,
     data: &FederatedDataset,
     opts: EngineOptions,
-    with_laplace: bool,
-    mc_samples: usize,
+    first: bool,
+    args: &UncertaintyArgs,
 ) -> Result<MemberPreds> {
+    let (with_laplace, mc_samples) = (first, args.mc_samples);
     let outcome = crate::run_quietly(spec, data, opts)?;
     let trained = &outcome.trained;
     let arch = ward_fl::model_arch(spec, &trained.data).map_err(|e| Error::User(e.to_string()))?;
@@ -136,10 +147,12 @@ fn member(
     } else {
         None
     };
+    let with_dropout = first && arch.dropout() > 0.0 && args.dropout_samples > 0;
     let mut out = MemberPreds {
         probs: Vec::new(),
         laplace: post.as_ref().map(|_| Vec::new()),
         prior_precision: post.as_ref().map(|p| p.prior_precision),
+        dropout: with_dropout.then(Vec::new),
         labels: Vec::new(),
     };
     for (si, site) in trained.data.sites.iter().enumerate() {
@@ -164,6 +177,22 @@ fn member(
             )
             .map_err(|e| Error::Internal(format!("laplace: {e}")))?;
             lap.push(p);
+        }
+        if let Some(mc) = out.dropout.as_mut() {
+            // Mask seeds: a stream of the run seed and the site, one per sample.
+            let base = spec
+                .seed
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add((si as u64) << 32);
+            let samples = (0..args.dropout_samples as u64)
+                .map(|t| {
+                    engine
+                        .dropout_logits(params, &site.test.x.data, rows, base.wrapping_add(t))
+                        .map(|z| probs_of(&z, k))
+                        .map_err(model)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            mc.push(samples);
         }
     }
     Ok(out)
@@ -254,8 +283,10 @@ struct Report<'a> {
     members: usize,
     seeds: usize,
     mc_samples: usize,
+    dropout_samples: usize,
     interval: &'static str,
     laplace: &'static str,
+    mc_dropout: &'static str,
     prior_precision_per_seed: Vec<f64>,
     cells: &'a [Cell],
     config: &'a ward_core::ExperimentSpec,
@@ -318,10 +349,28 @@ fn score_repetition(preds: &[MemberPreds]) -> Result<Vec<Vec<Vec<f64>>>> {
         });
         // The constant floor: per site, its own test frequencies.
         let floor = cat(&|s| constant(&first.labels[s], k));
+        let mc = match &first.dropout {
+            Some(per_site) => {
+                let t = per_site.first().map_or(0, Vec::len);
+                let samples: Vec<Probs> = (0..t)
+                    .map(|i| Probs::new(cat(&|s| per_site[s][i].clone()), k))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                let mut mean = vec![0.0; single.len()];
+                for m in &samples {
+                    mean.iter_mut()
+                        .zip(m.rows().flatten())
+                        .for_each(|(a, b)| *a += b / t as f64);
+                }
+                score(&mean, k, &labels, Some(&samples))?
+            }
+            None => vec![f64::NAN; METRICS.len()],
+        };
         out.push(vec![
             score(&single, k, &labels, None)?,
             score(&mean, k, &labels, Some(&member_probs))?,
             score(&lap, k, &labels, None)?,
+            mc,
             score(&floor, k, &labels, None)?,
         ]);
     }
@@ -356,7 +405,7 @@ pub fn uncertainty(args: UncertaintyArgs, obs: &mut dyn Observer) -> Result<()> 
             let mut s = (*base).clone();
             s.seed = (r * members + m) as u64;
             let s = s.check()?;
-            member(&s, &data, opts, m == 0, args.mc_samples)
+            member(&s, &data, opts, m == 0, &args)
         },
         |done| obs.step(done, total, &format!("{done} of {total} federations")),
     )
@@ -374,7 +423,7 @@ pub fn uncertainty(args: UncertaintyArgs, obs: &mut dyn Observer) -> Result<()> 
     for (si, site) in site_names.iter().enumerate() {
         for (mi, method) in METHODS.iter().enumerate() {
             for (ki, metric) in METRICS.iter().enumerate() {
-                if *metric == "mutual_info" && *method != "ensemble" {
+                if *metric == "mutual_info" && !SAMPLED.contains(method) {
                     continue;
                 }
                 let per_seed: Vec<f64> = scores.iter().map(|s| s[si][mi][ki]).collect();
@@ -436,8 +485,10 @@ fn write_outputs(
             members: args.members.max(1),
             seeds,
             mc_samples: args.mc_samples,
+            dropout_samples: args.dropout_samples,
             interval: "95% Student-t interval of the mean over repetitions",
             laplace: "last-layer Laplace around member 0, GGN Hessian summed over sites' training rows, prior precision by marginal likelihood on a log grid 1e-4..1e4; probit predictive for one logit, Monte Carlo over the logit Gaussian otherwise",
+            mc_dropout: "member 0's softmax averaged over dropout_samples forward passes, each with its own dropout mask (the training rate, model.dropout) and every other layer in evaluation mode; mutual information over the masks; NaN when the model has no dropout",
             prior_precision_per_seed: lambdas.to_vec(),
             cells,
             config: base,
@@ -467,7 +518,9 @@ fn print_table(
                         .iter()
                         .find(|c| &c.site == site && c.method == method && c.metric == metric)
                         .map_or("-".into(), |c| {
-                            if c.half_width.is_finite() {
+                            if c.mean.is_nan() {
+                                "-".into()
+                            } else if c.half_width.is_finite() {
                                 format!("{:.3}±{:.3}", c.mean, c.half_width)
                             } else {
                                 format!("{:.3}", c.mean)
@@ -481,7 +534,7 @@ fn print_table(
     say(
         obs,
         format!(
-            "Uncertainty: single federated model vs ensemble of {members} federations vs last-layer Laplace; mean ± 95% t-interval over {seeds} repetitions (constant: each site's test label frequencies)"
+            "Uncertainty: single federated model vs ensemble of {members} federations vs last-layer Laplace vs MC dropout (- where the model has no dropout); mean ± 95% t-interval over {seeds} repetitions (constant: each site's test label frequencies)"
         ),
     );
     say(obs, t);
@@ -510,10 +563,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ward-unc-{}", std::process::id()));
         let args = UncertaintyArgs {
             experiment: None,
-            sets: vec!["federation.rounds=2".into()],
+            sets: vec![
+                "federation.rounds=2".into(),
+                "model.kind=\"mlp\"".into(),
+                "model.hidden=[8]".into(),
+                "model.dropout=0.2".into(),
+            ],
             members: 2,
             seeds: 2,
             mc_samples: 100,
+            dropout_samples: 10,
             out: Some(dir.clone()),
             jobs: Some(1),
             engine: crate::options::EngineArgs {
@@ -525,6 +584,12 @@ mod tests {
         let csv = fs_err::read_to_string(dir.join("uncertainty.csv")).unwrap();
         assert!(csv.contains("all,ensemble,mutual_info,"), "{csv}");
         assert!(csv.contains("all,laplace,nll,"));
+        let mi = csv
+            .lines()
+            .find(|l| l.starts_with("all,mc-dropout,mutual_info,"))
+            .unwrap_or_else(|| panic!("no MC-dropout mutual information: {csv}"));
+        let mean: f64 = mi.split(',').nth(3).unwrap().parse().unwrap();
+        assert!(mean > 0.0, "masks should disagree somewhere: {mi}");
         let _ = fs_err::remove_dir_all(&dir);
     }
 }

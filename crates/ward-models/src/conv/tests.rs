@@ -13,6 +13,7 @@ fn small(input: ImageShape, norm: Norm) -> ConvArch {
         input,
         outputs: 3,
         multi_label: false,
+        dropout: 0.0,
     }
 }
 
@@ -43,6 +44,7 @@ fn layouts_match_the_pytorch_anchor() {
         input: ImageShape::d2(1, hw, hw),
         outputs: 9,
         multi_label: false,
+        dropout: 0.0,
     };
     assert_eq!(cnn(28).num_params(), 421_513);
     assert_eq!(cnn(64).num_params(), 2_117_257);
@@ -52,6 +54,7 @@ fn layouts_match_the_pytorch_anchor() {
         input: ImageShape::d2(1, 28, 28),
         outputs: 9,
         multi_label: false,
+        dropout: 0.0,
     };
     let buffers: usize = resnet.buffer_ranges().iter().map(|(a, b)| b - a).sum();
     assert_eq!(buffers, 2 * 4800);
@@ -61,14 +64,24 @@ fn layouts_match_the_pytorch_anchor() {
 /// Central finite differences of the loss against autodiff, at a handful of
 /// coordinates of every tensor (f32 arithmetic through up to 20 normalisation layers: relative tolerance 5e-2).
 fn check_gradients(arch: ConvArch, rows: usize) {
+    check_gradients_with(arch, rows, None);
+}
+
+/// [`check_gradients`], every loss with the dropout mask of `dropout` (a fixed mask
+/// makes the loss a smooth function of the parameters again).
+fn check_gradients_with(arch: ConvArch, rows: usize, dropout: Option<u64>) {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let params = arch.init(&mut rng);
     let (x, y) = batch(&arch, rows, 4);
     let mut engine = BurnConv::new(arch.clone(), DeviceChoice::Cpu).unwrap();
+    let mut loss = |p: &[f32], g: &mut [f32]| {
+        if let Some(seed) = dropout {
+            engine.arm_dropout(seed);
+        }
+        engine.loss_and_grad(p, &x, &y, g).unwrap()
+    };
     let mut grad = vec![0.0; params.len()];
-    engine
-        .loss_and_grad(params.values(), &x, &y, &mut grad)
-        .unwrap();
+    loss(params.values(), &mut grad);
     let buffers = arch.buffer_ranges();
     let mut checked = 0;
     let mut off = 0;
@@ -89,9 +102,9 @@ fn check_gradients(arch: ConvArch, rows: usize) {
                 let mut p = params.values().to_vec();
                 let mut g = vec![0.0; p.len()];
                 p[i] += h;
-                let up = engine.loss_and_grad(&p, &x, &y, &mut g).unwrap();
+                let up = loss(&p, &mut g);
                 p[i] -= 2.0 * h;
-                let down = engine.loss_and_grad(&p, &x, &y, &mut g).unwrap();
+                let down = loss(&p, &mut g);
                 let fd = (up - down) / (2.0 * h);
                 if (fd - grad[i]).abs() < best {
                     best = (fd - grad[i]).abs();
@@ -119,6 +132,120 @@ fn small_cnn_gradients_match_finite_differences() {
     check_gradients(small(ImageShape::d2(1, 8, 8), Norm::Batch), 4);
 }
 
+/// Dropout on the hidden dense layer: with one fixed mask, autodiff matches finite
+/// differences (with BatchNorm too); the mask changes the gradient; a model armed with
+/// a seed but with dropout 0, or one not armed, computes the plain gradient.
+#[test]
+fn small_cnn_dropout_gradients_match_finite_differences_with_a_fixed_mask() {
+    let with = |norm| ConvArch {
+        dropout: 0.5,
+        ..small(ImageShape::d2(1, 8, 8), norm)
+    };
+    check_gradients_with(with(Norm::None), 3, Some(11));
+    check_gradients_with(with(Norm::Batch), 4, Some(12));
+
+    let arch = with(Norm::None);
+    let params = arch.init(&mut ChaCha8Rng::seed_from_u64(3));
+    let (x, y) = batch(&arch, 3, 4);
+    let grad_of = |arch: &ConvArch, seed: Option<u64>| {
+        let mut e = BurnConv::new(arch.clone(), DeviceChoice::Cpu).unwrap();
+        let mut g = vec![0.0; params.len()];
+        if let Some(s) = seed {
+            e.arm_dropout(s);
+        }
+        let l = e.loss_and_grad(params.values(), &x, &y, &mut g).unwrap();
+        (l, g)
+    };
+    let plain = grad_of(&arch, None);
+    assert_ne!(
+        grad_of(&arch, Some(11)),
+        plain,
+        "the mask must change the gradient"
+    );
+    assert_eq!(grad_of(&arch, Some(11)), grad_of(&arch, Some(11)));
+    let off = ConvArch {
+        dropout: 0.0,
+        ..arch.clone()
+    };
+    assert_eq!(grad_of(&off, Some(11)), plain);
+    // Armed for one call only: the next one is plain again.
+    let mut e = BurnConv::new(arch.clone(), DeviceChoice::Cpu).unwrap();
+    let mut g = vec![0.0; params.len()];
+    e.arm_dropout(11);
+    e.loss_and_grad(params.values(), &x, &y, &mut g).unwrap();
+    let l = e.loss_and_grad(params.values(), &x, &y, &mut g).unwrap();
+    assert_eq!((l, g), plain);
+}
+
+/// MC dropout's sampled logits: evaluation-mode BatchNorm, the same logits whatever the
+/// chunking (one mask for all rows), and their mean over masks the evaluation logits
+/// (the output layer is linear in its masked input, whose expectation is the input):
+/// within 5 standard errors over 2000 masks at every logit. Without dropout it refuses.
+#[test]
+fn mc_dropout_logits_average_to_the_evaluation_logits() {
+    let arch = ConvArch {
+        dropout: 0.3,
+        ..small(ImageShape::d2(1, 8, 8), Norm::Batch)
+    };
+    let params = arch.init(&mut ChaCha8Rng::seed_from_u64(5));
+    let rows = EVAL_CHUNK + 3;
+    let (x, _) = batch(&arch, rows, 6);
+    let mut e = BurnConv::new(arch.clone(), DeviceChoice::Cpu).unwrap();
+    let eval = e.logits(params.values(), &x, rows).unwrap();
+    let k = arch.outputs;
+    let take = 4;
+    let t = 2000;
+    let (mut sum, mut sq) = (vec![0f64; take * k], vec![0f64; take * k]);
+    for s in 0..t {
+        let z = e
+            .dropout_logits(params.values(), &x[..take * arch.input.len()], take, s)
+            .unwrap();
+        for (i, v) in z.iter().enumerate() {
+            sum[i] += f64::from(*v);
+            sq[i] += f64::from(*v) * f64::from(*v);
+        }
+    }
+    for i in 0..take * k {
+        let mean = sum[i] / f64::from(t as u32);
+        let var = sq[i] / f64::from(t as u32) - mean * mean;
+        let se = (var / f64::from(t as u32)).sqrt();
+        assert!(
+            (mean - f64::from(eval[i])).abs() < 5.0 * se + 1e-5,
+            "logit {i}: MC mean {mean} vs eval {} (se {se})",
+            eval[i]
+        );
+        assert!(var > 0.0, "dropout should vary the logits");
+    }
+    // Row r's mask is values [r d, (r + 1) d) of the seed's stream whatever the
+    // chunking: a pass over two chunks starts with the logits of a pass over its first
+    // `take` rows (to rounding: the batch size changes the kernels' summation order);
+    // and the pass is deterministic in the seed.
+    let all = e.dropout_logits(params.values(), &x, rows, 9).unwrap();
+    assert_eq!(all.len(), rows * k);
+    let head = e
+        .dropout_logits(params.values(), &x[..take * arch.input.len()], take, 9)
+        .unwrap();
+    assert_close("first rows of a two-chunk pass", &all[..take * k], &head);
+    assert_eq!(all, e.dropout_logits(params.values(), &x, rows, 9).unwrap());
+    assert_ne!(
+        all,
+        e.dropout_logits(params.values(), &x, rows, 10).unwrap()
+    );
+    let none = ConvArch {
+        dropout: 0.0,
+        ..arch
+    };
+    let err = BurnConv::new(none, DeviceChoice::Cpu)
+        .unwrap()
+        .dropout_logits(params.values(), &x, rows, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("MC dropout needs a model trained with dropout"),
+        "{err}"
+    );
+}
+
 #[test]
 fn volume_cnn_gradients_match_finite_differences() {
     check_gradients(
@@ -135,6 +262,7 @@ fn tiny_resnet_gradients_match_finite_differences() {
         input: ImageShape::d2(1, 16, 16),
         outputs: 2,
         multi_label: false,
+        dropout: 0.0,
     };
     check_gradients(arch.clone(), 2);
     check_gradients(
@@ -165,6 +293,7 @@ fn batch_norm_buffers_follow_pytorch_momentum() {
         input: ImageShape::d2(1, 2, 2),
         outputs: 2,
         multi_label: false,
+        dropout: 0.0,
     };
     let layout = arch.layout();
     let mut p = arch
@@ -257,6 +386,7 @@ fn tiny_cnn_learns_a_spatial_task() {
         input: ImageShape::d2(1, 8, 8),
         outputs: 2,
         multi_label: false,
+        dropout: 0.0,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let make = |rng: &mut ChaCha8Rng, n: usize| {
@@ -304,6 +434,7 @@ fn tiny_cnn_learns_a_spatial_task() {
 fn multi_label_gradients_and_loss_by_hand() {
     let arch = ConvArch {
         multi_label: true,
+        dropout: 0.0,
         ..small(ImageShape::d2(1, 8, 8), Norm::Group { groups: 2 })
     };
     check_gradients(arch.clone(), 3);
@@ -471,6 +602,7 @@ fn vectorised_per_sample_matches_microbatching_without_norm_and_in_3d() {
 fn vectorised_per_sample_matches_microbatching_multi_label() {
     let a = ConvArch {
         multi_label: true,
+        dropout: 0.0,
         ..small(ImageShape::d2(1, 8, 8), Norm::Group { groups: 2 })
     };
     vectorised_matches_microbatching(&a, 4, ConvNorms::Auto);
@@ -487,6 +619,7 @@ fn unsupported_models_fall_back_to_microbatching() {
         input: ImageShape::d2(1, 8, 8),
         outputs: 2,
         multi_label: false,
+        dropout: 0.0,
     };
     let cases = [
         (resnet, PerSample::Auto),
@@ -543,6 +676,7 @@ fn features_feed_the_output_layer() {
         input: ImageShape::d2(1, 8, 8),
         outputs: 3,
         multi_label: false,
+        dropout: 0.0,
     };
     for arch in [cnn, resnet] {
         let params = arch.init(&mut ChaCha8Rng::seed_from_u64(3));
