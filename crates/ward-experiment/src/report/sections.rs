@@ -56,6 +56,8 @@ impl Section for Overview {
         // Per round: mean training loss over the sites that trained, each site's accuracy.
         let mut loss: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
         let mut acc: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        // Per round: the sum and count of the sites' test accuracies.
+        let mut by_round: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
         for r in &run.metrics {
             if let Some(l) = r.train_loss.filter(|l| l.is_finite()) {
                 let e = loss.entry(r.round).or_default();
@@ -63,6 +65,9 @@ impl Section for Overview {
                 e.1 += 1;
             }
             if let Some(a) = r.test_accuracy {
+                let e = by_round.entry(r.round).or_default();
+                e.0 += a;
+                e.1 += 1;
                 acc.entry(r.site.clone())
                     .or_default()
                     .push((r.round as f64, a));
@@ -72,7 +77,11 @@ impl Section for Overview {
             .into_iter()
             .map(|(r, (sum, n))| (r as f64, sum / n as f64))
             .collect();
-        let converged = convergence(&loss);
+        let mean_acc: Vec<(f64, f64)> = by_round
+            .into_iter()
+            .map(|(r, (sum, n))| (r as f64, sum / n as f64))
+            .collect();
+        let converged = convergence(&loss, &mean_acc);
         let loss_fig = figure(
             "Mean training loss per round",
             ("round", "training loss"),
@@ -120,9 +129,11 @@ impl Section for Overview {
     }
 }
 
-/// Whether the loss curve is flat at the end: the relative change of the mean over the
-/// last fifth of the rounds against the fifth before it.
-fn convergence(loss: &[(f64, f64)]) -> String {
+/// Whether training has flattened at the end: the mean training loss over the last
+/// fifth of the rounds against the fifth before it (relative change under 2%) and the
+/// mean test accuracy over the sites, same windows (change under 0.02). A slow learning
+/// rate can keep the loss within 2% while accuracy is still climbing, so both must hold.
+fn convergence(loss: &[(f64, f64)], accuracy: &[(f64, f64)]) -> String {
     let n = loss.len();
     if n < 10 {
         return format!("{n} rounds of training loss: too few to judge whether the curve is flat.");
@@ -132,13 +143,20 @@ fn convergence(loss: &[(f64, f64)]) -> String {
     let last = mean(&loss[n - k..]);
     let before = mean(&loss[n - 2 * k..n - k]);
     let change = (before - last) / before.abs().max(1e-12);
-    let verdict = if change.abs() < 0.02 {
-        "flat (less than 2% change): training has converged at this learning rate"
+    let m = accuracy.len();
+    let acc_change =
+        (m >= 2 * k).then(|| mean(&accuracy[m - k..]) - mean(&accuracy[m - 2 * k..m - k]));
+    let acc_text = acc_change.map_or_else(String::new, |d| {
+        format!("; the mean test accuracy over sites moved by {d:+.3} between the same windows")
+    });
+    let flat = change.abs() < 0.02 && acc_change.is_none_or(|d| d.abs() < 0.02);
+    let verdict = if flat {
+        "flat (loss change under 2%, accuracy change under 0.02): training has converged at this learning rate"
     } else {
-        "still moving (2% or more): training had not converged; more rounds could change every number below"
+        "still moving (loss change of 2% or more, or accuracy change of 0.02 or more): training had not converged; more rounds could change every number below"
     };
     format!(
-        "the mean training loss over the last {k} rounds is {last:.4}, {:.1}% below the {k} rounds before; {verdict}.",
+        "the mean training loss over the last {k} rounds is {last:.4}, {:.1}% below the {k} rounds before{acc_text}; {verdict}.",
         change * 100.0
     )
 }
@@ -701,7 +719,38 @@ impl Section for Robustness {
 
 #[cfg(test)]
 mod tests {
-    use super::epsilon_meaning;
+    use super::{convergence, epsilon_meaning};
+
+    /// 15 rounds, windows of 3: a loss falling 0.5% a round is within 2% between windows
+    /// (3 rounds apart: about 1.5%), but accuracy rising 0.02 a round moves 0.06 between
+    /// them, so training is still moving; with accuracy flat too it is converged; a loss
+    /// falling 3% a round is still moving whatever accuracy does.
+    #[test]
+    fn convergence_needs_flat_loss_and_flat_accuracy() {
+        let curve = |start: f64, step: f64| -> Vec<(f64, f64)> {
+            (1..=15)
+                .map(|r| (f64::from(r), start * (1.0 - step).powi(r)))
+                .collect()
+        };
+        let rising: Vec<(f64, f64)> = (1..=15)
+            .map(|r| (f64::from(r), 0.5 + 0.02 * f64::from(r)))
+            .collect();
+        let flat_acc: Vec<(f64, f64)> = (1..=15).map(|r| (f64::from(r), 0.8)).collect();
+        let slow = curve(0.7, 0.005);
+        assert!(
+            convergence(&slow, &rising).contains("still moving"),
+            "{}",
+            convergence(&slow, &rising)
+        );
+        assert!(convergence(&slow, &rising).contains("+0.060"));
+        assert!(convergence(&slow, &flat_acc).contains("has converged"));
+        assert!(convergence(&curve(0.7, 0.03), &flat_acc).contains("still moving"));
+        assert!(
+            convergence(&slow, &[]).contains("has converged"),
+            "no accuracy: loss alone"
+        );
+        assert!(convergence(&slow[..5], &flat_acc).contains("too few"));
+    }
 
     /// e^0.5 = 1.6487, e^12 = 162 754.8 (by hand); only the second is a warning.
     #[test]
