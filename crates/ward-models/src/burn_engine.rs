@@ -227,10 +227,7 @@ impl GradientEngine for BurnDense {
     ) -> Result<Vec<f32>, ModelError> {
         self.arch.check_batch(params, x, rows)?;
         if self.arch.dropout <= 0.0 {
-            return Err(ModelError::Config(format!(
-                "MC dropout needs a model trained with dropout; {} has none",
-                self.arch.describe()
-            )));
+            return Err(crate::dropout::no_dropout(&self.arch.describe()));
         }
         let layers = self.upload(params, false);
         let xt = Tensor::<2>::from_data(

@@ -655,6 +655,29 @@ impl BurnConv {
         m.into_iter().next().map(|m| (m, features))
     }
 
+    /// An evaluation-mode pass over `rows` images in chunks of `EVAL_CHUNK` on the
+    /// inference device: `pass(weights, chunk, (start, end))` gives each chunk's
+    /// `[chunk rows, width]` output; the outputs are concatenated row-major.
+    fn eval_chunks(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        rows: usize,
+        pass: impl Fn(&Weights, Act, (usize, usize)) -> Tensor<2>,
+    ) -> Result<Vec<f32>, ModelError> {
+        let w = self.upload(params, &self.infer, false);
+        let per = self.arch.input.len();
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let end = (start + EVAL_CHUNK).min(rows);
+            let xt = self.input(&x[start * per..end * per], end - start, &self.infer);
+            out.extend(read(pass(&w, xt, (start, end)).flatten::<1>(0, 1))?);
+            start = end;
+        }
+        Ok(out)
+    }
+
     /// The same engine computing DP-SGD's per-example gradients as `per_sample` says.
     pub fn with_per_sample(mut self, per_sample: PerSample) -> Self {
         self.per_sample = per_sample;
@@ -1121,19 +1144,9 @@ impl GradientEngine for BurnConv {
 
     fn logits(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError> {
         self.check(params, x, rows)?;
-        let device = self.infer.clone();
-        let w = self.upload(params, &device, false);
-        let per = self.arch.input.len();
-        let mut out = Vec::with_capacity(rows * self.arch.outputs);
-        let mut start = 0;
-        while start < rows {
-            let end = (start + EVAL_CHUNK).min(rows);
-            let xt = self.input(&x[start * per..end * per], end - start, &device);
-            let z = self.forward(&w, xt, false, &mut Vec::new());
-            out.extend(read(z.flatten::<1>(0, 1))?);
-            start = end;
-        }
-        Ok(out)
+        self.eval_chunks(params, x, rows, |w, xt, _| {
+            self.forward(w, xt, false, &mut Vec::new())
+        })
     }
 
     fn arm_dropout(&mut self, seed: u64) {
@@ -1152,45 +1165,22 @@ impl GradientEngine for BurnConv {
     ) -> Result<Vec<f32>, ModelError> {
         self.check(params, x, rows)?;
         let Some((mask, d)) = self.mask_values(seed, rows) else {
-            return Err(ModelError::Config(format!(
-                "MC dropout needs a model trained with dropout; {} has none",
-                self.arch.describe()
-            )));
+            return Err(crate::dropout::no_dropout(&self.arch.describe()));
         };
-        let device = self.infer.clone();
-        let w = self.upload(params, &device, false);
-        let per = self.arch.input.len();
-        let mut out = Vec::with_capacity(rows * self.arch.outputs);
-        let mut start = 0;
-        while start < rows {
-            let end = (start + EVAL_CHUNK).min(rows);
-            let xt = self.input(&x[start * per..end * per], end - start, &device);
+        self.eval_chunks(params, x, rows, |w, xt, (start, end)| {
             let m = Tensor::<2>::from_data(
                 TensorData::new(mask[start * d..end * d].to_vec(), [end - start, d]),
-                &device,
+                &self.infer,
             );
-            let z = self.forward_masked(&w, xt, false, &mut Vec::new(), Some(m));
-            out.extend(read(z.flatten::<1>(0, 1))?);
-            start = end;
-        }
-        Ok(out)
+            self.forward_masked(w, xt, false, &mut Vec::new(), Some(m))
+        })
     }
 
     fn features(&mut self, params: &[f32], x: &[f32], rows: usize) -> Result<Vec<f32>, ModelError> {
         self.check(params, x, rows)?;
-        let device = self.infer.clone();
-        let w = self.upload(params, &device, false);
-        let per = self.arch.input.len();
-        let mut out = Vec::new();
-        let mut start = 0;
-        while start < rows {
-            let end = (start + EVAL_CHUNK).min(rows);
-            let xt = self.input(&x[start * per..end * per], end - start, &device);
-            let h = self.body(&w, xt, false, &mut Vec::new());
-            out.extend(read(h.flatten::<1>(0, 1))?);
-            start = end;
-        }
-        Ok(out)
+        self.eval_chunks(params, x, rows, |w, xt, _| {
+            self.body(w, xt, false, &mut Vec::new())
+        })
     }
 }
 

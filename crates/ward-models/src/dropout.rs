@@ -23,6 +23,13 @@ pub(crate) fn check_rate(p: f32) -> Result<(), ModelError> {
     }
 }
 
+/// The error of [`crate::GradientEngine::dropout_logits`] on a model without dropout.
+pub(crate) fn no_dropout(model: &str) -> ModelError {
+    ModelError::Config(format!(
+        "MC dropout needs a model trained with dropout; {model} has none"
+    ))
+}
+
 /// Masks for layers of `sizes` values each (row-major `[rows, width]`), drawn in order
 /// from one ChaCha8 stream of `seed`: each value is `0` with probability `p`, else
 /// `1 / (1 - p)` (a uniform draw `u` in `[0, 1)` keeps the unit when `u >= p`).

@@ -302,10 +302,7 @@ impl GradientEngine for NativeDense {
     ) -> Result<Vec<f32>, ModelError> {
         self.arch.check_batch(params, x, rows)?;
         if self.arch.dropout <= 0.0 {
-            return Err(ModelError::Config(format!(
-                "MC dropout needs a model trained with dropout; {} has none",
-                self.arch.describe()
-            )));
+            return Err(crate::dropout::no_dropout(&self.arch.describe()));
         }
         self.draw_masks(seed, rows);
         self.forward(params, x, rows, true);
