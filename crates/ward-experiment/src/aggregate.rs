@@ -170,6 +170,7 @@ pub fn aggregate(a: AggregateArgs, obs: &mut dyn Observer) -> Result<()> {
         round: 1,
         global: &global,
         server_update: server.as_ref(),
+        previous_update: None,
     };
     let agg = rule.aggregate(&updates, &ctx).map_err(|e| {
         // The rule's own message (e.g. its breakdown assumption), without the round

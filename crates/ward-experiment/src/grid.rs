@@ -11,7 +11,7 @@ use ward_core::ConfigError;
 use ward_core::ExperimentSpec;
 use ward_core::config::{
     AggregationRule, AggregatorKind, AttackKind, AttackSpec, CenteredClippingOptions,
-    FltrustOptions, RobustSpec,
+    ClippedMeanOptions, FltrustOptions, RobustSpec,
 };
 use ward_report::Heatmap;
 
@@ -72,7 +72,7 @@ fn attack_kind(name: &str) -> Option<AttackKind> {
 fn defence_spec(
     kind: AggregatorKind,
     f: usize,
-    tau: f64,
+    tau: Option<f64>,
     root_samples: usize,
 ) -> Result<RobustSpec, ConfigError> {
     let rule = match kind {
@@ -82,6 +82,10 @@ fn defence_spec(
                 iterations: None,
             })
         }
+        AggregatorKind::ClippedMean => AggregationRule::ClippedMean(ClippedMeanOptions {
+            tau: tau.unwrap_or(1.0),
+            iterations: None,
+        }),
         AggregatorKind::Fltrust => AggregationRule::Fltrust(FltrustOptions {
             root_samples: Some(root_samples),
         }),
@@ -151,7 +155,10 @@ fn grid_key(base: &ExperimentSpec, defence_f: usize, args: &RobustGridArgs) -> R
         .map_err(|e| Error::Internal(format!("encoding the experiment: {e}")))?;
     let what = format!(
         "{text}\ndefence-f = {defence_f}\ntau = {}\nroot-samples = {}\ndevice = {}\nengine = {}\n",
-        args.tau, args.root_samples, args.engine.device, args.engine.engine
+        args.tau.map_or("median".to_string(), |t| t.to_string()),
+        args.root_samples,
+        args.engine.device,
+        args.engine.engine
     );
     Ok(crate::run_dir::sha256_hex(what.as_bytes()))
 }

@@ -101,7 +101,9 @@ pub struct AggregateArgs {
     /// The updates: an (n, d) float32/float64 .npy array, C order, one update per row.
     pub updates: PathBuf,
     /// The rule: mean, fedavg, median, trimmed-mean, krum, multi-krum, geometric-median,
-    /// bulyan, centered-clipping, fltrust, dnc, signguard, clipped-clustering or flame.
+    /// bulyan, centered-clipping, clipped-mean, fltrust, dnc, signguard, clipped-clustering or
+    /// flame. centered-clipping has no previous round here: its centre starts at 0, as
+    /// clipped-mean's does.
     #[cfg_attr(feature = "clap", arg(long))]
     pub rule: String,
     /// Byzantine updates to tolerate (trimmed-mean cuts f per side; krum, multi-krum,
@@ -111,10 +113,11 @@ pub struct AggregateArgs {
     /// multi-krum: updates averaged (default n - f).
     #[cfg_attr(feature = "clap", arg(long))]
     pub m: Option<usize>,
-    /// centered-clipping: the clipping radius (required).
+    /// clipped-mean: the clipping radius (required); centered-clipping: the radius
+    /// (default: the median distance of the updates from the centre).
     #[cfg_attr(feature = "clap", arg(long, allow_hyphen_values = true))]
     pub tau: Option<f64>,
-    /// centered-clipping: iterations (default 1); geometric-median: the iteration limit
+    /// centered-clipping, clipped-mean: iterations (default 1); geometric-median: the iteration limit
     /// (default 100); dnc: its niters (default 1).
     #[cfg_attr(feature = "clap", arg(long))]
     pub iterations: Option<usize>,
@@ -174,7 +177,7 @@ pub struct RobustGridArgs {
         feature = "clap",
         arg(
             long,
-            default_value = "fedavg,median,trimmed-mean,krum,multi-krum,bulyan,geometric-median,centered-clipping,fltrust,dnc,signguard,clipped-clustering,flame"
+            default_value = "fedavg,median,trimmed-mean,krum,multi-krum,bulyan,geometric-median,centered-clipping,clipped-mean,fltrust,dnc,signguard,clipped-clustering,flame"
         )
     )]
     pub defences: String,
@@ -193,12 +196,10 @@ pub struct RobustGridArgs {
     /// The f every defence is configured to tolerate (default: the largest attack f).
     #[cfg_attr(feature = "clap", arg(long))]
     pub defence_f: Option<usize>,
-    /// Centered clipping's radius.
-    #[cfg_attr(
-        feature = "clap",
-        arg(long, default_value_t = 1.0, allow_hyphen_values = true)
-    )]
-    pub tau: f64,
+    /// The clipping radius of centered-clipping (default: each round, the median
+    /// distance of the updates from its centre) and clipped-mean (default 1).
+    #[cfg_attr(feature = "clap", arg(long, allow_hyphen_values = true))]
+    pub tau: Option<f64>,
     /// FLTrust's root sample: training rows moved to the server (`robust.root-samples`).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 50))]
     pub root_samples: usize,

@@ -15,8 +15,9 @@ use crate::federation::ServerState;
 
 const MAGIC: &[u8; 8] = b"WARDCKPT";
 /// Format version. 2 adds secure aggregation's round records to the server state; 3
-/// the hash of the experiment the run was started with; 4 each site's dropout stream.
-const VERSION: u32 = 4;
+/// the hash of the experiment the run was started with; 4 each site's dropout stream; 5
+/// the previous aggregate update (centered clipping's centre).
+const VERSION: u32 = 5;
 
 /// The federation's state after a round: global model, server optimizer state, SCAFFOLD
 /// control, selection RNG, and every site's state (batch order, RNG, optimizer state,

@@ -234,6 +234,9 @@ pub(crate) struct ServerState {
     pub(crate) mechanism: Vec<u8>,
     /// Secure aggregation's round records (None: secure aggregation is off).
     pub(crate) secagg: Option<Vec<SecAggRoundRecord>>,
+    /// The last aggregate update (aggregate minus global), kept only for an
+    /// aggregator with [`Aggregator::uses_history`].
+    pub(crate) previous_update: Option<Params>,
 }
 
 /// The round engine: runs rounds over [`SiteHandle`]s with a strategy.
@@ -328,6 +331,7 @@ impl Federation {
                 attack: Vec::new(),
                 mechanism: Vec::new(),
                 secagg: None,
+                previous_update: None,
             },
             root: None,
             secagg: None,
@@ -930,6 +934,7 @@ impl Federation {
             round,
             global: &self.state.global,
             server_update: server_update.as_ref(),
+            previous_update: self.state.previous_update.as_ref(),
         };
         let agg = match self.mechanism.as_mut() {
             Some(m) => {
@@ -937,7 +942,13 @@ impl Federation {
                 self.state.mechanism = m.save_state()?;
                 a
             }
-            None => self.aggregator.aggregate(accepted, &ctx)?,
+            None => {
+                let a = self.aggregator.aggregate(accepted, &ctx)?;
+                if self.aggregator.uses_history() {
+                    self.state.previous_update = Some(a.params.sub(&self.state.global)?);
+                }
+                a
+            }
         };
         self.record_aggregate(accepted, &agg, records)?;
         let next = self.state.server.step(&self.state.global, &agg.params)?;

@@ -20,6 +20,11 @@ pub struct RoundContext<'a> {
     pub global: &'a Params,
     /// A trusted update computed by the server on its own root data (FLTrust), if any.
     pub server_update: Option<&'a Params>,
+    /// The previous round's aggregate update (the aggregate minus that round's global
+    /// model, before the server optimizer), for rules with
+    /// [`Aggregator::uses_history`]: that of the last round that aggregated, `None`
+    /// before the first.
+    pub previous_update: Option<&'a Params>,
 }
 
 impl<'a> RoundContext<'a> {
@@ -29,6 +34,7 @@ impl<'a> RoundContext<'a> {
             round,
             global,
             server_update: None,
+            previous_update: None,
         }
     }
 }
@@ -67,6 +73,13 @@ pub trait Aggregator {
     /// (a rule's breakdown assumption, e.g. `n >= 2f + 3` for Krum).
     fn min_updates(&self) -> usize {
         1
+    }
+
+    /// Whether the rule reads [`RoundContext::previous_update`] (e.g. centered clipping
+    /// starts from it). The federation then keeps each round's aggregate update, in its
+    /// checkpoint too.
+    fn uses_history(&self) -> bool {
+        false
     }
 
     /// The aggregate of `updates` (non-empty, already validated: same layout, finite).

@@ -1383,3 +1383,82 @@ fn qffl_is_refused_with_secagg_robust_rules_and_server_mechanisms() {
     assert!(e.to_string().contains("qffl"), "{e}");
     assert_eq!(f.aggregator_name(), "qffl");
 }
+
+/// A rule with history that reports what it was given: the aggregate is
+/// `global + previous + (1, 0)` (`previous` 0 in the first round).
+struct StepFromHistory;
+
+impl Aggregator for StepFromHistory {
+    fn name(&self) -> String {
+        "step-from-history".into()
+    }
+    fn uses_history(&self) -> bool {
+        true
+    }
+    fn aggregate(&self, _updates: &[Update], ctx: &RoundContext<'_>) -> Result<Aggregate, FlError> {
+        let mut v = ctx.global.clone();
+        if let Some(p) = ctx.previous_update {
+            v.axpy(1.0, p)?;
+        }
+        v.values_mut()[0] += 1.0;
+        Ok(Aggregate {
+            params: v,
+            selected: None,
+            weights: None,
+        })
+    }
+}
+
+fn history_federation(rounds: usize) -> Federation {
+    let sites = vec![fixed("a", vec![5.0, 5.0], 1), fixed("b", vec![7.0, 7.0], 1)];
+    let mut fed = Federation::new(
+        sites,
+        vec![trains(); 2],
+        fedavg_config(rounds),
+        Params::from_flat(vec![0.0, 0.0]),
+        0,
+    )
+    .unwrap();
+    fed.set_aggregator(Box::new(StepFromHistory)).unwrap();
+    fed
+}
+
+/// The federation hands a history-using rule the previous round's aggregate update
+/// and keeps it in the checkpoint. By hand: the update grows by (1, 0) a round
+/// (1, 2, 3, ...), so after rounds 1-4 the global model is (1+2+3+4, 0) = (10, 0);
+/// a run resumed after round 2 gets there too.
+#[test]
+fn previous_aggregate_update_reaches_a_history_rule_and_survives_resume() {
+    let mut full = history_federation(4);
+    for _ in 0..4 {
+        full.run_round().unwrap();
+    }
+    assert_eq!(full.global().values(), &[10.0, 0.0]);
+
+    let mut first = history_federation(4);
+    first.run_round().unwrap();
+    first.run_round().unwrap();
+    assert_eq!(first.global().values(), &[3.0, 0.0]);
+    let bytes = first.snapshot().unwrap().to_bytes().unwrap();
+    let mut resumed = history_federation(4);
+    resumed
+        .restore(&Checkpoint::from_bytes(&bytes).unwrap())
+        .unwrap();
+    resumed.run_round().unwrap();
+    resumed.run_round().unwrap();
+    assert_eq!(resumed.global().values(), &[10.0, 0.0]);
+
+    // A rule without history is never handed one (and nothing is kept).
+    let mut plain = history_federation(2);
+    plain.set_aggregator(Box::new(FedAvg)).unwrap();
+    plain.run_round().unwrap();
+    assert!(
+        plain
+            .snapshot()
+            .unwrap()
+            .parts()
+            .0
+            .previous_update
+            .is_none()
+    );
+}

@@ -6,8 +6,8 @@ use ward_fl::{Aggregator, FedAvg};
 use crate::error::RobustError;
 use crate::pre::{Bucketing, Composed, Nnm, NormClip, PreAggregator};
 use crate::{
-    Bulyan, CenteredClipping, ClippedClustering, Dnc, Flame, Fltrust, GeometricMedian, Krum, Mean,
-    Median, MultiKrum, SignGuard, TrimmedMean,
+    Bulyan, CenteredClipping, ClippedClustering, ClippedMean, Dnc, Flame, Fltrust, GeometricMedian,
+    Krum, Mean, Median, MultiKrum, SignGuard, TrimmedMean,
 };
 
 /// The rule of `spec` with its own options, wrapped in a [`Composed`] when `spec.pre`
@@ -62,6 +62,7 @@ pub fn build_rule(
         R::CenteredClipping(o) => {
             Box::new(CenteredClipping::new(o.tau, o.iterations.unwrap_or(1))?)
         }
+        R::ClippedMean(o) => Box::new(ClippedMean::new(o.tau, o.iterations.unwrap_or(1))?),
         R::Fltrust(_) => Box::new(Fltrust),
         R::Dnc(o) => Box::new(Dnc::new(
             need_f()?,

@@ -11,7 +11,8 @@
 //! | [`Krum`], [`MultiKrum`] | `krum`, `multi-krum` | `n >= 2f+3` (and `m <= n-f`) |
 //! | [`Bulyan`] | `bulyan` | `n >= 4f+3` |
 //! | [`GeometricMedian`] | `geometric-median` | `n >= 1` (breakdown point 1/2) |
-//! | [`CenteredClipping`] | `centered-clipping` | `n >= 1` (moves at most `tau` a step) |
+//! | [`CenteredClipping`] | `centered-clipping` | `n >= 1` (centre from the previous round; moves at most `tau` a step) |
+//! | [`ClippedMean`] | `clipped-mean` | `n >= 1` (centred on the global model; moves at most `tau` a step) |
 //! | [`Fltrust`] | `fltrust` | `n >= 1` and the server's update in the round |
 //! | [`Dnc`] | `dnc` | `n >= 2f+1` (honest majority; keeps `n - floor(c f)` a pass) |
 //! | [`SignGuard`] | `signguard` | `n >= 1` (robust with an honest majority) |
@@ -23,7 +24,9 @@
 //! calls it before aggregating; `RobustError` converts into [`ward_fl::FlError`].
 //! The updates are complete local models; rules defined on deltas (centered clipping,
 //! FLTrust, norm clipping) work on `x_i - ctx.global` and return `global + delta`.
-//! The robust rules are unweighted: they ignore `num_examples`.
+//! The robust rules are unweighted: they ignore `num_examples` (only `fedavg`, from
+//! `ward-fl`, weights by examples), so a site's share of a robust aggregate is `1/n`
+//! whatever its size.
 //!
 //! Pre-aggregators ([`PreAggregator`]: [`NormClip`], [`Nnm`], [`Bucketing`]) compose
 //! with any rule through [`Composed`]; [`build_rule`] builds a rule and its
@@ -84,7 +87,7 @@ pub use builder::build_rule;
 pub use error::RobustError;
 pub use pre::{Bucketing, Composed, Nnm, NormClip, PreAggregator, PreOutput};
 pub use rules::bulyan::Bulyan;
-pub use rules::centered_clipping::CenteredClipping;
+pub use rules::centered_clipping::{CenteredClipping, ClippedMean};
 pub use rules::clipped_clustering::ClippedClustering;
 pub use rules::dnc::Dnc;
 pub use rules::flame::Flame;

@@ -10,8 +10,8 @@ use ward_fl::{Aggregate, Aggregator, RoundContext};
 use crate::common::testing::upds;
 use crate::pre::{Bucketing, Composed, Nnm, NormClip};
 use crate::{
-    Bulyan, CenteredClipping, ClippedClustering, Dnc, Flame, Fltrust, GeometricMedian, Krum, Mean,
-    Median, MultiKrum, SignGuard, TrimmedMean,
+    Bulyan, CenteredClipping, ClippedClustering, ClippedMean, Dnc, Flame, Fltrust, GeometricMedian,
+    Krum, Mean, Median, MultiKrum, SignGuard, TrimmedMean,
 };
 
 fn config(seed: u64) -> ProptestConfig {
@@ -34,7 +34,9 @@ fn rules() -> Vec<Box<dyn Aggregator>> {
         Box::new(MultiKrum::new(1, Some(2)).unwrap()),
         Box::new(Bulyan::new(1)),
         Box::new(GeometricMedian::default()),
-        Box::new(CenteredClipping::new(2.0, 3).unwrap()),
+        Box::new(CenteredClipping::new(Some(2.0), 3).unwrap()),
+        Box::new(CenteredClipping::new(None, 1).unwrap()),
+        Box::new(ClippedMean::new(2.0, 3).unwrap()),
         Box::new(Fltrust),
         // b = 5 < d for most cases: the subsampled path; 2 iterations intersect.
         Box::new(Dnc::new(1, 5, 1.0, 2, 11).unwrap()),
@@ -59,6 +61,7 @@ fn agg(rule: &dyn Aggregator, u: &[Update], global: &Params, server: &Params) ->
         round: 3,
         global,
         server_update: Some(server),
+        previous_update: None,
     };
     rule.aggregate(u, &ctx)
         .unwrap_or_else(|e| panic!("{}: {e}", rule.name()))
@@ -112,7 +115,7 @@ proptest! {
         for rule in rules() {
             // SignGuard refuses a round where no update passes both filters: then the
             // permuted round must be refused too.
-            let ctx = RoundContext { round: 3, global: &global, server_update: Some(&server) };
+            let ctx = RoundContext { round: 3, global: &global, server_update: Some(&server), previous_update: None };
             if rule.name() == "signguard" && rule.aggregate(&u, &ctx).is_err() {
                 match rule.aggregate(&pu, &ctx) {
                     Err(e) => prop_assert!(
@@ -165,7 +168,7 @@ proptest! {
                 continue;
             }
             let a = agg(rule.as_ref(), &u, &global, &server);
-            if name == "centered-clipping" && norm(&v) > 2.0 {
+            if matches!(name.as_str(), "centered-clipping" | "clipped-mean") && norm(&v) > 2.0 {
                 // v is reached only when it lies within tau of the global model
                 continue;
             }
@@ -173,7 +176,7 @@ proptest! {
             prop_assert!(close(a.params.values(), &v, 1e-6), "{}: {:?}", name, a.params.values());
         }
         // centered clipping with a radius that covers v: exact in one iteration
-        let cc = CenteredClipping::new(1e3, 1).unwrap();
+        let cc = CenteredClipping::new(Some(1e3), 1).unwrap();
         prop_assert!(close(agg(&cc, &u, &global, &server).params.values(), &v, 1e-6));
     }
 
@@ -190,7 +193,8 @@ proptest! {
         let mean = agg(&Mean, &u, &global, &global);
         let mut same: Vec<Box<dyn Aggregator>> = vec![
             Box::new(TrimmedMean::new(0)),
-            Box::new(CenteredClipping::new(1e6, 1).unwrap()),
+            Box::new(CenteredClipping::new(Some(1e6), 1).unwrap()),
+            Box::new(ClippedMean::new(1e6, 1).unwrap()),
             Box::new(Composed::new(vec![Box::new(Nnm::new(0))], Box::new(Mean))),
             // DnC with f = 0 removes nothing.
             Box::new(Dnc::new(0, 3, 1.0, 2, 1).unwrap()),
@@ -272,8 +276,13 @@ proptest! {
         let w = gm.weights.unwrap();
         prop_assert!(w[..f].iter().all(|&wi| wi < 1e-20), "{w:?}");
         // Centered clipping: each iteration moves by at most tau.
-        let cc = agg(&CenteredClipping::new(2.0, 3).unwrap(), &u, &global, &server);
-        prop_assert!(norm(cc.params.values()) <= 6.0 * (1.0 + 1e-6));
+        for rule in [
+            &CenteredClipping::new(Some(2.0), 3).unwrap() as &dyn Aggregator,
+            &ClippedMean::new(2.0, 3).unwrap(),
+        ] {
+            let cc = agg(rule, &u, &global, &server);
+            prop_assert!(norm(cc.params.values()) <= 6.0 * (1.0 + 1e-6));
+        }
         // FLTrust: every rescaled delta has the server's norm, so their convex
         // combination stays within it.
         let ft = agg(&Fltrust, &u, &global, &server);

@@ -572,8 +572,8 @@ mod tests {
                 "x.toml:19: robust.lambda: is not an option of aggregator \"krum\"",
             ),
             (
-                &[(19, "aggregator = \"centered-clipping\""), (20, "")],
-                "x.toml:18: robust.tau: is required for aggregator \"centered-clipping\"",
+                &[(19, "aggregator = \"clipped-mean\""), (20, "")],
+                "x.toml:18: robust.tau: is required for aggregator \"clipped-mean\"",
             ),
             // [attack]
             (&[(24, "ff = 1")], "x.toml:24: attack.ff: unknown key"),

@@ -34,9 +34,9 @@ pub use train::*;
 
 pub use load::{DEFAULT_SOURCE, LoadError, Loaded, default_experiment, load_file, load_str};
 pub use robust::{
-    AggregationRule, AggregatorKind, CenteredClippingOptions, DncOptions, FlameOptions,
-    FltrustOptions, GeometricMedianOptions, MultiKrumOptions, NoOptions, PreAggregatorSpec,
-    RobustSpec,
+    AggregationRule, AggregatorKind, CenteredClippingOptions, ClippedMeanOptions, DncOptions,
+    FlameOptions, FltrustOptions, GeometricMedianOptions, MultiKrumOptions, NoOptions,
+    PreAggregatorSpec, RobustSpec,
 };
 
 /// A whole experiment: data, model, local training and federation.
@@ -450,7 +450,7 @@ mod tests {
             Err("robust.pre[0]".into())
         );
         assert_eq!(
-            parse("[robust]\naggregator = \"centered-clipping\"\n"),
+            parse("[robust]\naggregator = \"clipped-mean\"\n"),
             Err("robust.tau".into())
         );
         assert_eq!(
@@ -771,6 +771,10 @@ mod tests {
                 eps: Some(1e-8),
             }),
             AggregationRule::CenteredClipping(CenteredClippingOptions {
+                tau: Some(1.0),
+                iterations: Some(1),
+            }),
+            AggregationRule::ClippedMean(ClippedMeanOptions {
                 tau: 1.0,
                 iterations: Some(1),
             }),

@@ -41,8 +41,12 @@ pub enum AggregatorKind {
     Bulyan,
     /// Geometric median by smoothed Weiszfeld (RFA, Pillutla et al. 2022).
     GeometricMedian,
-    /// Centered clipping (Karimireddy et al. 2021).
+    /// Centered clipping (Karimireddy et al. 2021): clipping around the previous
+    /// round's aggregate update.
     CenteredClipping,
+    /// Clipped mean: centered clipping with its centre at the global model every
+    /// round (no history).
+    ClippedMean,
     /// FLTrust (Cao et al. 2021): trust scores from the server's update on its root
     /// sample (`robust.root-samples`).
     Fltrust,
@@ -69,6 +73,7 @@ impl AggregatorKind {
             Self::Bulyan => "bulyan",
             Self::GeometricMedian => "geometric-median",
             Self::CenteredClipping => "centered-clipping",
+            Self::ClippedMean => "clipped-mean",
             Self::Fltrust => "fltrust",
             Self::Dnc => "dnc",
             Self::Signguard => "signguard",
@@ -78,7 +83,7 @@ impl AggregatorKind {
     }
 
     /// Every rule, in the order of [`AggregatorKind::as_str`]'s match.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Fedavg,
         Self::Mean,
         Self::Median,
@@ -88,6 +93,7 @@ impl AggregatorKind {
         Self::Bulyan,
         Self::GeometricMedian,
         Self::CenteredClipping,
+        Self::ClippedMean,
         Self::Fltrust,
         Self::Dnc,
         Self::Signguard,
@@ -154,9 +160,22 @@ pub struct GeometricMedianOptions {
 }
 
 /// `centered-clipping`'s options.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CenteredClippingOptions {
+    /// The clipping radius tau (> 0; default: each round, the median distance of the
+    /// updates from the starting centre, which an honest majority bounds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tau: Option<f64>,
+    /// Iterations (>= 1; default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<usize>,
+}
+
+/// `clipped-mean`'s options.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ClippedMeanOptions {
     /// The clipping radius tau (> 0).
     pub tau: f64,
     /// Iterations (>= 1; default 1).
@@ -221,8 +240,11 @@ pub enum AggregationRule {
     Bulyan,
     /// Geometric median by smoothed Weiszfeld (RFA, Pillutla et al. 2022).
     GeometricMedian(GeometricMedianOptions),
-    /// Centered clipping (Karimireddy et al. 2021).
+    /// Centered clipping (Karimireddy et al. 2021), centred on the previous round's
+    /// aggregate update.
     CenteredClipping(CenteredClippingOptions),
+    /// Clipped mean: centered clipping centred on the global model every round.
+    ClippedMean(ClippedMeanOptions),
     /// FLTrust (Cao et al. 2021).
     Fltrust(FltrustOptions),
     /// Divide-and-Conquer (Shejwalkar & Houmansadr 2021; n >= 2f+1).
@@ -249,6 +271,7 @@ impl AggregationRule {
             Self::Bulyan => K::Bulyan,
             Self::GeometricMedian(_) => K::GeometricMedian,
             Self::CenteredClipping(_) => K::CenteredClipping,
+            Self::ClippedMean(_) => K::ClippedMean,
             Self::Fltrust(_) => K::Fltrust,
             Self::Dnc(_) => K::Dnc,
             Self::Signguard => K::Signguard,
@@ -258,14 +281,14 @@ impl AggregationRule {
     }
 
     /// The rule `kind` with every option at its default; an error naming the option
-    /// for a rule with a required one (centered-clipping's `tau`).
+    /// for a rule with a required one (clipped-mean's `tau`).
     ///
     /// ```
     /// use ward_core::config::{AggregationRule, AggregatorKind};
     ///
     /// assert_eq!(AggregationRule::defaults(AggregatorKind::Krum)?, AggregationRule::Krum);
-    /// let e = AggregationRule::defaults(AggregatorKind::CenteredClipping).unwrap_err();
-    /// assert_eq!(e.to_string(), "tau: is required for aggregator \"centered-clipping\"");
+    /// let e = AggregationRule::defaults(AggregatorKind::ClippedMean).unwrap_err();
+    /// assert_eq!(e.to_string(), "tau: is required for aggregator \"clipped-mean\"");
     /// Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn defaults(kind: AggregatorKind) -> Result<Self, ConfigError> {
@@ -289,6 +312,7 @@ impl AggregationRule {
             K::Bulyan => none(d).map(|()| Self::Bulyan)?,
             K::GeometricMedian => Self::GeometricMedian(GeometricMedianOptions::deserialize(d)?),
             K::CenteredClipping => Self::CenteredClipping(CenteredClippingOptions::deserialize(d)?),
+            K::ClippedMean => Self::ClippedMean(ClippedMeanOptions::deserialize(d)?),
             K::Fltrust => Self::Fltrust(FltrustOptions::deserialize(d)?),
             K::Dnc => Self::Dnc(DncOptions::deserialize(d)?),
             K::Signguard => none(d).map(|()| Self::Signguard)?,
@@ -303,6 +327,7 @@ impl AggregationRule {
             Self::MultiKrum(o) => toml::Table::try_from(o),
             Self::GeometricMedian(o) => toml::Table::try_from(o),
             Self::CenteredClipping(o) => toml::Table::try_from(o),
+            Self::ClippedMean(o) => toml::Table::try_from(o),
             Self::Fltrust(o) => toml::Table::try_from(o),
             Self::Dnc(o) => toml::Table::try_from(o),
             Self::Flame(o) => toml::Table::try_from(o),
@@ -323,6 +348,10 @@ impl AggregationRule {
                 o.eps.map_or(Ok(()), |e| positive(e, &key("eps")))
             }
             Self::CenteredClipping(o) => {
+                o.tau.map_or(Ok(()), |t| positive(t, &key("tau")))?;
+                at_least_one(o.iterations, "iterations")
+            }
+            Self::ClippedMean(o) => {
                 positive(o.tau, &key("tau"))?;
                 at_least_one(o.iterations, "iterations")
             }
@@ -663,6 +692,8 @@ mod tests {
             "aggregator = \"multi-krum\"\nf = 1\nm = 2\npre = [\"nnm\", \"bucketing:2\", \"clip:0.5\"]\nseed = 4",
             "aggregator = \"geometric-median\"\niterations = 3\neps = 0.000001",
             "aggregator = \"centered-clipping\"\ntau = 1.5\niterations = 2",
+            "aggregator = \"centered-clipping\"",
+            "aggregator = \"clipped-mean\"\ntau = 1.5\niterations = 2",
             "aggregator = \"fltrust\"\nroot-samples = 50",
             "aggregator = \"dnc\"\nf = 1\niterations = 2\nseed = 3\nsubsample-dim = 100\nfilter-fraction = 1.5",
             "aggregator = \"flame\"\nseed = 1\nlambda = 0.01",
@@ -681,7 +712,7 @@ mod tests {
         assert_eq!(
             late.rule,
             AggregationRule::CenteredClipping(CenteredClippingOptions {
-                tau: 2.0,
+                tau: Some(2.0),
                 iterations: None
             })
         );
@@ -712,7 +743,7 @@ mod tests {
             msg("m = 1\naggregator = \"flame\""),
             "unknown field `m`: is not an option of aggregator \"flame\" (its own: lambda)"
         );
-        assert!(msg("aggregator = \"centered-clipping\"").starts_with("missing field `tau`"));
+        assert!(msg("aggregator = \"clipped-mean\"").starts_with("missing field `tau`"));
         assert!(msg("aggregator = \"krum\"\npre = [\"bucketing:0\"]").contains("bucket size"));
     }
 
@@ -730,7 +761,7 @@ mod tests {
         };
         assert_eq!(
             err("mode", ""),
-            "aggregator: unknown aggregation rule \"mode\": expected one of fedavg, mean, median, trimmed-mean, krum, multi-krum, bulyan, geometric-median, centered-clipping, fltrust, dnc, signguard, clipped-clustering, flame"
+            "aggregator: unknown aggregation rule \"mode\": expected one of fedavg, mean, median, trimmed-mean, krum, multi-krum, bulyan, geometric-median, centered-clipping, clipped-mean, fltrust, dnc, signguard, clipped-clustering, flame"
         );
         assert_eq!(
             err("krum", ""),
@@ -745,9 +776,10 @@ mod tests {
             "lambda: is not an option of aggregator \"signguard\" (it has none of its own)"
         );
         assert_eq!(
-            err("centered-clipping", ""),
-            "tau: is required for aggregator \"centered-clipping\""
+            err("clipped-mean", ""),
+            "tau: is required for aggregator \"clipped-mean\""
         );
+        RobustSpec::from_name("centered-clipping", table("")).unwrap();
         // Ranges are checked with the experiment (and by the rules' constructors).
         let cc = RobustSpec::from_name("centered-clipping", table("tau = 0.0")).unwrap();
         assert_eq!(

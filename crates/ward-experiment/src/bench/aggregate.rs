@@ -21,8 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use ward_core::{Metrics, Params, Update};
 use ward_fl::{Aggregator, RoundContext};
 use ward_robust::{
-    Bulyan, CenteredClipping, Composed, GeometricMedian, Krum, Mean, Median, MultiKrum, Nnm,
-    TrimmedMean,
+    Bulyan, ClippedMean, Composed, GeometricMedian, Krum, Mean, Median, MultiKrum, Nnm, TrimmedMean,
 };
 
 use crate::Observer;
@@ -55,7 +54,7 @@ fn ward_rule(name: &str, n: usize) -> Result<Box<dyn Aggregator>> {
         "krum" => Box::new(Krum::new(f)),
         "multi_krum" => Box::new(MultiKrum::new(f, None)?),
         "geomed" => Box::new(GeometricMedian::new(1e-8, 100, 1e-6)?),
-        "centered_clipping" => Box::new(CenteredClipping::new(100.0, 3)?),
+        "centered_clipping" => Box::new(ClippedMean::new(100.0, 3)?),
         "bulyan" => Box::new(Bulyan::new(n.saturating_sub(3) / 4)),
         "nnm_mean" => Box::new(Composed::new(vec![Box::new(Nnm::new(f))], Box::new(Mean))),
         other => {

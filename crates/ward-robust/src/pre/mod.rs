@@ -142,6 +142,10 @@ impl Aggregator for Composed {
         parts.join("+")
     }
 
+    fn uses_history(&self) -> bool {
+        self.rule.uses_history()
+    }
+
     fn min_updates(&self) -> usize {
         let mut need = self.rule.min_updates();
         for p in self.pre.iter().rev() {

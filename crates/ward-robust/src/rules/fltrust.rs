@@ -183,6 +183,7 @@ mod tests {
             round: 1,
             global: &g,
             server_update: Some(&server),
+            previous_update: None,
         };
         let a = Fltrust
             .aggregate(&upds(&[vec![2., 0.], vec![3., 3.], vec![-5., 1.]]), &ctx)
@@ -216,6 +217,7 @@ mod tests {
             round: 1,
             global: &g,
             server_update: Some(&server),
+            previous_update: None,
         };
         // No update agrees with the server: nobody is trusted, the model stays.
         let a = Fltrust.aggregate(&u, &ctx).unwrap();
@@ -225,6 +227,7 @@ mod tests {
             round: 1,
             global: &g,
             server_update: Some(&g),
+            previous_update: None,
         };
         let err = Fltrust.aggregate(&u, &ctx).unwrap_err();
         assert!(err.to_string().contains("zero norm"), "{err}");
