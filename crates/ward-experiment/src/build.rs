@@ -166,35 +166,39 @@ fn build_attacked(
     // site trains.
     let names: Vec<String> = data.sites.iter().map(|s| s.name.clone()).collect();
     let flags = setup::choose_compromised(attack, &names, &vec![true; names.len()], spec.seed)?;
-    let sim = match setup::data_attack(attack) {
+    // Model replacement has both halves: backdoored data, then the boosted update.
+    let weighted = spec.robust.aggregator() == ward_core::config::AggregatorKind::Fedavg;
+    let data_attack = setup::data_attack(attack);
+    let model_attack = setup::model_attack(attack, weighted);
+    let mut sim = match &data_attack {
         Some(da) => {
             let poison = |i: usize, sd: &mut ward_data::SiteData, k: usize| {
                 take_root(i, sd);
-                setup::poison_site(&da, &flags, spec.seed, i, sd, k)
+                setup::poison_site(da, &flags, spec.seed, i, sd, k)
             };
-            let mut sim = build_simulation_with(spec, data, opts, Some(&poison))?;
-            sim.federation.set_compromised(flags.clone())?;
-            sim
+            build_simulation_with(spec, data, opts, Some(&poison))?
         }
         None => {
             let root_only = |i: usize, sd: &mut ward_data::SiteData, _k: usize| {
                 take_root(i, sd);
                 Ok::<(), ward_fl::FlError>(())
             };
-            let mut sim = build_simulation_with(spec, data, opts, Some(&root_only))?;
-            let ma = setup::model_attack(attack).ok_or_else(|| {
-                ward_fl::FlError::Config(format!(
-                    "attack {} is not a model attack",
-                    attack.kind().as_str()
-                ))
-            })?;
-            sim.federation.set_attack(
-                Box::new(setup::ModelPoisoning::new(ma, attack.from_round, spec.seed)),
-                flags.clone(),
-            )?;
-            sim
+            build_simulation_with(spec, data, opts, Some(&root_only))?
         }
     };
+    match model_attack {
+        Some(ma) => sim.federation.set_attack(
+            Box::new(setup::ModelPoisoning::new(ma, attack.from_round, spec.seed)),
+            flags.clone(),
+        )?,
+        None if data_attack.is_some() => sim.federation.set_compromised(flags.clone())?,
+        None => {
+            return Err(ward_fl::FlError::Config(format!(
+                "attack {} is neither a data nor a model attack",
+                attack.kind().as_str()
+            )));
+        }
+    }
     Ok((sim, flags))
 }
 

@@ -26,7 +26,14 @@ struct Cell {
     defence: String,
     fraction: f64,
     f: usize,
+    /// The f the defence was configured with (0 for rules that take none).
+    #[serde(default)]
+    defence_f: usize,
+    /// The training seed (the run seed).
     seed: u64,
+    /// The seed that drew the compromised sites (0 for the clean cell).
+    #[serde(default)]
+    draw: u64,
     /// `ok`, `refused` (the defence's assumption fails), `skipped` (the cell is
     /// meaningless, e.g. ALIE with z = 0) or `failed`.
     status: String,
@@ -45,9 +52,19 @@ struct Cell {
     compromised: Vec<String>,
 }
 
+/// What identifies a cell: attack, defence, f, defence f, training seed, draw.
+type CellKey = (String, String, usize, usize, u64, u64);
+
 impl Cell {
-    fn key(&self) -> (String, String, usize, u64) {
-        (self.attack.clone(), self.defence.clone(), self.f, self.seed)
+    fn key(&self) -> CellKey {
+        (
+            self.attack.clone(),
+            self.defence.clone(),
+            self.f,
+            self.defence_f,
+            self.seed,
+            self.draw,
+        )
     }
 }
 
@@ -67,7 +84,7 @@ fn attack_kind(name: &str) -> Option<AttackKind> {
     toml::Value::String(name.into()).try_into().ok()
 }
 
-/// The `[robust]` section of a defence (its `f` is the grid's defence f; FLTrust's
+/// The `[robust]` section of a defence (its `f` is the cell's defence f; FLTrust's
 /// root sample is `root_samples` rows; the random rules draw from the cell's seed).
 fn defence_spec(
     kind: AggregatorKind,
@@ -98,23 +115,57 @@ fn defence_spec(
     })
 }
 
-/// The `[attack]` section of an attack with `f` compromised sites; a backdoor takes its
-/// trigger, target and rate from the base experiment's `[attack]`.
+/// The attacks' own settings in a grid.
+#[derive(Debug, Clone, Copy)]
+struct AttackSettings {
+    alie_z: f64,
+    gaussian_scale: f64,
+}
+
+/// The `[attack]` section of an attack by the named `sites`; a backdoor or model
+/// replacement takes its trigger, target and rate from the base experiment's `[attack]`.
 fn attack_spec(
     kind: AttackKind,
-    f: usize,
+    sites: Vec<String>,
     base: Option<&AttackSpec>,
+    settings: AttackSettings,
 ) -> Result<AttackSpec, ConfigError> {
-    use ward_core::config::{AttackMethod as M, NoiseOptions, RateOptions, TargetOptions};
-    let method = match (kind, base.map(|b| &b.method)) {
-        (AttackKind::Gaussian, _) => M::Gaussian(NoiseOptions { std: 1.0 }),
+    use ward_core::config::{
+        AlieOptions, AttackMethod as M, GaussianOptions, NoiseOptions, RateOptions, TargetOptions,
+    };
+    let backdoor = match base.map(|b| &b.method) {
+        Some(M::Backdoor(b) | M::ModelReplacement(b)) => Some(b.clone()),
+        _ => None,
+    };
+    let method = match (kind, backdoor) {
+        (AttackKind::Gaussian, _) => M::Gaussian(GaussianOptions {
+            scale: settings.gaussian_scale,
+        }),
+        (AttackKind::Alie, _) => M::Alie(AlieOptions { z: settings.alie_z }),
         (AttackKind::FeatureNoise, _) => M::FeatureNoise(NoiseOptions { std: 1.0 }),
         (AttackKind::AllToOne, _) => M::AllToOne(TargetOptions { target: 0 }),
         (AttackKind::NoisyLabels, _) => M::NoisyLabels(RateOptions { rate: 0.5 }),
-        (AttackKind::Backdoor, Some(M::Backdoor(b))) => M::Backdoor(b.clone()),
+        (AttackKind::Backdoor, Some(b)) => M::Backdoor(b),
+        (AttackKind::ModelReplacement, Some(b)) => M::ModelReplacement(b),
         (k, _) => M::defaults(k)?,
     };
-    Ok(AttackSpec::new(method, f))
+    Ok(AttackSpec {
+        method,
+        sites,
+        f: None,
+        from_round: 1,
+    })
+}
+
+/// The `f` compromised sites of attacker draw `draw`: drawn uniformly (ChaCha8 of the
+/// draw), independently of the training seed, so the two vary separately.
+fn draw_sites(names: &[String], f: usize, draw: u64) -> Vec<String> {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(draw);
+    rng.set_stream(0xD2A3);
+    let mut picked: Vec<usize> = rand::seq::index::sample(&mut rng, names.len(), f).into_vec();
+    picked.sort_unstable();
+    picked.into_iter().map(|i| names[i].clone()).collect()
 }
 
 /// Runs one cell.
@@ -150,11 +201,15 @@ fn run_cell(
 
 /// What defines a grid's cells: the resolved experiment and the defence settings. A
 /// rerun into the same `--out` resumes only when this is unchanged.
-fn grid_key(base: &ExperimentSpec, defence_f: usize, args: &RobustGridArgs) -> Result<String> {
+fn grid_key(base: &ExperimentSpec, args: &RobustGridArgs) -> Result<String> {
     let text = toml::to_string(base)
         .map_err(|e| Error::Internal(format!("encoding the experiment: {e}")))?;
     let what = format!(
-        "{text}\ndefence-f = {defence_f}\ntau = {}\nroot-samples = {}\ndevice = {}\nengine = {}\n",
+        "{text}\ndefence-f = {}\nalie-z = {}\ngaussian-scale = {}\ntau = {}\nroot-samples = {}\ndevice = {}\nengine = {}\n",
+        args.defence_f
+            .map_or("per cell".to_string(), |f| f.to_string()),
+        args.alie_z,
+        args.gaussian_scale,
         args.tau.map_or("median".to_string(), |t| t.to_string()),
         args.root_samples,
         args.engine.device,
@@ -217,24 +272,65 @@ fn compromised_counts(args: &RobustGridArgs, n_sites: usize) -> Result<Vec<usize
     Ok(fs)
 }
 
-/// A grid cell to run: attack (none for the clean cell), defence, compromised sites, seed.
-type Planned = (Option<AttackKind>, AggregatorKind, usize, u64);
+/// A grid cell to run: attack (none for the clean cell), defence, compromised sites,
+/// the defence's f, training seed, attacker draw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Planned {
+    attack: Option<AttackKind>,
+    defence: AggregatorKind,
+    f: usize,
+    defence_f: usize,
+    seed: u64,
+    draw: u64,
+}
 
-/// The cells in run order: per defence and seed, the clean cell, then every attack at
-/// every positive f.
+/// The cells in run order: per defence and training seed, the clean cell at each f the
+/// defence is configured with, then every attack at every positive f and attacker draw.
+/// A rule that takes `f` is configured with the cell's own f (or `fixed_f`); the clean
+/// cell it is compared with has the same defence f.
 fn grid_plan(
     defences: &[AggregatorKind],
     seeds: &[u64],
+    draws: &[u64],
     attacks: &[AttackKind],
     fs: &[usize],
+    fixed_f: Option<usize>,
 ) -> Vec<Planned> {
+    let positive: Vec<usize> = fs.iter().copied().filter(|&f| f > 0).collect();
+    let defence_f = |d: AggregatorKind, f: usize| {
+        if d.takes_f() { fixed_f.unwrap_or(f) } else { 0 }
+    };
     let mut plan = Vec::new();
     for &d in defences {
         for &seed in seeds {
-            plan.push((None, d, 0, seed));
+            let mut clean_fs: Vec<usize> = if attacks.is_empty() || positive.is_empty() {
+                vec![defence_f(d, fixed_f.unwrap_or(0))]
+            } else {
+                positive.iter().map(|&f| defence_f(d, f)).collect()
+            };
+            clean_fs.dedup();
+            for df in clean_fs {
+                plan.push(Planned {
+                    attack: None,
+                    defence: d,
+                    f: 0,
+                    defence_f: df,
+                    seed,
+                    draw: 0,
+                });
+            }
             for &a in attacks {
-                for &f in fs.iter().filter(|&&f| f > 0) {
-                    plan.push((Some(a), d, f, seed));
+                for &f in &positive {
+                    for &draw in draws {
+                        plan.push(Planned {
+                            attack: Some(a),
+                            defence: d,
+                            f,
+                            defence_f: defence_f(d, f),
+                            seed,
+                            draw,
+                        });
+                    }
                 }
             }
         }
@@ -242,49 +338,56 @@ fn grid_plan(
     plan
 }
 
-/// Why a cell is not run: ALIE whose z is 0 (it would send the honest mean), or a
-/// backdoor without a trigger in the base experiment.
+/// Why a cell is not run: ALIE with z = 0 (it would send the honest mean), Fang's
+/// trimmed-mean attack against the Krum family, or a backdoor without a trigger in the
+/// base experiment.
 fn skip_reason(
     attack: Option<AttackKind>,
-    f: usize,
-    n_sites: usize,
+    defence: AggregatorKind,
+    settings: AttackSettings,
     base: &ExperimentSpec,
 ) -> Option<String> {
-    if attack == Some(AttackKind::Alie)
-        && let Ok(z) = ward_robust::attacks::model::alie_z(n_sites, f)
-        && z.abs() < 1e-12
+    if attack == Some(AttackKind::Alie) && settings.alie_z == 0.0 {
+        return Some("ALIE with z = 0 sends the honest mean".into());
+    }
+    if attack == Some(AttackKind::FangTrim)
+        && matches!(
+            defence,
+            AggregatorKind::Krum | AggregatorKind::MultiKrum | AggregatorKind::Bulyan
+        )
     {
         return Some(format!(
-            "ALIE's z from the paper is 0 for n = {n_sites}, f = {f}: the attack sends the honest mean"
+            "fang-trim is Fang et al.'s attack on trimmed mean and median, not on {defence} (Krum family)"
         ));
     }
-    if attack == Some(AttackKind::Backdoor)
-        && base
-            .attack
-            .as_ref()
-            .is_none_or(|b| b.kind() != AttackKind::Backdoor)
+    if attack.is_some_and(AttackKind::is_backdoor)
+        && base.attack.as_ref().is_none_or(|b| !b.kind().is_backdoor())
     {
-        return Some("backdoor needs a trigger: give [attack] kind = \"backdoor\" with trigger, target and rate in the experiment".into());
+        return Some("a backdoor needs a trigger: give [attack] kind = \"backdoor\" with trigger, target and rate in the experiment".into());
     }
     None
 }
 
-/// Fills a run cell's accuracy, drop against the clean cell of its defence and seed,
-/// backdoor success and (for rules that select) true and false exclusions.
+/// The clean cell an attacked cell is compared with: defence, defence f, training seed.
+type CleanKey = (String, usize, u64);
+
+/// Fills a run cell's accuracy, drop against the clean cell of its defence (same defence
+/// f) and training seed, backdoor success and (for rules that select) true and false
+/// exclusions.
 fn record_outcome(
     cell: &mut Cell,
     o: &crate::Outcome,
     attacked: bool,
     d: AggregatorKind,
-    clean: &mut BTreeMap<(String, u64), f64>,
+    clean: &mut BTreeMap<CleanKey, f64>,
 ) {
-    let seed = cell.seed;
+    let key = (cell.defence.clone(), cell.defence_f, cell.seed);
     let acc = o.summary.mean_accuracy;
     cell.clean_acc = Some(acc);
     if !attacked {
-        clean.insert((cell.defence.clone(), seed), acc);
+        clean.insert(key.clone(), acc);
     }
-    cell.acc_drop = clean.get(&(cell.defence.clone(), seed)).map(|c| c - acc);
+    cell.acc_drop = clean.get(&key).map(|c| c - acc);
     cell.asr = o.summary.backdoor_success_mean;
     cell.compromised = o.summary.compromised_sites.clone();
     // FLTrust excludes by a zero trust score (its weight), the others by
@@ -315,21 +418,16 @@ type Pending = (usize, Cell, Option<(Option<AttackSpec>, RobustSpec)>);
 
 impl Cell {
     /// A cell's record before it runs.
-    fn blank(
-        dataset: &str,
-        attack: String,
-        d: AggregatorKind,
-        f: usize,
-        n_sites: usize,
-        seed: u64,
-    ) -> Self {
+    fn blank(dataset: &str, p: &Planned, n_sites: usize) -> Self {
         Self {
             dataset: dataset.into(),
-            attack,
-            defence: d.as_str().into(),
-            fraction: f as f64 / n_sites as f64,
-            f,
-            seed,
+            attack: p.attack.map_or("none", AttackKind::as_str).to_string(),
+            defence: p.defence.as_str().into(),
+            fraction: p.f as f64 / n_sites as f64,
+            f: p.f,
+            defence_f: p.defence_f,
+            seed: p.seed,
+            draw: p.draw,
             status: String::new(),
             clean_acc: None,
             acc_drop: None,
@@ -348,8 +446,15 @@ fn say_why(obs: &mut dyn Observer, cell: &Cell) {
         say(
             obs,
             format!(
-                "{} vs {} (f {}, seed {}) {}: {}",
-                cell.attack, cell.defence, cell.f, cell.seed, cell.status, cell.reason
+                "{} vs {} (f {}, defence f {}, seed {}, draw {}) {}: {}",
+                cell.attack,
+                cell.defence,
+                cell.f,
+                cell.defence_f,
+                cell.seed,
+                cell.draw,
+                cell.status,
+                cell.reason
             ),
         );
     }
@@ -364,6 +469,41 @@ fn append_cell(file: &mut fs_err::File, cell: &Cell) -> Result<()> {
     Ok(())
 }
 
+/// The grid's axes, read from the command line.
+struct Axes {
+    attacks: Vec<AttackKind>,
+    defences: Vec<AggregatorKind>,
+    seeds: Vec<u64>,
+    draws: Vec<u64>,
+    fs: Vec<usize>,
+}
+
+/// Parses and checks the grid's axes.
+fn axes(args: &RobustGridArgs, n_sites: usize) -> Result<Axes> {
+    let attacks = parse_list(&args.attacks, "attacks", attack_kind)?;
+    let defences = parse_list(&args.defences, "defences", aggregator)?;
+    let seeds = parse_list(&args.seeds, "seeds", |s| s.parse::<u64>().ok())?;
+    let draws = parse_list(&args.draws, "draws", |s| s.parse::<u64>().ok())?;
+    if draws.is_empty() || seeds.is_empty() {
+        return Err(Error::User(
+            "--seeds and --draws each need at least one value".into(),
+        ));
+    }
+    let fs = compromised_counts(args, n_sites)?;
+    if let Some(&f) = fs.iter().find(|&&f| f >= n_sites) {
+        return Err(Error::User(format!(
+            "--f/--fractions: {f} compromised of {n_sites} sites leaves no honest site"
+        )));
+    }
+    Ok(Axes {
+        attacks,
+        defences,
+        seeds,
+        draws,
+        fs,
+    })
+}
+
 /// Runs the grid and writes grid.csv, grid.json and the heatmaps.
 pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
     let opts = engine_options(&args.engine)?;
@@ -375,14 +515,19 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
     let data = crate::load_data(&base, &loaded.base_dir)?;
     let n_sites = data.sites.len();
     let dataset = data.name.clone();
-    let attacks = parse_list(&args.attacks, "attacks", attack_kind)?;
-    let defences = parse_list(&args.defences, "defences", aggregator)?;
-    let seeds = parse_list(&args.seeds, "seeds", |s| s.parse::<u64>().ok())?;
-    let fs = compromised_counts(&args, n_sites)?;
-    let defence_f = args
-        .defence_f
-        .unwrap_or_else(|| fs.iter().copied().max().unwrap_or(1).max(1));
-    let key = grid_key(&base, defence_f, &args)?;
+    let Axes {
+        attacks,
+        defences,
+        seeds,
+        draws,
+        fs,
+    } = axes(&args, n_sites)?;
+    let settings = AttackSettings {
+        alie_z: args.alie_z,
+        gaussian_scale: args.gaussian_scale,
+    };
+    let site_names: Vec<String> = data.sites.iter().map(|s| s.name.clone()).collect();
+    let key = grid_key(&base, &args)?;
     let log = args.out.join("grid.jsonl");
     let mut cells = resume_cells(&args.out, &key)?;
     let done: BTreeSet<_> = cells.iter().map(Cell::key).collect();
@@ -390,12 +535,12 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
         .create(true)
         .append(true)
         .open(&log)?;
-    let mut clean: BTreeMap<(String, u64), f64> = cells
+    let mut clean: BTreeMap<CleanKey, f64> = cells
         .iter()
         .filter(|c| c.attack == "none" && c.status == "ok")
-        .filter_map(|c| Some(((c.defence.clone(), c.seed), c.clean_acc?)))
+        .filter_map(|c| Some(((c.defence.clone(), c.defence_f, c.seed), c.clean_acc?)))
         .collect();
-    let plan = grid_plan(&defences, &seeds, &attacks, &fs);
+    let plan = grid_plan(&defences, &seeds, &draws, &attacks, &fs, args.defence_f);
     let total = plan.len();
     let jobs = crate::parallel::jobs_for(args.jobs, opts, &base, &data);
     let mut next = 0;
@@ -405,26 +550,28 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
         // the clean cell of a (defence, seed) is recorded before its attacked cells.
         let mut chunk: Vec<Pending> = Vec::new();
         while next < total && chunk.len() < jobs {
-            let (attack, d, f, seed) = plan[next];
-            let attack_name = attack.map_or("none", AttackKind::as_str).to_string();
+            let p = plan[next];
+            let mut cell = Cell::blank(&dataset, &p, n_sites);
             obs.step(
                 next,
                 total,
-                &format!("{attack_name} vs {} f={f} seed={seed}", d.as_str()),
+                &format!(
+                    "{} vs {} f={} seed={} draw={}",
+                    cell.attack, cell.defence, p.f, p.seed, p.draw
+                ),
             );
-            let key = (attack_name.clone(), d.as_str().to_string(), f, seed);
-            if !done.contains(&key) {
-                let mut cell = Cell::blank(&dataset, attack_name, d, f, n_sites, seed);
-                let run = if let Some(reason) = skip_reason(attack, f, n_sites, &base) {
+            if !done.contains(&cell.key()) {
+                let run = if let Some(reason) = skip_reason(p.attack, p.defence, settings, &base) {
                     cell.status = "skipped".into();
                     cell.reason = reason;
                     None
                 } else {
+                    let sites = draw_sites(&site_names, p.f, p.draw);
                     Some((
-                        attack
-                            .map(|a| attack_spec(a, f, base.attack.as_ref()))
+                        p.attack
+                            .map(|a| attack_spec(a, sites, base.attack.as_ref(), settings))
                             .transpose()?,
-                        defence_spec(d, defence_f, args.tau, args.root_samples)?,
+                        defence_spec(p.defence, p.defence_f, args.tau, args.root_samples)?,
                     ))
                 };
                 chunk.push((next, cell, run));
@@ -453,17 +600,19 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
                 cell.status = status;
                 cell.reason = reason;
                 if let Some(o) = outcome {
-                    let (attack, d, _, _) = plan[i];
-                    record_outcome(&mut cell, &o, attack.is_some(), d, &mut clean);
+                    let p = plan[i];
+                    record_outcome(&mut cell, &o, p.attack.is_some(), p.defence, &mut clean);
                 }
             }
             tracing::info!(
-                "cell {}/{total}: {} {} f={} seed={} {}",
+                "cell {}/{total}: {} {} f={} defence-f={} seed={} draw={} {}",
                 i + 1,
                 cell.attack,
                 cell.defence,
                 cell.f,
+                cell.defence_f,
                 cell.seed,
+                cell.draw,
                 cell.status
             );
             say_why(obs, &cell);
@@ -473,19 +622,25 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
     }
     obs.step(total, total, "done");
     write_outputs(&args.out, &dataset, &cells)?;
+    say_totals(obs, &cells, &args.out);
+    Ok(())
+}
+
+/// Prints how many cells ran, were refused, skipped or failed.
+fn say_totals(obs: &mut dyn Observer, cells: &[Cell], out: &Path) {
+    let count = |s: &str| cells.iter().filter(|c| c.status == s).count();
     say(
         obs,
         format!(
             "{} cells ({} ok, {} refused, {} skipped, {} failed) → {}",
             cells.len(),
-            cells.iter().filter(|c| c.status == "ok").count(),
-            cells.iter().filter(|c| c.status == "refused").count(),
-            cells.iter().filter(|c| c.status == "skipped").count(),
-            cells.iter().filter(|c| c.status == "failed").count(),
-            args.out.display()
+            count("ok"),
+            count("refused"),
+            count("skipped"),
+            count("failed"),
+            out.display()
         ),
     );
-    Ok(())
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -499,7 +654,9 @@ fn write_outputs(dir: &Path, dataset: &str, cells: &[Cell]) -> Result<()> {
         "defence",
         "fraction",
         "f",
+        "defence_f",
         "seed",
+        "draw",
         "status",
         "clean_acc",
         "acc_drop",
@@ -514,7 +671,9 @@ fn write_outputs(dir: &Path, dataset: &str, cells: &[Cell]) -> Result<()> {
             c.defence.clone(),
             format!("{:.4}", c.fraction),
             c.f.to_string(),
+            c.defence_f.to_string(),
             c.seed.to_string(),
+            c.draw.to_string(),
             c.status.clone(),
             opt(c.clean_acc),
             opt(c.acc_drop),
@@ -525,8 +684,17 @@ fn write_outputs(dir: &Path, dataset: &str, cells: &[Cell]) -> Result<()> {
     });
     ward_report::write_csv_atomic(&dir.join("grid.csv"), &head, lines)?;
     ward_report::write_json_atomic(&dir.join("grid.json"), &cells)?;
-    // Heatmaps at the largest f: defences × attacks, mean over seeds.
+    // Heatmaps at the largest f: defences × attacks, mean over seeds and draws; the
+    // clean column is each defence's clean cell with the defence f of those cells.
     let f_max = cells.iter().map(|c| c.f).max().unwrap_or(0);
+    let clean_f = |d: &str| {
+        cells
+            .iter()
+            .filter(|c| c.defence == d && c.attack != "none" && c.f == f_max)
+            .map(|c| c.defence_f)
+            .max()
+            .unwrap_or(0)
+    };
     let mut defences: Vec<String> = Vec::new();
     let mut attacks: Vec<String> = Vec::new();
     for c in cells {
@@ -553,7 +721,13 @@ fn write_outputs(dir: &Path, dataset: &str, cells: &[Cell]) -> Result<()> {
                         let vs: Vec<f64> = cells
                             .iter()
                             .filter(|c| &c.defence == d && &c.attack == a)
-                            .filter(|c| c.f == f_max || a == "none")
+                            .filter(|c| {
+                                if a == "none" {
+                                    c.defence_f == clean_f(d)
+                                } else {
+                                    c.f == f_max
+                                }
+                            })
                             .filter_map(get)
                             .collect();
                         (!vs.is_empty()).then(|| vs.iter().sum::<f64>() / vs.len() as f64)
@@ -565,7 +739,7 @@ fn write_outputs(dir: &Path, dataset: &str, cells: &[Cell]) -> Result<()> {
             continue;
         }
         Heatmap {
-            title: format!("{dataset}: {metric} (f = {f_max}, mean over seeds)"),
+            title: format!("{dataset}: {metric} (f = {f_max}, mean over seeds and draws)"),
             rows: defences.clone(),
             cols: attacks.clone(),
             values,
@@ -574,4 +748,80 @@ fn write_outputs(dir: &Path, dataset: &str, cells: &[Cell]) -> Result<()> {
         .write_svg(&dir.join(format!("heatmap_{dataset}_{metric}.svg")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Per-cell f: Krum is configured with each cell's f and gets a clean cell at each;
+    /// the median takes no f and has one clean cell; every attack runs at every draw.
+    #[test]
+    fn plan_configures_each_cell_with_its_own_f() {
+        let plan = grid_plan(
+            &[AggregatorKind::Krum, AggregatorKind::Median],
+            &[7],
+            &[1, 2],
+            &[AttackKind::SignFlip],
+            &[0, 1, 2],
+            None,
+        );
+        let krum: Vec<_> = plan
+            .iter()
+            .filter(|p| p.defence == AggregatorKind::Krum)
+            .map(|p| (p.attack.is_some(), p.f, p.defence_f, p.draw))
+            .collect();
+        assert_eq!(
+            krum,
+            vec![
+                (false, 0, 1, 0),
+                (false, 0, 2, 0),
+                (true, 1, 1, 1),
+                (true, 1, 1, 2),
+                (true, 2, 2, 1),
+                (true, 2, 2, 2),
+            ]
+        );
+        let median: Vec<_> = plan
+            .iter()
+            .filter(|p| p.defence == AggregatorKind::Median)
+            .map(|p| (p.attack.is_some(), p.f, p.defence_f))
+            .collect();
+        assert_eq!(
+            median,
+            vec![
+                (false, 0, 0),
+                (true, 1, 0),
+                (true, 1, 0),
+                (true, 2, 0),
+                (true, 2, 0)
+            ]
+        );
+        // A fixed defence f configures every cell alike.
+        let fixed = grid_plan(
+            &[AggregatorKind::Krum],
+            &[7],
+            &[1],
+            &[AttackKind::SignFlip],
+            &[1, 2],
+            Some(3),
+        );
+        assert!(fixed.iter().all(|p| p.defence_f == 3));
+        assert_eq!(fixed.iter().filter(|p| p.attack.is_none()).count(), 1);
+    }
+
+    /// The compromised sites depend on the draw only, are distinct, and differ between
+    /// draws (for these draws: checked, not assumed).
+    #[test]
+    fn attacker_draws_pick_distinct_sites_from_their_own_seed() {
+        let names: Vec<String> = (0..12).map(|i| format!("site-{i}")).collect();
+        let a = draw_sites(&names, 3, 1);
+        assert_eq!(a, draw_sites(&names, 3, 1));
+        assert_eq!(a.len(), 3);
+        let mut uniq = a.clone();
+        uniq.dedup();
+        assert_eq!(uniq.len(), 3);
+        let others: Vec<Vec<String>> = (2..6).map(|d| draw_sites(&names, 3, d)).collect();
+        assert!(others.iter().any(|o| o != &a), "{a:?} {others:?}");
+    }
 }

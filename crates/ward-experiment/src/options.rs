@@ -168,7 +168,7 @@ pub struct RobustGridArgs {
         feature = "clap",
         arg(
             long,
-            default_value = "sign-flip,scale,gaussian,alie,ipm,min-max,min-sum,fang,mimic,swap,backdoor"
+            default_value = "sign-flip,scale,gaussian,alie,ipm,min-max,min-sum,fang-trim,mimic,swap,backdoor,model-replacement"
         )
     )]
     pub attacks: String,
@@ -177,7 +177,7 @@ pub struct RobustGridArgs {
         feature = "clap",
         arg(
             long,
-            default_value = "fedavg,median,trimmed-mean,krum,multi-krum,bulyan,geometric-median,centered-clipping,clipped-mean,fltrust,dnc,signguard,clipped-clustering,flame"
+            default_value = "fedavg,mean,median,trimmed-mean,krum,multi-krum,bulyan,geometric-median,centered-clipping,clipped-mean,fltrust,dnc,signguard,clipped-clustering,flame"
         )
     )]
     pub defences: String,
@@ -190,12 +190,26 @@ pub struct RobustGridArgs {
     /// Fractions of compromised sites instead of numbers, e.g. 0,0.1,0.2,0.3.
     #[cfg_attr(feature = "clap", arg(long))]
     pub fractions: Option<String>,
-    /// Seeds, comma-separated.
+    /// Training seeds (the run seed: initialisation, batch order), comma-separated.
     #[cfg_attr(feature = "clap", arg(long, default_value = "0"))]
     pub seeds: String,
-    /// The f every defence is configured to tolerate (default: the largest attack f).
+    /// Attacker draws, comma-separated: each draws which sites are compromised,
+    /// independently of the training seed.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "0"))]
+    pub draws: String,
+    /// The f every defence that takes one is configured with (default: each cell's own
+    /// number of compromised sites; its clean cell uses the same f).
     #[cfg_attr(feature = "clap", arg(long))]
     pub defence_f: Option<usize>,
+    /// ALIE's z (the paper's formula gives 0 for small federations).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = 1.0, allow_hyphen_values = true)
+    )]
+    pub alie_z: f64,
+    /// The Gaussian attack's noise norm over the attacker's honest update norm.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10.0))]
+    pub gaussian_scale: f64,
     /// The clipping radius of centered-clipping (default: each round, the median
     /// distance of the updates from its centre) and clipped-mean (default 1).
     #[cfg_attr(feature = "clap", arg(long, allow_hyphen_values = true))]

@@ -76,11 +76,13 @@ fn robust_grid_prints_why_cells_were_refused_or_skipped() {
     );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
-        out.contains("none vs bulyan (f 0, seed 0) refused: "),
+        out.contains("none vs bulyan (f 0, defence f 1, seed 0, draw 0) refused: "),
         "{out}"
     );
     assert!(
-        out.contains("backdoor vs bulyan (f 1, seed 0) skipped: backdoor needs a trigger"),
+        out.contains(
+            "backdoor vs bulyan (f 1, defence f 1, seed 0, draw 0) skipped: a backdoor needs a trigger"
+        ),
         "{out}"
     );
 }

@@ -117,11 +117,42 @@ fn backdoor_on_fed_heart_disease_triggers_the_target_label() {
     assert!(wa <= 0.2, "trigger without the backdoor: {wa}");
 }
 
+/// Model replacement (Bagdasaryan et al. 2020): the same backdoor by the same site,
+/// boosted by total over the attacker's examples under FedAvg, plants the backdoor
+/// further than the unboosted backdoor. Switzerland holds about 6% of FedAvg's weight,
+/// so unboosted its backdoor is diluted (measured: success 0.007 unboosted, 0.775
+/// boosted).
+#[test]
+fn model_replacement_beats_the_unboosted_backdoor_under_fedavg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = |kind: &str| {
+        format!(
+            "[data]\ndataset = \"fed-heart-disease\"\n[train]\nlr = 0.01\n[attack]\nkind = \"{kind}\"\nsites = [\"Switzerland\"]\ntarget = 0\nrate = 0.5\ntrigger = [{{ feature = 7, value = 4.0 }}, {{ feature = 10, value = 3.0 }}]\n"
+        )
+    };
+    let mut asr = Vec::new();
+    for kind in ["backdoor", "model-replacement"] {
+        let p = write_experiment(tmp.path(), kind, &exp(kind));
+        run_ok(
+            ward()
+                .arg("run")
+                .arg("--quiet")
+                .arg(&p)
+                .arg("--out")
+                .arg(tmp.path().join(kind)),
+        );
+        let s = json(&tmp.path().join(kind).join("summary.json"));
+        assert_eq!(s["attack"], kind);
+        asr.push(s["backdoor_success_mean"].as_f64().unwrap());
+    }
+    assert!(asr[1] > asr[0] + 0.2, "{asr:?}");
+}
+
 #[test]
 fn kill_9_and_resume_with_a_randomised_attack_is_exact() {
     kill_and_resume(&[
         "attack.kind=gaussian",
-        "attack.std=0.05",
+        "attack.scale=0.5",
         "attack.f=1",
         "train.lr=0.01",
     ]);
@@ -141,7 +172,11 @@ fn robust_grid_runs_and_resumes_cell_by_cell() {
         "--defences",
         "fedavg,median,krum",
         "--attacks",
-        "sign-flip,alie,ipm",
+        "sign-flip,alie,ipm,fang-trim",
+        "--alie-z",
+        "0",
+        "--draws",
+        "3",
         "--out",
     ];
     run_ok(ward().args(args).arg(&out).args(["--jobs", "3"]));
@@ -149,27 +184,32 @@ fn robust_grid_runs_and_resumes_cell_by_cell() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "dataset,attack,defence,fraction,f,seed,status,clean_acc,acc_drop,asr,tp,fp"
+        "dataset,attack,defence,fraction,f,defence_f,seed,draw,status,clean_acc,acc_drop,asr,tp,fp"
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
-    // 3 defences x (no attack + 3 attacks at f = 1).
-    assert_eq!(rows.len(), 12, "{csv}");
+    // 3 defences x (no attack + 4 attacks at f = 1).
+    assert_eq!(rows.len(), 15, "{csv}");
     for r in &rows {
-        assert_eq!(r.len(), 12, "{r:?}");
+        assert_eq!(r.len(), 14, "{r:?}");
         assert_eq!(r[0], "fed-heart-disease");
+        // Krum takes f: configured with the cell's f (1), its clean cell too.
+        assert_eq!(r[5], if r[2] == "krum" { "1" } else { "0" }, "{r:?}");
+        assert_eq!(r[7], if r[1] == "none" { "0" } else { "3" }, "{r:?}");
         match r[1] {
-            // ALIE's z is 0 for n = 4, f = 1 (Baruch et al. 2019): a meaningless row.
-            "alie" => assert_eq!(r[6], "skipped"),
+            // ALIE with z = 0 sends the honest mean: a meaningless row.
+            "alie" => assert_eq!(r[8], "skipped"),
+            // Fang's trimmed-mean attack is not run against the Krum family.
+            "fang-trim" if r[2] == "krum" => assert_eq!(r[8], "skipped", "{r:?}"),
             // Krum needs n >= 2f+3 = 5 updates; fed-heart-disease has 4 sites.
-            _ if r[2] == "krum" => assert_eq!(r[6], "refused", "{r:?}"),
+            _ if r[2] == "krum" => assert_eq!(r[8], "refused", "{r:?}"),
             "none" => {
-                assert_eq!(r[6], "ok");
-                assert_eq!(r[8], "0.000000");
+                assert_eq!(r[8], "ok");
+                assert_eq!(r[10], "0.000000");
             }
             _ => {
-                assert_eq!(r[6], "ok", "{r:?}");
+                assert_eq!(r[8], "ok", "{r:?}");
                 assert_eq!(r[4], "1");
-                assert!(r[7].parse::<f64>().unwrap() > 0.0);
+                assert!(r[9].parse::<f64>().unwrap() > 0.0);
             }
         }
     }
@@ -192,7 +232,7 @@ fn robust_grid_runs_and_resumes_cell_by_cell() {
     assert!(out.join("heatmap_fed-heart-disease_clean_acc.svg").exists());
     let before = fs_err::read_to_string(out.join("grid.jsonl")).unwrap();
     let o = run_ok(ward().args(args).arg(&out));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("12 cells"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("15 cells"));
     assert_eq!(
         fs_err::read_to_string(out.join("grid.jsonl")).unwrap(),
         before
@@ -292,10 +332,10 @@ fn robust_grid_on_the_imaging_task() {
     assert_eq!(rows.len(), 2 * 3, "{csv}");
     for r in &rows {
         assert_eq!(r[0], "synth");
-        assert_eq!(r[6], "ok", "{r:?}");
+        assert_eq!(r[8], "ok", "{r:?}");
         if r[1] == "backdoor" {
             assert_eq!(r[4], "2", "20 % of 12 sites");
-            let asr: f64 = r[9].parse().unwrap();
+            let asr: f64 = r[11].parse().unwrap();
             assert!((0.0..=1.0).contains(&asr), "{r:?}");
         }
     }

@@ -20,9 +20,11 @@ use super::*;
 pub enum AttackKind {
     /// Model: sends `-scale * update`.
     SignFlip,
-    /// Model: scales the update (model replacement when `scale` is absent).
+    /// Model: scales the attacker's honest update (a boost with no poisoned training;
+    /// for Bagdasaryan et al.'s model replacement use `model-replacement`).
     Scale,
-    /// Model: sends Gaussian noise `N(0, std^2)`.
+    /// Model: sends Gaussian noise whose norm is `scale` times the attacker's honest
+    /// update norm.
     Gaussian,
     /// Model, omniscient: ALIE (Baruch et al. 2019).
     Alie,
@@ -32,8 +34,9 @@ pub enum AttackKind {
     MinMax,
     /// Model, omniscient: min-sum (Shejwalkar & Houmansadr 2021).
     MinSum,
-    /// Model, omniscient: Fang et al. 2020 on coordinate-wise rules.
-    Fang,
+    /// Model, omniscient: Fang et al. 2020's attack on trimmed mean and median (refused
+    /// against the Krum family, which it was not built for).
+    FangTrim,
     /// Model, omniscient: mimic (Karimireddy et al. 2022).
     Mimic,
     /// Data: every label becomes `target`.
@@ -48,6 +51,10 @@ pub enum AttackKind {
     FeatureNoise,
     /// Data: backdoor trigger on a share `rate` of the rows, labelled `target`.
     Backdoor,
+    /// Data and model: model replacement (Bagdasaryan et al. 2020): the backdoor data
+    /// attack, its update boosted by gamma (n/f under unweighted rules, total over the
+    /// attackers' examples under FedAvg).
+    ModelReplacement,
 }
 
 impl fmt::Display for AttackKind {
@@ -67,7 +74,7 @@ impl AttackKind {
             Self::Ipm => "ipm",
             Self::MinMax => "min-max",
             Self::MinSum => "min-sum",
-            Self::Fang => "fang",
+            Self::FangTrim => "fang-trim",
             Self::Mimic => "mimic",
             Self::AllToOne => "all-to-one",
             Self::RandomFlip => "random-flip",
@@ -75,10 +82,12 @@ impl AttackKind {
             Self::NoisyLabels => "noisy-labels",
             Self::FeatureNoise => "feature-noise",
             Self::Backdoor => "backdoor",
+            Self::ModelReplacement => "model-replacement",
         }
     }
 
-    /// Whether the attack rewrites training data (otherwise it rewrites updates).
+    /// Whether the attack rewrites training data (model replacement does both: it
+    /// poisons the data and boosts the update).
     pub fn is_data_attack(self) -> bool {
         matches!(
             self,
@@ -88,7 +97,14 @@ impl AttackKind {
                 | Self::NoisyLabels
                 | Self::FeatureNoise
                 | Self::Backdoor
+                | Self::ModelReplacement
         )
+    }
+
+    /// Whether the attack plants a backdoor (its success is measured on triggered test
+    /// rows).
+    pub fn is_backdoor(self) -> bool {
+        matches!(self, Self::Backdoor | Self::ModelReplacement)
     }
 }
 
@@ -120,13 +136,13 @@ pub struct TriggerFeature {
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ScaleOptions {
-    /// `sign-flip` factor (> 0, default 1) or `scale` factor (> 0, default: model
-    /// replacement).
+    /// `sign-flip` factor (> 0, default 1) or `scale` factor (> 0, default: the total
+    /// over the attackers' examples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<f64>,
 }
 
-/// `gaussian`'s and `feature-noise`'s options.
+/// `feature-noise`'s options.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct NoiseOptions {
@@ -134,13 +150,23 @@ pub struct NoiseOptions {
     pub std: f64,
 }
 
+/// `gaussian`'s options.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GaussianOptions {
+    /// The noise's expected norm over the attacker's honest update norm (> 0): each
+    /// coordinate is `N(0, (scale ||own|| / sqrt(d))^2)`.
+    pub scale: f64,
+}
+
 /// `alie`'s options.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AlieOptions {
-    /// z (finite; default: the paper's z from n and f).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub z: Option<f64>,
+    /// z, the standard deviations sent from the honest mean (finite, required: the
+    /// paper's `Phi^-1((n - s)/n)`, `s = floor(n/2 + 1) - f`, is 0 for small
+    /// federations, e.g. n = 4, f = 1, where the attack would send the honest mean).
+    pub z: f64,
 }
 
 /// `ipm`'s options.
@@ -208,10 +234,10 @@ pub struct BackdoorOptions {
 pub enum AttackMethod {
     /// Model: sends `-scale * update`.
     SignFlip(ScaleOptions),
-    /// Model: scales the update (model replacement when `scale` is absent).
+    /// Model: scales the attacker's honest update.
     Scale(ScaleOptions),
-    /// Model: sends Gaussian noise `N(0, std^2)`.
-    Gaussian(NoiseOptions),
+    /// Model: sends Gaussian noise relative to the honest update norm.
+    Gaussian(GaussianOptions),
     /// Model, omniscient: ALIE (Baruch et al. 2019).
     Alie(AlieOptions),
     /// Model, omniscient: inner-product manipulation (Xie et al. 2020).
@@ -220,8 +246,8 @@ pub enum AttackMethod {
     MinMax(PerturbationOptions),
     /// Model, omniscient: min-sum (Shejwalkar & Houmansadr 2021).
     MinSum(PerturbationOptions),
-    /// Model, omniscient: Fang et al. 2020 on coordinate-wise rules.
-    Fang,
+    /// Model, omniscient: Fang et al. 2020 on trimmed mean and median.
+    FangTrim,
     /// Model, omniscient: mimic (Karimireddy et al. 2022).
     Mimic,
     /// Data: every label becomes `target`.
@@ -236,6 +262,8 @@ pub enum AttackMethod {
     FeatureNoise(NoiseOptions),
     /// Data: backdoor trigger on a share `rate` of the rows, labelled `target`.
     Backdoor(BackdoorOptions),
+    /// Data and model: the backdoor, its update boosted (Bagdasaryan et al. 2020).
+    ModelReplacement(BackdoorOptions),
 }
 
 impl AttackMethod {
@@ -250,7 +278,7 @@ impl AttackMethod {
             Self::Ipm(_) => K::Ipm,
             Self::MinMax(_) => K::MinMax,
             Self::MinSum(_) => K::MinSum,
-            Self::Fang => K::Fang,
+            Self::FangTrim => K::FangTrim,
             Self::Mimic => K::Mimic,
             Self::AllToOne(_) => K::AllToOne,
             Self::RandomFlip => K::RandomFlip,
@@ -258,18 +286,19 @@ impl AttackMethod {
             Self::NoisyLabels(_) => K::NoisyLabels,
             Self::FeatureNoise(_) => K::FeatureNoise,
             Self::Backdoor(_) => K::Backdoor,
+            Self::ModelReplacement(_) => K::ModelReplacement,
         }
     }
 
     /// The attack `kind` with every option at its default; an error naming the first
-    /// required option of an attack that has one (e.g. `gaussian`'s `std`).
+    /// required option of an attack that has one (e.g. `gaussian`'s `scale`).
     ///
     /// ```
     /// use ward_core::config::{AttackKind, AttackMethod};
     ///
-    /// assert_eq!(AttackMethod::defaults(AttackKind::Fang)?, AttackMethod::Fang);
+    /// assert_eq!(AttackMethod::defaults(AttackKind::FangTrim)?, AttackMethod::FangTrim);
     /// let e = AttackMethod::defaults(AttackKind::Gaussian).unwrap_err();
-    /// assert_eq!(e.to_string(), "std: is required for attack \"gaussian\"");
+    /// assert_eq!(e.to_string(), "scale: is required for attack \"gaussian\"");
     /// Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn defaults(kind: AttackKind) -> Result<Self, ConfigError> {
@@ -285,12 +314,12 @@ impl AttackMethod {
         Ok(match kind {
             K::SignFlip => Self::SignFlip(ScaleOptions::deserialize(d)?),
             K::Scale => Self::Scale(ScaleOptions::deserialize(d)?),
-            K::Gaussian => Self::Gaussian(NoiseOptions::deserialize(d)?),
+            K::Gaussian => Self::Gaussian(GaussianOptions::deserialize(d)?),
             K::Alie => Self::Alie(AlieOptions::deserialize(d)?),
             K::Ipm => Self::Ipm(IpmOptions::deserialize(d)?),
             K::MinMax => Self::MinMax(PerturbationOptions::deserialize(d)?),
             K::MinSum => Self::MinSum(PerturbationOptions::deserialize(d)?),
-            K::Fang => none(d).map(|()| Self::Fang)?,
+            K::FangTrim => none(d).map(|()| Self::FangTrim)?,
             K::Mimic => none(d).map(|()| Self::Mimic)?,
             K::AllToOne => Self::AllToOne(TargetOptions::deserialize(d)?),
             K::RandomFlip => none(d).map(|()| Self::RandomFlip)?,
@@ -298,6 +327,7 @@ impl AttackMethod {
             K::NoisyLabels => Self::NoisyLabels(RateOptions::deserialize(d)?),
             K::FeatureNoise => Self::FeatureNoise(NoiseOptions::deserialize(d)?),
             K::Backdoor => Self::Backdoor(BackdoorOptions::deserialize(d)?),
+            K::ModelReplacement => Self::ModelReplacement(BackdoorOptions::deserialize(d)?),
         })
     }
 
@@ -305,15 +335,16 @@ impl AttackMethod {
     fn options_table(&self) -> Result<toml::Table, toml::ser::Error> {
         match self {
             Self::SignFlip(o) | Self::Scale(o) => toml::Table::try_from(o),
-            Self::Gaussian(o) | Self::FeatureNoise(o) => toml::Table::try_from(o),
+            Self::Gaussian(o) => toml::Table::try_from(o),
+            Self::FeatureNoise(o) => toml::Table::try_from(o),
             Self::Alie(o) => toml::Table::try_from(o),
             Self::Ipm(o) => toml::Table::try_from(o),
             Self::MinMax(o) | Self::MinSum(o) => toml::Table::try_from(o),
             Self::AllToOne(o) => toml::Table::try_from(o),
             Self::Swap(o) => toml::Table::try_from(o),
             Self::NoisyLabels(o) => toml::Table::try_from(o),
-            Self::Backdoor(o) => toml::Table::try_from(o),
-            Self::Fang | Self::Mimic | Self::RandomFlip => Ok(toml::Table::new()),
+            Self::Backdoor(o) | Self::ModelReplacement(o) => toml::Table::try_from(o),
+            Self::FangTrim | Self::Mimic | Self::RandomFlip => Ok(toml::Table::new()),
         }
     }
 }
@@ -531,21 +562,19 @@ impl AttackSpec {
         use AttackMethod as M;
         match &self.method {
             M::SignFlip(o) | M::Scale(o) => o.scale.map_or(Ok(()), |v| positive(v, "attack.scale")),
-            M::Gaussian(o) | M::FeatureNoise(o) => positive(o.std, "attack.std"),
-            M::Alie(o) => match o.z {
-                Some(z) => check(z.is_finite(), "attack.z", || {
-                    format!("must be finite, got {z}")
-                }),
-                None => Ok(()),
-            },
+            M::Gaussian(o) => positive(o.scale, "attack.scale"),
+            M::FeatureNoise(o) => positive(o.std, "attack.std"),
+            M::Alie(o) => check(o.z.is_finite(), "attack.z", || {
+                format!("must be finite, got {}", o.z)
+            }),
             M::Ipm(o) => o.epsilon.map_or(Ok(()), |v| positive(v, "attack.epsilon")),
             M::NoisyLabels(o) => check((0.0..=1.0).contains(&o.rate), "attack.rate", || {
                 format!("must be in [0, 1], got {}", o.rate)
             }),
-            M::Backdoor(b) => b.validate(),
+            M::Backdoor(b) | M::ModelReplacement(b) => b.validate(),
             M::MinMax(_)
             | M::MinSum(_)
-            | M::Fang
+            | M::FangTrim
             | M::Mimic
             | M::AllToOne(_)
             | M::RandomFlip

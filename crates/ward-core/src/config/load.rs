@@ -589,7 +589,7 @@ mod tests {
             ),
             (
                 &[(23, "kind = \"gaussian\"")],
-                "x.toml:22: attack.std: is required for attack \"gaussian\"",
+                "x.toml:22: attack.scale: is required for attack \"gaussian\"",
             ),
             // [privacy]
             (

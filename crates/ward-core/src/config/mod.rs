@@ -195,6 +195,20 @@ impl ExperimentSpec {
         )?;
         if let Some(a) = &self.attack {
             a.validate()?;
+            let rule = self.robust.aggregator();
+            check(
+                !(a.kind() == AttackKind::FangTrim
+                    && matches!(
+                        rule,
+                        AggregatorKind::Krum | AggregatorKind::MultiKrum | AggregatorKind::Bulyan
+                    )),
+                "attack.kind",
+                || {
+                    format!(
+                        "fang-trim is Fang et al.'s attack on trimmed mean and median; against {rule} (Krum family) it measures nothing the paper claims"
+                    )
+                },
+            )?;
             if matches!(
                 self.federation.strategy,
                 StrategyKind::Pooled | StrategyKind::Local
@@ -487,11 +501,39 @@ mod tests {
             parse("[robust]\naggregator = \"krum\"\nf = 1\nroot-samples = 50\n"),
             Err("robust.root-samples".into())
         );
-        assert_eq!(parse("[attack]\nkind = \"alie\"\n"), Err("attack.f".into()));
-        assert_eq!(parse("[attack]\nkind = \"alie\"\nf = 1\n"), Ok(()));
         assert_eq!(
-            parse("[attack]\nkind = \"alie\"\nf = 1\nstd = 1.0\n"),
+            parse("[attack]\nkind = \"alie\"\nz = 1.0\n"),
+            Err("attack.f".into())
+        );
+        assert_eq!(
+            parse("[attack]\nkind = \"alie\"\nf = 1\n"),
+            Err("attack.z".into())
+        );
+        assert_eq!(parse("[attack]\nkind = \"alie\"\nf = 1\nz = 1.5\n"), Ok(()));
+        assert_eq!(
+            parse("[attack]\nkind = \"alie\"\nf = 1\nz = 1.0\nstd = 1.0\n"),
             Err("attack.std".into())
+        );
+        assert_eq!(
+            parse("[attack]\nkind = \"gaussian\"\nf = 1\nscale = 0.0\n"),
+            Err("attack.scale".into())
+        );
+        // Fang et al.'s trimmed-mean attack is refused against the Krum family.
+        assert_eq!(parse("[attack]\nkind = \"fang-trim\"\nf = 1\n"), Ok(()));
+        for rule in ["krum", "multi-krum", "bulyan"] {
+            assert_eq!(
+                parse(&format!(
+                    "[robust]\naggregator = \"{rule}\"\nf = 1\n[attack]\nkind = \"fang-trim\"\nf = 1\n"
+                )),
+                Err("attack.kind".into()),
+                "{rule}"
+            );
+        }
+        assert_eq!(
+            parse(
+                "[attack]\nkind = \"model-replacement\"\nf = 1\ntarget = 0\nrate = 0.5\ntrigger = [{ feature = 0, value = 3.0 }]\n"
+            ),
+            Ok(())
         );
         assert_eq!(
             parse("[attack]\nkind = \"backdoor\"\nsites = [\"Hungary\"]\ntarget = 1\nrate = 0.5\n"),
@@ -795,8 +837,9 @@ mod tests {
     fn attack_variants() -> Vec<AttackMethod> {
         vec![
             AttackMethod::SignFlip(ScaleOptions { scale: Some(1.0) }),
-            AttackMethod::Gaussian(NoiseOptions { std: 1.0 }),
-            AttackMethod::Alie(AlieOptions { z: Some(1.0) }),
+            AttackMethod::Gaussian(GaussianOptions { scale: 1.0 }),
+            AttackMethod::Alie(AlieOptions { z: 1.0 }),
+            AttackMethod::FeatureNoise(NoiseOptions { std: 1.0 }),
             AttackMethod::Ipm(IpmOptions { epsilon: Some(1.0) }),
             AttackMethod::MinMax(PerturbationOptions {
                 perturbation: PerturbationKind::Sign,

@@ -1,10 +1,11 @@
 //! Poisoning attacks (data and model poisoning).
 //!
 //! - [`model`]: what a compromised site sends instead of its honest update — sign flip,
-//!   scaling / model replacement (Bagdasaryan et al. 2020), Gaussian noise, ALIE (Baruch
-//!   et al. 2019), IPM (Xie et al. 2020), min-max and min-sum (Shejwalkar & Houmansadr
-//!   2021), Fang et al. 2020's attack on coordinate-wise rules, and mimic (Karimireddy et
-//!   al. 2022). Omniscient attacks read the round's honest updates through
+//!   scaling of the honest update, model replacement (Bagdasaryan et al. 2020: the
+//!   backdoored update boosted by gamma), Gaussian noise relative to the honest norm,
+//!   ALIE (Baruch et al. 2019), IPM (Xie et al. 2020), min-max and min-sum (Shejwalkar &
+//!   Houmansadr 2021), Fang et al. 2020's attack on trimmed mean and median
+//!   (`fang-trim`), and mimic (Karimireddy et al. 2022). Omniscient attacks read the round's honest updates through
 //!   [`model::Omniscience`], which says so in the type.
 //! - [`data`]: what a compromised site does to its own training data — label flipping
 //!   (all-to-one, random, class swap), noisy labels at a rate, feature noise, and a

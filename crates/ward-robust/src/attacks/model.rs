@@ -37,25 +37,36 @@ pub enum ModelAttack {
         /// Factor applied after flipping (> 0).
         scale: f32,
     },
-    /// Model replacement (Bagdasaryan et al. 2020): sends `gamma * own`. `None`: gamma is
-    /// the total aggregation weight over the attackers' weight, so that under
-    /// example-weighted FedAvg the attackers' model replaces the global one.
+    /// Sends `gamma * own`, the attacker's honest delta boosted. `None`: gamma is the
+    /// total aggregation weight over the attackers' weight. The update is honest, so this
+    /// is not model replacement (see [`ModelAttack::Replacement`]).
     Scale {
-        /// Explicit factor, or `None` for the replacement factor.
+        /// Explicit factor, or `None` for total over attackers' weight.
         factor: Option<f32>,
     },
-    /// Sends a vector of i.i.d. `N(0, std^2)` values instead of an update (the "Gaussian
-    /// attack" of Fang et al. 2020 and Cao et al. 2021).
+    /// Model replacement (Bagdasaryan et al. 2020, eq. 3): the attacker trains on
+    /// backdoored data (the data half of the attack) and sends `gamma * own`, so that its
+    /// model replaces the aggregate: `gamma = n / f` under an unweighted rule, total over
+    /// the attackers' examples under example-weighted FedAvg.
+    Replacement {
+        /// Whether the server weights updates by examples (FedAvg).
+        weighted: bool,
+    },
+    /// Sends i.i.d. Gaussian noise instead of an update (the "Gaussian attack" of Fang et
+    /// al. 2020 and Cao et al. 2021), relative to the attacker's honest delta: each
+    /// coordinate `N(0, (scale ||own|| / sqrt(d))^2)`, so the noise's expected squared
+    /// norm is `scale^2 ||own||^2`.
     Gaussian {
-        /// Standard deviation (> 0).
-        std: f32,
+        /// Noise norm over the honest delta's norm (> 0).
+        scale: f32,
     },
     /// ALIE, "A little is enough" (Baruch et al. 2019), omniscient: sends
-    /// `mu - z * sigma` per coordinate of the honest deltas (sigma with ddof 0). `None`:
-    /// the paper's `z_max = Phi^-1((n - s)/n)`, `s = floor(n/2 + 1) - f`.
+    /// `mu - z * sigma` per coordinate of the honest deltas (sigma with ddof 0). The
+    /// paper's `z_max` is [`alie_z`]; it is 0 for small federations (n = 4, f = 1), so z
+    /// is given explicitly.
     Alie {
-        /// Explicit z, or `None` for the paper's z.
-        z: Option<f64>,
+        /// z (finite).
+        z: f64,
     },
     /// Inner-product manipulation (Xie et al. 2020), omniscient: sends `-epsilon * mu`.
     Ipm {
@@ -76,11 +87,12 @@ pub enum ModelAttack {
         /// Perturbation direction.
         perturbation: Perturbation,
     },
-    /// Fang et al. 2020's attack on coordinate-wise rules (median, trimmed mean),
+    /// Fang et al. 2020's attack on trimmed mean and median (`fang-trim`; their Krum
+    /// attack is a different construction, so Krum-family rules refuse this one),
     /// omniscient: per coordinate, against the sign `s` of the honest sum, sends a value
     /// beyond the honest extreme on the other side: for `s > 0`, `min/r` if `min > 0`
     /// else `min*r`; mirrored for `s < 0`; `r` uniform in `[1, b]` (b = 2 in the paper).
-    Fang {
+    FangTrim {
         /// Spread b (> 1).
         b: f32,
     },
@@ -114,12 +126,13 @@ impl ModelAttack {
         match self {
             Self::SignFlip { .. } => "sign-flip",
             Self::Scale { .. } => "scale",
+            Self::Replacement { .. } => "model-replacement",
             Self::Gaussian { .. } => "gaussian",
             Self::Alie { .. } => "alie",
             Self::Ipm { .. } => "ipm",
             Self::MinMax { .. } => "min-max",
             Self::MinSum { .. } => "min-sum",
-            Self::Fang { .. } => "fang",
+            Self::FangTrim { .. } => "fang-trim",
             Self::Mimic => "mimic",
         }
     }
@@ -132,7 +145,7 @@ impl ModelAttack {
                 | Self::Ipm { .. }
                 | Self::MinMax { .. }
                 | Self::MinSum { .. }
-                | Self::Fang { .. }
+                | Self::FangTrim { .. }
                 | Self::Mimic
         )
     }
@@ -149,12 +162,12 @@ impl ModelAttack {
         match self {
             Self::SignFlip { scale } => pos(*scale, "scale"),
             Self::Scale { factor: Some(f) } => pos(*f, "factor"),
-            Self::Gaussian { std } => pos(*std, "std"),
+            Self::Gaussian { scale } => pos(*scale, "scale"),
             Self::Ipm { epsilon } => pos(*epsilon, "epsilon"),
-            Self::Fang { b } if !(b.is_finite() && *b > 1.0) => {
+            Self::FangTrim { b } if !(b.is_finite() && *b > 1.0) => {
                 Err(setting("b", format!("must be > 1, got {b}")))
             }
-            Self::Alie { z: Some(z) } if !z.is_finite() => {
+            Self::Alie { z } if !z.is_finite() => {
                 Err(setting("z", format!("must be finite, got {z}")))
             }
             _ => Ok(()),
@@ -201,15 +214,34 @@ impl ModelAttack {
                 };
                 input.own.iter().map(|v| g * v).collect()
             }
-            Self::Gaussian { std } => {
-                let n = Normal::new(0.0f32, *std).map_err(|e| setting("std", e.to_string()))?;
+            Self::Replacement { weighted } => {
+                let g = if *weighted {
+                    if input.attackers_weight <= 0.0 {
+                        return Err(setting(
+                            "model-replacement",
+                            "needs the attackers' examples > 0 under FedAvg",
+                        ));
+                    }
+                    input.total_weight / input.attackers_weight
+                } else {
+                    if input.f == 0 {
+                        return Err(setting("model-replacement", "needs f >= 1"));
+                    }
+                    input.n as f64 / input.f as f64
+                };
+                input.own.iter().map(|v| g as f32 * v).collect()
+            }
+            Self::Gaussian { scale } => {
+                let own: f64 = input.own.iter().map(|v| f64::from(*v).powi(2)).sum();
+                let std = (f64::from(*scale) * own.sqrt() / (d.max(1) as f64).sqrt()) as f32;
+                if std == 0.0 {
+                    return Ok(vec![0.0; d]);
+                }
+                let n = Normal::new(0.0f32, std).map_err(|e| setting("scale", e.to_string()))?;
                 (0..d).map(|_| n.sample(rng)).collect()
             }
             Self::Alie { z } => {
-                let z = match z {
-                    Some(z) => *z,
-                    None => alie_z(input.n, input.f)?,
-                };
+                let z = *z;
                 let (mu, sigma) = mean_std(honest);
                 mu.iter()
                     .zip(&sigma)
@@ -226,34 +258,7 @@ impl ModelAttack {
                 let min_max = matches!(self, Self::MinMax { .. });
                 min_max_sum(honest, *perturbation, min_max)
             }
-            Self::Fang { b } => {
-                let r =
-                    Uniform::new_inclusive(1.0f32, *b).map_err(|e| setting("b", e.to_string()))?;
-                (0..d)
-                    .map(|j| {
-                        let (mut lo, mut hi, mut sum) = (f32::INFINITY, f32::NEG_INFINITY, 0.0f64);
-                        for h in honest {
-                            lo = lo.min(h[j]);
-                            hi = hi.max(h[j]);
-                            sum += f64::from(h[j]);
-                        }
-                        let directed = if sum > 0.0 {
-                            lo
-                        } else if sum < 0.0 {
-                            hi
-                        } else {
-                            0.0
-                        };
-                        let s = sum.signum() as f32;
-                        let rv = r.sample(rng);
-                        if s * directed > 0.0 {
-                            directed / rv
-                        } else {
-                            directed * rv
-                        }
-                    })
-                    .collect()
-            }
+            Self::FangTrim { b } => fang_trim(honest, *b, rng)?,
             Self::Mimic => {
                 let (mu, _) = mean_std(honest);
                 let far = honest
@@ -273,6 +278,36 @@ impl ModelAttack {
             }
         })
     }
+}
+
+/// Fang et al. 2020's trimmed-mean attack (see [`ModelAttack::FangTrim`]).
+fn fang_trim(honest: &[Vec<f32>], b: f32, rng: &mut impl Rng) -> Result<Vec<f32>, AttackError> {
+    let d = honest.first().map_or(0, Vec::len);
+    let r = Uniform::new_inclusive(1.0f32, b).map_err(|e| setting("b", e.to_string()))?;
+    Ok((0..d)
+        .map(|j| {
+            let (mut lo, mut hi, mut sum) = (f32::INFINITY, f32::NEG_INFINITY, 0.0f64);
+            for h in honest {
+                lo = lo.min(h[j]);
+                hi = hi.max(h[j]);
+                sum += f64::from(h[j]);
+            }
+            let directed = if sum > 0.0 {
+                lo
+            } else if sum < 0.0 {
+                hi
+            } else {
+                0.0
+            };
+            let s = sum.signum() as f32;
+            let rv = r.sample(rng);
+            if s * directed > 0.0 {
+                directed / rv
+            } else {
+                directed * rv
+            }
+        })
+        .collect())
 }
 
 /// ALIE's z from the paper (Baruch et al. 2019, Section 4):
@@ -412,11 +447,32 @@ mod tests {
             .craft(&input(&own, None, 4, 1), &mut rng())
             .unwrap();
         assert_eq!(a, vec![-1.0, 2.0, -0.5]);
-        // Model replacement: gamma = total weight / attackers' weight = 100 / 25 = 4.
+        // Default boost: gamma = total weight / attackers' weight = 100 / 25 = 4.
         let s = ModelAttack::Scale { factor: None }
             .craft(&input(&own, None, 4, 1), &mut rng())
             .unwrap();
         assert_eq!(s, vec![4.0, -8.0, 2.0]);
+    }
+
+    /// Model replacement's gamma: n / f = 5 / 2 = 2.5 under an unweighted rule; total
+    /// over attackers' weight = 100 / 25 = 4 under FedAvg (Bagdasaryan et al. 2020,
+    /// eq. 3: gamma = n / eta with the server's learning rate eta = 1, the attackers'
+    /// share of the average being f / n, or their share of the examples).
+    #[test]
+    fn model_replacement_boosts_by_n_over_f_or_by_the_example_share() {
+        let own = [1.0, -2.0];
+        let u = ModelAttack::Replacement { weighted: false }
+            .craft(&input(&own, None, 5, 2), &mut rng())
+            .unwrap();
+        assert_eq!(u, vec![2.5, -5.0]);
+        let w = ModelAttack::Replacement { weighted: true }
+            .craft(&input(&own, None, 5, 2), &mut rng())
+            .unwrap();
+        assert_eq!(w, vec![4.0, -8.0]);
+        // Under the unweighted mean of the attackers (f copies of gamma * own) and n - f
+        // honest zero deltas, the aggregate is exactly own: the global model replaced.
+        let mean: Vec<f32> = u.iter().map(|v| v * 2.0 / 5.0).collect();
+        assert_eq!(mean, own.to_vec());
     }
 
     #[test]
@@ -432,7 +488,7 @@ mod tests {
     fn alie_shift_is_z_times_std_per_coordinate() {
         // Honest [0, 2], [2, 2], [4, 8]: mu = [2, 4]; sigma (ddof 0) = [sqrt(8/3), sqrt(8)].
         let honest = vec![vec![0.0, 2.0], vec![2.0, 2.0], vec![4.0, 8.0]];
-        let m = ModelAttack::Alie { z: Some(1.5) }
+        let m = ModelAttack::Alie { z: 1.5 }
             .craft(&input(&[0.0, 0.0], Some(&honest), 4, 1), &mut rng())
             .unwrap();
         let want = [2.0 - 1.5 * (8.0f64 / 3.0).sqrt(), 4.0 - 1.5 * 8f64.sqrt()];
@@ -493,14 +549,14 @@ mod tests {
     }
 
     #[test]
-    fn fang_pushes_beyond_the_honest_extremes_against_their_direction() {
+    fn fang_trim_pushes_beyond_the_honest_extremes_against_their_direction() {
         // Coordinate 0: honest sum > 0, min 1 > 0 → value in [1/2, 1] (below min).
         // Coordinate 1: honest sum < 0, max -1 < 0 → value in [-1, -1/2]... mirrored:
         // s = -1, directed = max = -1, s*directed = 1 > 0 → -1 / r in [-1, -0.5] (above max).
         // Coordinate 2: sum > 0, min -1 < 0 → -1 * r in [-2, -1] (below min).
         let honest = vec![vec![1.0, -1.0, -1.0], vec![2.0, -3.0, 4.0]];
         for _ in 0..5 {
-            let m = ModelAttack::Fang { b: 2.0 }
+            let m = ModelAttack::FangTrim { b: 2.0 }
                 .craft(&input(&[0.0; 3], Some(&honest), 3, 1), &mut rng())
                 .unwrap();
             assert!((0.5..=1.0).contains(&m[0]), "{m:?}");
@@ -516,21 +572,36 @@ mod tests {
             .craft(&input(&[9.0, 9.0], Some(&honest), 4, 1), &mut rng())
             .unwrap();
         assert_eq!(m, vec![5.0, 5.0]);
-        let g1 = ModelAttack::Gaussian { std: 2.0 }
-            .craft(&input(&[0.0; 1000], None, 4, 1), &mut rng())
+        // Relative noise: own delta of norm sqrt(1000 * 0.25) = 15.81, scale 2: each
+        // coordinate N(0, (2 * 15.81 / sqrt(1000))^2) = N(0, 1), noise norm about 31.6.
+        let own = [0.5f32; 1000];
+        let g1 = ModelAttack::Gaussian { scale: 2.0 }
+            .craft(&input(&own, None, 4, 1), &mut rng())
             .unwrap();
-        let g2 = ModelAttack::Gaussian { std: 2.0 }
-            .craft(&input(&[0.0; 1000], None, 4, 1), &mut rng())
+        let g2 = ModelAttack::Gaussian { scale: 2.0 }
+            .craft(&input(&own, None, 4, 1), &mut rng())
             .unwrap();
         assert_eq!(g1, g2);
         let var = g1.iter().map(|v| v * v).sum::<f32>() / 1000.0;
-        assert!((var - 4.0).abs() < 0.6, "{var}");
+        assert!((var - 1.0).abs() < 0.15, "{var}");
+        // The same noise relative to a 10x larger update is 10x larger.
+        let g3 = ModelAttack::Gaussian { scale: 2.0 }
+            .craft(&input(&[5.0f32; 1000], None, 4, 1), &mut rng())
+            .unwrap();
+        for (a, b) in g1.iter().zip(&g3) {
+            assert!((10.0 * a - b).abs() < 1e-4 * b.abs().max(1.0), "{a} {b}");
+        }
+        // A zero update gets zero noise (nothing to be relative to).
+        let z = ModelAttack::Gaussian { scale: 2.0 }
+            .craft(&input(&[0.0; 8], None, 4, 1), &mut rng())
+            .unwrap();
+        assert_eq!(z, vec![0.0; 8]);
         assert_eq!(
-            ModelAttack::Gaussian { std: -1.0 }
+            ModelAttack::Gaussian { scale: -1.0 }
                 .validate()
                 .unwrap_err()
                 .to_string(),
-            "attack setting std: must be > 0, got -1"
+            "attack setting scale: must be > 0, got -1"
         );
     }
 }

@@ -80,7 +80,7 @@ pub fn data_attack(spec: &AttackSpec) -> Option<DataAttack> {
         }
         M::NoisyLabels(o) => DataAttack::NoisyLabels { rate: o.rate },
         M::FeatureNoise(o) => DataAttack::FeatureNoise { std: o.std as f32 },
-        M::Backdoor(o) => DataAttack::Backdoor {
+        M::Backdoor(o) | M::ModelReplacement(o) => DataAttack::Backdoor {
             trigger: trigger(spec)?,
             rate: o.rate,
         },
@@ -91,7 +91,7 @@ pub fn data_attack(spec: &AttackSpec) -> Option<DataAttack> {
 /// The backdoor trigger of a `[attack]` section, if it is a backdoor.
 pub fn trigger(spec: &AttackSpec) -> Option<Trigger> {
     match &spec.method {
-        AttackMethod::Backdoor(o) => Some(Trigger {
+        AttackMethod::Backdoor(o) | AttackMethod::ModelReplacement(o) => Some(Trigger {
             pattern: o
                 .trigger
                 .iter()
@@ -103,8 +103,10 @@ pub fn trigger(spec: &AttackSpec) -> Option<Trigger> {
     }
 }
 
-/// The model attack of a `[attack]` section (None for data attacks).
-pub fn model_attack(spec: &AttackSpec) -> Option<ModelAttack> {
+/// The model attack of a `[attack]` section (None for data attacks; model replacement
+/// has both halves). `weighted`: whether the server weights updates by examples
+/// (FedAvg), which sets model replacement's boost.
+pub fn model_attack(spec: &AttackSpec, weighted: bool) -> Option<ModelAttack> {
     use AttackMethod as M;
     let perturbation = |p: PerturbationKind| match p {
         PerturbationKind::Std => Perturbation::Std,
@@ -118,7 +120,10 @@ pub fn model_attack(spec: &AttackSpec) -> Option<ModelAttack> {
         M::Scale(o) => ModelAttack::Scale {
             factor: o.scale.map(|s| s as f32),
         },
-        M::Gaussian(o) => ModelAttack::Gaussian { std: o.std as f32 },
+        M::Gaussian(o) => ModelAttack::Gaussian {
+            scale: o.scale as f32,
+        },
+        M::ModelReplacement(_) => ModelAttack::Replacement { weighted },
         M::Alie(o) => ModelAttack::Alie { z: o.z },
         M::Ipm(o) => ModelAttack::Ipm {
             epsilon: o.epsilon.unwrap_or(0.5) as f32,
@@ -129,7 +134,7 @@ pub fn model_attack(spec: &AttackSpec) -> Option<ModelAttack> {
         M::MinSum(o) => ModelAttack::MinSum {
             perturbation: perturbation(o.perturbation),
         },
-        M::Fang => ModelAttack::Fang { b: 2.0 },
+        M::FangTrim => ModelAttack::FangTrim { b: 2.0 },
         M::Mimic => ModelAttack::Mimic,
         _ => return None,
     })
@@ -301,15 +306,15 @@ mod tests {
         assert!(e.contains("\"z\""), "{e}");
     }
 
-    /// Model replacement under example-weighted FedAvg: with the attacker's weight 1 of
+    /// The default boost under example-weighted FedAvg: with the attacker's weight 1 of
     /// 4, its delta is scaled by 4, so the FedAvg of (honest, attacker) moves the global
     /// model by 3/4 * honest + 1/4 * 4 * attacker.
     #[test]
-    fn model_replacement_through_the_update_attack() {
+    fn boost_through_the_update_attack() {
         let global = Params::from_flat(vec![1.0, 1.0]);
         let mut updates = vec![upd(0, vec![1.0, 1.0], 3), upd(1, vec![2.0, 0.0], 1)];
         let mut a = ModelPoisoning::new(
-            model_attack(&spec(ward_core::config::AttackKind::Scale)).unwrap(),
+            model_attack(&spec(ward_core::config::AttackKind::Scale), true).unwrap(),
             1,
             0,
         );
@@ -328,12 +333,12 @@ mod tests {
 
     #[test]
     fn attack_state_round_trips() {
-        let mut a = ModelPoisoning::new(ModelAttack::Gaussian { std: 1.0 }, 1, 5);
+        let mut a = ModelPoisoning::new(ModelAttack::Gaussian { scale: 1.0 }, 1, 5);
         let state = a.save_state().unwrap();
         let global = Params::from_flat(vec![0.0; 4]);
         let mut u1 = vec![upd(0, vec![0.0; 4], 1), upd(1, vec![0.0; 4], 1)];
         a.rewrite(1, &global, &mut u1, &[false, true]).unwrap();
-        let mut b = ModelPoisoning::new(ModelAttack::Gaussian { std: 1.0 }, 1, 99);
+        let mut b = ModelPoisoning::new(ModelAttack::Gaussian { scale: 1.0 }, 1, 99);
         b.load_state(&state).unwrap();
         let mut u2 = vec![upd(0, vec![0.0; 4], 1), upd(1, vec![0.0; 4], 1)];
         b.rewrite(1, &global, &mut u2, &[false, true]).unwrap();

@@ -15,8 +15,9 @@ use crate::error::need_updates;
 /// of its `n - f` nearest updates in squared Euclidean distance, itself included (ties
 /// by index, as `rules_numpy.nnm`'s stable argsort).
 ///
-/// Assumption: `n >= f+1` (at least one neighbour). The paper's guarantees for the rule
-/// after it hold for `n > 2f`. One distance matrix (parallel, `f64`); memory O(n d)
+/// Assumption: `n > 2f`, i.e. `n >= 2f+1` (an honest majority: the paper's guarantees
+/// for the rule after it hold only then; with fewer, a Byzantine majority of each
+/// neighbourhood could be mixed in). One distance matrix (parallel, `f64`); memory O(n d)
 /// for the `n` mixed updates it hands on.
 ///
 /// # Shapes
@@ -38,9 +39,9 @@ impl Nnm {
         self.f
     }
 
-    /// Checks `n >= f+1`.
+    /// Checks `n >= 2f+1`.
     pub fn check(&self, n: usize) -> Result<(), RobustError> {
-        need_updates("nnm", Some(self.f), "f+1", self.f + 1, n)
+        need_updates("nnm", Some(self.f), "2f+1", 2 * self.f + 1, n)
     }
 
     /// The `n - f` nearest neighbours of every row (itself included).
@@ -129,7 +130,7 @@ impl PreAggregator for Nnm {
     }
 
     fn min_inputs(&self) -> usize {
-        self.f + 1
+        2 * self.f + 1
     }
 
     fn apply(&self, updates: &[Update], ctx: &RoundContext<'_>) -> Result<PreOutput, RobustError> {
@@ -176,8 +177,11 @@ mod tests {
         assert_eq!(v, vec![a, a, a, b]);
         assert_eq!(
             Nnm::new(4).check(4).unwrap_err().to_string(),
-            "nnm with f = 4 needs n >= f+1 = 5 updates, got 4"
+            "nnm with f = 4 needs n >= 2f+1 = 9 updates, got 4"
         );
+        // n = 2f exactly: no honest majority, refused.
+        assert!(Nnm::new(2).check(4).is_err());
+        Nnm::new(2).check(5).unwrap();
     }
 
     /// numpy reference: `rules_numpy.nnm(X, f=2)` on
