@@ -1,5 +1,7 @@
 //! `ward robust-grid`: attacks × defences × compromised sites, resumable cell by cell.
 
+mod stats;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
@@ -46,6 +48,12 @@ struct Cell {
     tp: Option<usize>,
     /// (round, honest site) pairs the defence excluded (selecting defences only).
     fp: Option<usize>,
+    /// (round, compromised site) pairs in the run (selecting defences only).
+    #[serde(default)]
+    attacker_rounds: Option<usize>,
+    /// (round, honest site) pairs in the run (selecting defences only).
+    #[serde(default)]
+    honest_rounds: Option<usize>,
     /// Why a cell is refused, skipped or failed.
     reason: String,
     /// The compromised sites.
@@ -409,6 +417,14 @@ fn record_outcome(
         };
         cell.tp = Some(excluded(true));
         cell.fp = Some(excluded(false));
+        let count = |comp: bool| {
+            o.records
+                .iter()
+                .filter(|r| r.compromised == Some(comp))
+                .count()
+        };
+        cell.attacker_rounds = Some(count(true));
+        cell.honest_rounds = Some(count(false));
     }
 }
 
@@ -434,6 +450,8 @@ impl Cell {
             asr: None,
             tp: None,
             fp: None,
+            attacker_rounds: None,
+            honest_rounds: None,
             reason: String::new(),
             compromised: Vec::new(),
         }
@@ -621,7 +639,9 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
         }
     }
     obs.step(total, total, "done");
-    write_outputs(&args.out, &dataset, &cells)?;
+    let tests: Vec<&[u32]> = data.sites.iter().map(|s| s.test.y.as_slice()).collect();
+    let floor = stats::constant_floor(&tests);
+    write_outputs(&args.out, &dataset, &cells, floor)?;
     say_totals(obs, &cells, &args.out);
     Ok(())
 }
@@ -647,7 +667,15 @@ fn opt(v: Option<f64>) -> String {
     v.map_or(String::new(), |v| format!("{v:.6}"))
 }
 
-fn write_outputs(dir: &Path, dataset: &str, cells: &[Cell]) -> Result<()> {
+fn write_outputs(
+    dir: &Path,
+    dataset: &str,
+    cells: &[Cell],
+    floor: Option<stats::Floor>,
+) -> Result<()> {
+    let (md, rows) = stats::summarise(dataset, cells, floor);
+    ward_core::fsutil::write_atomic(&dir.join("summary.md"), md.as_bytes())?;
+    ward_report::write_csv_atomic(&dir.join("summary.csv"), &stats::CSV_HEAD, rows)?;
     let head = [
         "dataset",
         "attack",

@@ -230,6 +230,15 @@ fn robust_grid_runs_and_resumes_cell_by_cell() {
         .unwrap();
     assert!(krum["reason"].as_str().unwrap().contains("5"), "{krum}");
     assert!(out.join("heatmap_fed-heart-disease_clean_acc.svg").exists());
+    // The summary states the floor (fed-heart-disease's test sets: "disease" at every
+    // site is the best constant) and the paired tables; one seed gives no interval.
+    let md = fs_err::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("**Floor** (best constant predictor: class 1"),
+        "{md}"
+    );
+    assert!(md.contains("### Accuracy minus FedAvg's (paired)"), "{md}");
+    assert!(md.contains("| krum | refused | refused |"), "{md}");
     let before = fs_err::read_to_string(out.join("grid.jsonl")).unwrap();
     let o = run_ok(ward().args(args).arg(&out));
     assert!(String::from_utf8_lossy(&o.stdout).contains("15 cells"));
