@@ -212,18 +212,19 @@ fn install_aggregator(spec: &ExperimentSpec, sim: &mut Simulation) -> Result<(),
     sim.federation.set_aggregator(rule)
 }
 
-/// `spec` with an image backdoor's `attack.patch` turned into trigger pixels for the
-/// data's image shape.
+/// `spec` with an image backdoor's (or model replacement's) `attack.patch` turned into
+/// trigger pixels for the data's image shape.
 pub(crate) fn resolve_patch(spec: &CheckedSpec, data: &FederatedDataset) -> Result<CheckedSpec> {
+    use ward_core::config::AttackMethod as M;
     let has_patch = matches!(
         spec.attack.as_ref().map(|a| &a.method),
-        Some(ward_core::config::AttackMethod::Backdoor(b)) if b.patch.is_some()
+        Some(M::Backdoor(b) | M::ModelReplacement(b)) if b.patch.is_some()
     );
     if !has_patch {
         return Ok(spec.clone());
     }
     let mut spec = spec.clone().into_inner();
-    if let Some(ward_core::config::AttackMethod::Backdoor(a)) =
+    if let Some(M::Backdoor(a) | M::ModelReplacement(a)) =
         spec.attack.as_mut().map(|a| &mut a.method)
         && let Some(p) = a.patch.take()
     {

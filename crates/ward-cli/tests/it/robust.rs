@@ -302,7 +302,8 @@ fn robust_aggregator_from_the_experiment_file() {
 
 /// The poisoning grid on the imaging task (12 Dirichlet-partitioned sites of synthetic
 /// scanner images, tiny CNN), reduced: fractions of compromised sites, an image backdoor
-/// (patch trigger) with its success rate, and sign flipping, under FedAvg and the median.
+/// (patch trigger) and model replacement with their success rates, and sign flipping,
+/// under FedAvg and the median.
 #[test]
 fn robust_grid_on_the_imaging_task() {
     let tmp = tempfile::tempdir().unwrap();
@@ -325,7 +326,7 @@ fn robust_grid_on_the_imaging_task() {
                 "--fractions",
                 "0,0.2",
                 "--attacks",
-                "backdoor,sign-flip",
+                "backdoor,model-replacement,sign-flip",
                 "--defences",
                 "fedavg,median",
                 "--out",
@@ -338,11 +339,12 @@ fn robust_grid_on_the_imaging_task() {
         .skip(1)
         .map(|l| l.split(',').collect())
         .collect();
-    assert_eq!(rows.len(), 2 * 3, "{csv}");
+    assert_eq!(rows.len(), 2 * 4, "{csv}");
     for r in &rows {
         assert_eq!(r[0], "synth");
+        // model-replacement takes the patch trigger as the backdoor does.
         assert_eq!(r[8], "ok", "{r:?}");
-        if r[1] == "backdoor" {
+        if r[1] == "backdoor" || r[1] == "model-replacement" {
             assert_eq!(r[4], "2", "20 % of 12 sites");
             let asr: f64 = r[11].parse().unwrap();
             assert!((0.0..=1.0).contains(&asr), "{r:?}");
