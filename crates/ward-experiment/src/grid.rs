@@ -458,22 +458,22 @@ impl Cell {
     }
 }
 
+impl Cell {
+    /// `attack vs defence (f .., defence f .., seed .., draw ..)`, as messages name a cell.
+    fn label(&self) -> String {
+        format!(
+            "{} vs {} (f {}, defence f {}, seed {}, draw {})",
+            self.attack, self.defence, self.f, self.defence_f, self.seed, self.draw
+        )
+    }
+}
+
 /// Prints why a cell did not run (refused, skipped, failed).
 fn say_why(obs: &mut dyn Observer, cell: &Cell) {
     if cell.status != "ok" {
         say(
             obs,
-            format!(
-                "{} vs {} (f {}, defence f {}, seed {}, draw {}) {}: {}",
-                cell.attack,
-                cell.defence,
-                cell.f,
-                cell.defence_f,
-                cell.seed,
-                cell.draw,
-                cell.status,
-                cell.reason
-            ),
+            format!("{} {}: {}", cell.label(), cell.status, cell.reason),
         );
     }
 }
@@ -622,17 +622,7 @@ pub fn robust_grid(args: RobustGridArgs, obs: &mut dyn Observer) -> Result<()> {
                     record_outcome(&mut cell, &o, p.attack.is_some(), p.defence, &mut clean);
                 }
             }
-            tracing::info!(
-                "cell {}/{total}: {} {} f={} defence-f={} seed={} draw={} {}",
-                i + 1,
-                cell.attack,
-                cell.defence,
-                cell.f,
-                cell.defence_f,
-                cell.seed,
-                cell.draw,
-                cell.status
-            );
+            tracing::info!("cell {}/{total}: {} {}", i + 1, cell.label(), cell.status);
             say_why(obs, &cell);
             append_cell(&mut file, &cell)?;
             cells.push(cell);
